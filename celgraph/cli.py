@@ -1,0 +1,290 @@
+"""The `graph` command (also installed as `celgraph`).
+
+Exit codes: 0 success · 1 a node failed while running · 2 the scene is invalid or the command line
+is wrong · 130 cancelled (Ctrl-C / SIGTERM; finished work stays cached, nothing is half-written).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _print_issues(issues, as_json: bool) -> None:
+    if as_json:
+        _print_json({"valid": False, "issues": [i.to_dict() for i in issues]})
+        return
+    print(f"{len(issues)} problem{'s' if len(issues) != 1 else ''} found:", file=sys.stderr)
+    for i in issues:
+        print(f"  {i}", file=sys.stderr)
+
+
+def _load(path: str):
+    from .graph import Graph
+    return Graph.load(path)
+
+
+def _parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?)i?b?\s*", text.lower())
+    if not m:
+        raise argparse.ArgumentTypeError(f"cannot read size {text!r} (e.g. 500M, 20G)")
+    return int(float(m[1]) * 1024 ** " kmgt".index(m[2] or " "))
+
+
+def _parse_age(text: str) -> float:
+    m = re.fullmatch(r"\s*([\d.]+)\s*([smhdw]?)\s*", text.lower())
+    if not m:
+        raise argparse.ArgumentTypeError(f"cannot read age {text!r} (e.g. 12h, 30d)")
+    return float(m[1]) * {"": 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+class _Progress:
+    """Progress bar on a terminal, one line per finished task otherwise, JSON lines with --json."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+        self.tty = sys.stderr.isatty() and not as_json
+        self.bar = None
+        self.total = 0
+        self.done = 0
+
+    def __call__(self, ev) -> None:
+        if self.as_json:
+            _print_json(ev.to_dict())
+            return
+        if ev.kind == "run_started":
+            self.total = ev.data["compute"]
+            cached = ev.data["cached"]
+            msg = f"{self.total} task{'s' if self.total != 1 else ''} to compute, {cached} cached"
+            if self.tty and self.total:
+                from tqdm import tqdm
+                self.bar = tqdm(total=self.total, unit="task", desc="celgraph", file=sys.stderr,
+                                dynamic_ncols=True)
+                self.bar.write(msg)
+            else:
+                print(msg, file=sys.stderr)
+        elif ev.kind == "task_finished":
+            self.done += 1
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"{ev.node}@{ev.frame if ev.frame is not None else 'clip'}")
+                self.bar.update(1)
+            else:
+                at = "clip" if ev.frame is None else ev.frame
+                print(f"[{self.done}/{self.total}] {ev.node}@{at} {ev.seconds:.2f}s", file=sys.stderr, flush=True)
+        elif ev.kind == "task_progress" and self.bar is not None:
+            self.bar.set_postfix_str(f"{ev.node} {ev.progress * 100:.0f}% {ev.message}"[:60])
+        elif ev.kind == "task_failed":
+            line = f"FAILED {ev.message}"
+            (self.bar.write(line) if self.bar is not None else print(line, file=sys.stderr))
+        elif ev.kind == "run_finished" and self.bar is not None:
+            self.bar.close()
+
+
+def cmd_run(args) -> int:
+    from .engine import CancelToken, Engine
+    from .engine.errors import Cancelled, GraphInvalid, NodeFailed
+    from .graph import parse_frames
+    try:
+        graph = _load(args.scene)
+        frames = parse_frames(args.frames) if args.frames else None
+    except GraphInvalid as e:
+        _print_issues(e.issues, args.json)
+        return EXIT_INVALID
+    except ValueError as e:
+        print(f"graph run: --frames: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
+    engine = Engine(args.cache_dir, use_disk_cache=not args.no_cache)
+    cancel = CancelToken()
+    signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())      # farm managers stop jobs this way
+    progress = _Progress(args.json)
+    try:
+        result = engine.run(graph, targets=targets, frames=frames, workers=args.workers,
+                            use_cache=not args.no_cache, on_event=progress, cancel=cancel,
+                            check=args.check, raise_on_error=False)
+    except GraphInvalid as e:
+        _print_issues(e.issues, args.json)
+        return EXIT_INVALID
+    except NodeFailed as e:     # raised while planning (e.g. a file vanished after validation)
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.status == "cancelled" or isinstance(result.error, Cancelled):
+        if not args.json:
+            print("cancelled: finished tasks are cached; no output was half-written", file=sys.stderr)
+        return EXIT_CANCELLED
+    if result.error is not None:
+        if not args.json:
+            print(f"error: {result.error}", file=sys.stderr)
+        return EXIT_FAILED
+    if not args.json:
+        print(f"done in {result.seconds:.2f}s: {result.computed} computed, {result.cached} cached",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    from .engine.errors import GraphInvalid
+    try:
+        graph = _load(args.scene)
+        issues = graph.validate()
+    except GraphInvalid as e:
+        issues = e.issues
+    if issues:
+        _print_issues(issues, args.json)
+        return EXIT_INVALID
+    if args.json:
+        _print_json({"valid": True, "issues": []})
+    else:
+        print(f"{args.scene}: valid ({len(graph.nodes)} nodes, frames {graph.frames})")
+    return EXIT_OK
+
+
+def cmd_nodes(args) -> int:
+    from .engine import registry
+    if args.type:
+        t = registry.get(args.type)
+        if t is None:
+            print(f"no node type '{args.type}' (see `graph nodes`)", file=sys.stderr)
+            return EXIT_INVALID
+        types = [t]
+    else:
+        types = registry.all()
+    if args.json:
+        _print_json([t.describe() for t in types] if not args.type else types[0].describe())
+        return EXIT_OK
+    if not args.type:
+        width = max(len(t.name()) for t in types)
+        for t in types:
+            first = t.doc().splitlines()[0] if t.doc() else ""
+            print(f"{t.name():<{width}}  {t.category:<8} {first}")
+        return EXIT_OK
+    d = types[0].describe()
+    print(f"{d['name']} ({d['id']} v{d['version']}, {d['category']}, {d['scope']} scope, device {d['device']})")
+    print(f"\n{d['doc']}\n")
+    for title, ports in (("inputs", d["inputs"]), ("outputs", d["outputs"])):
+        print(f"{title}:")
+        for p in ports or [{"name": "(none)", "type": "", "help": ""}]:
+            opt = " (optional)" if p.get("optional") else ""
+            print(f"  {p['name']:<12} {p['type']:<10}{opt} {p['help']}")
+    print("params:")
+    for p in d["params"] or [{"name": "(none)", "kind": "", "default": "", "help": ""}]:
+        rng = ""
+        if "choices" in p:
+            rng = f" one of {p['choices']}"
+        elif "min" in p or "max" in p:
+            rng = f" [{p.get('min', '')}..{p.get('max', '')}]"
+        print(f"  {p['name']:<12} {p['kind']:<7} default {p['default']!r}{rng}  {p['help']}")
+    return EXIT_OK
+
+
+def cmd_cache(args) -> int:
+    from .engine import DiskStore, default_cache_dir
+    store = DiskStore(args.cache_dir or default_cache_dir())
+    if args.action == "du":
+        n, size = store.du()
+        if args.json:
+            _print_json({"root": str(store.root), "entries": n, "bytes": size})
+        else:
+            print(f"{store.root}: {n} entries, {_human(size)}")
+    elif args.action == "ls":
+        entries = sorted(store.entries(), key=lambda e: -e.last_used)
+        for e in entries:
+            made = e.meta.get("made_by", {})
+            row = {"key": e.key, "bytes": e.bytes, "last_used": e.last_used, "type": made.get("type"),
+                   "node": made.get("node"), "frame": made.get("frame")}
+            if args.json:
+                _print_json(row)
+            else:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+                frame = "clip" if row["frame"] is None else row["frame"]
+                print(f"{e.key[:16]}  {_human(e.bytes):>10}  {when}  {row['type']} ({row['node']}@{frame})")
+    elif args.action == "clear":
+        n = store.clear()
+        print(f"removed {n} entries from {store.root}")
+    elif args.action == "gc":
+        if args.max_size is None and args.older_than is None:
+            print("graph cache gc: give --max-size and/or --older-than", file=sys.stderr)
+            return EXIT_INVALID
+        n, freed = store.gc(args.max_size, args.older_than)
+        print(f"removed {n} entries ({_human(freed)}) from {store.root}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="graph", description="celgraph: node graphs for 2D animation production.",
+                                epilog="exit codes: 0 ok, 1 a node failed, 2 invalid scene or usage, 130 cancelled")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"celgraph {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a scene (all end nodes, or --targets)")
+    r.add_argument("scene")
+    r.add_argument("--frames", help="frames to render, e.g. 1-24, 1-24x2, 5,7,9 (default: the scene's)")
+    r.add_argument("--targets", help="comma-separated node names to compute (default: end nodes)")
+    r.add_argument("--cache-dir", help="disk cache folder (default $CELGRAPH_CACHE or ~/.cache/celgraph)")
+    r.add_argument("--no-cache", action="store_true", help="recompute everything; read and write no cache")
+    r.add_argument("--workers", type=int, default=None, help="tasks run at once (default min(4, cores))")
+    r.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
+    r.add_argument("--check", action="store_true",
+                   help="recompute cache hits and compare with the cache (debugging a node's hash)")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a scene; exit 2 with every problem listed")
+    v.add_argument("scene")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_validate)
+
+    n = sub.add_parser("nodes", help="list node types, or describe one")
+    n.add_argument("type", nargs="?")
+    n.add_argument("--json", action="store_true")
+    n.set_defaults(func=cmd_nodes)
+
+    c = sub.add_parser("cache", help="inspect or clean the disk cache")
+    c.add_argument("action", choices=("du", "ls", "clear", "gc"))
+    c.add_argument("--cache-dir")
+    c.add_argument("--max-size", type=_parse_size, help="gc: shrink to this size, least recently used first")
+    c.add_argument("--older-than", type=_parse_age, help="gc: drop entries unused for this long (12h, 30d)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_cache)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return p
+
+
+_EXTRA_COMMANDS: list = []   # other modules (synth, train, serve) add their sub-commands here
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

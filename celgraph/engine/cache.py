@@ -1,0 +1,303 @@
+"""The three cache tiers: loaded objects (models), a RAM cache bounded in bytes, and a
+content-addressed disk store shared by processes.
+
+Disk layout (one folder per task result, renamed into place atomically):
+
+    <root>/objects/<key[:2]>/<key>/meta.json   sidecar: what made it (node type, version, params,
+                                               frame, when, sizes) and the value tree
+    <root>/objects/<key[:2]>/<key>/a0.npy ...  the arrays, memory-mapped read-only on load
+    <root>/tmp/                                entries being written (never read)
+
+A folder is either absent or complete: writers fill a private temp folder and `rename` it in;
+if another process got there first, the loser's copy is discarded (same key → same content).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+# ---- values: freezing, sizing, and the array/JSON tree codec ----------------------------
+
+def freeze(value: Any) -> Any:
+    """Make every array in a value read-only (cached values are shared)."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, dict):
+        for v in value.values():
+            freeze(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            freeze(v)
+    return value
+
+
+def nbytes(value: Any) -> int:
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(nbytes(v) for v in value.values()) + 64
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v) for v in value) + 64
+    return 64
+
+
+def _encode(value: Any, arrays: list[np.ndarray]) -> Any:
+    if isinstance(value, np.ndarray):
+        arrays.append(value)
+        return {"$array": len(arrays) - 1}
+    if isinstance(value, dict):
+        return {"$dict": [[k, _encode(v, arrays)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return {"$list": [_encode(v, arrays) for v in value]}
+    if isinstance(value, np.generic):
+        return {"$value": value.item()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"$value": value}
+    raise TypeError(f"cannot store a value of type {type(value).__name__}")
+
+
+def _decode(tree: Any, load: Callable[[int], np.ndarray]) -> Any:
+    if "$array" in tree:
+        return load(tree["$array"])
+    if "$dict" in tree:
+        return {k: _decode(v, load) for k, v in tree["$dict"]}
+    if "$list" in tree:
+        return [_decode(v, load) for v in tree["$list"]]
+    return tree["$value"]
+
+
+# ---- object cache ------------------------------------------------------------------------
+
+class ObjectCache:
+    """Per-process cache of loaded models and other expensive objects; never written to disk."""
+
+    def __init__(self):
+        self._items: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        self._key_locks: dict[Any, threading.Lock] = {}
+
+    def get(self, key: Any, factory: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                return self._items[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:              # build each object once even when tasks race for it
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            obj = factory()
+            with self._lock:
+                self._items[key] = obj
+            return obj
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# ---- RAM cache ---------------------------------------------------------------------------
+
+class RamCache:
+    """LRU cache of task results, bounded in bytes. Thread-safe."""
+
+    def __init__(self, max_bytes: int = 2 << 30):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: str, value: Any) -> None:
+        size = nbytes(value)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._items[key] = (value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._items:
+                _, (_, s) = self._items.popitem(last=False)
+                self._bytes -= s
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._items
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+# ---- disk store --------------------------------------------------------------------------
+
+@dataclass
+class EntryInfo:
+    key: str
+    bytes: int
+    last_used: float
+    meta: dict
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("CELGRAPH_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "celgraph"
+
+
+class DiskStore:
+    """Content-addressed store of task results. Safe to share between processes."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser().resolve()
+        self.objects = self.root / "objects"
+        self.tmp = self.root / "tmp"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.objects / key[:2] / key
+
+    def __contains__(self, key: str) -> bool:
+        return (self.path(key) / "meta.json").is_file()
+
+    def get(self, key: str) -> Any | None:
+        """The stored value (arrays memory-mapped read-only), or None on a miss."""
+        folder = self.path(key)
+        try:
+            with open(folder / "meta.json", "rb") as f:
+                meta = json.loads(f.read())
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (json.JSONDecodeError, OSError):
+            return None     # unreadable entry: treat as a miss; it will be rewritten
+        try:
+            value = _decode(meta["value"], lambda i: np.load(folder / f"a{i}.npy", mmap_mode="r"))
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+        try:
+            os.utime(folder)                      # last-used time, for gc
+        except OSError:
+            pass
+        return value
+
+    def meta(self, key: str) -> dict | None:
+        try:
+            return json.loads((self.path(key) / "meta.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def put(self, key: str, value: Any, made_by: dict) -> None:
+        """Write atomically: into tmp/, then rename into place."""
+        final = self.path(key)
+        if (final / "meta.json").is_file():
+            return
+        work = self.tmp / f"{key}.{uuid.uuid4().hex}"
+        work.mkdir(parents=True)
+        try:
+            arrays: list[np.ndarray] = []
+            tree = _encode(value, arrays)
+            size = 0
+            for i, a in enumerate(arrays):
+                np.save(work / f"a{i}.npy", np.ascontiguousarray(a), allow_pickle=False)
+                size += a.nbytes
+            meta = {"key": key, "made_by": made_by, "created": time.time(), "bytes": size,
+                    "value": tree}
+            (work / "meta.json").write_text(json.dumps(meta, default=str))
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(work, final)
+            except OSError:
+                if not (final / "meta.json").is_file():
+                    raise
+                shutil.rmtree(work, ignore_errors=True)    # another process stored it first
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    def delete(self, key: str) -> None:
+        folder = self.path(key)
+        if folder.exists():
+            # move aside first, so readers never see a half-deleted entry
+            trash = self.tmp / f"del.{key}.{uuid.uuid4().hex}"
+            try:
+                os.rename(folder, trash)
+            except OSError:
+                return
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def entries(self) -> list[EntryInfo]:
+        out = []
+        for shard in sorted(self.objects.iterdir()) if self.objects.exists() else []:
+            for folder in shard.iterdir():
+                try:
+                    meta = json.loads((folder / "meta.json").read_text())
+                    size = sum(f.stat().st_size for f in folder.iterdir())
+                    out.append(EntryInfo(folder.name, size, folder.stat().st_mtime, meta))
+                except (OSError, json.JSONDecodeError):
+                    continue
+        return out
+
+    def du(self) -> tuple[int, int]:
+        """(number of entries, bytes on disk)."""
+        entries = self.entries()
+        return len(entries), sum(e.bytes for e in entries)
+
+    def clear(self) -> int:
+        entries = self.entries()
+        for e in entries:
+            self.delete(e.key)
+        return len(entries)
+
+    def gc(self, max_bytes: int | None = None, older_than_s: float | None = None) -> tuple[int, int]:
+        """Drop entries unused for longer than `older_than_s`, then least-recently-used ones until
+        the store fits in `max_bytes`; also sweep abandoned temp folders. Returns (entries, bytes)."""
+        now = time.time()
+        for t in self.tmp.iterdir():
+            try:
+                if now - t.stat().st_mtime > 3600:
+                    shutil.rmtree(t, ignore_errors=True)
+            except OSError:
+                pass
+        entries = sorted(self.entries(), key=lambda e: e.last_used)
+        total = sum(e.bytes for e in entries)
+        removed = freed = 0
+        for e in entries:
+            stale = older_than_s is not None and now - e.last_used > older_than_s
+            over = max_bytes is not None and total > max_bytes
+            if not (stale or over):
+                continue
+            self.delete(e.key)
+            total -= e.bytes
+            removed += 1
+            freed += e.bytes
+        return removed, freed

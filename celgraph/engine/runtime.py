@@ -1,0 +1,371 @@
+"""The runtime: an Engine owns the caches and runs plans on an executor.
+
+The CLI, the Python API (`Graph.run` / `Graph.evaluate`) and the gRPC service all call
+`Engine.run`, so none has features the others lack.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cache import DiskStore, ObjectCache, RamCache, default_cache_dir, freeze
+from .errors import Cancelled, CelgraphError, NodeFailed
+from .events import EventBus, Listener
+from .node import Context
+from .planner import Plan, Task, TaskId, make_plan
+from .types import PortTypeError
+
+
+class CancelToken:
+    """Set it (from any thread, or Ctrl-C) to stop a run between tasks."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class CacheCheckFailed(CelgraphError):
+    """Check mode: a recomputed value differs from the cached one — a hashing bug."""
+
+
+@dataclass
+class RunResult:
+    status: str                                    # succeeded | failed | cancelled
+    plan: Plan
+    computed: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+    compute_seconds: float = 0.0
+    error: CelgraphError | None = None
+    values: dict[TaskId, dict] = field(default_factory=dict)   # outputs of the target tasks
+
+    def value(self, node: str, output: str, frame: int | None = None):
+        task = self.plan.tasks[(node, None) if (node, None) in self.plan.tasks else (node, frame)]
+        v = self.values[task.id][output]
+        return v[frame] if task.frame is None and frame is not None else v
+
+
+def _device_for(pref: str) -> str:
+    if pref == "cpu":
+        return "cpu"
+    import torch
+    if torch.cuda.is_available():
+        return "cuda"
+    if pref == "cuda":
+        raise RuntimeError("this node needs a CUDA GPU and none is available")
+    return "cpu"
+
+
+class Engine:
+    """Caches (objects, RAM, disk) plus planning and local execution."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None, use_disk_cache: bool = True,
+                 ram_bytes: int = 2 << 30, registry=None):
+        from .registry import registry as default_registry
+        self.registry = registry or default_registry
+        self.store = DiskStore(cache_dir or default_cache_dir()) if use_disk_cache else None
+        self.ram = RamCache(ram_bytes)
+        self.objects = ObjectCache()
+
+    # ---- cache lookups ----------------------------------------------------------------
+    def _lookup(self, key: str):
+        v = self.ram.get(key)
+        if v is None and self.store is not None:
+            v = self.store.get(key)
+            if v is not None:
+                self.ram.put(key, v)
+        return v
+
+    def _is_cached(self, task: Task, plan_graph) -> bool:
+        if task.key in self.ram:
+            value = self.ram.get(task.key)
+        elif self.store is not None and task.key in self.store:
+            value = self.store.get(task.key) if task.type.side_effect else True
+        else:
+            return False
+        if task.type.side_effect:
+            ctx = Context(task.node, task.type, task.params, task.frame, [], plan_graph.base_dir)
+            return value is not None and bool(task.type.verify(ctx, value))
+        return True
+
+    def plan(self, graph, targets=None, frames=None, use_cache: bool = True) -> Plan:
+        return make_plan(graph, targets, frames, registry=self.registry,
+                         is_cached=(lambda t: self._is_cached(t, graph)) if use_cache else None)
+
+    # ---- running ----------------------------------------------------------------------------
+    def run(self, graph, targets=None, frames=None, workers: int | None = None, use_cache: bool = True,
+            on_event: Listener | list[Listener] | None = None, cancel: CancelToken | None = None,
+            check: bool = False, raise_on_error: bool = True) -> RunResult:
+        """Plan and execute. use_cache=False recomputes everything and leaves the caches as they
+        were. check=True recomputes cache hits and compares them (a wrong hash fails the run)."""
+        from ..graph.frames import parse_frames
+        if isinstance(frames, (str, int)):
+            frames = parse_frames(frames)
+        listeners = on_event if isinstance(on_event, list) else [on_event]
+        bus = EventBus(listeners)
+        cancel = cancel or CancelToken()
+        t0 = time.perf_counter()
+        plan = self.plan(graph, targets, frames, use_cache=use_cache and not check)
+        bus.emit("run_started", data={"tasks": len(plan.tasks), "compute": plan.n_compute,
+                                      "cached": len(plan.cached), "frames": plan.requested,
+                                      "targets": plan.targets})
+        for tid in plan.cached:
+            t = plan.tasks[tid]
+            bus.emit("task_cached", node=t.node, type=type(t.type).id, frame=t.frame, key=t.key)
+        result = RunResult("succeeded", plan, cached=len(plan.cached))
+        run = _Run(self, plan, bus, cancel, workers or min(4, os.cpu_count() or 1), use_cache, check)
+        try:
+            run.execute()
+        except KeyboardInterrupt:
+            cancel.cancel()
+            run.drain()
+            result.status, result.error = "cancelled", Cancelled("cancelled by Ctrl-C")
+        except Cancelled as e:
+            result.status, result.error = "cancelled", e
+        except CelgraphError as e:
+            result.status, result.error = "failed", e
+        result.computed = run.computed
+        result.compute_seconds = run.compute_seconds
+        if result.status == "succeeded":
+            for tid in plan.target_tasks:
+                result.values[tid] = run.value_of(tid)
+        result.seconds = time.perf_counter() - t0
+        bus.emit("run_finished", seconds=result.seconds,
+                 data={"status": result.status, "computed": result.computed, "cached": result.cached,
+                       **({"error": str(result.error)} if result.error else {})})
+        if raise_on_error and result.error is not None:
+            raise result.error
+        return result
+
+    def evaluate(self, graph, output, frame: int | None = None, **options):
+        from ..graph.frames import parse_frames
+        from ..graph.scene import OutputRef
+        ref = OutputRef.parse(output) if isinstance(output, str) else output
+        if frame is None:
+            frame = parse_frames(graph.frames)[0]
+        result = self.run(graph, targets=[ref.node], frames=[frame], **options)
+        return result.value(ref.node, ref.output, frame)
+
+
+class _Run:
+    """One execution of a plan on a thread pool. Values of computed tasks are kept until their
+    last consumer has read them; the caches hold them beyond that."""
+
+    def __init__(self, engine: Engine, plan: Plan, bus: EventBus, cancel: CancelToken, workers: int,
+                 use_cache: bool, check: bool):
+        self.engine, self.plan, self.bus, self.cancel = engine, plan, bus, cancel
+        self.workers, self.use_cache, self.check = max(1, workers), use_cache, check
+        self.values: dict[TaskId, dict] = {}
+        self.lock = threading.Lock()
+        self.computed = 0
+        self.compute_seconds = 0.0
+        self.pool: ThreadPoolExecutor | None = None
+        self.running: dict[Future, TaskId] = {}
+        dag = plan.dag
+        self.waiting = {t: dag.in_degree(t) for t in dag.nodes}
+        self.consumers_left = {t: dag.out_degree(t) for t in dag.nodes}
+        self.keep = set(plan.target_tasks)
+        self.aborted = False        # a task failed: running tasks stop at their next progress point
+
+    @property
+    def stopping(self) -> bool:
+        return self.aborted or self.cancel.cancelled
+
+    def value_of(self, tid: TaskId) -> dict:
+        v = self.values.get(tid)
+        if v is None:
+            v = self.engine._lookup(self.plan.tasks[tid].key)
+        if v is None:
+            t = self.plan.tasks[tid]
+            raise CelgraphError(f"cache entry of {t.label} vanished during the run (cache cleared by "
+                                "another process?); run again")
+        return v
+
+    def _inputs(self, task: Task) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for read in task.reads:
+            vals = {}
+            for up_id, output, f in read.refs:
+                value = self.value_of(up_id)[output]
+                vals[f] = value[f] if up_id[1] is None else value    # slice a clip output
+            out[read.name] = next(iter(vals.values())) if read.per_frame else vals
+        for port in type(task.type).inputs:
+            out.setdefault(port.name, None)
+        return out
+
+    def _compute(self, task: Task) -> dict:
+        node_type = type(task.type)
+        self.bus.emit("task_started", node=task.node, type=node_type.id, frame=task.frame, key=task.key)
+        t0 = time.perf_counter()
+        try:
+            ctx = Context(task.node, task.type, task.params, task.frame, self.plan.frames,
+                          self.plan.graph.base_dir, objects=self.engine.objects,
+                          device=_device_for(node_type.device),
+                          on_progress=lambda p, m: self.bus.emit(
+                              "task_progress", node=task.node, type=node_type.id, frame=task.frame,
+                              progress=p, message=m),
+                          cancelled=lambda: self.stopping)
+            raw = task.type.compute(ctx, **self._inputs(task))
+            value = self._check_outputs(task, raw)
+        except Cancelled:
+            raise
+        except CelgraphError as e:
+            if isinstance(e, NodeFailed):
+                raise
+            raise NodeFailed(task.node, node_type.id, task.frame, e) from e
+        except Exception as e:
+            raise NodeFailed(task.node, node_type.id, task.frame, e) from e
+        seconds = time.perf_counter() - t0
+        if self.check and node_type.deterministic:
+            self._compare_with_cache(task, value)
+        if self.use_cache and not self.check:
+            if self.engine.store is not None:
+                self.engine.store.put(task.key, value, {
+                    "type": node_type.id, "version": node_type.version, "node": task.node,
+                    "params": dict(task.params), "frame": task.frame})
+            self.engine.ram.put(task.key, value)
+        self.bus.emit("task_finished", node=task.node, type=node_type.id, frame=task.frame, key=task.key,
+                      seconds=seconds)
+        with self.lock:
+            self.computed += 1
+            self.compute_seconds += seconds
+        return value
+
+    def _check_outputs(self, task: Task, raw: Any) -> dict:
+        node_type = type(task.type)
+        if not isinstance(raw, dict) or set(raw) != {o.name for o in node_type.outputs}:
+            if len(node_type.outputs) == 1 and not (isinstance(raw, dict) and node_type.outputs[0].name in raw):
+                raw = {node_type.outputs[0].name: raw}
+            else:
+                got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+                raise TypeError(f"compute() must return outputs {[o.name for o in node_type.outputs]}, got {got}")
+        out = {}
+        for port in node_type.outputs:
+            v = raw[port.name]
+            try:
+                if task.frame is None:
+                    if not isinstance(v, dict) or set(v) != set(self.plan.frames):
+                        raise PortTypeError(f"a clip node must return {{frame: value}} for frames "
+                                            f"{self.plan.frames[0]}..{self.plan.frames[-1]}")
+                    out[port.name] = {f: freeze(port.type.coerce(v[f])) for f in self.plan.frames}
+                else:
+                    out[port.name] = freeze(port.type.coerce(v))
+            except PortTypeError as e:
+                raise TypeError(f"output '{port.name}': {e}") from None
+        return out
+
+    def _compare_with_cache(self, task: Task, value: dict) -> None:
+        cached = self.engine.store.get(task.key) if self.engine.store is not None else None
+        if cached is None:
+            return
+        if not _equal(cached, value):
+            raise CacheCheckFailed(f"check: {task.label} recomputed differs from its cache entry "
+                                   f"{task.key[:12]} — the node's hash misses something it depends on")
+
+    def _release_inputs(self, tid: TaskId) -> None:
+        for dep in self.plan.tasks[tid].deps:
+            if dep in self.consumers_left:
+                self.consumers_left[dep] -= 1
+                if self.consumers_left[dep] == 0 and dep not in self.keep and self.use_cache:
+                    self.values.pop(dep, None)
+
+    def execute(self) -> None:
+        dag = self.plan.dag
+        if dag.number_of_nodes() == 0:
+            return
+        ready = sorted((t for t, n in self.waiting.items() if n == 0), key=_order)
+        busy_types: set[str] = set()
+        error: BaseException | None = None
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="celgraph")
+        try:
+            while ready or self.running:
+                if not self.stopping:
+                    deferred = []
+                    while ready and len(self.running) < self.workers:
+                        tid = ready.pop(0)
+                        task = self.plan.tasks[tid]
+                        tname = type(task.type).id
+                        if not type(task.type).thread_safe and tname in busy_types:
+                            deferred.append(tid)
+                            continue
+                        if not type(task.type).thread_safe:
+                            busy_types.add(tname)
+                        self.running[self.pool.submit(self._compute, task)] = tid
+                    ready = deferred + ready
+                if not self.running:
+                    break
+                done, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    tid = self.running.pop(fut)
+                    busy_types.discard(type(self.plan.tasks[tid].type).id)
+                    try:
+                        value = fut.result()
+                    except BaseException as e:   # noqa: BLE001 — re-raised below
+                        t = self.plan.tasks[tid]
+                        if not isinstance(e, Cancelled):
+                            err = e if isinstance(e, NodeFailed) else NodeFailed(t.node, type(t.type).id, t.frame, e)
+                            self.bus.emit("task_failed", node=t.node, type=type(t.type).id, frame=t.frame,
+                                          key=t.key, message=str(err), data=err.to_dict())
+                            e = err
+                        error = error or e
+                        self.aborted = True
+                        continue
+                    self.values[tid] = value
+                    self._release_inputs(tid)
+                    for succ in dag.successors(tid):
+                        self.waiting[succ] -= 1
+                        if self.waiting[succ] == 0:
+                            ready.append(succ)
+                    ready.sort(key=_order)
+        except BaseException:           # Ctrl-C lands here, in the main thread: stop the workers too
+            self.cancel.cancel()
+            raise
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if error is not None:
+            raise error
+        if self.stopping and len(self.values) < dag.number_of_nodes():
+            raise Cancelled("run cancelled; finished tasks are cached, nothing was half-written")
+
+    def drain(self) -> None:
+        """After Ctrl-C: let running tasks finish (their writes are atomic) and stop."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _order(tid: TaskId):
+    return (tid[1] if tid[1] is not None else -(1 << 62), tid[0])
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and set(a) == set(b) and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    return a == b
+
+
+_engines: dict[Any, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def default_engine(cache_dir=None) -> Engine:
+    """One Engine per cache folder per process, so the Python API reuses RAM and model caches."""
+    key = str(Path(cache_dir).expanduser().resolve()) if cache_dir else str(default_cache_dir())
+    with _engines_lock:
+        if key not in _engines:
+            _engines[key] = Engine(key)
+        return _engines[key]

@@ -1,0 +1,195 @@
+"""Read and Write image sequences through OpenImageIO (EXR, PNG, TIFF, DPX, JPEG, ...).
+
+Frame patterns: `####` (one # per digit), `%04d` / `%d`, and Houdini's `$F4` / `$F`. A path with
+no pattern is one file used for every frame. Relative paths are resolved against the scene file's
+folder. Images are float32 with premultiplied alpha (OpenImageIO associates PNG alpha on read and
+dissociates it on write).
+"""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+
+from ..engine import (Choice, CheckContext, Context, FileRef, Image, In, Int, Issue, NodeType, Out,
+                      Path as PathParam)
+from ..engine.hashing import file_digest
+from ..engine.types import PortType, as_image
+
+_PATTERN = re.compile(r"(#+)|%(0?\d*)d|\$F(\d*)")
+
+
+def is_sequence(pattern: str) -> bool:
+    return _PATTERN.search(pattern) is not None
+
+
+def frame_path(pattern: str, frame: int) -> str:
+    """The file name of `frame` in a sequence pattern ('plate.####.exr', 'a.%04d.png', 'b.$F4.tif')."""
+    def sub(m: re.Match) -> str:
+        if m.group(1):
+            width = len(m.group(1))
+        else:
+            digits = m.group(2) if m.group(2) is not None else m.group(3)
+            width = int(digits) if digits else 0
+        return f"{frame:0{width}d}"
+    return _PATTERN.sub(sub, pattern)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read the first subimage as float32 H×W×C (premultiplied). Raises OSError naming the file."""
+    inp = oiio.ImageInput.open(os.fspath(path))
+    if inp is None:
+        raise OSError(f"cannot open image {os.fspath(path)!r}: {oiio.geterror()}")
+    try:
+        spec = inp.spec()
+        pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
+        if pixels is None:
+            raise OSError(f"cannot read image {os.fspath(path)!r}: {inp.geterror()}")
+    finally:
+        inp.close()
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    names = list(spec.channelnames)
+    if pixels.shape[2] > 4:                  # keep the colour channels of a multi-channel EXR
+        wanted = [names.index(c) for c in ("R", "G", "B", "A") if c in names] or list(range(4))
+        pixels = pixels[:, :, wanted]
+    return np.ascontiguousarray(pixels)
+
+
+BIT_DEPTHS = {"8": "uint8", "10": "uint16", "16": "uint16", "half": "half", "float": "float"}
+AUTO_DEPTH = {".exr": "half", ".png": "8", ".jpg": "8", ".jpeg": "8", ".tif": "16", ".tiff": "16",
+              ".dpx": "10"}
+
+
+def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: str = "auto") -> None:
+    """Write atomically: to a hidden temp name in the same folder, then rename over the target.
+    Creates missing folders. The format follows the extension."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if bit_depth == "auto":
+        bit_depth = AUTO_DEPTH.get(ext, "half" if ext == ".exr" else "8")
+    pixels = np.ascontiguousarray(as_image(pixels))
+    if BIT_DEPTHS[bit_depth].startswith("uint"):
+        pixels = np.clip(pixels, 0.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    buf = oiio.ImageBuf(pixels)
+    if pixels.shape[2] == 2:
+        buf.specmod().channelnames = ("R", "G")
+    if bit_depth == "10":
+        buf.specmod().attribute("oiio:BitsPerSample", 10)
+    try:
+        if not buf.write(os.fspath(tmp), BIT_DEPTHS[bit_depth]):
+            raise OSError(f"cannot write {os.fspath(path)!r}: {buf.geterror() or oiio.geterror()}")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Read(NodeType):
+    """Read an image or an image sequence (EXR, PNG, TIFF, DPX, JPEG, ... through OpenImageIO).
+
+    The file's content digest enters the cache key, so editing a frame on disk re-runs what
+    depends on it and nothing else.
+    """
+    id, version, category = "celgraph.Read", 1, "IO"
+    outputs = [Out("image", Image, "float32 H×W×C, premultiplied")]
+    params = [
+        PathParam("path", "", help="file or sequence: plate.####.exr, plate.%04d.png, plate.$F4.tif",
+                  hashed=False),
+        Choice("missing", "error", choices=("error", "hold", "black"),
+               help="a missing frame is an error, holds the nearest earlier (else later) frame, or is black"),
+        Int("offset", 0, help="file frame = scene frame + offset (e.g. 1000 for plates numbered 1001...)"),
+    ]
+
+    def _file(self, ctx: CheckContext, params, frame: int) -> Path:
+        return ctx.resolve(frame_path(params["path"], frame + params["offset"]))
+
+    def _existing(self, ctx: CheckContext, params) -> dict[int, Path]:
+        return {f: p for f in ctx.frames if (p := self._file(ctx, params, f)).is_file()}
+
+    def check(self, params, ctx: CheckContext) -> list[Issue]:
+        if not params["path"]:
+            return [Issue("file_not_found", "no path given", ctx.node, "path")]
+        existing = self._existing(ctx, params)
+        missing = [f for f in ctx.frames if f not in existing]
+        if not existing:
+            where = frame_path(params["path"], ctx.frames[0] + params["offset"])
+            return [Issue("file_not_found", f"{ctx.resolve(where)} does not exist"
+                          + (" (nor any other frame of the sequence)" if is_sequence(params["path"]) else ""),
+                          ctx.node, "path")]
+        if missing and params["missing"] == "error":
+            from ..graph.frames import format_frames
+            return [Issue("file_not_found", f"frames {format_frames(missing)} of {params['path']} are missing "
+                                            "(set missing to hold or black to render anyway)", ctx.node, "path")]
+        return []
+
+    def _source(self, ctx: Context) -> tuple[Path, bool]:
+        """(file to read, black?) for ctx.frame, applying the missing-frame policy."""
+        path = self._file(ctx, ctx.params, ctx.frame)
+        if path.is_file():
+            return path, False
+        if ctx.params.missing == "error":
+            raise FileNotFoundError(f"frame {ctx.frame}: {path} does not exist")
+        existing = self._existing(ctx, ctx.params)
+        if not existing:
+            raise FileNotFoundError(f"no frame of {ctx.params.path} exists")
+        earlier = [f for f in existing if f < ctx.frame]
+        nearest = max(earlier) if earlier else min(existing)
+        return existing[nearest], ctx.params.missing == "black"
+
+    def fingerprint(self, ctx: Context):
+        path, black = self._source(ctx)
+        return {"sha256": file_digest(path), "black": black}
+
+    def compute(self, ctx: Context):
+        path, black = self._source(ctx)
+        pixels = read_image(path)
+        return {"image": np.zeros_like(pixels) if black else pixels}
+
+
+AnyImage = PortType("AnyImage", "any image-like value (Image, Mask, LineArt, Flow, Labels)", as_image,
+                    accepts=("Image", "Mask", "LineArt", "Flow", "Labels"))
+
+
+class Write(NodeType):
+    """Write an image sequence. Format from the extension; atomic (temp name, then rename).
+
+    A re-run skips a frame only if the file on disk still has the content this node wrote.
+    """
+    id, version, category = "celgraph.Write", 1, "IO"
+    inputs = [In("image", AnyImage, help="Image, Mask, LineArt or Flow (use EXR for flow)")]
+    outputs = [Out("file", FileRef, "{path, sha256, bytes} of the written file")]
+    params = [
+        PathParam("path", "", help="output file or sequence, e.g. out/comp.####.exr", file="out"),
+        Choice("bit_depth", "auto", choices=("auto", "8", "10", "16", "half", "float"),
+               help="auto: half for EXR, 8 for PNG/JPEG, 16 for TIFF, 10 for DPX"),
+    ]
+    side_effect = True
+
+    def check(self, params, ctx: CheckContext) -> list[Issue]:
+        if not params["path"]:
+            return [Issue("param_type", "no output path given", ctx.node, "path")]
+        ext = Path(params["path"]).suffix.lower()
+        if ext not in AUTO_DEPTH:
+            return [Issue("param_out_of_range", f"cannot tell the format of {params['path']!r}: use one of "
+                                                f"{', '.join(sorted(AUTO_DEPTH))}", ctx.node, "path")]
+        return []
+
+    def _target(self, ctx: Context) -> Path:
+        return ctx.resolve(frame_path(ctx.params.path, ctx.frame))
+
+    def verify(self, ctx: Context, outputs) -> bool:
+        written = outputs["file"]
+        path = Path(written["path"])
+        return path == self._target(ctx).resolve() and path.is_file() and file_digest(path) == written["sha256"]
+
+    def compute(self, ctx: Context, image):
+        target = self._target(ctx).resolve()
+        write_image(target, image, ctx.params.bit_depth)
+        return {"file": {"path": str(target), "sha256": file_digest(target), "bytes": target.stat().st_size}}
