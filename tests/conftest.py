@@ -81,7 +81,7 @@ class Slow(NodeType):
 
     def compute(self, ctx, image):
         _count(ctx)
-        steps = 10
+        steps = max(10, int(ctx.params.seconds / 0.05))
         for i in range(steps):
             time.sleep(ctx.params.seconds / steps)
             ctx.progress(i + 1, steps, "sleeping")
