@@ -183,12 +183,14 @@ class DiskStore:
         self.tmp = self.root / "tmp"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self._objects, self._tmp = str(self.objects), str(self.tmp)
+        self._shards: set[str] = set()
 
     def path(self, key: str) -> Path:
         return self.objects / key[:2] / key
 
     def __contains__(self, key: str) -> bool:
-        return (self.path(key) / "meta.json").is_file()
+        return os.path.isfile(os.path.join(self._objects, key[:2], key, "meta.json"))
 
     def get(self, key: str) -> Any | None:
         """The stored value (arrays memory-mapped read-only), or None on a miss."""
@@ -217,27 +219,35 @@ class DiskStore:
             return None
 
     def put(self, key: str, value: Any, made_by: dict) -> None:
-        """Write atomically: into tmp/, then rename into place."""
-        final = self.path(key)
-        if (final / "meta.json").is_file():
+        """Write atomically: into tmp/, then rename into place. (os.path on this hot path: it
+        runs once per computed task.)"""
+        shard = os.path.join(self._objects, key[:2])
+        final = os.path.join(shard, key)
+        if os.path.isfile(os.path.join(final, "meta.json")):
             return
-        work = self.tmp / f"{key}.{uuid.uuid4().hex}"
-        work.mkdir(parents=True)
+        work = os.path.join(self._tmp, f"{key}.{uuid.uuid4().hex}")
+        os.mkdir(work)
         try:
             arrays: list[np.ndarray] = []
             tree = _encode(value, arrays)
             size = 0
             for i, a in enumerate(arrays):
-                np.save(work / f"a{i}.npy", np.ascontiguousarray(a), allow_pickle=False)
+                np.save(os.path.join(work, f"a{i}.npy"), np.ascontiguousarray(a), allow_pickle=False)
                 size += a.nbytes
-            meta = {"key": key, "made_by": made_by, "created": time.time(), "bytes": size,
-                    "value": tree}
-            (work / "meta.json").write_text(json.dumps(meta, default=str))
-            final.parent.mkdir(parents=True, exist_ok=True)
+            meta = {"key": key, "made_by": made_by, "created": time.time(), "bytes": size, "value": tree}
+            with open(os.path.join(work, "meta.json"), "w") as f:
+                f.write(json.dumps(meta, default=str))
+            if shard not in self._shards:
+                os.makedirs(shard, exist_ok=True)
+                self._shards.add(shard)
             try:
-                os.rename(work, final)
+                try:
+                    os.rename(work, final)
+                except FileNotFoundError:       # the shard folder was removed under us
+                    os.makedirs(shard, exist_ok=True)
+                    os.rename(work, final)
             except OSError:
-                if not (final / "meta.json").is_file():
+                if not os.path.isfile(os.path.join(final, "meta.json")):
                     raise
                 shutil.rmtree(work, ignore_errors=True)    # another process stored it first
         except BaseException:

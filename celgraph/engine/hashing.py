@@ -34,17 +34,33 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def task_key(type_id: str, version: int, params: dict, inputs: dict, frame, external) -> str:
-    """The key of one task.
+def node_signature(type_id: str, version: int, params: dict) -> str:
+    """Hash of what a node instance is, independent of frame and inputs (one per node per plan)."""
+    return sha256_text(canonical_json({"schema": KEY_SCHEMA, "type": type_id, "version": version,
+                                       "params": params}))
 
-    inputs: input name → list of [upstream task key, output name, frame] references (or None for
-    an unconnected optional input). frame: the frame (per-frame task) or the clip's frame list.
-    external: the node's fingerprint of what it reads from outside (file digests).
+
+def task_key_from(signature: str, inputs: dict, frame, external) -> str:
+    """The key of one task, from its node signature.
+
+    inputs: input name → list of (upstream task key, output name, frame) references, or None for
+    an unconnected optional input. frame: the frame (per-frame task) or the clip's frame list.
+    external: the node's JSON-able fingerprint of what it reads from outside (file digests).
+    The text hashed is unambiguous: names are identifiers, keys are hex, frames are integers.
     """
-    return sha256_text(canonical_json({
-        "schema": KEY_SCHEMA, "type": type_id, "version": version, "params": params,
-        "inputs": inputs, "frame": frame, "external": external,
-    }))
+    parts = [signature, canonical_json(frame), canonical_json(external)]
+    for name, refs in inputs.items():
+        if refs is None:
+            parts.append(f"{name}=-")
+        else:
+            parts.append(f"{name}=" + ",".join(f"{k}:{o}:{f}" for k, o, f in refs))
+    return sha256_text("|".join(parts))
+
+
+def task_key(type_id: str, version: int, params: dict, inputs: dict, frame, external) -> str:
+    """SHA-256 key of a task: node type, version, normalised params, the keys of the input values
+    it reads, its frame and its external fingerprint — never node names."""
+    return task_key_from(node_signature(type_id, version, params), inputs, frame, external)
 
 
 _digest_memo: dict[tuple, str] = {}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from .errors import GraphInvalid, Issue, NodeFailed
-from .hashing import task_key
+from .hashing import node_signature, task_key_from
 from .node import Context, NodeType, Params
 
 if TYPE_CHECKING:  # graph imports engine, not the other way round at import time
@@ -98,8 +98,12 @@ def make_plan(graph: "Graph", targets: list[str] | None = None, frames: list[int
         instances[name] = (t(), normalize_params(t, spec.params, name)[0])
 
     tasks: dict[TaskId, Task] = {}
-    hashed_params = {name: {p.name: params[p.name] for p in type(inst).params if p.hashed}
-                     for name, (inst, params) in instances.items()}
+    signatures = {name: node_signature(type(inst).id, type(inst).version,
+                                       {p.name: params[p.name] for p in type(inst).params if p.hashed})
+                  for name, (inst, params) in instances.items()}
+    # only call the hooks a node type actually overrides (planning is on the hot path of re-runs)
+    has_needed = {n: type(i).frames_needed is not NodeType.frames_needed for n, (i, _) in instances.items()}
+    has_fp = {n: type(i).fingerprint is not NodeType.fingerprint for n, (i, _) in instances.items()}
 
     def task_id(name: str, frame: int) -> TaskId:
         return (name, None) if instances[name][0].scope == "clip" else (name, frame)
@@ -110,12 +114,16 @@ def make_plan(graph: "Graph", targets: list[str] | None = None, frames: list[int
         name, frame = tid
         inst, params = instances[name]
         spec = graph.nodes[name]
-        ctx = _context(graph, name, inst, params, frame, scene_frames)
-        try:
-            needed = inst.frames_needed(ctx) if frame is not None else {}
-            fingerprint = inst.fingerprint(ctx)
-        except Exception as e:
-            raise NodeFailed(name, type(inst).id, frame, e) from e
+        needed, fingerprint = {}, None
+        if (has_needed[name] and frame is not None) or has_fp[name]:
+            ctx = _context(graph, name, inst, params, frame, scene_frames)
+            try:
+                if has_needed[name] and frame is not None:
+                    needed = inst.frames_needed(ctx)
+                if has_fp[name]:
+                    fingerprint = inst.fingerprint(ctx)
+            except Exception as e:
+                raise NodeFailed(name, type(inst).id, frame, e) from e
         reads, key_inputs, deps = [], {}, set()
         for port in type(inst).inputs:
             link = spec.inputs.get(port.name)
@@ -139,9 +147,9 @@ def make_plan(graph: "Graph", targets: list[str] | None = None, frames: list[int
                 refs.append((up_task.id, output, f))
                 deps.add(up_task.id)
             reads.append(InputRead(port.name, refs, per_frame))
-            key_inputs[port.name] = [[tasks[r[0]].key, r[1], r[2]] for r in refs]
-        key = task_key(type(inst).id, type(inst).version, hashed_params[name], key_inputs,
-                       frame if frame is not None else scene_frames, fingerprint)
+            key_inputs[port.name] = [(tasks[r[0]].key, r[1], r[2]) for r in refs]
+        key = task_key_from(signatures[name], key_inputs, frame if frame is not None else scene_frames,
+                            fingerprint)
         task = Task(tid, name, inst, params, frame, key, reads, deps)
         tasks[tid] = task
         return task

@@ -5,6 +5,7 @@ The CLI, the Python API (`Graph.run` / `Graph.evaluate`) and the gRPC service al
 """
 from __future__ import annotations
 
+import heapq
 import os
 import threading
 import time
@@ -49,12 +50,16 @@ class RunResult:
     cached: int = 0
     seconds: float = 0.0
     compute_seconds: float = 0.0
+    store_seconds: float = 0.0                     # time spent writing results to the disk store
     error: CelgraphError | None = None
-    values: dict[TaskId, dict] = field(default_factory=dict)   # outputs of the target tasks
+    _run: "_Run | None" = field(default=None, repr=False)
 
     def value(self, node: str, output: str, frame: int | None = None):
+        """A target's output at a frame (read-only), from this run or the cache."""
+        if self.status != "succeeded":
+            raise CelgraphError(f"the run {self.status}; it has no values") from self.error
         task = self.plan.tasks[(node, None) if (node, None) in self.plan.tasks else (node, frame)]
-        v = self.values[task.id][output]
+        v = self._run.value_of(task.id)[output]
         return v[frame] if task.frame is None and frame is not None else v
 
 
@@ -139,9 +144,8 @@ class Engine:
             result.status, result.error = "failed", e
         result.computed = run.computed
         result.compute_seconds = run.compute_seconds
-        if result.status == "succeeded":
-            for tid in plan.target_tasks:
-                result.values[tid] = run.value_of(tid)
+        result.store_seconds = run.store_seconds
+        result._run = run
         result.seconds = time.perf_counter() - t0
         bus.emit("run_finished", seconds=result.seconds,
                  data={"status": result.status, "computed": result.computed, "cached": result.cached,
@@ -172,6 +176,7 @@ class _Run:
         self.lock = threading.Lock()
         self.computed = 0
         self.compute_seconds = 0.0
+        self.store_seconds = 0.0
         self.pool: ThreadPoolExecutor | None = None
         self.running: dict[Future, TaskId] = {}
         dag = plan.dag
@@ -231,17 +236,20 @@ class _Run:
         seconds = time.perf_counter() - t0
         if self.check and node_type.deterministic:
             self._compare_with_cache(task, value)
+        t1 = time.perf_counter()
         if self.use_cache and not self.check:
             if self.engine.store is not None:
                 self.engine.store.put(task.key, value, {
                     "type": node_type.id, "version": node_type.version, "node": task.node,
                     "params": dict(task.params), "frame": task.frame})
             self.engine.ram.put(task.key, value)
+        stored = time.perf_counter() - t1
         self.bus.emit("task_finished", node=task.node, type=node_type.id, frame=task.frame, key=task.key,
                       seconds=seconds)
         with self.lock:
             self.computed += 1
             self.compute_seconds += seconds
+            self.store_seconds += stored
         return value
 
     def _check_outputs(self, task: Task, raw: Any) -> dict:
@@ -279,14 +287,16 @@ class _Run:
         for dep in self.plan.tasks[tid].deps:
             if dep in self.consumers_left:
                 self.consumers_left[dep] -= 1
-                if self.consumers_left[dep] == 0 and dep not in self.keep and self.use_cache:
+                if self.consumers_left[dep] == 0 and dep not in self.keep:
                     self.values.pop(dep, None)
 
     def execute(self) -> None:
         dag = self.plan.dag
         if dag.number_of_nodes() == 0:
             return
-        ready = sorted((t for t, n in self.waiting.items() if n == 0), key=_order)
+        # ready tasks, lowest frame first (so a sequence fills in order and memory stays flat)
+        ready = [(_order(t), t) for t, n in self.waiting.items() if n == 0]
+        heapq.heapify(ready)
         busy_types: set[str] = set()
         error: BaseException | None = None
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="celgraph")
@@ -295,16 +305,18 @@ class _Run:
                 if not self.stopping:
                     deferred = []
                     while ready and len(self.running) < self.workers:
-                        tid = ready.pop(0)
+                        item = heapq.heappop(ready)
+                        tid = item[1]
                         task = self.plan.tasks[tid]
                         tname = type(task.type).id
                         if not type(task.type).thread_safe and tname in busy_types:
-                            deferred.append(tid)
+                            deferred.append(item)
                             continue
                         if not type(task.type).thread_safe:
                             busy_types.add(tname)
                         self.running[self.pool.submit(self._compute, task)] = tid
-                    ready = deferred + ready
+                    for item in deferred:
+                        heapq.heappush(ready, item)
                 if not self.running:
                     break
                 done, _ = wait(list(self.running), return_when=FIRST_COMPLETED)
@@ -328,8 +340,7 @@ class _Run:
                     for succ in dag.successors(tid):
                         self.waiting[succ] -= 1
                         if self.waiting[succ] == 0:
-                            ready.append(succ)
-                    ready.sort(key=_order)
+                            heapq.heappush(ready, (_order(succ), succ))
         except BaseException:           # Ctrl-C lands here, in the main thread: stop the workers too
             self.cancel.cancel()
             raise

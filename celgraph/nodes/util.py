@@ -65,8 +65,11 @@ class Merge(NodeType):
 
 
 class ToLineArt(NodeType):
-    """Image → LineArt: ink = 1 − luminance, so dark strokes on white paper become ink 1."""
-    id, version, category = "celgraph.ToLineArt", 1, "Lines"
+    """Image → LineArt: ink = 1 − luminance, so dark strokes on white paper become ink 1.
+
+    An image with alpha is first laid over white paper, so transparent pixels are paper, not ink.
+    """
+    id, version, category = "celgraph.ToLineArt", 2, "Lines"
     inputs = [In("image", Image)]
     outputs = [Out("lines", LineArt)]
     params = [Float("black", 0.0, min=0.0, max=1.0, help="luminance at or below this is full ink"),
@@ -75,6 +78,8 @@ class ToLineArt(NodeType):
     def compute(self, ctx: Context, image):
         img = as_image(image)
         luma = img[:, :, 0] if img.shape[2] < 3 else img[:, :, :3] @ np.float32([0.2126, 0.7152, 0.0722])
+        if img.shape[2] in (2, 4):                  # premultiplied (grey or RGB) + alpha: over white paper
+            luma = luma + (1.0 - img[:, :, -1])
         lo, hi = ctx.params.black, max(ctx.params.white, ctx.params.black + 1e-6)
         return {"lines": np.clip((hi - luma) / (hi - lo), 0.0, 1.0).astype(np.float32)}
 
@@ -83,6 +88,8 @@ def _rgba(x: np.ndarray) -> np.ndarray:
     x = as_image(x)
     if x.shape[2] == 4:
         return x
+    if x.shape[2] == 2:                             # grey + alpha (e.g. a grey PNG with alpha)
+        return np.concatenate([np.repeat(x[:, :, :1], 3, axis=2), x[:, :, 1:]], axis=2)
     if x.shape[2] == 1:
         x = np.repeat(x, 3, axis=2)
     return np.concatenate([x[:, :, :3], np.ones_like(x[:, :, :1])], axis=2)
