@@ -1,0 +1,86 @@
+"""The registry: built-ins through the entry point, third-party packages the same way."""
+import json
+import sys
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+import celgraph as cg
+from celgraph.engine import Registry
+import importlib
+registry_module = importlib.import_module("celgraph.engine.registry")
+
+sys.path.insert(0, str(Path(__file__).parent / "plugins"))
+
+
+def make_registry(monkeypatch, *eps):
+    def fake_entry_points(group):
+        assert group == "celgraph.nodes"
+        return [EntryPoint("builtin", "celgraph.nodes", group), *eps]
+    monkeypatch.setattr(registry_module, "entry_points", fake_entry_points)
+    return Registry()
+
+
+def test_builtin_node_types_are_registered():
+    names = {t.name() for t in cg.registry.all()}
+    assert {"Read", "Write", "Blur", "Grade", "Merge", "ToLineArt"} <= names
+
+
+def test_a_third_party_module_registers_all_its_node_types(monkeypatch):
+    reg = make_registry(monkeypatch, EntryPoint("acme", "acme_nodes", "celgraph.nodes"))
+    assert reg.get("acme.Invert") is not None and reg.get("Invert") is not None
+
+
+def test_an_entry_point_may_name_a_class_or_a_function(monkeypatch):
+    reg = make_registry(monkeypatch, EntryPoint("one", "acme_nodes:Invert", "celgraph.nodes"))
+    assert reg.get("acme.Invert") is not None and reg.get("acme.Blur") is None
+    reg = make_registry(monkeypatch, EntryPoint("fn", "acme_nodes:node_types", "celgraph.nodes"))
+    assert reg.get("acme.Invert") is not None
+
+
+def test_a_broken_plugin_does_not_take_the_others_down(monkeypatch, caplog):
+    reg = make_registry(monkeypatch, EntryPoint("broken", "no_such_module_xyz", "celgraph.nodes"),
+                        EntryPoint("acme", "acme_nodes", "celgraph.nodes"))
+    assert reg.get("Invert") is not None and reg.get("Read") is not None
+    assert "no_such_module_xyz" in caplog.text or "broken" in caplog.text
+
+
+def test_short_names_prefer_the_builtin_when_ambiguous_and_full_ids_always_work(monkeypatch):
+    reg = make_registry(monkeypatch, EntryPoint("acme", "acme_nodes", "celgraph.nodes"))
+    assert reg.get("Blur").id == "celgraph.Blur"
+    assert reg.get("acme.Blur").id == "acme.Blur"
+
+
+def test_registering_two_types_with_one_id_is_an_error():
+    from celgraph.engine import NodeType
+    reg = Registry()
+    reg._loaded_entry_points = True
+
+    class A(NodeType):
+        id = "x.Same"
+
+    class B(NodeType):
+        id = "x.Same"
+    reg.register(A)
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register(B)
+
+
+def test_a_third_party_node_runs_in_a_scene(monkeypatch, tmp_path):
+    reg = make_registry(monkeypatch, EntryPoint("acme", "acme_nodes", "celgraph.nodes"))
+    import conftest  # noqa: F401  (registers test.Source in the global registry)
+    reg.register(cg.registry.get("test.Source"))
+    g = cg.Graph(frames="1")
+    s = g.add("test.Source", name="s", value=0.25)
+    g.add("acme.Invert", name="inv", image=s["image"])
+    v = cg.Engine(tmp_path, registry=reg).evaluate(g, "inv.image", 1)
+    assert v[0, 0, 0] == pytest.approx(0.74)
+
+
+def test_descriptors_are_plain_json():
+    for t in cg.registry.all():
+        d = json.loads(json.dumps(t.describe()))
+        assert d["id"] == t.id and d["name"] == t.name()
+        assert all({"name", "kind", "default", "help"} <= set(p) for p in d["params"])
+        assert d["scope"] in ("frame", "clip")
