@@ -105,12 +105,13 @@ def cmd_run(args) -> int:
     from .graph import parse_frames
     try:
         graph = _load(args.scene)
-        frames = parse_frames(args.frames) if args.frames else None
+        frames = parse_frames(args.frames) if args.frames is not None else None   # "" is an error, not "all"
     except GraphInvalid as e:
         _print_issues(e.issues, args.json)
         return EXIT_INVALID
-    except ValueError as e:
-        print(f"graph run: --frames: {e}", file=sys.stderr)
+    except ValueError as e:      # a malformed --frames: reported like any other problem (JSON too)
+        from .engine.errors import Issue
+        _print_issues([Issue("bad_frames", f"--frames: {e}", field="frames")], args.json)
         return EXIT_INVALID
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
     engine = Engine(args.cache_dir, use_disk_cache=not args.no_cache)
@@ -219,13 +220,19 @@ def cmd_cache(args) -> int:
                 print(f"{e.key[:16]}  {_human(e.bytes):>10}  {when}  {row['type']} ({row['node']}@{frame})")
     elif args.action == "clear":
         n = store.clear()
-        print(f"removed {n} entries from {store.root}")
+        if args.json:
+            _print_json({"root": str(store.root), "removed": n})
+        else:
+            print(f"removed {n} entries from {store.root}")
     elif args.action == "gc":
         if args.max_size is None and args.older_than is None:
             print("graph cache gc: give --max-size and/or --older-than", file=sys.stderr)
             return EXIT_INVALID
         n, freed = store.gc(args.max_size, args.older_than)
-        print(f"removed {n} entries ({_human(freed)}) from {store.root}")
+        if args.json:
+            _print_json({"root": str(store.root), "removed": n, "bytes": freed})
+        else:
+            print(f"removed {n} entries ({_human(freed)}) from {store.root}")
     return EXIT_OK
 
 

@@ -111,3 +111,11 @@ def test_malformed_frame_ranges_raise(spec):
 
 def test_format_frames_compacts_runs():
     assert format_frames([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8"
+
+
+def test_a_folder_or_binary_file_as_scene_is_bad_scene(tmp_path):
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00")
+    for path in (tmp_path, tmp_path / "bin.json"):
+        with pytest.raises(cg.GraphInvalid) as e:
+            cg.load_scene(path)
+        assert e.value.issues[0].code == "bad_scene"

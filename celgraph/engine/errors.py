@@ -20,6 +20,7 @@ CODES = {
     "type_mismatch": "a link joins ports of incompatible types",
     "cycle": "the links form a cycle",
     "file_not_found": "a file a node reads does not exist",
+    "bad_path": "an output path has no known format, or no frame pattern for a multi-frame scene",
     "unknown_target": "a requested target is not a node of the scene",
 }
 

@@ -233,6 +233,8 @@ class Graph:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise GraphInvalid([Issue("file_not_found", f"scene file {str(path)!r} does not exist")]) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise GraphInvalid([Issue("bad_scene", f"cannot read scene file {str(path)!r}: {e}")]) from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:

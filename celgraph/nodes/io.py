@@ -175,14 +175,24 @@ class Write(NodeType):
     def check(self, params, ctx: CheckContext) -> list[Issue]:
         if not params["path"]:
             return [Issue("param_type", "no output path given", ctx.node, "path")]
+        issues = []
         ext = Path(params["path"]).suffix.lower()
         if ext not in AUTO_DEPTH:
-            return [Issue("param_out_of_range", f"cannot tell the format of {params['path']!r}: use one of "
-                                                f"{', '.join(sorted(AUTO_DEPTH))}", ctx.node, "path")]
-        return []
+            issues.append(Issue("bad_path", f"cannot tell the format of {params['path']!r}: use one of "
+                                            f"{', '.join(sorted(AUTO_DEPTH))}", ctx.node, "path"))
+        if len(ctx.frames) > 1 and not is_sequence(params["path"]):
+            issues.append(Issue("bad_path", f"{params['path']!r} has no frame pattern but the scene has "
+                                            f"{len(ctx.frames)} frames: every frame would overwrite one file "
+                                            "(add #### or %04d)", ctx.node, "path"))
+        return issues
 
     def _target(self, ctx: Context) -> Path:
         return ctx.resolve(frame_path(ctx.params.path, ctx.frame))
+
+    def fingerprint(self, ctx: Context):
+        # The value names the absolute file written, so the key must too: the same sub-graph saved
+        # from two scene folders writes two different files (and must not share one cache entry).
+        return {"target": str(self._target(ctx).resolve())}
 
     def verify(self, ctx: Context, outputs) -> bool:
         written = outputs["file"]
