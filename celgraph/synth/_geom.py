@@ -52,16 +52,6 @@ def catmull_rom(points, closed=True, spacing=0.5, alpha=0.5):
     return resample(np.concatenate(out, axis=0), spacing, closed)
 
 
-def arclength(pts, closed=False):
-    """Cumulative arc length at each vertex (length N); for closed curves also returns total."""
-    d = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(d)])
-    if closed:
-        total = s[-1] + float(np.linalg.norm(pts[0] - pts[-1]))
-        return s, total
-    return s, s[-1]
-
-
 def resample(pts, spacing, closed=False):
     """Resample a polyline at (nearly) uniform arc-length spacing."""
     pts = np.asarray(pts, dtype=np.float64)

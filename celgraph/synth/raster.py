@@ -79,7 +79,8 @@ def stroke_samples(pts, radii, closed=False):
     if k.max() == 1:
         return pts, radii
     idx = np.repeat(np.arange(len(seg)), k)
-    frac = np.concatenate([np.arange(n) / n for n in k])
+    starts = np.concatenate([[0], np.cumsum(k)[:-1]])
+    frac = (np.arange(int(k.sum())) - np.repeat(starts, k)) / np.repeat(k, k)
     P = pts[idx] + (pts[idx + 1] - pts[idx]) * frac[:, None]
     R = radii[idx] + (radii[idx + 1] - radii[idx]) * frac
     P = np.concatenate([P, pts[-1:]])

@@ -1,0 +1,158 @@
+"""Weight-free metrics for the quality benchmarks (numpy / scipy / cv2 only).
+
+Binary inputs (``*_bin``, masks) are anything numpy can turn into bool; ink images are coverage
+0..1 (ink = 1).  Distances use cv2's exact Euclidean distance transform.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+
+def _b(x):
+    return np.asarray(x).astype(bool)
+
+
+def _dist_to(mask):
+    """Distance (px) from every pixel to the nearest True pixel of ``mask`` (inf if empty)."""
+    m = _b(mask)
+    if not m.any():
+        return np.full(m.shape, np.inf, np.float32)
+    return cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+# ---------------------------------------------------------------- flow / masks / transforms
+
+def epe(pred, gt, mask=None):
+    """Mean end-point error (px) of flows (H x W x 2), optionally over ``mask`` (True = counted)."""
+    d = np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(gt, np.float64), axis=-1)
+    if mask is not None:
+        m = _b(mask)
+        return float(d[m].mean()) if m.any() else float("nan")
+    return float(d.mean())
+
+
+def epe_report(pred, gt, occ):
+    """EPE over all pixels and over non-occluded pixels (``occ`` True = occluded)."""
+    return {"all": epe(pred, gt), "noc": epe(pred, gt, ~_b(occ))}
+
+
+def iou(pred, gt):
+    """Intersection over union of two masks (1.0 when both are empty)."""
+    p, g = _b(pred), _b(gt)
+    u = np.logical_or(p, g).sum()
+    return 1.0 if u == 0 else float(np.logical_and(p, g).sum() / u)
+
+
+mask_iou = iou
+
+
+def corner_error(H_pred, H_gt, width, height):
+    """Mean distance between the images of the frame's 4 corner pixel centres under two 3x3
+    transforms (in the target space's pixels, e.g. sprite canvas pixels for frame->canvas)."""
+    c = np.array([[0, 0, 1], [width - 1, 0, 1], [width - 1, height - 1, 1], [0, height - 1, 1]], np.float64).T
+    a = np.asarray(H_pred, np.float64) @ c
+    b = np.asarray(H_gt, np.float64) @ c
+    a = a[:2] / a[2]
+    b = b[:2] / b[2]
+    return float(np.linalg.norm(a - b, axis=0).mean())
+
+
+def psnr(pred, gt, peak=1.0, mask=None):
+    d = (np.asarray(pred, np.float64) - np.asarray(gt, np.float64)) ** 2
+    if mask is not None:
+        m = _b(mask)
+        if d.ndim == m.ndim + 1:
+            m = np.broadcast_to(m[..., None], d.shape)
+        d = d[m]
+    mse = float(d.mean()) if d.size else 0.0
+    return float("inf") if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+# ---------------------------------------------------------------- line art
+
+def line_prf(pred_bin, gt_bin, tol=1.0):
+    """(precision, recall, F1) of ink pixels with a spatial tolerance ``tol`` px.
+    Both empty -> (1, 1, 1)."""
+    p, g = _b(pred_bin), _b(gt_bin)
+    np_, ng = int(p.sum()), int(g.sum())
+    if np_ == 0 and ng == 0:
+        return 1.0, 1.0, 1.0
+    if np_ == 0 or ng == 0:
+        return (0.0 if np_ else 1.0), (0.0 if ng else 1.0), 0.0
+    dg, dp = _dist_to(g), _dist_to(p)
+    prec = float((dg[p] <= tol + 1e-6).mean())
+    rec = float((dp[g] <= tol + 1e-6).mean())
+    f1 = 0.0 if prec + rec == 0 else 2 * prec * rec / (prec + rec)
+    return prec, rec, f1
+
+
+def line_f1(pred_bin, gt_bin, tol=1.0):
+    """F1 of ink pixels within ``tol`` px (BSDS-style, via distance transforms)."""
+    return line_prf(pred_bin, gt_bin, tol)[2]
+
+
+def chamfer(pred_bin, gt_bin):
+    """Symmetric chamfer distance (px): mean of the two mean nearest-ink distances.
+    0 if both empty, inf if exactly one is empty."""
+    p, g = _b(pred_bin), _b(gt_bin)
+    if not p.any() and not g.any():
+        return 0.0
+    if not p.any() or not g.any():
+        return float("inf")
+    return 0.5 * (float(_dist_to(g)[p].mean()) + float(_dist_to(p)[g].mean()))
+
+
+def fill_leaks(lines, gt_regions, thresh=0.5, min_pixels=12, ignore=None, return_details=False):
+    """How many ground-truth regions merge when flood-filling the line art.
+
+    The paper of ``lines`` (ink < thresh; or a bool ink mask) is split into 4-connected components
+    (what a bucket fill does).  A component "contains" a GT region when they share at least
+    ``min_pixels`` pixels.  The leak count is sum over components of (#regions contained - 1).
+    ``ignore``: a GT label (or list) not counted, e.g. 0 for the ink label of make_lineart regions.
+    """
+    L = np.asarray(lines)
+    ink = L if L.dtype == bool else (L >= thresh)
+    _, cc = cv2.connectedComponents((~ink).astype(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    g = np.asarray(gt_regions).astype(np.int64)
+    m = ~ink
+    if ignore is not None:
+        for v in np.atleast_1d(ignore):
+            m &= g != v
+    c = cc[m].astype(np.int64)
+    r = g[m]
+    if c.size == 0:
+        return (0, {}) if return_details else 0
+    rmin = r.min()
+    key = c * (int(r.max() - rmin) + 1) + (r - rmin)
+    uk, cnt = np.unique(key, return_counts=True)
+    uk = uk[cnt >= min_pixels]
+    comp = uk // (int(r.max() - rmin) + 1)
+    ucomp, per = np.unique(comp, return_counts=True)
+    leaks = int(np.sum(per - 1))
+    if return_details:
+        return leaks, {int(a): int(b) for a, b in zip(ucomp, per) if b > 1}
+    return leaks
+
+
+def gap_recall(pred_bin, gap_mask, tol=1.0):
+    """Share of ground-truth gap pixels (ink removed by the degradation) that have predicted ink
+    within ``tol`` px.  1.0 when there are no gap pixels."""
+    gm = _b(gap_mask)
+    if not gm.any():
+        return 1.0
+    return float((_dist_to(pred_bin)[gm] <= tol + 1e-6).mean())
+
+
+def spurious_ink(pred_bin, gt_bin, tol=1.0):
+    """Predicted ink pixels farther than ``tol`` px from any GT ink, per megapixel."""
+    p = _b(pred_bin)
+    n = int((p & (_dist_to(gt_bin) > tol + 1e-6)).sum())
+    return n * 1e6 / p.size
+
+
+def false_closures(pred_bin, input_bin, open_mask):
+    """Ink added by a gap closer (pred and not input) inside the open-end mask, in pixels."""
+    return int((_b(pred_bin) & ~_b(input_bin) & _b(open_mask)).sum())
