@@ -143,7 +143,9 @@ class Context(CheckContext):
     def __init__(self, node: str, node_type: NodeType, params: Params, frame: int | None,
                  frames: list[int], base_dir: pathlib.Path, objects=None, device: str = "cpu",
                  on_progress: Callable[[float, str], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None):
+                 cancelled: Callable[[], bool] | None = None,
+                 input_keys: dict[str, dict[int, str]] | None = None,
+                 memo: Callable[[Any, Callable[[], Any]], Any] | None = None):
         super().__init__(node, frames, base_dir)
         self.type = node_type
         self.params = params
@@ -152,6 +154,23 @@ class Context(CheckContext):
         self.device = device
         self._on_progress = on_progress
         self._cancelled = cancelled
+        self._input_keys = input_keys or {}
+        self._memo = memo
+
+    def input_key(self, name: str, frame: int | None = None) -> str:
+        """Content key of the value an input receives at a frame (default: this task's frame)."""
+        keys = self._input_keys.get(name, {})
+        return keys[self.frame if frame is None else frame]
+
+    def cached(self, parts: Any, compute: Callable[[], Any]) -> Any:
+        """A sub-result with its own cache entry, keyed by this node type + version + `parts`.
+
+        For work a node repeats across its tasks — FlowRAFT's (frame, target frame) pairs, shared
+        by different offset lists and by later nodes. `parts` must name everything the result
+        depends on (use `input_key` for input values, never node names)."""
+        if self._memo is None:
+            return compute()
+        return self._memo(parts, compute)
 
     def progress(self, done: float, total: float = 1.0, message: str = "") -> None:
         """Report progress inside a long compute; also a point where cancellation is honoured."""

@@ -19,6 +19,7 @@ import numpy as np
 from .cache import DiskStore, ObjectCache, RamCache, default_cache_dir, freeze
 from .errors import Cancelled, CelgraphError, NodeFailed
 from .events import EventBus, Listener
+from .hashing import canonical_json, sha256_text
 from .node import Context
 from .planner import Plan, Task, TaskId, make_plan
 from .types import PortTypeError
@@ -84,6 +85,8 @@ class Engine:
         self.store = DiskStore(cache_dir or default_cache_dir()) if use_disk_cache else None
         self.ram = RamCache(ram_bytes)
         self.objects = ObjectCache()
+        self._memo_locks: dict[str, threading.Lock] = {}
+        self._memo_locks_lock = threading.Lock()
 
     # ---- cache lookups ----------------------------------------------------------------
     def _lookup(self, key: str):
@@ -105,6 +108,29 @@ class Engine:
             ctx = Context(task.node, task.type, task.params, task.frame, [], plan_graph.base_dir)
             return value is not None and bool(task.type.verify(ctx, value))
         return True
+
+    def memo(self, node_type, parts, compute, use_cache: bool = True):
+        """Sub-results of a node with their own cache entries (see Context.cached)."""
+        if not use_cache:
+            return freeze(compute())
+        key = sha256_text(canonical_json({"memo": node_type.id, "version": node_type.version,
+                                          "parts": parts}))
+        value = self._lookup(key)
+        if value is not None:
+            return value
+        with self._memo_locks_lock:
+            lock = self._memo_locks.setdefault(key, threading.Lock())
+        with lock:      # single flight: tasks racing for one sub-result compute it once
+            value = self._lookup(key)
+            if value is None:
+                value = freeze(compute())
+                if self.store is not None:
+                    self.store.put(key, value, {"type": node_type.id, "version": node_type.version,
+                                                "memo": parts})
+                self.ram.put(key, value)
+        with self._memo_locks_lock:
+            self._memo_locks.pop(key, None)
+        return value
 
     def plan(self, graph, targets=None, frames=None, use_cache: bool = True) -> Plan:
         return make_plan(graph, targets, frames, registry=self.registry,
@@ -222,7 +248,11 @@ class _Run:
                           on_progress=lambda p, m: self.bus.emit(
                               "task_progress", node=task.node, type=node_type.id, frame=task.frame,
                               progress=p, message=m),
-                          cancelled=lambda: self.stopping)
+                          cancelled=lambda: self.stopping,
+                          input_keys={r.name: {f: f"{self.plan.tasks[up].key}:{out}:{f}" for up, out, f in r.refs}
+                                      for r in task.reads},
+                          memo=lambda parts, fn: self.engine.memo(node_type, parts, fn,
+                                                                  use_cache=self.use_cache and not self.check))
             raw = task.type.compute(ctx, **self._inputs(task))
             value = self._check_outputs(task, raw)
         except Cancelled:

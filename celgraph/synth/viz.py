@@ -9,16 +9,7 @@ import sys
 import cv2
 import numpy as np
 
-
-def flow_to_color(flow, max_mag=None):
-    """Colour-wheel flow visualisation (hue = direction, saturation = magnitude), RGB 0..1."""
-    fx, fy = flow[..., 0], flow[..., 1]
-    mag = np.sqrt(fx * fx + fy * fy)
-    if max_mag is None:
-        max_mag = max(float(np.percentile(mag, 99)), 1e-6)
-    ang = (np.arctan2(-fy, -fx) / np.pi + 1.0) * 180.0  # 0..360
-    hsv = np.stack([ang, np.clip(mag / max_mag, 0, 1), np.ones_like(mag)], -1).astype(np.float32)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+from ..models.flow_viz import flow_to_color  # one flow colour wheel for the whole project
 
 
 def label_colors(labels, seed=0, zero=(0.0, 0.0, 0.0)):
