@@ -1,0 +1,28 @@
+"""The benchmarks still run (tiny settings): they are how we report numbers, so they must not rot."""
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+def test_engine_bench_runs_and_reruns_exactly_one_leaf(tmp_path):
+    out = tmp_path / "engine.md"
+    r = subprocess.run([sys.executable, str(BENCH / "engine.py"), "--nodes", "12", "--frames", "3",
+                        "--size", "16", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in out.read_text().splitlines() if "tasks re-run" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "3" and cells[2].endswith("yes")
+
+
+def test_quality_bench_quick_run_reports_flow_and_missing_nodes(tmp_path):
+    out = tmp_path / "quality.md"
+    r = subprocess.run([sys.executable, str(BENCH / "quality.py"), "--quick", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "FlowRAFT dis (classical baseline)" in text and "| missing |" in text
+    dis = [line for line in text.splitlines() if "FlowRAFT dis" in line and "EPE non-occluded" in line][0]
+    zero = [line for line in text.splitlines() if "zero flow" in line and "EPE non-occluded" in line][0]
+    assert float(dis.split("|")[4]) < float(zero.split("|")[4])
