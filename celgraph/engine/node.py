@@ -141,7 +141,7 @@ class Context(CheckContext):
     """What a task sees while it computes: params, frame, clip frames, progress and cancellation."""
 
     def __init__(self, node: str, node_type: NodeType, params: Params, frame: int | None,
-                 frames: list[int], base_dir: pathlib.Path, objects=None, device: str = "cpu",
+                 frames: list[int], base_dir: pathlib.Path, objects=None, device: "str | Callable[[], str]" = "cpu",
                  on_progress: Callable[[float, str], None] | None = None,
                  cancelled: Callable[[], bool] | None = None,
                  input_keys: dict[str, dict[int, str]] | None = None,
@@ -151,11 +151,19 @@ class Context(CheckContext):
         self.params = params
         self.frame = frame
         self.objects = objects
-        self.device = device
+        self._device = device
         self._on_progress = on_progress
         self._cancelled = cancelled
         self._input_keys = input_keys or {}
         self._memo = memo
+
+    @property
+    def device(self) -> str:
+        """"cpu" or "cuda", from the node type's device preference; decided on first use, so a node
+        that never asks (e.g. FlowRAFT with the DIS backend) never imports torch."""
+        if callable(self._device):
+            self._device = self._device()
+        return self._device
 
     def input_key(self, name: str, frame: int | None = None) -> str:
         """Content key of the value an input receives at a frame (default: this task's frame)."""

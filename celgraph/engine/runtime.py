@@ -244,7 +244,7 @@ class _Run:
         try:
             ctx = Context(task.node, task.type, task.params, task.frame, self.plan.frames,
                           self.plan.graph.base_dir, objects=self.engine.objects,
-                          device=_device_for(node_type.device),
+                          device=lambda: _device_for(node_type.device),
                           on_progress=lambda p, m: self.bus.emit(
                               "task_progress", node=task.node, type=node_type.id, frame=task.frame,
                               progress=p, message=m),

@@ -1,0 +1,77 @@
+"""Time per frame pair of each flow backend at 456×256 and 1024×436 (CPU; CUDA too when present).
+
+    python bench/flow_speed.py [--repeats 3] [--threads 2]
+
+RAFT timings do not depend on the weights, so random-initialised networks stand in when no
+checkpoint is at hand. Writes bench/results/flow_speed.md. Goal (issue #4): RAFT-small ≤ 0.2 s per
+456×256 pair on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from celgraph.models.flow_classical import dis_flow
+from celgraph.models.raft import raft_flow, raft_large, raft_small
+from celgraph.synth import make_clip
+
+SIZES = [(456, 256), (1024, 436)]
+
+
+def timed(fn, repeats: int) -> float:
+    fn()                                  # warm-up (allocations, lazy init)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=12)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "flow_speed.md"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    models = {"raft_small": raft_small().eval(), "raft": raft_large().eval()}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows = []
+    for w, h in SIZES:
+        clip = make_clip(5, width=w, height=h, n_frames=2, flow=False)
+        a, b = clip.frames[0]["color"], clip.frames[1]["color"]
+        for preset in ("fast", "medium", "fine"):
+            rows.append((f"{w}×{h}", f"dis {preset}", "cpu", timed(lambda: dis_flow(a, b, preset=preset),
+                                                                 args.repeats)))
+        for name, model in models.items():
+            for dev in devices:
+                model.to(dev)
+                rows.append((f"{w}×{h}", f"{name} ({args.iters} iters)", dev,
+                             timed(lambda: raft_flow(model, a, b, iters=args.iters, device=None), args.repeats)))
+                print(rows[-1], file=sys.stderr)
+    lines = ["| size | backend | device | s / pair |", "|---|---|---|---:|"]
+    lines += [f"| {s} | {n} | {d} | {t:.3f} |" for s, n, d, t in rows]
+    table = "\n".join(lines)
+    print(table)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU available in this run"
+    header = (f"# bench/flow_speed.py\n\n`python bench/flow_speed.py` — {time.strftime('%Y-%m-%d')}, "
+              f"{platform.machine()}, torch {torch.__version__}, {args.threads} CPU threads, {gpu}. "
+              "Median of the repeats after one warm-up; random-initialised RAFT weights (timing does not "
+              "depend on them).\n\n")
+    Path(args.out).write_text(header + table + "\n")
+    print(f"\nwrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
