@@ -9,7 +9,7 @@ and the node's fingerprint of outside files — never from node names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import networkx as nx
 

@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .cache import DiskStore, ObjectCache, RamCache, default_cache_dir, freeze
 from .errors import Cancelled, CelgraphError, NodeFailed
 from .events import EventBus, Listener
 from .hashing import canonical_json, sha256_text
 from .node import Context
+from .task import CacheCheckFailed, run_task, spec_of  # noqa: F401 (CacheCheckFailed re-exported)
 from .planner import Plan, Task, TaskId, make_plan
-from .types import PortTypeError
 
 
 class CancelToken:
@@ -37,10 +35,6 @@ class CancelToken:
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
-
-
-class CacheCheckFailed(CelgraphError):
-    """Check mode: a recomputed value differs from the cached one — a hashing bug."""
 
 
 @dataclass
@@ -62,17 +56,6 @@ class RunResult:
         task = self.plan.tasks[(node, None) if (node, None) in self.plan.tasks else (node, frame)]
         v = self._run.value_of(task.id)[output]
         return v[frame] if task.frame is None and frame is not None else v
-
-
-def _device_for(pref: str) -> str:
-    if pref == "cpu":
-        return "cpu"
-    import torch
-    if torch.cuda.is_available():
-        return "cuda"
-    if pref == "cuda":
-        raise RuntimeError("this node needs a CUDA GPU and none is available")
-    return "cpu"
 
 
 class Engine:
@@ -191,14 +174,14 @@ class Engine:
 
 
 class _Run:
-    """One execution of a plan on a thread pool. Values of computed tasks are kept until their
-    last consumer has read them; the caches hold them beyond that."""
+    """One execution of a plan on a thread pool. Values of computed tasks are kept (by key) until
+    their last consumer has read them; the caches hold them beyond that."""
 
     def __init__(self, engine: Engine, plan: Plan, bus: EventBus, cancel: CancelToken, workers: int,
                  use_cache: bool, check: bool):
         self.engine, self.plan, self.bus, self.cancel = engine, plan, bus, cancel
         self.workers, self.use_cache, self.check = max(1, workers), use_cache, check
-        self.values: dict[TaskId, dict] = {}
+        self.values: dict[str, dict] = {}          # task key → outputs
         self.lock = threading.Lock()
         self.computed = 0
         self.compute_seconds = 0.0
@@ -210,115 +193,39 @@ class _Run:
         self.consumers_left = {t: dag.out_degree(t) for t in dag.nodes}
         self.keep = set(plan.target_tasks)
         self.aborted = False        # a task failed: running tasks stop at their next progress point
+        self.done = 0
 
     @property
     def stopping(self) -> bool:
         return self.aborted or self.cancel.cancelled
 
+    def load(self, key: str) -> dict | None:
+        v = self.values.get(key)
+        return v if v is not None else self.engine._lookup(key)
+
     def value_of(self, tid: TaskId) -> dict:
-        v = self.values.get(tid)
+        task = self.plan.tasks[tid]
+        v = self.load(task.key)
         if v is None:
-            v = self.engine._lookup(self.plan.tasks[tid].key)
-        if v is None:
-            t = self.plan.tasks[tid]
-            raise CelgraphError(f"cache entry of {t.label} vanished during the run (cache cleared by "
-                                "another process?); run again")
+            raise CelgraphError(f"cache entry of {task.label} vanished (cache cleared by another process?); "
+                                "run again")
         return v
 
-    def _inputs(self, task: Task) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for read in task.reads:
-            vals = {}
-            for up_id, output, f in read.refs:
-                value = self.value_of(up_id)[output]
-                vals[f] = value[f] if up_id[1] is None else value    # slice a clip output
-            out[read.name] = next(iter(vals.values())) if read.per_frame else vals
-        for port in type(task.type).inputs:
-            out.setdefault(port.name, None)
-        return out
-
     def _compute(self, task: Task) -> dict:
-        node_type = type(task.type)
-        self.bus.emit("task_started", node=task.node, type=node_type.id, frame=task.frame, key=task.key)
-        t0 = time.perf_counter()
-        try:
-            ctx = Context(task.node, task.type, task.params, task.frame, self.plan.frames,
-                          self.plan.graph.base_dir, objects=self.engine.objects,
-                          device=lambda: _device_for(node_type.device),
-                          on_progress=lambda p, m: self.bus.emit(
-                              "task_progress", node=task.node, type=node_type.id, frame=task.frame,
-                              progress=p, message=m),
-                          cancelled=lambda: self.stopping,
-                          input_keys={r.name: {f: f"{self.plan.tasks[up].key}:{out}:{f}" for up, out, f in r.refs}
-                                      for r in task.reads},
-                          memo=lambda parts, fn: self.engine.memo(node_type, parts, fn,
-                                                                  use_cache=self.use_cache and not self.check))
-            raw = task.type.compute(ctx, **self._inputs(task))
-            value = self._check_outputs(task, raw)
-        except Cancelled:
-            raise
-        except CelgraphError as e:
-            if isinstance(e, NodeFailed):
-                raise
-            raise NodeFailed(task.node, node_type.id, task.frame, e) from e
-        except Exception as e:
-            raise NodeFailed(task.node, node_type.id, task.frame, e) from e
-        seconds = time.perf_counter() - t0
-        if self.check and node_type.deterministic:
-            self._compare_with_cache(task, value)
-        t1 = time.perf_counter()
-        if self.use_cache and not self.check:
-            if self.engine.store is not None:
-                self.engine.store.put(task.key, value, {
-                    "type": node_type.id, "version": node_type.version, "node": task.node,
-                    "params": dict(task.params), "frame": task.frame})
-            self.engine.ram.put(task.key, value)
-        stored = time.perf_counter() - t1
-        self.bus.emit("task_finished", node=task.node, type=node_type.id, frame=task.frame, key=task.key,
-                      seconds=seconds)
+        spec = spec_of(self.plan, task, self.use_cache, self.check)
+        value, seconds, stored = run_task(self.engine, spec, self.load, self.bus.emit, lambda: self.stopping)
         with self.lock:
             self.computed += 1
             self.compute_seconds += seconds
             self.store_seconds += stored
         return value
 
-    def _check_outputs(self, task: Task, raw: Any) -> dict:
-        node_type = type(task.type)
-        if not isinstance(raw, dict) or set(raw) != {o.name for o in node_type.outputs}:
-            if len(node_type.outputs) == 1 and not (isinstance(raw, dict) and node_type.outputs[0].name in raw):
-                raw = {node_type.outputs[0].name: raw}
-            else:
-                got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
-                raise TypeError(f"compute() must return outputs {[o.name for o in node_type.outputs]}, got {got}")
-        out = {}
-        for port in node_type.outputs:
-            v = raw[port.name]
-            try:
-                if task.frame is None:
-                    if not isinstance(v, dict) or set(v) != set(self.plan.frames):
-                        raise PortTypeError(f"a clip node must return {{frame: value}} for frames "
-                                            f"{self.plan.frames[0]}..{self.plan.frames[-1]}")
-                    out[port.name] = {f: freeze(port.type.coerce(v[f])) for f in self.plan.frames}
-                else:
-                    out[port.name] = freeze(port.type.coerce(v))
-            except PortTypeError as e:
-                raise TypeError(f"output '{port.name}': {e}") from None
-        return out
-
-    def _compare_with_cache(self, task: Task, value: dict) -> None:
-        cached = self.engine.store.get(task.key) if self.engine.store is not None else None
-        if cached is None:
-            return
-        if not _equal(cached, value):
-            raise CacheCheckFailed(f"check: {task.label} recomputed differs from its cache entry "
-                                   f"{task.key[:12]} — the node's hash misses something it depends on")
-
     def _release_inputs(self, tid: TaskId) -> None:
         for dep in self.plan.tasks[tid].deps:
             if dep in self.consumers_left:
                 self.consumers_left[dep] -= 1
                 if self.consumers_left[dep] == 0 and dep not in self.keep:
-                    self.values.pop(dep, None)
+                    self.values.pop(self.plan.tasks[dep].key, None)
 
     def execute(self) -> None:
         dag = self.plan.dag
@@ -365,7 +272,8 @@ class _Run:
                         error = error or e
                         self.aborted = True
                         continue
-                    self.values[tid] = value
+                    self.values[self.plan.tasks[tid].key] = value
+                    self.done += 1
                     self._release_inputs(tid)
                     for succ in dag.successors(tid):
                         self.waiting[succ] -= 1
@@ -378,7 +286,7 @@ class _Run:
             self.pool.shutdown(wait=True, cancel_futures=True)
         if error is not None:
             raise error
-        if self.stopping and len(self.values) < dag.number_of_nodes():
+        if self.stopping and self.done < dag.number_of_nodes():
             raise Cancelled("run cancelled; finished tasks are cached, nothing was half-written")
 
     def drain(self) -> None:
@@ -389,14 +297,6 @@ class _Run:
 
 def _order(tid: TaskId):
     return (tid[1] if tid[1] is not None else -(1 << 62), tid[0])
-
-
-def _equal(a, b) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and set(a) == set(b) and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
-    return a == b
 
 
 _engines: dict[Any, Engine] = {}
