@@ -101,7 +101,7 @@ class _Progress:
 
 def cmd_run(args) -> int:
     from .engine import CancelToken, Engine
-    from .engine.errors import Cancelled, GraphInvalid, NodeFailed
+    from .engine.errors import Cancelled, CelgraphError, GraphInvalid, NodeFailed
     from .graph import parse_frames
     try:
         graph = _load(args.scene)
@@ -118,16 +118,26 @@ def cmd_run(args) -> int:
     cancel = CancelToken()
     signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())      # farm managers stop jobs this way
     progress = _Progress(args.json)
+    executor = None
     try:
+        if args.executor != "local":
+            from .engine.distributed import executor_from_cli
+            executor = executor_from_cli(args.executor, args.scheduler, args.workers)
         result = engine.run(graph, targets=targets, frames=frames, workers=args.workers,
                             use_cache=not args.no_cache, on_event=progress, cancel=cancel,
-                            check=args.check, raise_on_error=False)
+                            check=args.check, raise_on_error=False, executor=executor)
     except GraphInvalid as e:
         _print_issues(e.issues, args.json)
         return EXIT_INVALID
     except NodeFailed as e:     # raised while planning (e.g. a file vanished after validation)
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except CelgraphError as e:  # e.g. the executor cannot reach its cluster or store
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if executor is not None:
+            executor.close()
     if result.status == "cancelled" or isinstance(result.error, Cancelled):
         if not args.json:
             print("cancelled: finished tasks are cached; no output was half-written", file=sys.stderr)
@@ -139,6 +149,27 @@ def cmd_run(args) -> int:
     if not args.json:
         print(f"done in {result.seconds:.2f}s: {result.computed} computed, {result.cached} cached",
               file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_plan(args) -> int:
+    from .engine.errors import GraphInvalid
+    from .engine.planner import farm_jobs
+    from .graph import parse_frames
+    try:
+        graph = _load(args.scene)
+        frames = parse_frames(args.frames) if args.frames is not None else None
+        targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
+        if args.chunk < 1:
+            raise ValueError("--chunk must be at least 1")
+        jobs = farm_jobs(graph, args.scene, args.chunk, targets, frames, cache_dir=args.cache_dir)
+    except GraphInvalid as e:
+        _print_issues(e.issues, True)
+        return EXIT_INVALID
+    except ValueError as e:
+        print(f"graph plan: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    _print_json({"scene": args.scene, "jobs": jobs})
     return EXIT_OK
 
 
@@ -286,11 +317,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--targets", help="comma-separated node names to compute (default: end nodes)")
     r.add_argument("--cache-dir", help="disk cache folder (default $CELGRAPH_CACHE or ~/.cache/celgraph)")
     r.add_argument("--no-cache", action="store_true", help="recompute everything; read and write no cache")
-    r.add_argument("--workers", type=int, default=None, help="tasks run at once (default min(4, cores))")
+    r.add_argument("--workers", type=int, default=None,
+                   help="tasks run at once (default min(4, cores)); with dask-local, worker processes")
+    r.add_argument("--executor", choices=("local", "dask", "dask-local"), default="local",
+                   help="local threads (default), a Dask scheduler (--scheduler), or a local Dask cluster")
+    r.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://farm:8786")
     r.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     r.add_argument("--check", action="store_true",
                    help="recompute cache hits and compare with the cache (debugging a node's hash)")
     r.set_defaults(func=cmd_run)
+
+    pl = sub.add_parser("plan", help="farm chunking: print the jobs (commands + dependencies) as JSON")
+    pl.add_argument("scene")
+    pl.add_argument("--chunk", type=int, default=10, help="frames per chunk (default 10)")
+    pl.add_argument("--frames", help="frames to render (default: the scene's)")
+    pl.add_argument("--targets", help="comma-separated node names (default: end nodes)")
+    pl.add_argument("--cache-dir", help="shared cache folder every job uses (default: each machine's)")
+    pl.set_defaults(func=cmd_plan)
 
     v = sub.add_parser("validate", help="check a scene; exit 2 with every problem listed")
     v.add_argument("scene")

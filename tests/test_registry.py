@@ -84,3 +84,9 @@ def test_descriptors_are_plain_json():
         assert d["id"] == t.id and d["name"] == t.name()
         assert all({"name", "kind", "default", "help"} <= set(p) for p in d["params"])
         assert d["scope"] in ("frame", "clip")
+
+
+def test_modules_listed_in_the_environment_are_loaded(monkeypatch):
+    monkeypatch.setenv("CELGRAPH_NODE_MODULES", "acme_nodes, ")
+    reg = make_registry(monkeypatch)
+    assert reg.get("acme.Sleep") is not None and reg.get("Read") is not None

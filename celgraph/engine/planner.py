@@ -183,3 +183,31 @@ def make_plan(graph: "Graph", targets: list[str] | None = None, frames: list[int
             if dep in dag:
                 dag.add_edge(dep, tid)
     return Plan(graph, scene_frames, requested, list(targets), tasks, dag, target_ids, cached)
+
+
+def farm_jobs(graph: "Graph", scene_path: str, chunk: int, targets: list[str] | None = None,
+              frames: list[int] | None = None, registry=None, cache_dir: str | None = None) -> list[dict]:
+    """Jobs for a render farm (OpenCue, Deadline, Tractor): one job computing the clip-scope nodes
+    the targets need (once, for the whole range), then per-frame chunks of `chunk` frames that
+    depend on it. Chunks are safe to run in parallel on one shared cache folder."""
+    from ..graph.frames import format_frames, parse_frames
+    from .registry import registry as default_registry
+    registry = registry or default_registry
+    plan = make_plan(graph, targets, frames, registry=registry)
+    clip_nodes = sorted({t.node for t in plan.tasks.values() if t.frame is None})
+    frames = plan.requested
+    per_frame_targets = [n for n in plan.targets if n not in clip_nodes]
+    base = ["graph", "run", scene_path] + (["--cache-dir", str(cache_dir)] if cache_dir else [])
+    jobs: list[dict] = []
+    if clip_nodes:
+        jobs.append({"id": "clip", "frames": format_frames(parse_frames(graph.frames)),
+                     "command": base + ["--targets", ",".join(clip_nodes), "--frames", str(frames[0])],
+                     "depends": [], "note": "clip-scope nodes: whole frame range, run once"})
+    if per_frame_targets:
+        for i in range(0, len(frames), chunk):
+            part = frames[i:i + chunk]
+            spec = format_frames(part)
+            jobs.append({"id": f"frames-{spec}", "frames": spec,
+                         "command": base + ["--frames", spec, "--targets", ",".join(per_frame_targets)],
+                         "depends": ["clip"] if clip_nodes else []})
+    return jobs

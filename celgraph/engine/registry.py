@@ -3,13 +3,18 @@
 An entry point may name a module (every NodeType subclass with an `id` defined in it is
 registered), a NodeType subclass, or a callable returning a list of them. celgraph's own nodes are
 registered through the same entry point, so the engine knows no node type by name.
+
+Studios that do not package their nodes can list modules in $CELGRAPH_NODE_MODULES
+(comma-separated, importable from PYTHONPATH) — the same way NUKE_PATH works; render-farm and Dask
+workers pick them up from their environment.
 """
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 import types
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from .node import NodeType
 
@@ -46,8 +51,9 @@ class Registry:
         eps = list(entry_points(group=ENTRY_POINT_GROUP))
         if not any(ep.value == "celgraph.nodes" for ep in eps):
             # running from a source tree that was never pip-installed: load the built-ins anyway
-            from importlib.metadata import EntryPoint
             eps.insert(0, EntryPoint("builtin", "celgraph.nodes", ENTRY_POINT_GROUP))
+        for module in filter(None, (m.strip() for m in os.environ.get("CELGRAPH_NODE_MODULES", "").split(","))):
+            eps.append(EntryPoint(module, module, ENTRY_POINT_GROUP))
         for ep in eps:
             try:
                 obj = ep.load()

@@ -47,14 +47,17 @@ class RunResult:
     compute_seconds: float = 0.0
     store_seconds: float = 0.0                     # time spent writing results to the disk store
     error: CelgraphError | None = None
-    _run: "_Run | None" = field(default=None, repr=False)
+    _load: Any = field(default=None, repr=False)     # key → outputs (this run's memory, then the caches)
 
     def value(self, node: str, output: str, frame: int | None = None):
         """A target's output at a frame (read-only), from this run or the cache."""
         if self.status != "succeeded":
             raise CelgraphError(f"the run {self.status}; it has no values") from self.error
         task = self.plan.tasks[(node, None) if (node, None) in self.plan.tasks else (node, frame)]
-        v = self._run.value_of(task.id)[output]
+        outputs = self._load(task.key)
+        if outputs is None:
+            raise CelgraphError(f"{task.label} is no longer in memory or in the cache")
+        v = outputs[output]
         return v[frame] if task.frame is None and frame is not None else v
 
 
@@ -122,9 +125,11 @@ class Engine:
     # ---- running ----------------------------------------------------------------------------
     def run(self, graph, targets=None, frames=None, workers: int | None = None, use_cache: bool = True,
             on_event: Listener | list[Listener] | None = None, cancel: CancelToken | None = None,
-            check: bool = False, raise_on_error: bool = True) -> RunResult:
+            check: bool = False, raise_on_error: bool = True, executor=None) -> RunResult:
         """Plan and execute. use_cache=False recomputes everything and leaves the caches as they
-        were. check=True recomputes cache hits and compares them (a wrong hash fails the run)."""
+        were. check=True recomputes cache hits and compares them (a wrong hash fails the run).
+        executor: None runs on this process's thread pool (`workers` threads); a DaskExecutor runs
+        the tasks on a Dask cluster through the shared disk store."""
         from ..graph.frames import parse_frames
         if isinstance(frames, (str, int)):
             frames = parse_frames(frames)
@@ -142,7 +147,11 @@ class Engine:
         result = RunResult("succeeded", plan, cached=len(plan.cached))
         run = _Run(self, plan, bus, cancel, workers or min(4, os.cpu_count() or 1), use_cache, check)
         try:
-            run.execute()
+            if executor is None:
+                run.execute()
+            elif plan.n_compute:
+                run.computed, run.compute_seconds, run.store_seconds = executor.execute(
+                    self, plan, bus, cancel, use_cache, check)
         except KeyboardInterrupt:
             cancel.cancel()
             run.drain()
@@ -154,7 +163,7 @@ class Engine:
         result.computed = run.computed
         result.compute_seconds = run.compute_seconds
         result.store_seconds = run.store_seconds
-        result._run = run
+        result._load = run.load
         result.seconds = time.perf_counter() - t0
         bus.emit("run_finished", seconds=result.seconds,
                  data={"status": result.status, "computed": result.computed, "cached": result.cached,

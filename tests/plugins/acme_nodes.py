@@ -27,3 +27,19 @@ class Blur(NodeType):
 
 def node_types():
     return [Invert]
+
+
+class Sleep(NodeType):
+    """Passes its input through after sleeping (in steps that honour cancellation)."""
+    id, version, category = "acme.Sleep", 1, "Acme"
+    inputs = [In("image", Image)]
+    outputs = [Out("image", Image)]
+    params = [Float("seconds", 0.5)]
+
+    def compute(self, ctx, image):
+        import time
+        steps = max(1, int(ctx.params.seconds / 0.05))
+        for i in range(steps):
+            time.sleep(ctx.params.seconds / steps)
+            ctx.progress(i + 1, steps)
+        return {"image": np.asarray(image)}
