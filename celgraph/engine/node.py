@@ -145,7 +145,7 @@ class Context(CheckContext):
                  on_progress: Callable[[float, str], None] | None = None,
                  cancelled: Callable[[], bool] | None = None,
                  input_keys: dict[str, dict[int, str]] | None = None,
-                 memo: Callable[[Any, Callable[[], Any]], Any] | None = None):
+                 memo: Callable[..., Any] | None = None):
         super().__init__(node, frames, base_dir)
         self.type = node_type
         self.params = params
@@ -170,15 +170,16 @@ class Context(CheckContext):
         keys = self._input_keys.get(name, {})
         return keys[self.frame if frame is None else frame]
 
-    def cached(self, parts: Any, compute: Callable[[], Any]) -> Any:
+    def cached(self, parts: Any, compute: Callable[[], Any], owner: "type[NodeType] | None" = None) -> Any:
         """A sub-result with its own cache entry, keyed by this node type + version + `parts`.
 
         For work a node repeats across its tasks — FlowRAFT's (frame, target frame) pairs, shared
         by different offset lists and by later nodes. `parts` must name everything the result
-        depends on (use `input_key` for input values, never node names)."""
+        depends on (use `input_key` for input values, never node names). `owner`: file the entry
+        under another node type (e.g. FlowRAFT) so that type's own tasks share it."""
         if self._memo is None:
             return compute()
-        return self._memo(parts, compute)
+        return self._memo(parts, compute, owner)
 
     def progress(self, done: float, total: float = 1.0, message: str = "") -> None:
         """Report progress inside a long compute; also a point where cancellation is honoured."""

@@ -40,6 +40,20 @@ BUNDLED_WEIGHTS = {"raft_small": "raft_small_toon.safetensors"}
 AUTO_BACKEND = "dis"
 
 
+# The flow settings, shared by every node that computes frame pairs through FlowRAFT.pair()
+# (declare them in your node's params and its pairs share FlowRAFT's cache entries).
+FLOW_PARAMS = [
+    Choice("backend", "auto", choices=("auto", "raft", "raft_small", "dis"),
+           help=f"auto = {AUTO_BACKEND} (best on the synthetic benchmark without user files)"),
+    PathParam("weights", "", help="RAFT checkpoint (.pth official/torchvision layout, or .safetensors); "
+                                  "empty: bundled weights for raft_small", hashed=False),
+    Int("iters", 12, min=1, max=64, help="RAFT refinement iterations"),
+    Float("scale", 1.0, min=0.1, max=1.0, help="working resolution relative to the input"),
+    Choice("dis_preset", "medium", choices=("ultrafast", "fast", "medium", "fine"), help="DIS quality/speed"),
+    Choice("device", "auto", choices=("auto", "cpu", "cuda"), help="where RAFT runs", hashed=False),
+]
+
+
 def bundled_weights(backend: str) -> Path | None:
     name = BUNDLED_WEIGHTS.get(backend)
     if name is None:
@@ -65,15 +79,8 @@ class FlowRAFT(NodeType):
                Out("bundle", FlowBundle, "every requested offset"),
                Out("preview", Image, "forward flow on a colour wheel")]
     params = [
-        Choice("backend", "auto", choices=("auto", "raft", "raft_small", "dis"),
-               help=f"auto = {AUTO_BACKEND} (best on the synthetic benchmark without user files)"),
-        PathParam("weights", "", help="RAFT checkpoint (.pth official/torchvision layout, or .safetensors); "
-                                      "empty: bundled weights for raft_small", hashed=False),
-        Int("iters", 12, min=1, max=64, help="RAFT refinement iterations"),
-        Float("scale", 1.0, min=0.1, max=1.0, help="working resolution relative to the input"),
         IntList("offsets", [-3, -1, 1, 3], min=-32, max=32, help="frame offsets k to compute (t → t+k)"),
-        Choice("dis_preset", "medium", choices=("ultrafast", "fast", "medium", "fine"), help="DIS quality/speed"),
-        Choice("device", "auto", choices=("auto", "cpu", "cuda"), help="where RAFT runs", hashed=False),
+        *FLOW_PARAMS,
     ]
     device = "any"
 
@@ -152,14 +159,19 @@ class FlowRAFT(NodeType):
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])
         return flow.astype(np.float32)
 
+    def pair(self, ctx: Context, from_key: str, to_key: str, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+        """Flow img1 → img2 with the FLOW_PARAMS of ctx.params, as a FlowRAFT cache entry keyed by the
+        two images' content keys (ctx.input_key). Other nodes call this to share FlowRAFT's pairs."""
+        parts = {"pair": self._pair_settings(ctx), "from": from_key, "to": to_key}
+        return ctx.cached(parts, lambda: self._pair(ctx, _rgb(img1), _rgb(img2)), owner=FlowRAFT)
+
     def compute(self, ctx: Context, image: dict):
         t = ctx.frame
-        settings = self._pair_settings(ctx)
         bundle = {}
         targets = self._targets(ctx)
         for i, (k, target) in enumerate(targets.items()):
-            parts = {"pair": settings, "from": ctx.input_key("image", t), "to": ctx.input_key("image", target)}
-            bundle[k] = ctx.cached(parts, lambda: self._pair(ctx, _rgb(image[t]), _rgb(image[target])))
+            bundle[k] = self.pair(ctx, ctx.input_key("image", t), ctx.input_key("image", target),
+                                  image[t], image[target])
             ctx.progress(i + 1, len(targets), f"flow {t}→{target}")
         h, w = image[t].shape[:2]
         zero = np.zeros((h, w, 2), np.float32)
