@@ -370,6 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list = []   # other modules (synth, train, serve) add their sub-commands here
 
 
+def _service_commands(sub) -> None:
+    from .service.bridge import add_parsers      # `serve` and `remote`; grpc loads only when they run
+    add_parsers(sub)
+
+
+_EXTRA_COMMANDS.append(_service_commands)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,0 +1,601 @@
+"""Jobs of the service: records that survive restarts, their event logs, and the manager that runs
+them on the shared Engine. Nothing here knows gRPC; `server.py` maps it onto the wire.
+
+On disk (`--state-dir`, default `$CELGRAPH_STATE` or `~/.local/state/celgraph/server`):
+
+    jobs/<id>.json           the job record, rewritten atomically (temp file + rename) at each
+                             state change: queued → running → succeeded | failed | cancelled
+    jobs/<id>.events.jsonl   its events, one JSON object per line, appended and flushed as they
+                             happen (seq 1, 2, 3, ... with no gaps)
+
+A server that starts finds records left queued or running by a server that stopped or died: they
+become "interrupted" (with a final `job_finished` event), so a job never vanishes and GetJob always
+answers.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from ..engine.errors import CelgraphError, GraphInvalid, Issue, NodeFailed
+from ..engine.runtime import CancelToken
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+FINAL_EVENT = "job_finished"
+
+
+def valid_job_id(text: str) -> bool:
+    """Job ids are 32 lowercase hex digits (they name files: nothing else is accepted)."""
+    return isinstance(text, str) and bool(_JOB_ID.match(text))
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("CELGRAPH_STATE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "celgraph" / "server"
+
+
+class JobNotFound(CelgraphError):
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+        super().__init__(f"no job {job_id!r} on this server")
+
+
+class QueueFull(CelgraphError):
+    """More jobs are waiting than the server accepts (`--max-queue`)."""
+
+
+class ServerStopping(CelgraphError):
+    """The server is shutting down and takes no new jobs."""
+
+
+@dataclass
+class JobRecord:
+    """What GetJob answers, and what is persisted as jobs/<id>.json."""
+    id: str
+    state: str = "queued"
+    created: float = 0.0
+    started: float = 0.0
+    finished: float = 0.0
+    targets: list[str] = field(default_factory=list)
+    frames: str = ""
+    base_dir: str = ""
+    label: str = ""
+    workers: int = 0
+    no_cache: bool = False
+    scene: str = ""                      # the submitted scene.json text (to resubmit or debug)
+    error: dict | None = None            # {code, message, node, node_type, frame, exception, issues}
+    outputs: list[dict] = field(default_factory=list)
+    tasks_total: int = 0
+    tasks_done: int = 0
+    tasks_cached: int = 0
+    last_seq: int = 0
+    cancel_requested: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "JobRecord":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class JobStore:
+    """The records and event logs of jobs under `<state_dir>/jobs/`."""
+
+    def __init__(self, state_dir: str | os.PathLike):
+        self.root = Path(state_dir).expanduser().resolve()
+        self.jobs = self.root / "jobs"
+        self.jobs.mkdir(parents=True, exist_ok=True)
+
+    def record_path(self, job_id: str) -> Path:
+        assert valid_job_id(job_id)
+        return self.jobs / f"{job_id}.json"
+
+    def events_path(self, job_id: str) -> Path:
+        assert valid_job_id(job_id)
+        return self.jobs / f"{job_id}.events.jsonl"
+
+    def save(self, record: JobRecord) -> None:
+        _atomic_write(self.record_path(record.id), json.dumps(record.to_dict(), default=str))
+
+    def load_all(self) -> list[JobRecord]:
+        out = []
+        for p in self.jobs.glob("*.json"):
+            if not valid_job_id(p.stem):
+                continue
+            try:
+                out.append(JobRecord.from_dict(json.loads(p.read_text(encoding="utf-8"))))
+            except (OSError, ValueError, TypeError) as e:
+                log.warning("skipping unreadable job record %s: %s", p, e)
+        return sorted(out, key=lambda r: r.created)
+
+    def read_events(self, job_id: str) -> list[dict]:
+        """The job's logged events: the longest run seq 1, 2, ... of whole, valid lines."""
+        events: list[dict] = []
+        try:
+            with open(self.events_path(job_id), encoding="utf-8") as f:
+                for line in f:
+                    if not line.endswith("\n"):
+                        break                       # a line cut short by a crash
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        break
+                    if not isinstance(ev, dict) or ev.get("seq") != len(events) + 1:
+                        break
+                    events.append(ev)
+        except FileNotFoundError:
+            pass
+        return events
+
+    def last_event(self, job_id: str) -> dict | None:
+        """The last whole line of the job's log (cheap: reads the file's tail), or None."""
+        try:
+            with open(self.events_path(job_id), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 65536))
+                tail = f.read()
+        except OSError:
+            return None
+        if not tail.endswith(b"\n"):
+            return None
+        try:
+            return json.loads(tail.rstrip(b"\n").rsplit(b"\n", 1)[-1])
+        except ValueError:
+            return None
+
+    def rewrite_events(self, job_id: str, events: list[dict]) -> None:
+        _atomic_write(self.events_path(job_id), "".join(json.dumps(e, default=str) + "\n" for e in events))
+
+    def open_log(self, job_id: str):
+        return open(self.events_path(job_id), "a", encoding="utf-8")
+
+    def delete(self, job_id: str) -> None:
+        self.record_path(job_id).unlink(missing_ok=True)
+        self.events_path(job_id).unlink(missing_ok=True)
+
+
+class Job:
+    """A job in memory: its record, its events (seq 1..n, no gaps) and a condition to wait on."""
+
+    def __init__(self, record: JobRecord, store: JobStore, events: list[dict] | None = None):
+        self.record = record
+        self.store = store
+        self.cond = threading.Condition()
+        self.cancel = CancelToken()
+        self._events: list[dict] | None = events if events is not None else (
+            [] if record.state not in TERMINAL else None)
+        self._log = None
+        self.graph = None          # the parsed scene while queued/running
+        self.frames_list: list[int] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def terminal(self) -> bool:
+        return self.record.state in TERMINAL
+
+    def snapshot(self) -> JobRecord:
+        with self.cond:
+            r = replace(self.record)
+            r.targets, r.outputs = list(r.targets), [dict(o) for o in r.outputs]
+            r.error = dict(r.error) if r.error else None
+            return r
+
+    def _event_list(self) -> list[dict]:
+        if self._events is None:        # evicted from memory (or loaded from disk): read the log
+            self._events = self.store.read_events(self.id)
+        return self._events
+
+    def emit(self, kind: str, **fields) -> dict:
+        """Append an event (numbered, logged, watchers woken). Thread-safe."""
+        with self.cond:
+            events = self._event_list()
+            ev = {"seq": len(events) + 1, "kind": kind, "time": fields.pop("time", None) or time.time(),
+                  **fields, "state": self.record.state}
+            events.append(ev)
+            self.record.last_seq = ev["seq"]
+            try:
+                if self._log is None:
+                    self._log = self.store.open_log(self.id)
+                self._log.write(json.dumps(ev, default=str) + "\n")
+                self._log.flush()
+            except OSError as e:   # a full disk must not stop the job; watchers still get it
+                log.warning("cannot log event of job %s: %s", self.id, e)
+            self.cond.notify_all()
+            return ev
+
+    def close_log(self) -> None:
+        with self.cond:
+            if self._log is not None:
+                try:
+                    self._log.close()
+                except OSError:
+                    pass
+                self._log = None
+
+    def drop_events(self) -> None:
+        """Free the in-memory events of a finished job (the log on disk keeps them)."""
+        with self.cond:
+            if self.terminal and self._log is None:
+                self._events = None
+
+    def wait_events(self, after: int, timeout: float) -> tuple[list[dict], bool]:
+        """Events with seq > after (waiting up to `timeout` s for one), and whether the final event
+        is among those now known (so the caller can stop after sending them)."""
+        with self.cond:
+            if self.record.last_seq <= after and not self.terminal:
+                self.cond.wait(timeout)
+            # a job turns terminal and emits its final event under this lock: terminal ⇒ logged
+            return self._event_list()[after:], self.terminal
+
+    def wake(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+
+def check_submission(scene_text: str, base_dir: Path, targets: list[str] | None, frames: str | None,
+                     registry=None):
+    """Parse and validate what a client sent: (graph, frames list or None, issues)."""
+    from ..graph.frames import FrameRangeError, parse_frames
+    from ..graph.scene import Graph
+    from ..graph.validate import validate
+    from ..engine.registry import registry as default_registry
+    registry = registry or default_registry
+    try:
+        data = json.loads(scene_text)
+    except (ValueError, TypeError) as e:
+        return None, None, [Issue("bad_scene", f"the scene is not valid JSON: {e}")]
+    if not base_dir.is_dir():
+        return None, None, [Issue("file_not_found", f"base_dir {str(base_dir)!r} is not a folder on the server",
+                                  field="base_dir")]
+    try:
+        graph = Graph.from_dict(data, base_dir=base_dir)
+    except GraphInvalid as e:
+        return None, None, e.issues
+    issues = list(validate(graph, registry))
+    frames_list = None
+    if frames:
+        try:
+            frames_list = parse_frames(frames)
+        except FrameRangeError as e:
+            issues.append(Issue("bad_frames", f"frames: {e}", field="frames"))
+        else:
+            try:
+                scene_frames = set(parse_frames(graph.frames))
+            except FrameRangeError:
+                scene_frames = None            # already reported by validate
+            if scene_frames is not None:
+                outside = [f for f in frames_list if f not in scene_frames]
+                if outside:
+                    issues.append(Issue("bad_frames", f"frames {outside[:5]} are outside the scene's frames "
+                                                      f"{graph.frames!r}", field="frames"))
+    for t in targets or []:
+        if t not in graph.nodes:
+            issues.append(Issue("unknown_target", f"target '{t}' is not a node of the scene", t))
+    return graph, frames_list, issues
+
+
+class JobManager:
+    """Queues jobs and runs them, at most `max_jobs` at once, on one shared Engine (shared caches)."""
+
+    KEEP_EVENTS_IN_MEMORY = 64      # finished jobs whose events stay in RAM (older ones: read the log)
+
+    def __init__(self, engine, store: JobStore, max_jobs: int = 2, max_queue: int = 1000,
+                 keep_jobs: int = 1000, base_dir: str | os.PathLike | None = None):
+        self.engine = engine
+        self.store = store
+        self.max_jobs = max(1, int(max_jobs))
+        self.max_queue = max(1, int(max_queue))
+        self.keep_jobs = max(1, int(keep_jobs))
+        self.base_dir = Path(base_dir or os.getcwd()).expanduser().resolve()
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.max_jobs, thread_name_prefix="celgraph-job")
+        self._with_events: deque[Job] = deque()
+        self._stopping = False
+
+    # ---- start-up ---------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Load the records left by earlier servers; unfinished ones become "interrupted"."""
+        interrupted = []
+        for rec in self.store.load_all():
+            if rec.state not in STATES:
+                continue
+            if rec.state in TERMINAL:
+                job = Job(rec, self.store)
+                self._jobs[rec.id] = job
+                last = self.store.last_event(rec.id)
+                if last is None or last.get("kind") != FINAL_EVENT or last.get("seq") != rec.last_seq:
+                    # died between saving the final record and logging the final event
+                    events = self.store.read_events(rec.id)
+                    if not events or events[-1]["kind"] != FINAL_EVENT:
+                        self.store.rewrite_events(rec.id, events)
+                        job._events = events
+                        job.emit(FINAL_EVENT, data={"state": rec.state, "error": rec.error,
+                                                    "outputs": len(rec.outputs)})
+                        job.close_log()
+                        self.store.save(job.record)
+                continue
+            events = self.store.read_events(rec.id)
+            self.store.rewrite_events(rec.id, events)       # drop a line cut short by a crash
+            job = Job(rec, self.store, events)
+            self._jobs[rec.id] = job
+            self._finish(job, "interrupted", {
+                "code": "interrupted",
+                "message": f"the server stopped while the job was {rec.state}; submit it again "
+                           "(finished tasks are cached)"})
+            interrupted.append(rec.id)
+        self._prune()
+        return interrupted
+
+    # ---- queries -----------------------------------------------------------------------------
+    def resolve_base_dir(self, base_dir: str | None) -> Path:
+        if not base_dir:
+            return self.base_dir
+        p = Path(base_dir).expanduser()
+        return (p if p.is_absolute() else self.base_dir / p).resolve()
+
+    def validate(self, scene_text: str, base_dir: str | None = None, targets=None, frames=None) -> list[Issue]:
+        return check_submission(scene_text, self.resolve_base_dir(base_dir), targets, frames,
+                                self.engine.registry)[2]
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def list(self, limit: int = 0) -> list[Job]:
+        with self._lock:
+            jobs = sorted(self._jobs.values(), key=lambda j: -j.record.created)
+        return jobs[:limit] if limit > 0 else jobs
+
+    def count(self, state: str) -> int:
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.record.state == state)
+
+    # ---- submitting, running, cancelling --------------------------------------------------------
+    def submit(self, scene_text: str, base_dir: str | None = None, targets: list[str] | None = None,
+               frames: str | None = None, workers: int = 0, no_cache: bool = False, label: str = "") -> Job:
+        """Validate (GraphInvalid with every issue) and queue; returns at once."""
+        if self._stopping:
+            raise ServerStopping("the server is shutting down")
+        base = self.resolve_base_dir(base_dir)
+        graph, frames_list, issues = check_submission(scene_text, base, targets, frames, self.engine.registry)
+        if issues:
+            raise GraphInvalid(issues)
+        if self.count("queued") >= self.max_queue:
+            raise QueueFull(f"{self.max_queue} jobs are already queued; try again later")
+        rec = JobRecord(uuid.uuid4().hex, "queued", created=time.time(), targets=list(targets or []),
+                        frames=frames or "", base_dir=str(base), label=label or "", workers=max(0, int(workers)),
+                        no_cache=bool(no_cache), scene=scene_text)
+        job = Job(rec, self.store, [])
+        job.graph, job.frames_list = graph, frames_list
+        self.store.save(rec)
+        with self._lock:
+            self._jobs[rec.id] = job
+        job.emit("job_queued", data={"targets": rec.targets, "frames": rec.frames, "label": rec.label})
+        self._pool.submit(self._run, job)
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        with job.cond:
+            if job.terminal:
+                return job
+            job.record.cancel_requested = True
+            job.cancel.cancel()
+            if job.record.state == "queued":
+                self._finish(job, "cancelled", {"code": "cancelled", "message": "cancelled before it started"})
+            else:
+                self.store.save(job.record)
+        return job
+
+    def _run(self, job: Job) -> None:
+        with job.cond:
+            if job.record.state != "queued":        # cancelled or interrupted while queued
+                return
+            job.record.state = "running"
+            job.record.started = time.time()
+            self.store.save(job.record)
+        rec = job.record
+        try:
+            result = self.engine.run(job.graph, targets=rec.targets or None, frames=job.frames_list,
+                                     workers=rec.workers or None, use_cache=not rec.no_cache,
+                                     on_event=lambda ev: self._on_engine_event(job, ev), cancel=job.cancel,
+                                     raise_on_error=False)
+        except GraphInvalid as e:          # planning found what validation could not (a file vanished)
+            self._finish(job, "failed", {"code": "graph_invalid", "message": str(e),
+                                         "issues": [i.to_dict() for i in e.issues]})
+        except NodeFailed as e:            # planning: a node's fingerprint / frames_needed raised
+            self._finish(job, "failed", _node_failed(e))
+        except Exception as e:             # noqa: BLE001 — a bug must not leave the job "running"
+            log.exception("job %s crashed", job.id)
+            self._finish(job, "failed", {"code": "internal", "message": f"{type(e).__name__}: {e}",
+                                         "exception": type(e).__name__})
+        else:
+            if result.status == "succeeded":
+                try:
+                    outputs = self._outputs(result)
+                except Exception as e:     # noqa: BLE001
+                    log.exception("job %s: cannot list outputs", job.id)
+                    self._finish(job, "failed", {"code": "internal", "message": f"listing outputs: {e}",
+                                                 "exception": type(e).__name__})
+                    return
+                self._finish(job, "succeeded", None, outputs)
+            elif result.status == "cancelled":
+                if self._stopping and not rec.cancel_requested:
+                    self._finish(job, "interrupted", {"code": "interrupted",
+                                                      "message": "the server shut down while the job ran"})
+                else:
+                    self._finish(job, "cancelled", {"code": "cancelled", "message": str(result.error)})
+            else:
+                err = result.error
+                self._finish(job, "failed", _node_failed(err) if isinstance(err, NodeFailed) else {
+                    "code": "failed", "message": str(err), "exception": type(err).__name__})
+        finally:
+            job.graph = None
+
+    def _on_engine_event(self, job: Job, ev) -> None:
+        d = ev.to_dict()
+        d.pop("seq", None)
+        kind = d.pop("kind")
+        if "type" in d:
+            d["node_type"] = d.pop("type")
+        rec = job.record
+        with job.cond:
+            if kind == "run_started":
+                rec.tasks_total = int(ev.data.get("compute", 0))
+                rec.tasks_cached = int(ev.data.get("cached", 0))
+                if not rec.targets:
+                    rec.targets = list(ev.data.get("targets", []))
+            elif kind == "task_finished":
+                rec.tasks_done += 1
+            job.emit(kind, **d)
+
+    def _outputs(self, result) -> list[dict]:
+        """Where a succeeded job's target values are: files written (Write) and store entries."""
+        plan = result.plan
+        store = self.engine.store
+        out: list[dict] = []
+        for tid in plan.target_tasks:
+            task = plan.tasks[tid]
+            ntype = type(task.type)
+            frames = [task.frame] if task.frame is not None else plan.requested
+            tree = None
+            for port in ntype.outputs:
+                for f in frames:
+                    v = result.value(task.node, port.name, f)
+                    row = {"node": task.node, "output": port.name, "frame": f, "key": task.key}
+                    if port.type.name == "FileRef" and isinstance(v, dict) and "path" in v:
+                        out.append({**row, "kind": "file", "path": str(v["path"]),
+                                    "sha256": str(v.get("sha256", "")), "bytes": int(v.get("bytes", 0))})
+                        continue
+                    if store is None or task.key not in store:
+                        continue                     # no_cache: the value lived in memory only
+                    if tree is None:
+                        tree = (store.meta(task.key) or {}).get("value", {})
+                    out.append({**row, **_store_location(store, task.key, tree, port.name,
+                                                         f if task.frame is None else None)})
+        return out
+
+    def _finish(self, job: Job, state: str, error: dict | None, outputs: list[dict] | None = None) -> bool:
+        """Move a job to a final state once (later calls are no-ops), log it, emit `job_finished`."""
+        with job.cond:
+            if job.terminal:
+                return False
+            rec = job.record
+            rec.state = state
+            rec.finished = time.time()
+            rec.error = error
+            rec.outputs = list(outputs or [])
+            rec.last_seq += 1                   # the final event's seq, saved with the final record
+            try:                                # record first: a crash before the event is repaired at start
+                self.store.save(rec)
+            except OSError as e:
+                log.warning("cannot save job %s: %s", job.id, e)
+            rec.last_seq -= 1
+            job.emit(FINAL_EVENT, data={"state": state, "error": error, "outputs": len(rec.outputs)})
+            job.close_log()
+        with self._lock:
+            self._with_events.append(job)
+            evict = []
+            while len(self._with_events) > self.KEEP_EVENTS_IN_MEMORY:
+                evict.append(self._with_events.popleft())
+        for old in evict:
+            old.drop_events()
+        self._prune()
+        return True
+
+    def _prune(self) -> None:
+        with self._lock:
+            done = sorted((j for j in self._jobs.values() if j.terminal), key=lambda j: j.record.created)
+            drop = done[:max(0, len(done) - self.keep_jobs)]
+            for j in drop:
+                del self._jobs[j.id]
+        for j in drop:
+            self.store.delete(j.id)
+
+    # ---- shutting down -----------------------------------------------------------------------------
+    def shutdown(self, grace: float = 5.0) -> None:
+        """Stop taking jobs; queued jobs and those still running after `grace` s become interrupted."""
+        self._stopping = True
+        for job in self.list():
+            if job.record.state == "queued":
+                self._finish(job, "interrupted", {"code": "interrupted",
+                                                  "message": "the server shut down before the job started"})
+            elif job.record.state == "running":
+                job.cancel.cancel()
+        deadline = time.monotonic() + max(0.0, grace)
+        for job in self.list():
+            with job.cond:
+                while not job.terminal and time.monotonic() < deadline:
+                    job.cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        for job in self.list():
+            if not job.terminal:
+                self._finish(job, "interrupted", {"code": "interrupted",
+                                                  "message": "the server shut down while the job ran"})
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _node_failed(e: NodeFailed) -> dict:
+    return {"code": "node_failed", "message": str(e), "node": e.node, "node_type": e.type_id,
+            "frame": e.frame, "exception": type(e.exc).__name__}
+
+
+def _store_location(store, key: str, tree: dict, output: str, frame: int | None) -> dict:
+    """The .npy file holding one output (at one frame, for clip tasks) in a store entry, or the entry
+    folder when the value is structured (a dict of arrays)."""
+    folder = store.path(key)
+    sub = dict(tree.get("$dict", [])).get(output)
+    if frame is not None and isinstance(sub, dict):
+        sub = {k: v for k, v in sub.get("$dict", [])}.get(frame)
+    if isinstance(sub, dict) and "$array" in sub:
+        path = folder / f"a{sub['$array']}.npy"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        return {"kind": "array", "path": str(path), "sha256": "", "bytes": size}
+    return {"kind": "entry", "path": str(folder), "sha256": "", "bytes": 0}
+
+
+def issues_by_node(issues: list[Issue]) -> dict[str, list[Issue]]:
+    out: dict[str, list[Issue]] = {}
+    for i in issues:
+        out.setdefault(i.node or "", []).append(i)
+    return out
