@@ -186,3 +186,20 @@ def test_cli_dask_without_scheduler_is_a_clear_error(tmp_path):
     r = subprocess.run([graph_cli, "run", str(tmp_path / "scene.json"), "--executor", "dask"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "--scheduler" in r.stderr
+
+
+def test_the_server_runs_jobs_on_the_dask_executor(dask_executor, tmp_path):
+    from celgraph.service.client import Client
+    from celgraph.service.server import GraphServer
+    server = GraphServer(port=0, cache_dir=tmp_path / "cache", state_dir=tmp_path / "state", base_dir=tmp_path,
+                         executor=dask_executor).start()
+    try:
+        with Client(server.address, timeout=30) as c:
+            job = c.wait(c.submit(scene(tmp_path, frames="1-3").to_dict()), timeout=120)
+        assert job["state"] == "succeeded", job
+        local = tmp_path / "local"
+        cg.Engine(local / "cache").run(scene(local, frames="1-3"))
+        a, b = outputs(local), outputs(tmp_path)
+        assert list(a) == list(b) and len(a) == 3 and all(np.array_equal(a[k], b[k]) for k in a)
+    finally:
+        server.stop(grace=2.0)

@@ -47,15 +47,22 @@ def cmd_serve(args) -> int:
     import logging
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..engine.errors import CelgraphError
     from .server import GraphServer, ServiceConfigError
+    executor = None
     try:
+        if args.executor != "local":
+            from ..engine.distributed import executor_from_cli
+            executor = executor_from_cli(args.executor, args.scheduler, args.dask_workers)
         server = GraphServer(host=args.host, port=args.port, token=args.token or None, max_jobs=args.max_jobs,
                              cache_dir=args.cache_dir, state_dir=args.state_dir, base_dir=args.base_dir,
                              max_message_bytes=int(args.max_message_mb * (1 << 20)), max_queue=args.max_queue,
-                             keep_jobs=args.keep_jobs)
+                             keep_jobs=args.keep_jobs, executor=executor)
         server.start()
-    except ServiceConfigError as e:
+    except (ServiceConfigError, CelgraphError) as e:
         print(f"graph serve: {e}", file=sys.stderr)
+        if executor is not None:
+            executor.close()
         return EXIT_INVALID
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,6 +74,8 @@ def cmd_serve(args) -> int:
         pass
     print("graph serve: stopping (running jobs get 5 s, then they are interrupted)", file=sys.stderr)
     server.stop(grace=5.0)
+    if executor is not None:
+        executor.close()
     return EXIT_OK
 
 
@@ -241,6 +250,10 @@ def add_parsers(sub) -> None:
     s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request/response (default 64 MiB)")
     s.add_argument("--keep-jobs", type=int, default=1000, help="finished job records kept (default 1000)")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    s.add_argument("--executor", choices=("local", "dask", "dask-local"), default="local",
+                   help="run jobs on local threads (default) or a Dask cluster (values through the shared cache)")
+    s.add_argument("--scheduler", help="Dask scheduler address for --executor dask")
+    s.add_argument("--dask-workers", type=int, help="worker processes for --executor dask-local")
     s.set_defaults(func=cmd_serve)
 
     common = argparse.ArgumentParser(add_help=False)

@@ -314,8 +314,9 @@ class JobManager:
     KEEP_EVENTS_IN_MEMORY = 64      # finished jobs whose events stay in RAM (older ones: read the log)
 
     def __init__(self, engine, store: JobStore, max_jobs: int = 2, max_queue: int = 1000,
-                 keep_jobs: int = 1000, base_dir: str | os.PathLike | None = None):
+                 keep_jobs: int = 1000, base_dir: str | os.PathLike | None = None, executor=None):
         self.engine = engine
+        self.executor = executor          # None: the engine's local threads; or a DaskExecutor
         self.store = store
         self.max_jobs = max(1, int(max_jobs))
         self.max_queue = max(1, int(max_queue))
@@ -437,7 +438,8 @@ class JobManager:
             result = self.engine.run(job.graph, targets=rec.targets or None, frames=job.frames_list,
                                      workers=rec.workers or None, use_cache=not rec.no_cache,
                                      on_event=lambda ev: self._on_engine_event(job, ev), cancel=job.cancel,
-                                     raise_on_error=False)
+                                     raise_on_error=False,
+                                     executor=self.executor if not rec.no_cache else None)
         except GraphInvalid as e:          # planning found what validation could not (a file vanished)
             self._finish(job, "failed", {"code": "graph_invalid", "message": str(e),
                                          "issues": [i.to_dict() for i in e.issues]})

@@ -407,7 +407,7 @@ class GraphServer:
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None = None,
                  max_jobs: int = 2, cache_dir=None, state_dir=None, base_dir=None,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE, max_queue: int = 1000, keep_jobs: int = 1000,
-                 rpc_threads: int = 64, engine=None):
+                 rpc_threads: int = 64, engine=None, executor=None):
         if not is_loopback(host) and not token:
             raise ServiceConfigError(f"refusing to listen on {host!r} without a token: anything but loopback "
                                      "needs --token (or $CELGRAPH_TOKEN)")
@@ -416,6 +416,7 @@ class GraphServer:
         self.max_queue, self.keep_jobs, self.rpc_threads = max_queue, keep_jobs, int(rpc_threads)
         self.cache_dir, self.state_dir, self.base_dir = cache_dir, state_dir, base_dir
         self.engine = engine
+        self.executor = executor
         self.manager: JobManager | None = None
         self.job_store: JobStore | None = None
         self._server: grpc.Server | None = None
@@ -439,7 +440,7 @@ class GraphServer:
         self.engine.registry.all()           # load node types now, not on the first request
         self.job_store = JobStore(self.state_dir or default_state_dir())
         self.manager = JobManager(self.engine, self.job_store, self.max_jobs, self.max_queue, self.keep_jobs,
-                                  self.base_dir)
+                                  self.base_dir, executor=self.executor)
         interrupted = self.manager.recover()
         if interrupted:
             log.warning("%d job(s) left unfinished by the previous server are now interrupted", len(interrupted))
