@@ -1,0 +1,18 @@
+"""celgraph start-up for Nuke (runs in every mode, `nuke -t` included): makes ../common
+(celgraph_host.py) importable. Put this folder on NUKE_PATH (or nuke.pluginAddPath it)."""
+import os
+
+import nuke
+
+
+def _celgraph_common():
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+    except NameError:                    # executed without a file name
+        return None
+    common = os.path.abspath(os.path.join(here, "..", "common"))
+    return common if os.path.isfile(os.path.join(common, "celgraph_host.py")) else None
+
+
+if _celgraph_common():
+    nuke.pluginAddPath(_celgraph_common())
