@@ -1,0 +1,363 @@
+"""Classical gap closing after OpenToonz / Tahoma2D *autoclose* (numpy + OpenCV only).
+
+The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_color.md`` §5.1-5.2):
+
+1. **Ink mask**: coverage ≥ ``threshold`` is ink.
+2. **Skeleton**: Guo-Hall thinning (the lookup tables of ``skimage.morphology.thin``, re-derived
+   here so nothing beyond numpy/OpenCV is needed) to a 1-px, 8-connected skeleton.
+3. **Endpoints**: skeleton pixels with exactly one 8-neighbour. Spurs shorter than the local line
+   width (thinning artefacts of a stroke's side) are not endpoints.
+4. **Direction**: walk the skeleton back from the endpoint for up to ``walk`` px (stopping at a
+   junction); the stroke's outward direction is endpoint − mean of the walked pixels.
+5. **Pair search**: two endpoints whose gap (centre distance minus their half-widths) is at most
+   ``max_gap`` and that each lie inside the other's direction cone (half-angle ``angle/2``) are
+   joined first, closest pairs first (OpenToonz ``spotResearchTwoPoints``).
+6. **Single-endpoint search**: from each endpoint still open, rays are cast every ``angle_step``
+   degrees within ±``angle/2`` of its direction; each ray first leaves its own stroke's ink and
+   then stops at the first ink pixel; the closest hit (distance, with a mild penalty for
+   turning away from the direction) within ``max_gap`` of the stroke's tip is joined
+   (``spotResearchOnePoint``).
+7. **Drawing**: segments are drawn with the local line width (2 × the distance-transform value
+   at the endpoint, at least ``min_width``), only over paper, and become ink for later searches.
+8. **Tahoma2D's rule** (``fillutil.cpp finishGapLines``): with ``keep_separating`` a segment is
+   kept only if the paper on its two sides belongs to different flood-fill regions once all
+   segments are drawn, i.e. it actually stops a fill from leaking. Segments that only dangle into
+   one region (an open stroke pointing at nothing in particular) are removed.
+
+Parameters (OpenToonz defaults in brackets): ``max_gap`` px, the clear distance between ink edges
+[Tape tool 10, fill autoclose 30]; ``angle`` degrees, the full cone opening [60]; ``threshold``
+(ink coverage cut, 0.5); ``walk`` (direction estimate, default max(10, max_gap) px).
+
+    closed, added = autoclose(lines, max_gap=12, angle=60)       # lines: H×W coverage 0..1
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["autoclose", "skeletonize", "endpoints", "endpoint_map", "Endpoint", "find_endpoints", "keep_separating"]
+
+# 8-neighbour code weights (correlation kernel): bit0 E, bit1 NE, bit2 N, bit3 NW, bit4 W,
+# bit5 SW, bit6 S, bit7 SE.
+_CODE = np.array([[8, 4, 2], [16, 0, 1], [32, 64, 128]], np.float32)
+# (dy, dx) of each bit
+_OFFS = [(0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1)]
+
+
+def _thin_luts() -> tuple[np.ndarray, np.ndarray]:
+    """Guo & Hall (1989) thinning, the two sub-iteration deletion tables (as skimage's ``thin``)."""
+    def bits(n):
+        return [bool(n >> i & 1) for i in range(8)]
+
+    def g1(b):
+        return sum(1 for i in (0, 2, 4, 6) if not b[i] and (b[i + 1] or b[(i + 2) % 8])) == 1
+
+    def g2(b):
+        n1 = sum(1 for k in (1, 3, 5, 7) if b[k] or b[k - 1])
+        n2 = sum(1 for k in (1, 3, 5, 7) if b[k] or b[(k + 1) % 8])
+        return min(n1, n2) in (2, 3)
+
+    def g3(b):
+        return not ((b[1] or b[2] or not b[7]) and b[0])
+
+    def g3p(b):
+        return not ((b[5] or b[6] or not b[3]) and b[4])
+
+    l1 = np.array([g1(bits(n)) and g2(bits(n)) and g3(bits(n)) for n in range(256)])
+    l2 = np.array([g1(bits(n)) and g2(bits(n)) and g3p(bits(n)) for n in range(256)])
+    return l1, l2
+
+
+_LUT1, _LUT2 = _thin_luts()
+
+
+def _codes(mask_u8: np.ndarray) -> np.ndarray:
+    return cv2.filter2D(mask_u8, cv2.CV_32F, _CODE, borderType=cv2.BORDER_CONSTANT).astype(np.uint8)
+
+
+def skeletonize(ink: np.ndarray, max_iter: int = 64) -> np.ndarray:
+    """1-px, 8-connected skeleton (bool H×W) of a binary ink mask (Guo-Hall thinning).
+
+    Only the bounding box of the ink is processed; ``max_iter`` bounds the work on solid black
+    areas (each iteration peels one pixel layer)."""
+    ink = np.asarray(ink, bool)
+    out = np.zeros_like(ink)
+    ys, xs = np.nonzero(ink)
+    if len(ys) == 0:
+        return out
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    sk = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
+    sk[1:-1, 1:-1] = ink[y0:y1, x0:x1]
+    for _ in range(max_iter):
+        before = int(sk.sum())
+        for lut in (_LUT1, _LUT2):
+            cand = sk.astype(bool)
+            d = lut[_codes(sk)] & cand
+            sk[d] = 0
+        if int(sk.sum()) == before:
+            break
+    out[y0:y1, x0:x1] = sk[1:-1, 1:-1].astype(bool)
+    return out
+
+
+def _neighbour_count(sk: np.ndarray) -> np.ndarray:
+    k = np.ones((3, 3), np.float32)
+    k[1, 1] = 0
+    return cv2.filter2D(sk.astype(np.uint8), cv2.CV_32F, k, borderType=cv2.BORDER_CONSTANT).astype(np.int32)
+
+
+@dataclass
+class Endpoint:
+    y: int
+    x: int
+    dy: float           # unit outward direction (away from the stroke)
+    dx: float
+    width: float        # local line width, px
+    branch: int         # skeleton pixels walked back before a junction / the walk limit
+
+
+def _walk(sk: np.ndarray, nb: np.ndarray, y: int, x: int, limit: int) -> list[tuple[int, int]]:
+    """Skeleton pixels from an endpoint inward, up to ``limit`` pixels or the first junction."""
+    H, W = sk.shape
+    path = [(y, x)]
+    prev = None
+    cy, cx = y, x
+    for _ in range(limit):
+        nxt = None
+        for dy, dx in _OFFS:
+            qy, qx = cy + dy, cx + dx
+            if 0 <= qy < H and 0 <= qx < W and sk[qy, qx] and (qy, qx) != prev and (qy, qx) not in path[-3:]:
+                # prefer 4-neighbours (thinning leaves both an edge and a corner step at turns)
+                if nxt is None or (dy == 0 or dx == 0):
+                    nxt = (qy, qx)
+        if nxt is None:
+            break
+        prev = (cy, cx)
+        cy, cx = nxt
+        path.append(nxt)
+        if nb[cy, cx] >= 3:
+            break
+    return path
+
+
+def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None = None,
+                   dist: np.ndarray | None = None) -> list[Endpoint]:
+    """Stroke ends of a binary ink mask, with outward direction and local width.
+
+    An endpoint is a skeleton pixel with one 8-neighbour (isolated dots are ignored). A branch
+    that reaches a junction in fewer skeleton pixels than the local line width is a thinning spur
+    on a stroke's side, not a stroke end, and is dropped."""
+    ink = np.asarray(ink, bool)
+    sk = skeletonize(ink) if skeleton is None else skeleton
+    if dist is None:
+        dist = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    nb = _neighbour_count(sk)
+    ys, xs = np.nonzero(sk & (nb == 1))
+    out = []
+    for y, x in zip(ys.tolist(), xs.tolist()):
+        path = _walk(sk, nb, y, x, walk)
+        py, px = np.array(path, np.float64).T
+        reached_junction = nb[path[-1]] >= 3
+        half = float(np.median(dist[py.astype(int), px.astype(int)]))
+        width = max(2.0 * half - 1.0, 1.0)     # DT is the distance to the nearest paper pixel centre
+        if reached_junction and len(path) - 1 < max(2.0, width):
+            continue  # spur
+        if len(path) < 2:
+            continue
+        k = len(path)
+        vy, vx = y - float(py[1:].mean()), x - float(px[1:].mean())
+        n = math.hypot(vy, vx)
+        if n < 1e-6:
+            continue
+        out.append(Endpoint(y, x, vy / n, vx / n, width, k - 1))
+    return out
+
+
+def endpoints(lines: np.ndarray, threshold: float = 0.5, walk: int = 12) -> list[Endpoint]:
+    """Stroke ends of line art (coverage ≥ threshold is ink)."""
+    return find_endpoints(np.asarray(lines) >= threshold, walk=walk)
+
+
+def endpoint_map(shape: tuple[int, int], eps: list[Endpoint], radius: float = 2.0) -> np.ndarray:
+    """float32 H×W: 1 on discs of ``radius`` px around the endpoints, 0 elsewhere (a network input)."""
+    m = np.zeros(shape, np.uint8)
+    r = max(int(round(radius)), 0)
+    for e in eps:
+        cv2.circle(m, (e.x, e.y), r, 1, -1)
+    return m.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _ray_hit(ink: np.ndarray, own: np.ndarray, y: float, x: float, dy: float, dx: float,
+             reach: float) -> float | None:
+    """Distance along a ray from (y, x) to the first ink pixel after leaving the start's own ink,
+    or None within ``reach``. ``ink`` and ``own`` (the stroke's pixels near the endpoint) are
+    windows with (y, x) in window coordinates."""
+    H, W = ink.shape
+    left = False
+    t = 0.0
+    step = 0.5
+    while t <= reach:
+        yy, xx = int(round(y + dy * t)), int(round(x + dx * t))
+        if not (0 <= yy < H and 0 <= xx < W):
+            return None
+        if not ink[yy, xx]:
+            left = True
+        elif left:
+            return None if own[yy, xx] else t   # back into its own stroke = a bend, not a gap
+        t += step
+    return None
+
+
+def _own_stroke(ink: np.ndarray, y: int, x: int, radius: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Ink pixels connected to (y, x) inside a (2·radius+1)² window: the endpoint's own stroke."""
+    H, W = ink.shape
+    y0, y1, x0, x1 = max(y - radius, 0), min(y + radius + 1, H), max(x - radius, 0), min(x + radius + 1, W)
+    win = ink[y0:y1, x0:x1].astype(np.uint8)
+    _, lab = cv2.connectedComponents(win, connectivity=8)
+    own = lab == lab[y - y0, x - x0]
+    return own, (y0, x0)
+
+
+def _segment_separates(closed_ink: np.ndarray, regions: np.ndarray, seg: tuple, width: float) -> bool:
+    """Tahoma2D's rule: does the paper along the segment's two sides belong to ≥ 2 regions?"""
+    (y0, x0), (y1, x1) = seg
+    H, W = closed_ink.shape
+    pad = int(math.ceil(width / 2 + 3))
+    ya, yb = max(min(y0, y1) - pad, 0), min(max(y0, y1) + pad + 1, H)
+    xa, xb = max(min(x0, x1) - pad, 0), min(max(x0, x1) + pad + 1, W)
+    m = np.zeros((yb - ya, xb - xa), np.uint8)
+    t = max(int(round(width)), 1)
+    cv2.line(m, (x0 - xa, y0 - ya), (x1 - xa, y1 - ya), 1, t + 4)
+    labs = regions[ya:yb, xa:xb][(m > 0) & ~closed_ink[ya:yb, xa:xb]]
+    labs = labs[labs > 0]
+    if labs.size == 0:
+        return False
+    u, c = np.unique(labs, return_counts=True)
+    return int((c >= 2).sum()) >= 2
+
+
+def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 60.0, threshold: float = 0.5,
+              walk: int | None = None, angle_step: float = 2.0, min_width: float = 1.0,
+              keep_separating: bool = True, pair_first: bool = True,
+              eps: list[Endpoint] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Close gaps in line art (H×W ink coverage 0..1) the OpenToonz way.
+
+    Returns ``(closed, added)``: the closed line art (input coverage, with added ink at 1) and the
+    bool mask of added ink (pixels that were paper, coverage < threshold). See the module doc for
+    the steps and parameters."""
+    lines = np.asarray(lines, np.float32)
+    ink = lines >= threshold
+    H, W = ink.shape
+    walk = int(walk if walk is not None else max(10, round(max_gap)))
+    dist = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    if eps is None:
+        eps = find_endpoints(ink, walk=walk, dist=dist)
+    half_cone = math.radians(angle) / 2.0
+    cos_cone = math.cos(half_cone)
+    work = ink.copy()
+    segments: list[tuple[tuple[int, int], tuple[int, int], float]] = []
+    used = [False] * len(eps)
+
+    def draw(p, q, width):
+        t = max(int(round(width)), 1)
+        m = np.zeros((H, W), np.uint8)
+        cv2.line(m, (p[1], p[0]), (q[1], q[0]), 1, t, cv2.LINE_8)
+        if t > 1:
+            cv2.circle(m, (q[1], q[0]), t // 2, 1, -1)
+            cv2.circle(m, (p[1], p[0]), t // 2, 1, -1)
+        work[m > 0] = True
+        segments.append((p, q, float(width)))
+
+    # 1) endpoint pairs that face each other, closest first
+    if pair_first and len(eps) > 1:
+        P = np.array([[e.y, e.x] for e in eps], np.float64)
+        D = np.array([[e.dy, e.dx] for e in eps], np.float64)
+        halfw = np.array([e.width / 2 for e in eps])
+        diff = P[None, :, :] - P[:, None, :]                       # i → j
+        dist_c = np.linalg.norm(diff, axis=2)
+        gap = dist_c - halfw[:, None] - halfw[None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = diff / dist_c[..., None]
+            ci = np.einsum("ijk,ik->ij", u, D)                     # j lies along i's direction
+            cj = np.einsum("ijk,jk->ij", -u, D)                    # i lies along j's direction
+        ok = (gap <= max_gap) & (ci >= cos_cone) & (cj >= cos_cone) & (dist_c > 0)
+        ii, jj = np.nonzero(np.triu(ok, 1))
+        order = np.argsort(gap[ii, jj], kind="stable")
+        for k in order:
+            i, j = int(ii[k]), int(jj[k])
+            if used[i] or used[j]:
+                continue
+            used[i] = used[j] = True
+            draw((eps[i].y, eps[i].x), (eps[j].y, eps[j].x), max(min(eps[i].width, eps[j].width), min_width))
+    # 2) rays from the remaining endpoints
+    n_rays = max(int(round(angle / 2 / angle_step)), 0)
+    for i, e in enumerate(eps):
+        if used[i]:
+            continue
+        reach = max_gap + e.width / 2 + 1.5
+        own, (oy, ox) = _own_stroke(work, e.y, e.x, int(math.ceil(reach + e.width)) + 1)
+        win = work[oy:oy + own.shape[0], ox:ox + own.shape[1]]
+        best = None
+        base = math.atan2(e.dy, e.dx)
+        for k in range(-n_rays, n_rays + 1):
+            a = base + math.radians(k * angle_step)
+            dy, dx = math.sin(a), math.cos(a)
+            t = _ray_hit(win, own, e.y - oy, e.x - ox, dy, dx, reach)
+            if t is None:
+                continue
+            cost = t * (1.0 + 0.5 * abs(k * angle_step) / max(angle / 2, 1e-6))
+            if best is None or cost < best[0]:
+                best = (cost, t, dy, dx)
+        if best is None:
+            continue
+        _, t, dy, dx = best
+        q = (int(round(e.y + dy * (t + 0.5))), int(round(e.x + dx * (t + 0.5))))
+        q = (min(max(q[0], 0), H - 1), min(max(q[1], 0), W - 1))
+        used[i] = True
+        draw((e.y, e.x), q, max(e.width, min_width))
+    added = work & ~ink
+    if keep_separating and segments:
+        _, regions = cv2.connectedComponents((~work).astype(np.uint8), connectivity=4)
+        keep = np.zeros((H, W), np.uint8)
+        for p, q, width in segments:
+            if _segment_separates(work, regions, (p, q), width):
+                t = max(int(round(width)), 1)
+                cv2.line(keep, (p[1], p[0]), (q[1], q[0]), 1, t, cv2.LINE_8)
+                if t > 1:
+                    cv2.circle(keep, (q[1], q[0]), t // 2, 1, -1)
+                    cv2.circle(keep, (p[1], p[0]), t // 2, 1, -1)
+        added &= keep > 0
+    closed = np.where(added, np.float32(1.0), lines).astype(np.float32)
+    return closed, added
+
+
+def keep_separating(ink: np.ndarray, added: np.ndarray, min_pixels: int = 2) -> np.ndarray:
+    """Tahoma2D's rule for any gap closer: of the added ink (bool H×W, 8-connected pieces), keep
+    the pieces whose surroundings touch at least two different flood-fill regions of the closed
+    line art (``ink`` | ``added``) — the closures that stop a fill from leaking."""
+    added = np.asarray(added, bool)
+    if not added.any():
+        return added
+    closed = np.asarray(ink, bool) | added
+    _, regions = cv2.connectedComponents((~closed).astype(np.uint8), connectivity=4)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(added.astype(np.uint8), connectivity=8)
+    H, W = added.shape
+    keep = np.zeros_like(added)
+    k3 = np.ones((5, 5), np.uint8)
+    for i in range(1, n):
+        x, y, w, h = stats[i, :4]
+        y0, y1, x0, x1 = max(y - 3, 0), min(y + h + 3, H), max(x - 3, 0), min(x + w + 3, W)
+        piece = (lab[y0:y1, x0:x1] == i).astype(np.uint8)
+        ring_ = (cv2.dilate(piece, k3) > 0) & ~closed[y0:y1, x0:x1]
+        labs = regions[y0:y1, x0:x1][ring_]
+        if labs.size:
+            _, c = np.unique(labs, return_counts=True)
+            if int((c >= min_pixels).sum()) >= 2:
+                keep[y0:y1, x0:x1] |= piece > 0
+    return keep

@@ -1,0 +1,160 @@
+"""Line-art nodes: GapFill closes small gaps in line art so flat fills do not leak.
+
+GapFill takes LineArt (ink coverage 0..1; a Mask links in directly). A scanned or rendered
+drawing (an Image) goes through ToLineArt first (ink = 1 − luminance), then GapFill counts
+coverage ≥ ``threshold`` as ink. Two methods:
+
+* ``classical`` — OpenToonz/Tahoma2D autoclose (celgraph.models.autoclose): skeleton endpoints,
+  direction cones of ``angle``°, gaps up to ``max_gap`` px, segments drawn at the local line
+  width, kept only where they separate two flood-fill regions (Tahoma2D's rule). No weights.
+* ``model`` — the GapUNet network (celgraph.models.gapfill) predicts the ink to add from the ink
+  and its endpoint map; added ink is kept where its probability ≥ ``confidence`` and within
+  ``max_gap`` + the line width of a stroke end. Full frames of any size run as overlapping tiles
+  (exact: every tile carries half the receptive field of context; feathered blending) or in one
+  pass (``tile`` = 0, fastest on a GPU); fp16 on CUDA with ``precision``. ``network`` picks the
+  bundled weights (ours, or the FillLineGaps LightUNet re-implementation trained the same way);
+  ``weights`` loads another file.
+
+Outputs: the closed line art (input ink kept as it is, added ink at coverage 1), the added ink as a
+Mask (exactly closed − input where positive), and a preview (input ink black on white, added ink
+red).
+"""
+from __future__ import annotations
+
+import threading
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..engine import (Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
+                      Path as PathParam)
+from ..engine.hashing import file_digest
+
+BUNDLED_WEIGHTS = {"gapunet": "gapfill_gapunet.safetensors", "lite": "gapfill_lite.safetensors"}
+# What GapFill uses by default, by bench/quality.py's seeded 1920×1080 line art (4 frames): the
+# GapUNet model closes 99.1 % of the gap pixels (classical autoclose 94.7 %, below the 95 % goal)
+# with less spurious ink (6.6 vs 7.5 px/Mpx), as few fill leaks (1 vs 1 of the input's 16) and as
+# few false closures (35 vs 36 px); classical is ≈ 10× faster on a CPU. See MODEL_CARD (gapfill).
+DEFAULT_METHOD = "model"
+
+
+def bundled_weights(network: str) -> Path | None:
+    name = BUNDLED_WEIGHTS.get(network)
+    if name is None:
+        return None
+    path = Path(str(resources.files("celgraph.models") / "weights" / name))
+    return path if path.is_file() else None
+
+
+class GapFill(NodeType):
+    """Close small gaps in line art so flat fills do not leak; marks the added ink.
+
+    Input: LineArt (or a Mask). For a drawing as an Image, link it through ToLineArt
+    (ink = 1 − luminance); coverage ≥ threshold counts as ink. method `classical` is OpenToonz's
+    autoclose (endpoints, direction cones, max distance, angle; only closures that separate two
+    regions are kept); method `model` is celgraph's GapUNet (bundled weights, or `weights`),
+    tiled over frames of any size. Outputs the closed line art, the added ink as a mask and a
+    preview with the added ink in red over the input.
+    """
+    id, version, category = "celgraph.GapFill", 1, "Lines"
+    inputs = [In("lines", LineArt, help="ink coverage 0..1 (a Mask links in too; an Image via ToLineArt)")]
+    outputs = [Out("lines", LineArt, "the closed line art: the input plus the added ink at coverage 1"),
+               Out("added", Mask, "1 where ink was added (closed − input where positive)"),
+               Out("preview", Image, "the input's ink in black on white, the added ink in red")]
+    params = [
+        Choice("method", DEFAULT_METHOD, choices=("model", "classical"),
+               help="model = GapUNet network (the benchmark's best: default); classical = OpenToonz autoclose "
+                    "(no weights, ≈ 10× faster on a CPU)"),
+        Float("max_gap", 12.0, min=1.0, max=64.0, help="largest gap to close: clear distance between ink ends, px"),
+        Float("threshold", 0.5, min=0.01, max=1.0, help="ink coverage at or above this counts as ink"),
+        Float("angle", 60.0, min=1.0, max=180.0,
+              help="classical: full opening of the direction cone at a stroke end, degrees (OpenToonz 60)"),
+        Float("confidence", 0.5, min=0.01, max=0.99, help="model: probability at or above which ink is added"),
+        Choice("network", "gapunet", choices=("gapunet", "lite"),
+               help="model: bundled weights — gapunet (ours) or lite (FillLineGaps LightUNet)"),
+        PathParam("weights", "", help="model: a GapFill .safetensors file; empty = the bundled weights of `network`",
+                  hashed=False),
+        Choice("device", "auto", choices=("auto", "cpu", "cuda"), help="where the model runs", hashed=False),
+        Choice("precision", "fp32", choices=("fp32", "fp16"), help="model: fp16 autocast on CUDA (ignored on CPU)"),
+        Int("tile", 64, min=0, max=4096,
+            help="model: tile core side, px (each tile adds half the receptive field of context); "
+                 "0 = whole frame in one pass (fastest on a GPU)", hashed=False),
+    ]
+    device = "any"
+
+    # ---- interface hooks --------------------------------------------------------------
+    def _weights_path(self, params, ctx: CheckContext) -> Path | None:
+        if params["weights"]:
+            return ctx.resolve(params["weights"])
+        return bundled_weights(params["network"])
+
+    def check(self, params, ctx: CheckContext) -> list[Issue]:
+        if params["method"] != "model":
+            return []
+        path = self._weights_path(params, ctx)
+        if path is None:
+            return [Issue("file_not_found", f"no bundled weights for network {params['network']}: set weights to a "
+                                            "GapFill .safetensors file or use method classical", ctx.node, "weights")]
+        if not path.is_file():
+            return [Issue("file_not_found", f"weights file {path} does not exist", ctx.node, "weights")]
+        return []
+
+    def fingerprint(self, ctx: Context):
+        if ctx.params.method != "model":
+            return None
+        return {"weights": file_digest(self._weights_path(ctx.params, ctx))}
+
+    # ---- compute ------------------------------------------------------------------------
+    def compute(self, ctx: Context, lines):
+        p = ctx.params
+        lines = np.clip(np.asarray(lines, np.float32), 0.0, 1.0)
+        ctx.progress(0, 1, "finding stroke ends")
+        if p.method == "classical":
+            from ..models.autoclose import autoclose
+            closed, _ = autoclose(lines, max_gap=p.max_gap, angle=p.angle, threshold=p.threshold)
+        else:
+            closed = self._model_close(ctx, lines)
+        added = np.maximum(closed - lines, 0.0).astype(np.float32)
+        return {"lines": closed, "added": added, "preview": preview(lines, added)}
+
+    def _model_close(self, ctx: Context, lines: np.ndarray) -> np.ndarray:
+        from ..models.gapfill import close_gaps
+        p = ctx.params
+        device = ctx.device if p.device == "auto" else p.device
+        path = self._weights_path(p, ctx)
+        model = self._model(ctx, path, device)
+
+        def progress(done, total):
+            ctx.progress(done, total, "closing gaps")
+
+        with _torch_lock(device):
+            closed, _ = close_gaps(model, lines, max_gap=p.max_gap, threshold=p.threshold, confidence=p.confidence,
+                                   tile=p.tile or None, device=device, half=p.precision == "fp16",
+                                   progress=progress)
+        return closed
+
+    def _model(self, ctx: Context, path: Path, device: str):
+        from ..models.gapfill import load_weights
+
+        def load():
+            return load_weights(path, device=device)[0]
+
+        key = ("gapfill", file_digest(path), device)
+        return ctx.objects.get(key, load) if ctx.objects is not None else load()
+
+
+def preview(lines: np.ndarray, added: np.ndarray) -> np.ndarray:
+    """RGB float32: the input ink in black on white paper, the added ink in red (255, 0, 0)."""
+    paper = 1.0 - np.clip(lines, 0.0, 1.0)
+    rgb = np.repeat(paper[:, :, None], 3, axis=2)
+    a = np.clip(added, 0.0, 1.0)[:, :, None]
+    return (rgb * (1.0 - a) + np.float32([1.0, 0.0, 0.0]) * a).astype(np.float32)
+
+
+_locks: dict[str, threading.Lock] = {}
+
+
+def _torch_lock(device: str) -> threading.Lock:
+    """One network pass at a time per device: torch already uses every CPU core for one."""
+    return _locks.setdefault(device, threading.Lock())

@@ -1,0 +1,15 @@
+"""celgraph.train: training entry points for the project's own network weights.
+
+No pretrained weights can be installed or downloaded, so the networks are trained here, from
+scratch, on procedurally generated cartoon data (:mod:`celgraph.synth`), and the small results
+are committed under ``celgraph/models/weights`` with an entry in ``celgraph/models/MODEL_CARD.md``.
+
+Modules:
+
+* :mod:`celgraph.train.data` — synthetic flow pairs (frame t, frame t±k, exact flow, valid
+  mask) with crop / flip / colour-jitter augmentation, and the fixed held-out evaluation pairs.
+* :mod:`celgraph.train.flow` — the RAFT / RAFT-small training loop (sequence loss, AdamW,
+  one-cycle LR, gradient clipping), resumable checkpoints, held-out evaluation beside DIS,
+  export to safetensors. ``python -m celgraph.train.flow --help``.
+* :mod:`celgraph.train.cli` — ``graph train flow ...`` (:func:`add_train_parser`).
+"""

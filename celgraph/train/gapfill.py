@@ -1,0 +1,457 @@
+"""Train the GapFill networks on synthetic line art: ``graph train gapfill``.
+
+Data (:func:`make_pool`): seeded :func:`celgraph.synth.make_lineart` frames at 1920×1080,
+1280×720 and 960×540 (line widths ≈ 1.5-5 px, like the benchmark's 1080p frames), degraded by
+:func:`celgraph.synth.degrade_lines` with the full degradation set — arc-length cuts of 1-12 px
+(round caps, 40 % tapered ends), junction shortfalls, 20 % of frames with 1-2 FillLineGaps-style
+1-px eraser lines, 8 % identity frames, and the open strokes (hair, speed lines, hatching) that
+must stay open. From each frame, 256² patches are cut around gaps (most), around open stroke
+ends and at random ink; each stores the degraded ink, the clean ink, the endpoint map of the
+degraded ink (:func:`celgraph.models.autoclose.endpoint_map`, as the node computes it) and the
+open-end mask. Pools are written as shards ``POOL/shard_NNNNN.npz`` (resumable; default
+``/work/scratch/gapfill/pool`` or ``$CELGRAPH_GAPFILL_POOL``). Frame seeds start at
+:data:`POOL_SEED0`; the benchmark uses seeds 200-203, validation :data:`VAL_SEEDS`.
+
+Training (:func:`train`): random crops (default 192²) with the 8 flips/rotations; the target is
+the **ink to add** (clean ink ≥ 0.5 where the degraded ink < 0.5); the loss is class-balanced BCE
+(``pos_weight``) + soft Dice on that target, over paper pixels only (input ink is kept by OR, so
+its prediction does not matter), ignoring a 1-px band around the gaps (antialiasing). AdamW,
+one-cycle LR (warm-up 3 %, cosine decay). A batch depends only on (seed, step), so a resumed run
+continues exactly. ``OUT/last.pt`` is written atomically every ``ckpt_every`` steps with the
+model, optimiser, scheduler, RNG states, step and config; ``OUT/best.pt`` holds the model with the
+lowest validation loss (fixed patches of held-out frames); SIGTERM/Ctrl-C save and exit. While
+the pool is still being written (``--make-pool`` in another process), new shards join at each
+checkpoint; batches then depend on (seed, step) only once the pool is complete. At the
+end the best model is exported to safetensors (``--export``; default
+``OUT/gapfill_<variant>.safetensors``).
+
+    python -m celgraph.train.gapfill --variant gap_unet --steps 6000 --batch 8 --crop 192 --out runs/gapfill
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from celgraph.models.autoclose import endpoint_map, find_endpoints
+from celgraph.models.gapfill import build, count_parameters, in_channels, save_weights
+
+__all__ = ["TrainConfig", "make_pool", "load_pool", "make_inputs", "gap_loss", "train", "add_gapfill_train_parser",
+           "main", "POOL_SEED0", "VAL_SEEDS"]
+
+POOL_SEED0 = 1_000_000
+VAL_SEEDS = (900_000, 900_001, 900_002, 900_003)
+DEFAULT_POOL = os.environ.get("CELGRAPH_GAPFILL_POOL", "/work/scratch/gapfill/pool")
+SIZES = ((1920, 1080), (1280, 720), (960, 540))
+PATCH = 256
+EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130
+
+
+# ---------------------------------------------------------------- data
+
+def degraded_frame(seed: int, size: tuple[int, int] | None = None, threshold: float = 0.5) -> dict:
+    """One seeded training frame: make_lineart + degrade_lines (full set) + endpoint map."""
+    from celgraph.synth import degrade_lines, make_lineart
+    rng = np.random.default_rng([seed, 17])
+    W, H = size or SIZES[int(rng.choice(len(SIZES), p=[0.45, 0.35, 0.2]))]
+    sample = make_lineart(seed, W, H, with_color=False)
+    d = degrade_lines(sample, rng, max_gap=12, min_gap=1, n_cuts=(2, 10), n_short=(1, 6), p_taper=0.4,
+                      n_erase=int(rng.integers(1, 3)) if rng.random() < 0.2 else 0, p_identity=0.08)
+    eps = find_endpoints(d["lines"] >= threshold)
+    d["endpoints"] = endpoint_map(d["lines"].shape, eps)
+    d["eps"] = eps
+    return d
+
+
+def _patch_centres(d: dict, rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
+    H, W = d["lines"].shape
+    out = []
+    gaps = [g["center"] for g in d["gaps"]]
+    opens = [(o[0], o[1]) for o in d.get("open_ends", [])]
+    ink = np.argwhere(d["gt"] >= 0.5)
+    for k in range(n):
+        r = rng.random()
+        if gaps and r < 0.7:
+            x, y = gaps[int(rng.integers(len(gaps)))]
+            x, y = x + rng.uniform(-90, 90), y + rng.uniform(-90, 90)
+        elif opens and r < 0.85:
+            x, y = opens[int(rng.integers(len(opens)))]
+            x, y = x + rng.uniform(-90, 90), y + rng.uniform(-90, 90)
+        elif len(ink) and r < 0.97:
+            y, x = ink[int(rng.integers(len(ink)))]
+        else:
+            x, y = rng.uniform(0, W), rng.uniform(0, H)
+        out.append((int(np.clip(y - PATCH // 2, 0, H - PATCH)), int(np.clip(x - PATCH // 2, 0, W - PATCH))))
+    return out
+
+
+def frame_patches(d: dict, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """n 256² patches of a degraded frame: deg, gt (uint8 coverage ×255), flags (bit0 endpoint
+    map, bit1 open-end mask)."""
+    flags = (d["endpoints"] > 0).astype(np.uint8) | ((d["open_mask"] > 0).astype(np.uint8) << 1)
+    deg = np.round(d["lines"] * 255).astype(np.uint8)
+    gt = np.round(d["gt"] * 255).astype(np.uint8)
+    cs = _patch_centres(d, rng, n)
+    return {"deg": np.stack([deg[y:y + PATCH, x:x + PATCH] for y, x in cs]),
+            "gt": np.stack([gt[y:y + PATCH, x:x + PATCH] for y, x in cs]),
+            "flags": np.stack([flags[y:y + PATCH, x:x + PATCH] for y, x in cs])}
+
+
+def _save_npz(path: Path, arrays: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 520, per_frame: int = 14, shard_frames: int = 20,
+              seed0: int = POOL_SEED0, echo=print) -> Path:
+    """Write (or complete) a patch pool: ``frames`` frames, ``per_frame`` patches each, in shards of
+    ``shard_frames`` frames. Existing shards are kept, so an interrupted run continues."""
+    pool = Path(pool)
+    pool.mkdir(parents=True, exist_ok=True)
+    n_shards = math.ceil(frames / shard_frames)
+    t0 = time.time()
+    for sh in range(n_shards):
+        path = pool / f"shard_{sh:05d}.npz"
+        if path.exists():
+            continue
+        parts = []
+        for f in range(sh * shard_frames, min((sh + 1) * shard_frames, frames)):
+            d = degraded_frame(seed0 + f)
+            parts.append(frame_patches(d, np.random.default_rng([seed0 + f, 23]), per_frame))
+        _save_npz(path, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+        echo(f"pool shard {sh + 1}/{n_shards} ({time.time() - t0:.0f} s)")
+    return pool
+
+
+def load_pool(pool: str | Path) -> dict[str, np.ndarray]:
+    shards = sorted(Path(pool).glob("shard_*.npz"))
+    if not shards:
+        raise FileNotFoundError(f"no patch pool in {pool}: run `graph train gapfill --make-pool` first "
+                                "(or let training make one)")
+    parts = [dict(np.load(s)) for s in shards]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def val_patches(per_frame: int = 16) -> dict[str, np.ndarray]:
+    parts = [frame_patches(degraded_frame(s, (1280, 720)), np.random.default_rng([s, 29]), per_frame)
+             for s in VAL_SEEDS]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def make_inputs(deg: np.ndarray, endpoints: np.ndarray | None, channels: int) -> np.ndarray:
+    """Network input stack (C×H×W float32) from ink coverage and the endpoint map."""
+    x = [np.asarray(deg, np.float32)]
+    if channels >= 2:
+        x.append(np.asarray(endpoints, np.float32))
+    return np.stack(x)
+
+
+def batch_tensors(data: dict, idx: np.ndarray, crop: int, rng: np.random.Generator | None, channels: int):
+    """(x B×C×crop×crop, target B×1×…, weight B×1×…) for pool patches ``idx``; random crop and
+    D4 augmentation when ``rng`` is given, else the centre crop."""
+    xs, ts, ws = [], [], []
+    for i in idx:
+        o = (PATCH - crop) // 2
+        y0 = x0 = o
+        if rng is not None:
+            y0, x0 = (int(v) for v in rng.integers(0, PATCH - crop + 1, 2))
+        deg = data["deg"][i, y0:y0 + crop, x0:x0 + crop].astype(np.float32) / 255
+        gt = data["gt"][i, y0:y0 + crop, x0:x0 + crop].astype(np.float32) / 255
+        ep = (data["flags"][i, y0:y0 + crop, x0:x0 + crop] & 1).astype(np.float32)
+        target = ((gt >= 0.5) & (deg < 0.5)).astype(np.uint8)
+        band = cv2.dilate(target, np.ones((3, 3), np.uint8)) > target
+        weight = ((deg < 0.5) & ~band).astype(np.float32)
+        stack = np.concatenate([make_inputs(deg, ep, channels), target[None].astype(np.float32), weight[None]])
+        if rng is not None:
+            k = int(rng.integers(4))
+            stack = np.rot90(stack, k, axes=(1, 2))
+            if rng.random() < 0.5:
+                stack = stack[:, :, ::-1]
+        stack = np.ascontiguousarray(stack)
+        xs.append(stack[:channels])
+        ts.append(stack[channels:channels + 1])
+        ws.append(stack[channels + 1:])
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)), torch.from_numpy(np.stack(ws))
+
+
+def gap_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, pos_weight: float = 10.0,
+             dice: float = 0.5) -> torch.Tensor:
+    """Class-balanced BCE (positives × pos_weight) + ``dice`` × soft Dice, over weighted pixels."""
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight,
+                                             pos_weight=torch.tensor(pos_weight, dtype=logits.dtype),
+                                             reduction="sum") / weight.sum().clamp_min(1.0)
+    p = torch.sigmoid(logits) * weight
+    inter = (p * target).sum()
+    d = 1.0 - (2 * inter + 1.0) / (p.sum() + (target * weight).sum() + 1.0)
+    return bce + dice * d
+
+
+# ---------------------------------------------------------------- training
+
+@dataclass
+class TrainConfig:
+    variant: str = "gap_unet"          # gap_unet (ours) or lite (FillLineGaps LightUNet, logits of ink to add)
+    steps: int = 6000
+    batch: int = 8
+    crop: int = 192
+    lr: float = 2e-3
+    wdecay: float = 1e-4
+    pos_weight: float = 10.0
+    dice: float = 0.5
+    seed: int = 0
+    pool: str = DEFAULT_POOL
+    pool_frames: int = 520
+    # run settings (may change on resume)
+    out: str = "runs/gapfill"
+    ckpt_every: int = 100
+    eval_every: int = 500
+    log_every: int = 25
+    threads: int = 1
+    export: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+TRAJECTORY_FIELDS = ("variant", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed")
+
+
+def _atomic_save(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    warm = max(int(0.03 * cfg.steps), 1)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = (step - warm) / max(cfg.steps - warm, 1)
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None = None,
+          val: dict | None = None, stop_at: int | None = None) -> dict:
+    """Run (or resume) a training run; returns a summary dict. ``data``/``val`` override the pool
+    and the validation patches (tests)."""
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "log.jsonl", "a")
+
+    def record(event, **kw):
+        rec = {"event": event, **kw}
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+        echo(json.dumps(rec))
+
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.variant)
+    ch = in_channels(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.wdecay)
+    step, best, elapsed = 0, float("inf"), 0.0
+    if resume and (out / "last.pt").exists():
+        ck = torch.load(out / "last.pt", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, best, elapsed = ck["step"], ck["best"], ck["elapsed"]
+        torch.set_rng_state(ck["rng"])
+        record("resume", step=step)
+    else:
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        record("start", params=count_parameters(model), config=cfg.to_dict())
+    growing = data is None
+    if data is None:
+        if not list(Path(cfg.pool).glob("shard_*.npz")):
+            make_pool(cfg.pool, frames=cfg.pool_frames, echo=lambda s: record("pool", message=s))
+        data = load_pool(cfg.pool)
+        record("pool", patches=len(data["deg"]))
+    if val is None:
+        val = val_patches()
+    n = len(data["deg"])
+    n_shards = _n_shards(cfg.pool) if growing else 0
+    stop = {"now": False}
+
+    def handler(signum, frame):
+        stop["now"] = True
+
+    old = {}
+    if _main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, handler)
+
+    def checkpoint():
+        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "best": best,
+                      "elapsed": elapsed, "rng": torch.get_rng_state(), "config": cfg.to_dict()}, out / "last.pt")
+
+    def validate() -> float:
+        model.eval()
+        losses = []
+        with torch.no_grad():
+            for k in range(0, len(val["deg"]), 16):
+                x, t, w = batch_tensors(val, np.arange(k, min(k + 16, len(val["deg"]))), min(cfg.crop * 4 // 3 // 8 * 8, PATCH),
+                                        None, ch)
+                losses.append(float(gap_loss(model(x), t, w, cfg.pos_weight, cfg.dice)))
+        model.train()
+        return float(np.mean(losses))
+
+    model.train()
+    t_last, losses = time.time(), []
+    try:
+        while step < cfg.steps and not stop["now"] and (stop_at is None or step < stop_at):
+            rng = np.random.default_rng([cfg.seed, step])
+            x, t, w = batch_tensors(data, rng.integers(0, n, cfg.batch), cfg.crop, rng, ch)
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, cfg)
+            loss = gap_loss(model(x), t, w, cfg.pos_weight, cfg.dice)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            now = time.time()
+            elapsed += now - t_last
+            t_last = now
+            if step % cfg.log_every == 0:
+                record("train", step=step, loss=float(np.mean(losses)), lr=_lr_at(step - 1, cfg),
+                       elapsed_s=round(elapsed, 1))
+                losses = []
+            if cfg.eval_every and step % cfg.eval_every == 0 or step == cfg.steps:
+                v = validate()
+                is_best = v < best
+                if is_best:
+                    best = v
+                    _atomic_save({"model": model.state_dict(), "step": step, "val": v, "config": cfg.to_dict()},
+                                 out / "best.pt")
+                record("eval", step=step, val_loss=v, best=is_best)
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                checkpoint()
+                if growing and _n_shards(cfg.pool) > n_shards:
+                    data = load_pool(cfg.pool)      # a pool still being written: new shards join here
+                    n, n_shards = len(data["deg"]), _n_shards(cfg.pool)
+                    record("pool", patches=n, step=step)
+    finally:
+        checkpoint()
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    summary = {"step": step, "best_val": best, "elapsed_s": round(elapsed, 1), "interrupted": step < cfg.steps}
+    if step >= cfg.steps and (out / "best.pt").exists():
+        path = Path(cfg.export or out / f"gapfill_{cfg.variant}.safetensors")
+        export_weights(out / "best.pt", path, {"steps": step, "train_seconds": round(elapsed), "config": cfg.to_dict()})
+        summary["weights"] = str(path)
+    record("final", **summary)
+    log.close()
+    return summary
+
+
+def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
+    ck = torch.load(checkpoint, weights_only=False)
+    model = build(ck["config"]["variant"])
+    model.load_state_dict(ck["model"])
+    meta = dict(metadata or {})
+    meta.setdefault("val_loss", ck.get("val"))
+    meta.setdefault("best_step", ck.get("step"))
+    return save_weights(model, path, meta)
+
+
+def _n_shards(pool) -> int:
+    return len(list(Path(pool).glob("shard_*.npz")))
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+# ---------------------------------------------------------------- command line
+
+def add_gapfill_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p.add_argument("--variant", choices=("gap_unet", "lite"), default=None,
+                   help=f"gap_unet (ours) or lite (FillLineGaps LightUNet); default {d.variant}")
+    p.add_argument("--steps", type=int, default=None, help=f"optimiser steps (default {d.steps})")
+    p.add_argument("--batch", type=int, default=None, help=f"patches per step (default {d.batch})")
+    p.add_argument("--crop", type=int, default=None, help=f"training crop side, px, ≤ 256 (default {d.crop})")
+    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
+    p.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--pool", default=d.pool, help=f"patch pool folder (default {d.pool})")
+    p.add_argument("--pool-frames", type=int, default=d.pool_frames, help="frames in a new pool")
+    p.add_argument("--make-pool", action="store_true", help="only write (or complete) the patch pool, then exit")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default 1)")
+    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--export", default=None, help="where the final safetensors go")
+    p.set_defaults(func=cmd_train_gapfill)
+    return p
+
+
+def add_gapfill_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``gapfill`` to the ``graph train`` sub-commands (``subparsers`` of the train parser)."""
+    p = subparsers.add_parser("gapfill", help="train the GapFill network on synthetic line art",
+                              description=(__doc__ or "").split("\n\n")[0])
+    return add_gapfill_arguments(p)
+
+
+def cmd_train_gapfill(args) -> int:
+    if args.make_pool:
+        make_pool(args.pool, frames=args.pool_frames)
+        return EXIT_OK
+    out = Path(args.out)
+    given = {k: getattr(args, k) for k in TRAJECTORY_FIELDS if getattr(args, k, None) is not None}
+    base = TrainConfig()
+    if (out / "last.pt").exists():
+        if not args.resume:
+            print(f"error: {out} already holds a run; pass --resume to continue it", file=sys.stderr)
+            return EXIT_USAGE
+        base = TrainConfig.from_dict(torch.load(out / "last.pt", weights_only=False)["config"])
+        diff = {k: (getattr(base, k), v) for k, v in given.items() if getattr(base, k) != v}
+        if diff:
+            print(f"error: cannot resume {out} with other settings (checkpoint, given): {diff}", file=sys.stderr)
+            return EXIT_USAGE
+    if given.get("crop", base.crop) > PATCH or given.get("crop", base.crop) % 8:
+        print(f"error: --crop must be a multiple of 8 and at most {PATCH}", file=sys.stderr)
+        return EXIT_USAGE
+    cfg = TrainConfig.from_dict({**base.to_dict(), **given, "out": str(out), "pool": args.pool,
+                                 "pool_frames": args.pool_frames, "threads": args.threads,
+                                 "ckpt_every": args.ckpt_every, "eval_every": args.eval_every,
+                                 "log_every": args.log_every, "export": args.export})
+    res = train(cfg, resume=args.resume)
+    return EXIT_CANCELLED if res.get("interrupted") else EXIT_OK
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m celgraph.train.gapfill", description=(__doc__ or "").split("\n\n")[0])
+    add_gapfill_arguments(p)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""GapFill: classical autoclose, the networks and their tiling, the node in a graph, training."""
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import celgraph as cg
+from celgraph.engine import Int, LineArt, NodeType, Out, register, registry
+from celgraph.models import autoclose as ac
+from celgraph.models import gapfill as gf
+from celgraph.nodes import lines as line_nodes
+
+if registry.get(line_nodes.GapFill.id) is None:        # until celgraph.nodes lists the lines module
+    registry.register_module(line_nodes)
+
+
+def ring(gap=5, width=3, size=96, radius=30):
+    """A circle outline of `width` px with a clear gap of `gap` px cut at its right side."""
+    m = np.zeros((size, size), np.uint8)
+    c = size // 2
+    cv2.circle(m, (c, c), radius, 1, width)
+    half = gap / 2 + 0.5
+    if gap > 0:
+            m[(np.abs(np.arange(size)[:, None] - c) < half) & (np.arange(size)[None, :] > c)] = 0
+    return m.astype(np.float32)
+
+
+def paper_regions(lines, thresh=0.5):
+    return cv2.connectedComponents((lines < thresh).astype(np.uint8), connectivity=4)[0] - 1
+
+
+class DrawnLines(NodeType):
+    """A ring with a gap of `gap` px and a separate open stroke (must stay open)."""
+    id, category = "test.DrawnLines", "Test"
+    outputs = [Out("lines", LineArt)]
+    params = [Int("gap", 5, min=1, max=20)]
+
+    def compute(self, ctx):
+        lines = ring(ctx.params.gap, size=128)
+        cv2.line(lines, (8, 120), (60, 120), 1.0, 3)           # an open stroke pointing at nothing
+        return {"lines": lines}
+
+
+if registry.get(DrawnLines.id) is None:
+    register(DrawnLines)
+
+
+# ---- classical --------------------------------------------------------------------------------
+
+def test_skeleton_of_a_straight_stroke_is_one_pixel_wide_with_two_ends():
+    m = np.zeros((40, 80), bool)
+    m[18:23, 10:70] = True
+    sk = ac.skeletonize(m)
+    assert sk[:, 20:60].sum(axis=0).max() == 1
+    eps = ac.find_endpoints(m)
+    assert len(eps) == 2
+    left, right = sorted(eps, key=lambda e: e.x)
+    assert left.dx < -0.9 and right.dx > 0.9 and 4 <= left.width <= 6
+
+
+def test_classical_closes_a_drawn_5px_gap():
+    lines = ring(5)
+    assert paper_regions(lines) == 1
+    closed, added = ac.autoclose(lines, max_gap=12, angle=60)
+    assert paper_regions(closed) == 2                           # inside and outside are apart again
+    assert 5 <= added.sum() <= 60                               # about gap × width, not a blob
+
+
+def test_classical_leaves_an_open_stroke_open():
+    lines = np.zeros((96, 96), np.float32)
+    cv2.line(lines, (10, 48), (60, 48), 1.0, 3)                 # a stroke ending 10 px before a wall
+    cv2.line(lines, (70, 10), (70, 86), 1.0, 3)
+    closed, added = ac.autoclose(lines, max_gap=12, angle=60)
+    assert not added.any()                                      # joining would enclose nothing
+
+
+def test_classical_ignores_gaps_wider_than_max_gap():
+    closed, added = ac.autoclose(ring(20), max_gap=8, angle=60)
+    assert not added.any()
+
+
+# ---- networks ---------------------------------------------------------------------------------
+
+def test_parameter_counts_and_receptive_fields_are_as_documented():
+    assert gf.count_parameters(gf.light_unet()) == 429_067      # the FillLineGaps reference
+    assert gf.count_parameters(gf.gap_unet()) == 163_809 < 500_000
+    assert gf.receptive_field(gf.light_unet(), 64) == 52
+    assert gf.receptive_field(gf.gap_unet(), 128) == 106
+
+
+@pytest.mark.parametrize("arch", ["gap_unet", "lite", "light_unet_ref"])
+def test_networks_keep_the_frame_shape(arch):
+    m = gf.build(arch).eval()
+    x = torch.rand(2, gf.in_channels(m), 64, 96)
+    assert m(x).shape == (2, 1, 64, 96)
+
+
+def random_model(seed=0):
+    torch.manual_seed(seed)
+    m = gf.gap_unet()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.running_var.uniform_(0.5, 2.0)
+    return m.eval()
+
+
+def test_tiles_equal_whole_frame_inference():
+    m = random_model()
+    x = np.random.default_rng(0).random((2, 70, 100)).astype(np.float32)
+    whole = gf.predict_logits(m, x, tile=None)
+    assert whole.shape == (70, 100) and whole.std() > 0.01
+    for tile, feather in ((32, 16), (64, None)):
+        tiled = gf.predict_logits(m, x, tile=tile, feather=feather, batch=3)
+        assert np.abs(tiled - whole).max() < 1e-4
+
+
+def test_skipped_tiles_add_nothing():
+    m = random_model()
+    x = np.random.default_rng(1).random((2, 64, 128)).astype(np.float32)
+    need = np.zeros((64, 128), bool)
+    need[10, 10] = True
+    out = gf.predict_logits(m, x, tile=32, need=need)
+    assert np.isfinite(out[:32, :32]).all() and np.isneginf(out[:, 64:]).all()
+
+
+def test_weights_round_trip_through_safetensors(tmp_path):
+    m = random_model(3)
+    path = gf.save_weights(m, tmp_path / "w.safetensors", {"steps": 7})
+    loaded, meta = gf.load_weights(path)
+    assert meta["arch"] == "gap_unet" and meta["steps"] == "7"
+    assert gf.count_parameters(loaded) == 163_809
+    x = torch.rand(1, 2, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), m(x))
+
+
+@pytest.mark.parametrize("network", ["gapunet", "lite"])
+def test_bundled_weights_load_with_the_documented_parameter_count(network):
+    path = line_nodes.bundled_weights(network)
+    if path is None:
+        pytest.skip(f"no bundled {network} weights")
+    model, meta = gf.load_weights(path)
+    assert gf.count_parameters(model) == {"gapunet": 163_809, "lite": 429_067}[network]
+
+
+def test_close_gaps_outputs_keep_the_input_ink():
+    lines = ring(5)
+    closed, added = gf.close_gaps(random_model(), lines, tile=32)
+    assert closed.shape == lines.shape and closed.dtype == np.float32
+    assert (closed >= lines).all() and 0 <= closed.min() and closed.max() <= 1
+    assert np.array_equal(added, closed > lines)
+
+
+# ---- the node ---------------------------------------------------------------------------------
+
+def gap_graph(**params):
+    g = cg.Graph(frames="1")
+    src = g.add("test.DrawnLines", name="src", gap=5)
+    g.add("GapFill", name="fill", lines=src["lines"], **params)
+    return g
+
+
+def test_node_closes_the_gap_and_marks_the_added_ink_in_red(engine):
+    r = engine.run(gap_graph(method="classical"), frames=[1])
+    src = r.value("src", "lines", 1)
+    closed, added, prev = (r.value("fill", o, 1) for o in ("lines", "added", "preview"))
+    assert closed.shape == added.shape == src.shape and prev.shape == src.shape + (3,)
+    assert 0 <= closed.min() and closed.max() <= 1 and 0 <= added.min() and added.max() <= 1
+    assert np.array_equal(added, np.maximum(closed - src, 0))
+    assert added.sum() > 0 and paper_regions(closed) == paper_regions(src) + 1
+    red = added > 0
+    assert np.allclose(prev[red], [1, 0, 0])
+    ink = (src >= 1) & ~red
+    assert np.allclose(prev[ink], 0) and np.allclose(prev[(src == 0) & ~red], 1)
+
+
+def test_node_model_method_runs_in_a_graph(engine, tmp_path):
+    path = gf.save_weights(random_model(), tmp_path / "w.safetensors")
+    r = engine.run(gap_graph(method="model", weights=str(path), tile=32), frames=[1])
+    src, closed, added = (r.value(n, o, 1) for n, o in (("src", "lines"), ("fill", "lines"), ("fill", "added")))
+    assert np.array_equal(added, np.maximum(closed - src, 0)) and (closed >= src).all()
+
+
+def test_node_reports_missing_weights(tmp_path):
+    g = gap_graph(method="model", weights=str(tmp_path / "nope.safetensors"))
+    issues = g.validate()
+    assert any(i.code == "file_not_found" for i in issues)
+
+
+def test_node_takes_synth_clip_line_art(engine):
+    g = cg.Graph(frames="1")
+    clip = g.add("SynthClip", name="clip", seed=3, width=160, height=96)
+    g.add("GapFill", name="fill", lines=clip["lines"], method="classical")
+    r = engine.run(g, frames=[1])
+    assert r.value("fill", "lines", 1).shape == (96, 160)
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+def tiny_data(n=6):
+    """Rings with and without a cut, as a pool of 256² patches."""
+    from celgraph.train.gapfill import PATCH
+    rng = np.random.default_rng(0)
+    deg, gt, flags = [], [], []
+    for _ in range(n):
+        radius, width = int(rng.integers(30, 100)), int(rng.integers(2, 5))
+        d = ring(int(rng.integers(3, 12)), width, PATCH, radius)
+        deg.append(d)
+        gt.append(ring(0, width, PATCH, radius))
+        flags.append(ac.endpoint_map(d.shape, ac.find_endpoints(d >= 0.5)))
+    u8 = lambda a: np.round(np.stack(a) * 255).astype(np.uint8)    # noqa: E731
+    return {"deg": u8(deg), "gt": u8(gt), "flags": np.stack(flags).astype(np.uint8)}
+
+
+def test_training_runs_and_the_loss_decreases(tmp_path):
+    from celgraph.train.gapfill import TrainConfig, train
+    data = tiny_data()
+    events = []
+    cfg = TrainConfig(steps=30, batch=2, crop=64, lr=3e-3, out=str(tmp_path / "run"), log_every=10,
+                      eval_every=0, ckpt_every=10)
+    res = train(cfg, data=data, val={k: v[:2] for k, v in data.items()}, echo=events.append)
+    losses = [__import__("json").loads(e)["loss"] for e in events if '"train"' in e]
+    assert res["step"] == 30 and not res["interrupted"]
+    assert losses[-1] < losses[0]
+    assert (tmp_path / "run" / "last.pt").exists() and (tmp_path / "run" / "gapfill_gap_unet.safetensors").exists()
+
+
+def test_training_resumes_where_it_stopped(tmp_path):
+    from celgraph.train.gapfill import TrainConfig, train
+    data = tiny_data(4)
+    val = {k: v[:2] for k, v in data.items()}
+    kw = dict(steps=6, batch=2, crop=64, out=str(tmp_path / "a"), log_every=100, eval_every=0, ckpt_every=100)
+    train(TrainConfig(**kw), data=data, val=val, echo=lambda s: None)
+    kw["out"] = str(tmp_path / "b")
+    train(TrainConfig(**kw), data=data, val=val, echo=lambda s: None, stop_at=3)
+    train(TrainConfig(**kw), resume=True, data=data, val=val, echo=lambda s: None)
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["model"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+
+def test_train_command_line_parses():
+    import argparse
+    from celgraph.train.gapfill import add_gapfill_train_parser
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers()
+    add_gapfill_train_parser(sub)
+    args = ap.parse_args(["gapfill", "--variant", "lite", "--steps", "5", "--batch", "2", "--crop", "128",
+                          "--out", "x", "--resume", "--seed", "3"])
+    assert (args.variant, args.steps, args.batch, args.crop, args.resume, args.seed) == ("lite", 5, 2, 128, True, 3)
+    assert callable(args.func)
+
+
+@pytest.mark.slow
+def test_bundled_model_closes_synthetic_gaps():
+    from celgraph.synth import degrade_lines, make_lineart, metrics
+    path = line_nodes.bundled_weights("gapunet")
+    if path is None:
+        pytest.skip("no bundled weights")
+    model, _ = gf.load_weights(path)
+    d = degrade_lines(make_lineart(7, 640, 360, with_color=False), 1007, max_gap=12)
+    closed, _ = gf.close_gaps(model, d["lines"])
+    assert metrics.gap_recall(closed >= 0.5, d["gap_mask"]) >= metrics.gap_recall(d["lines"] >= 0.5, d["gap_mask"])
