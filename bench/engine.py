@@ -151,7 +151,8 @@ def main() -> None:
     print(t)
     header = (f"# bench/engine.py\n\n`python bench/engine.py` on {platform.machine()}, "
               f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}, "
-              f"{__import__('os').cpu_count()} cores.\n\n"
+              f"{__import__('os').cpu_count()} cores, load average {__import__('os').getloadavg()[0]:.1f} "
+              "at the end (other jobs on the machine inflate every number here).\n\n"
               "Overhead = (wall time − node compute time) / tasks; it includes planning, hashing, "
               "the disk-store write of every result, events and scheduling.\n\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
