@@ -9,6 +9,7 @@ checkpoint is at hand. Writes bench/results/flow_speed.md. Goal (issue #4): RAFT
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -66,8 +67,9 @@ def main(argv=None) -> int:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU available in this run"
     header = (f"# bench/flow_speed.py\n\n`python bench/flow_speed.py` — {time.strftime('%Y-%m-%d')}, "
               f"{platform.machine()}, torch {torch.__version__}, {args.threads} CPU threads, {gpu}. "
-              "Median of the repeats after one warm-up; random-initialised RAFT weights (timing does not "
-              "depend on them).\n\n")
+              f"Median of the repeats after one warm-up; random-initialised RAFT weights (timing does not "
+              f"depend on them). Load average {os.getloadavg()[0]:.1f} at the end: other processes on the cores "
+              "slow torch's threads far more than OpenCV's.\n\n")
     Path(args.out).write_text(header + table + "\n")
     print(f"\nwrote {args.out}", file=sys.stderr)
     return 0
