@@ -304,7 +304,7 @@ def cmd_synth(args) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="graph", description="celgraph: node graphs for 2D animation production.",
                                 epilog="exit codes: 0 ok, 1 a node failed, 2 invalid scene or usage, 130 cancelled")
     from . import __version__
@@ -364,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for extra in _EXTRA_COMMANDS:
         extra(sub)
+    _train_commands(sub, sys.argv[1:] if argv is None else argv)
     return p
 
 
@@ -378,8 +379,29 @@ def _service_commands(sub) -> None:
 _EXTRA_COMMANDS.append(_service_commands)
 
 
+TRAINERS = ("celgraph.train.gapfill:add_gapfill_train_parser", "celgraph.train.sketch:add_sketch_train_parser",
+            "celgraph.train.colorize:add_colorize_train_parser")
+
+
+def _train_commands(sub, argv: list[str]) -> None:
+    """`graph train flow|gapfill|sketch|colorize ...`. The trainers import torch, so they are only
+    loaded when the command is `train` — every other command stays quick to start."""
+    if argv[:1] != ["train"]:
+        t = sub.add_parser("train", help="train the project's networks on synthetic data "
+                                         "(flow, gapfill, sketch, colorize; see graph train -h)")
+        t.add_argument("what", nargs=argparse.REMAINDER)
+        return
+    import importlib
+    from .train.cli import add_train_parser
+    extra = []
+    for spec in TRAINERS:
+        module, func = spec.split(":")
+        extra.append(getattr(importlib.import_module(module), func))
+    add_train_parser(sub, extra=extra)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,236 @@
+"""Colorize: line art → colour, the three ways a studio works — from colour hints, from a coloured
+key frame (reference), or with a pix2pix model trained on the show — plus ColorHints, which makes
+hint dots from an already coloured frame (for demos, tests and benchmarks).
+"""
+from __future__ import annotations
+
+import threading
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..engine import (Bool, CheckContext, Choice, Context, Float, Image, In, Int, IntList, Issue, Labels, LineArt,
+                      Mask, NodeType, Out, Path as PathParam)
+from ..engine.hashing import file_digest
+from .flow import FLOW_PARAMS, FlowRAFT
+
+BUNDLED = "colorize_pix2pix.safetensors"
+MODES = ("hints", "reference", "model")
+
+
+def bundled_weights() -> Path | None:
+    path = Path(str(resources.files("celgraph.models") / "weights" / BUNDLED))
+    return path if path.is_file() else None
+
+
+class Colorize(NodeType):
+    """Flat-colour line art from colour hints, from a coloured key frame, or with a trained model.
+
+    The line art is split into regions that never cross a closed line (gaps up to `close_gaps`
+    px are closed trapped-ball style); the fill runs under the lines.
+
+    * `hints`: each region takes the colour of the scribbles or dots inside it. Sloppy hints are
+      tolerated: a scribble's spill into a neighbour region (under `spill` of the scribble) is
+      ignored, hint pixels on ink count little, and a region's own hint beats a neighbour's
+      spill. A region with no hint is transparent by default (`unhinted`) and shows in `unsure`.
+    * `reference`: colours frame t from the coloured key frame (`reference` input, read at the key
+      nearest to t among `key_frames`; empty = the scene's first frame). Each region follows the optical
+      flow (computed between the line drawings with the FlowRAFT settings below, frame by frame
+      from the key when `chain` is on) to the key region it lands on; its colours are the key's,
+      shadows and highlights included (`shading` palette). Regions matched by fewer than
+      `confidence` of their pixels use a hint when there is one, and show in `unsure`; a hint
+      always wins.
+    * `model`: a pix2pix U-Net (celgraph's bundled weights trained on synthetic cels, or your own
+      from `graph train colorize`). Hints, when linked, are flat-filled first and guide it.
+    """
+    id, version, category = "celgraph.Colorize", 1, "Color"
+    inputs = [In("lines", LineArt, help="the line art (ink coverage); gap-close it first (GapFill) for big gaps"),
+              In("hints", Image, optional=True,
+                 help="colour hints: RGBA (alpha ≥ 0.5 is a hint) or RGB (non-black pixels are hints)"),
+              In("reference", Image, optional=True, help="reference mode: the coloured key frame(s)")]
+    outputs = [Out("image", Image, "RGBA (premultiplied): the colours with the line art over them"),
+               Out("fill", Image, "RGBA: the colours alone, running under the lines"),
+               Out("regions", Labels, "fill region id per pixel (ink pixels: the region they border)"),
+               Out("unsure", Mask, "1 on regions without a hint (hints) or with an unsure match (reference)")]
+    params = [
+        Choice("mode", "hints", choices=MODES, help="hints, reference (coloured key frame) or model (pix2pix)"),
+        Float("threshold", 0.5, min=0.01, max=1.0, help="ink coverage at or above this is line"),
+        Float("close_gaps", 4.0, min=0.0, max=32.0, help="close gaps in the lines up to this width (px) when "
+                                                         "splitting regions; 0 = off"),
+        Choice("line_color", "black", choices=("black", "trace", "none"),
+               help="black ink, trace (the darkened colour of the region under it) or none (fill only)"),
+        Choice("unhinted", "transparent", choices=("transparent", "nearest", "paper"),
+               help="a region with no hint: transparent (default), the nearest region's colour, or white"),
+        Int("min_region", 8, min=0, max=10000, help="regions smaller than this (px) take their neighbour's colour"),
+        Float("spill", 0.25, min=0.0, max=1.0, help="a scribble's part in another region below this share is ignored"),
+        IntList("key_frames", [], help="reference: frames where the reference input is coloured; empty = the first frame"),
+        Bool("chain", True, help="reference: follow the motion frame by frame from the key (robust to large "
+                                 "motion) instead of one flow straight to the key"),
+        Choice("shading", "palette", choices=("palette", "flat"),
+               help="reference: palette keeps the key's shadows and highlights; flat = one colour per region"),
+        Float("confidence", 0.6, min=0.0, max=1.0, help="reference: matches below this share are unsure"),
+        *FLOW_PARAMS,
+        PathParam("model_weights", "", help="model: Colorize pix2pix .safetensors; empty = bundled", hashed=False),
+    ]
+    device = "any"
+
+    # ---- interface hooks --------------------------------------------------------------
+    def _model_path(self, params, ctx: CheckContext) -> Path | None:
+        return ctx.resolve(params["model_weights"]) if params["model_weights"] else bundled_weights()
+
+    def check(self, params, ctx: CheckContext) -> list[Issue]:
+        issues = []
+        if params["mode"] == "model":
+            path = self._model_path(params, ctx)
+            if path is None or not path.is_file():
+                issues.append(Issue("file_not_found", f"no Colorize model weights at {path}" if path else
+                                    "no bundled Colorize weights: set model_weights", ctx.node, "model_weights"))
+        if params["mode"] == "reference":
+            if params["key_frames"] and not set(params["key_frames"]) & set(ctx.frames):
+                issues.append(Issue("bad_frames", f"none of the key frames {params['key_frames']} is in the scene's frames",
+                                    ctx.node, "key_frames"))
+            issues += FlowRAFT().check({**params, "offsets": [1]}, ctx)
+        return issues
+
+    def _key(self, ctx: Context) -> int:
+        keys = [k for k in ctx.params.key_frames if k in ctx.frames] or [ctx.frames[0]]
+        return min(keys, key=lambda k: (abs(k - ctx.frame), k))
+
+    def _path(self, ctx: Context) -> list[int]:
+        """Frames from t to its key (both included), along the scene's frame list."""
+        t, k = ctx.frame, self._key(ctx)
+        if not ctx.params.chain:
+            return [t] if t == k else [t, k]
+        fs = sorted(ctx.frames)
+        i, j = fs.index(t), fs.index(k)
+        return fs[i:j - 1 if j else None:-1] if j < i else fs[i:j + 1]
+
+    def frames_needed(self, ctx: Context):
+        if ctx.params.mode != "reference":
+            return {}
+        return {"lines": sorted(set(self._path(ctx))), "reference": [self._key(ctx)]}
+
+    def fingerprint(self, ctx: Context):
+        p = ctx.params
+        if p.mode == "model":
+            return {"model": file_digest(self._model_path(p, ctx))}
+        if p.mode == "reference" and FlowRAFT()._backend(p) != "dis":
+            return {"flow_weights": file_digest(FlowRAFT()._weights_path(p, ctx))}
+        return None
+
+    # ---- compute ------------------------------------------------------------------------
+    def compute(self, ctx: Context, lines, hints=None, reference=None):
+        from ..models import hintfill as hf
+        p = ctx.params
+        t = ctx.frame
+        lines_t = lines[t] if isinstance(lines, dict) else lines
+        seg = hf.segment(lines_t, p.threshold, p.close_gaps)
+        ctx.progress(0.2, 1, "regions")
+        if hints is not None and hints.shape[:2] != lines_t.shape:
+            raise ValueError(f"hints are {hints.shape[1]}×{hints.shape[0]} but the lines are "
+                             f"{lines_t.shape[1]}×{lines_t.shape[0]}")
+        if p.mode == "model":
+            return self._model_mode(ctx, seg, lines_t, hints)
+        if p.mode == "hints":
+            h = hints if hints is not None else np.zeros(lines_t.shape + (4,), np.float32)
+            r = hf.fill_from_hints(seg, h, p.unhinted, p.min_region, p.spill)
+            fill, alpha, unsure = r["fill"], r["alpha"], r["unhinted"]
+        else:
+            fill, alpha, unsure = self._reference_mode(ctx, seg, lines, hints, reference)
+        return {"image": hf.composite(fill, alpha, lines_t, p.line_color),
+                "fill": hf.composite(fill, alpha, lines_t, "none"),
+                "regions": seg.labels, "unsure": unsure.astype(np.float32)}
+
+    def _reference_mode(self, ctx: Context, seg, lines: dict, hints, reference):
+        from ..models import hintfill as hf
+        p, t, k = ctx.params, ctx.frame, self._key(ctx)
+        if reference is None:
+            raise ValueError("reference mode needs the 'reference' input: link the coloured key frame")
+        ref = reference[k]
+        if ref.shape[:2] != lines[t].shape:
+            raise ValueError(f"the reference is {ref.shape[1]}×{ref.shape[0]} but the lines are "
+                             f"{lines[t].shape[1]}×{lines[t].shape[0]}")
+        seg_k = seg if t == k else hf.segment(lines[k], p.threshold, p.close_gaps)
+        path = self._path(ctx)
+        flow = np.zeros(lines[t].shape + (2,), np.float32)
+        if t != k:
+            total = None
+            pairs = list(zip(path[:-1], path[1:]))
+            # compose from the key side: flow(s → key) = flow(s → s') ∘ flow(s' → key)
+            for i, (a, b) in enumerate(reversed(pairs)):
+                step = FlowRAFT().pair(ctx, ctx.input_key("lines", a), ctx.input_key("lines", b),
+                                       _paper(lines[a]), _paper(lines[b]))
+                total = step if total is None else hf.compose_flows(step, total)
+                ctx.progress(0.2 + 0.6 * (i + 1) / len(pairs), 1, f"flow {a}→{b}")
+            flow = total
+        r = hf.reference_fill(seg, seg_k, ref, flow, shading=p.shading)
+        fill, alpha = r["fill"], r["alpha"]
+        unsure_r = r["confidence"] < p.confidence
+        unsure_r[0] = False
+        if hints is not None:                   # hints win; unsure regions without a hint stay flagged
+            colors, hinted = hf.hint_votes(seg, hints, p.spill)
+            sel = hinted[seg.labels]
+            fill = np.where(sel[:, :, None], colors[seg.labels], fill)
+            alpha = np.where(sel, np.float32(1.0), alpha)
+            unsure_r &= ~hinted
+        return fill, alpha, unsure_r[seg.labels]
+
+    def _model_mode(self, ctx: Context, seg, lines_t, hints):
+        from ..models import hintfill as hf
+        from ..models.pix2pix import colorize, load_weights
+        p = ctx.params
+        path = self._model_path(p, ctx)
+        device = ctx.device if p.device == "auto" else p.device
+        key = ("colorize_pix2pix", file_digest(path), device)
+        model, meta = ctx.objects.get(key, lambda: load_weights(path, device)) if ctx.objects \
+            else load_weights(path, device)
+        guide = guide_mask = None
+        unsure = np.zeros(lines_t.shape, bool)
+        if hints is not None:
+            r = hf.fill_from_hints(seg, hints, "transparent", p.min_region, p.spill)
+            guide, guide_mask, unsure = r["fill"], r["alpha"], r["unhinted"]
+        with _lock(device):
+            rgb = colorize(model, lines_t, guide, guide_mask, device=device)
+        ctx.progress(0.9, 1, "model")
+        rgba = np.concatenate([rgb, np.ones(rgb.shape[:2] + (1,), np.float32)], axis=2)
+        return {"image": rgba, "fill": rgba, "regions": seg.labels, "unsure": unsure.astype(np.float32)}
+
+
+def _paper(lines: np.ndarray) -> np.ndarray:
+    """Line art as a grey image (paper white, ink black) for the flow."""
+    g = 1.0 - np.clip(np.asarray(lines, np.float32), 0, 1)
+    return np.repeat(g[:, :, None], 3, axis=2)
+
+
+class ColorHints(NodeType):
+    """Colour hints from an already coloured frame: one dot (or a short, possibly sloppy, scribble)
+    per region of the line art, in the region's dominant colour.
+
+    Stands in for a colourist's hints in demos, tests and benchmarks (with SynthClip's image and
+    lines), or re-uses a coloured frame's colours as hints for the same drawing.
+    """
+    id, version, category = "celgraph.ColorHints", 1, "Color"
+    inputs = [In("image", Image, help="the coloured frame"), In("lines", LineArt, help="its line art")]
+    outputs = [Out("hints", Image, "RGBA hint dots/scribbles (alpha 1 where hinted)")]
+    params = [Int("seed", 0, min=0, max=2**31 - 1, help="random choices (scribble directions, dropped regions)"),
+              Float("threshold", 0.5, min=0.01, max=1.0, help="ink coverage at or above this is line"),
+              Float("radius", 2.0, min=0.0, max=50.0, help="dot radius / scribble half-width, px"),
+              Float("scribble", 0.0, min=0.0, max=500.0, help="> 0: scribbles of this length (px) instead of dots"),
+              Float("spill", 0.0, min=0.0, max=100.0, help="> 0: scribbles overshoot the region by up to this (px)"),
+              Float("drop", 0.0, min=0.0, max=1.0, help="share of regions left without a hint"),
+              Int("min_area", 1, min=1, max=100000, help="regions smaller than this (px) get no hint")]
+
+    def compute(self, ctx: Context, image, lines):
+        from ..models.hintfill import sample_hints
+        p = ctx.params
+        return {"hints": sample_hints(image, lines, seed=p.seed + ctx.frame, threshold=p.threshold,
+                                      radius=p.radius, scribble=p.scribble, spill=p.spill, drop=p.drop,
+                                      min_area=p.min_area)}
+
+
+_locks: dict[str, threading.Lock] = {}
+
+
+def _lock(device: str) -> threading.Lock:
+    return _locks.setdefault(device, threading.Lock())

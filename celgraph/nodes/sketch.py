@@ -1,0 +1,113 @@
+"""Sketch: colour frame → clean line art (a trained U-Net, or XDoG as the classical baseline).
+
+Used to make training pairs for Colorize from a show's finished frames, to re-ink, and to feed
+GapFill. The learned method was trained on degraded synthetic colour frames against their exact
+ink layer, so shadow and highlight boundaries (colour edges without ink) are not drawn; XDoG
+draws every luminance edge.
+"""
+from __future__ import annotations
+
+import threading
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..engine import (Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
+                      Path as PathParam)
+from ..engine.hashing import file_digest
+
+BUNDLED = "sketch_unet.safetensors"
+
+
+def bundled_weights() -> Path | None:
+    path = Path(str(resources.files("celgraph.models") / "weights" / BUNDLED))
+    return path if path.is_file() else None
+
+
+class Sketch(NodeType):
+    """Colour frame → line art: soft ink coverage and a binarised version.
+
+    `model` runs celgraph's Sketch U-Net (trained on degraded synthetic cel frames: JPEG, blur,
+    noise, rescaling, lighting, screentone; shadow/highlight boundaries are not lines) and
+    binarises at the threshold that maximised F1 on held-out clips, stored with the weights.
+    `xdog` is the classical baseline (eXtended Difference of Gaussians on luminance): no weights,
+    but it draws every colour edge. `threshold` 0 keeps the calibrated value (model) or 0.5 (xdog).
+    """
+    id, version, category = "celgraph.Sketch", 1, "Lines"
+    inputs = [In("image", Image, help="colour frame (RGB, or RGBA over white paper)")]
+    outputs = [Out("lines", LineArt, "soft ink coverage, 0 paper .. 1 ink"),
+               Out("binary", LineArt, "binarised ink: 1 where lines ≥ threshold, else 0")]
+    params = [
+        Choice("method", "model", choices=("model", "xdog"),
+               help="model: the trained U-Net (bundled weights); xdog: classical baseline"),
+        Float("threshold", 0.0, min=0.0, max=1.0,
+              help="binarisation threshold on the soft lines; 0 = calibrated (model: from the weights, xdog: 0.5)"),
+        PathParam("weights", "", help="Sketch U-Net .safetensors; empty: the bundled weights", hashed=False),
+        Float("xdog_sigma", 0.3, min=0.1, max=10.0, help="xdog: fine Gaussian σ in px (line scale)"),
+        Float("xdog_k", 3.0, min=1.01, max=10.0, help="xdog: coarse σ = k·σ"),
+        Float("xdog_p", 10.0, min=0.0, max=100.0, help="xdog: edge sharpening strength"),
+        Float("xdog_epsilon", -0.05, min=-1.0, max=1.0, help="xdog: threshold on the sharpened DoG"),
+        Float("xdog_phi", 200.0, min=0.1, max=1e9, help="xdog: tanh steepness (≥ 1e6: hard)"),
+        Choice("device", "auto", choices=("auto", "cpu", "cuda"), help="where the model runs", hashed=False),
+    ]
+    device = "any"
+
+    def _weights_path(self, params, ctx: CheckContext) -> Path | None:
+        return ctx.resolve(params["weights"]) if params["weights"] else bundled_weights()
+
+    def check(self, params, ctx: CheckContext) -> list[Issue]:
+        if params["method"] != "model":
+            return []
+        path = self._weights_path(params, ctx)
+        if path is None:
+            return [Issue("file_not_found", "no bundled Sketch weights: set weights to a .safetensors file, "
+                                            "or use method xdog", ctx.node, "weights")]
+        if not path.is_file():
+            return [Issue("file_not_found", f"weights file {path} does not exist", ctx.node, "weights")]
+        return []
+
+    def fingerprint(self, ctx: Context):
+        if ctx.params.method != "model":
+            return None
+        return {"weights": file_digest(self._weights_path(ctx.params, ctx))}
+
+    # ---- compute ------------------------------------------------------------------------
+    def _model(self, ctx: Context):
+        from ..models.sketch_unet import fuse_batchnorm, load_weights
+        path = self._weights_path(ctx.params, ctx)
+        device = ctx.device if ctx.params.device == "auto" else ctx.params.device
+
+        def load():
+            model, meta = load_weights(path, device=device)
+            return fuse_batchnorm(model), meta
+
+        key = ("sketch_unet", file_digest(path), device)
+        model, meta = ctx.objects.get(key, load) if ctx.objects else load()
+        return model, meta, device
+
+    def compute(self, ctx: Context, image):
+        p = ctx.params
+        if p.method == "xdog":
+            from ..models.xdog import xdog
+            soft = xdog(image, sigma=p.xdog_sigma, k=p.xdog_k, p=p.xdog_p, epsilon=p.xdog_epsilon, phi=p.xdog_phi)
+            threshold = p.threshold or 0.5
+        else:
+            from ..models.sketch_unet import predict
+            model, meta, device = self._model(ctx)
+            h, w = image.shape[:2]
+            tile = None if h * w <= 4096 * 2304 else 1024          # whole frames up to 4K (fastest on CPU)
+            with _lock(device):
+                soft = predict(model, image, tile=tile, device=device,
+                               progress=lambda i, n: ctx.progress(i, n, "sketch tiles"))
+            threshold = p.threshold or float(meta.get("threshold", 0.5))
+        soft = np.clip(soft, 0.0, 1.0).astype(np.float32)
+        return {"lines": soft, "binary": (soft >= threshold).astype(np.float32)}
+
+
+_locks: dict[str, threading.Lock] = {}
+
+
+def _lock(device: str) -> threading.Lock:
+    """One network inference at a time per device (torch already uses every CPU core for one)."""
+    return _locks.setdefault(device, threading.Lock())

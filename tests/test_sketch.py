@@ -1,0 +1,161 @@
+"""Sketch: XDoG baseline, the U-Net (inference, weights, training), and the node."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import celgraph as cg
+from celgraph.engine import registry
+from celgraph.models.xdog import luminance, xdog
+from celgraph.nodes import sketch as sketch_nodes
+from celgraph.synth import metrics
+
+if registry.get("celgraph.Sketch") is None:
+    registry.register_module(sketch_nodes)
+
+
+def drawing(h=64, w=96):
+    """A black 2-px ring and a soft shadow edge (a colour boundary with no ink) on a flat colour."""
+    import cv2
+    img = np.ones((h, w, 3), np.float32) * np.float32([0.9, 0.8, 0.7])
+    img[:, w // 2 + 10:] *= 0.7                                 # shadow: colour edge, not a line
+    ink = np.zeros((h, w), np.float32)
+    cv2.circle(ink, (w // 3, h // 2), h // 4, 1.0, 2)
+    return img * (1 - ink[:, :, None]), ink
+
+
+# ---- XDoG ---------------------------------------------------------------------------------------
+
+def test_xdog_finds_the_ink_as_soft_coverage():
+    img, ink = drawing()
+    soft = xdog(img, sigma=0.4, k=3.0, p=10.0, epsilon=-0.05)
+    assert soft.shape == ink.shape and soft.dtype == np.float32
+    assert 0.0 <= soft.min() and soft.max() <= 1.0
+    assert metrics.line_prf(soft >= 0.5, ink >= 0.5, tol=1)[1] > 0.9          # recall of the ring
+
+
+def test_xdog_is_blank_on_a_flat_image():
+    assert xdog(np.full((32, 32, 3), 0.6, np.float32)).max() == 0.0
+
+
+def test_luminance_lays_alpha_over_white_paper():
+    rgba = np.zeros((4, 4, 4), np.float32)                      # fully transparent
+    assert np.allclose(luminance(rgba), 1.0)
+
+
+# ---- the U-Net ----------------------------------------------------------------------------------
+
+def test_unet_predicts_a_probability_map_of_the_frame_size():
+    torch = pytest.importorskip("torch")
+    from celgraph.models.sketch_unet import build, predict
+    torch.manual_seed(0)
+    model = build("sketch_unet_tiny")
+    p = predict(model, np.random.rand(45, 70, 3).astype(np.float32), tile=None)
+    assert p.shape == (45, 70) and 0 <= p.min() and p.max() <= 1
+
+
+def test_tiled_prediction_matches_the_whole_frame_away_from_seams():
+    torch = pytest.importorskip("torch")
+    from celgraph.models.sketch_unet import build, predict
+    torch.manual_seed(0)
+    model = build("sketch_unet_tiny").eval()
+    img = np.random.rand(64, 96, 3).astype(np.float32)
+    whole = predict(model, img, tile=None)
+    tiled = predict(model, img, tile=48, overlap=12)
+    assert np.abs(whole - tiled).max() < 0.05
+
+
+def test_fused_batchnorm_gives_the_same_output():
+    torch = pytest.importorskip("torch")
+    import copy
+    from celgraph.models.sketch_unet import build, fuse_batchnorm, predict
+    torch.manual_seed(0)
+    model = build("sketch_unet_tiny").eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    img = np.random.rand(32, 32, 3).astype(np.float32)
+    assert np.abs(predict(model, img) - predict(fuse_batchnorm(copy.deepcopy(model)), img)).max() < 1e-5
+
+
+def test_weights_round_trip_with_their_threshold(tmp_path):
+    pytest.importorskip("torch")
+    from celgraph.models.sketch_unet import build, load_weights, predict, save_weights
+    model = build("sketch_unet_tiny").eval()
+    path = save_weights(model, tmp_path / "s.safetensors", {"threshold": 0.35})
+    loaded, meta = load_weights(path)
+    assert meta["threshold"] == 0.35 and loaded.widths == model.widths
+    img = np.random.rand(32, 32, 3).astype(np.float32)
+    assert np.allclose(predict(model, img), predict(loaded, img), atol=1e-6)
+
+
+def test_sketch_training_loss_decreases_and_resumes(tmp_path):
+    pytest.importorskip("torch")
+    from celgraph.train.sketch import TrainConfig, frame_patches, sketch_frame, train
+    d = sketch_frame(4242, size=(224, 160), source="clip")
+    data = frame_patches(d, np.random.default_rng(0), 6)
+    val = [d]
+    cfg = TrainConfig(arch="sketch_unet_tiny", steps=12, batch=4, crop=64, lr=5e-3, out=str(tmp_path / "run"),
+                      log_every=3, eval_every=0, ckpt_every=4)
+    first = train(cfg, data=data, val=val, echo=lambda s: None, stop_at=8)
+    assert first["interrupted"] and first["step"] == 8
+    second = train(cfg, resume=True, data=data, val=val, echo=lambda s: None)
+    assert second["step"] == 12 and 0.0 <= second["threshold"] <= 1.0
+    import json
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+              if json.loads(line)["event"] == "train"]
+    assert losses[-1] < losses[0]
+    assert (tmp_path / "run" / "sketch_unet_tiny.safetensors").is_file()
+
+
+def test_best_threshold_maximises_f1():
+    from celgraph.train.sketch import best_threshold
+    gt = np.zeros((20, 20), np.float32)
+    gt[10] = 1
+    prob = gt * 0.7 + 0.2                                        # ink 0.9, paper 0.2
+    t, f1, table = best_threshold([prob], [gt])
+    assert 0.2 < t <= 0.9 and f1 == 1.0 and table[0.15] < 1.0
+
+
+# ---- the node -----------------------------------------------------------------------------------
+
+def test_sketch_node_xdog_outputs_soft_and_binary_lines(tmp_path):
+    g = cg.Graph(frames="1")
+    clip = g.add("SynthClip", name="clip", seed=3, width=160, height=96)
+    g.add("Sketch", name="sk", image=clip["image"], method="xdog")
+    r = cg.Engine(tmp_path / "cache").run(g)
+    soft, binary = r.value("sk", "lines", 1), r.value("sk", "binary", 1)
+    assert soft.shape == binary.shape == (96, 160)
+    assert set(np.unique(binary)) <= {0.0, 1.0}
+    assert np.array_equal(binary, (soft >= 0.5).astype(np.float32))
+    assert metrics.line_f1(binary, r.value("clip", "lines", 1) >= 0.5) > 0.6
+
+
+def test_sketch_node_threshold_param_binarises_there(tmp_path):
+    g = cg.Graph(frames="1")
+    clip = g.add("SynthClip", name="clip", seed=3, width=96, height=64)
+    g.add("Sketch", name="sk", image=clip["image"], method="xdog", xdog_phi=5.0, threshold=0.8)
+    r = cg.Engine(tmp_path / "cache").run(g)
+    assert np.array_equal(r.value("sk", "binary", 1), (r.value("sk", "lines", 1) >= 0.8).astype(np.float32))
+
+
+def test_missing_weights_file_is_a_validation_error(tmp_path):
+    g = cg.Graph(frames="1")
+    clip = g.add("SynthClip", name="clip", seed=3, width=96, height=64)
+    g.add("Sketch", name="sk", image=clip["image"], weights=str(tmp_path / "nope.safetensors"))
+    assert [i.code for i in g.validate()] == ["file_not_found"]
+
+
+def test_bundled_model_beats_xdog_on_a_held_out_degraded_frame(tmp_path):
+    if sketch_nodes.bundled_weights() is None:
+        pytest.skip("no bundled Sketch weights")
+    g = cg.Graph(frames="1")
+    clip = g.add("SynthClip", name="clip", seed=303, width=456, height=256)
+    g.add("Sketch", name="model", image=clip["image"])
+    g.add("Sketch", name="xdog", image=clip["image"], method="xdog")
+    r = cg.Engine(tmp_path / "cache").run(g)
+    gt = r.value("clip", "lines", 1) >= 0.5
+    f_model = metrics.line_f1(r.value("model", "binary", 1), gt)
+    f_xdog = metrics.line_f1(r.value("xdog", "binary", 1), gt)
+    assert f_model > 0.85 and f_model > f_xdog
