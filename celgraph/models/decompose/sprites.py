@@ -1,0 +1,255 @@
+"""Sprite learning (ToonDecompose steps 4-6): stages s1 and s2, and the export.
+
+Samples are pixels (t, y, x) of the clip. For object k, (u_k, v_k) = H_k[t]·(x, y, 1) is where the
+pixel lands on k's unit canvas (WarmupHomography's transforms).
+
+Sprite contents:
+  * object 0, the background plate: C0 = MLP(PE_L(u0, v0, t)) → colour (t = frame/T);
+  * objects k ≥ 1: a non-learned canvas per frame ("CUBE"), T×C×C×3, read by nearest lookup at
+    (t, v·C, u·C) and written by splats (no gradient).
+Pixel MLPs ("sprite-from-sprite"): M_k(t, y, x, colour, contents of every *other* object, detached)
+→ colour c_k and alpha a_k. Composite: Î = Σ_k c_k·clip(a_k, 0, 1) (additive, no depth order).
+
+Stage s1 (reconstruction): L = Σ|Î − I| + Σ_k|label_k − a_k| + Σ|C0(u0, v0, τ) − I|·label_0 with a
+random time τ (a time-invariant, inpainted plate); canvases ← ½·canvas + ½·clip(I·a_k) at a position
+jittered by N(0, 0.03) canvas units.
+Stage s2 (self-supervision): d_k = ‖content_k − I‖, the background's d_0 set to 65536 where above
+16/256; L_occ = Σ_k|onehot(argmin d)_k − a_k|; L = L_occ + L_label, plus from 1/6 of the stage
+Σ|C0(u0, v0, t) − I|·clip(a_0) (a_0 detached); canvases splat as in s1 until 1/2 of the stage, then
+are overwritten without jitter. The colour heads get no loss in s2 (upstream drops L_blend there).
+Export: the rendered plate C0(u0, v0, t); per object the alpha a_k; foreground layers are the frame
+times a_k (the cut-out of the original pixels, not the canvas texture); the transforms.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import resumable as R
+from .mlp import IMLP, positional_encoding
+
+
+@dataclass(frozen=True)
+class SpriteConfig:
+    s1_iters: int = 40000
+    s2_iters: int = 60000
+    batch: int = 10000
+    hidden: int = 256
+    pixel_layers: int = 8
+    content_layers: int = 10
+    content_pe: int = 12
+    canvas: int = 512
+    lr: float = 1e-4
+    jitter: float = 0.03
+    ema: float = 0.5
+    bg_gate: float = 16.0 / 256.0
+    memory_switch: float = 1.0 / 6.0        # s2: the real-time memory loss from here on
+    overwrite_switch: float = 0.5           # s2: canvases overwritten without jitter from here on
+    seed: int = 0
+    checkpoint_every: int = 0
+
+
+PRESETS: dict[str, SpriteConfig] = {
+    "full": SpriteConfig(checkpoint_every=10000),
+    "cpu": SpriteConfig(s1_iters=1500, s2_iters=2500, batch=2048, hidden=64, pixel_layers=6, content_layers=8,
+                        content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500),
+    "preview": SpriteConfig(s1_iters=500, s2_iters=800, batch=1024, hidden=64, pixel_layers=4, content_layers=6,
+                            content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0),
+}
+
+
+@dataclass
+class Export:
+    """Per frame arrays (T first): plate T×H×W×3, alpha T×N×H×W (clipped to 0..1), labels T×H×W."""
+    plate: np.ndarray
+    alpha: np.ndarray
+    labels: np.ndarray
+
+
+class SpriteLearner:
+    """Stages s1 and s2 as a resumable trainer (see resumable.run)."""
+
+    def __init__(self, cfg: SpriteConfig, frames: np.ndarray, labels: np.ndarray, transforms: np.ndarray,
+                 device: str = "cpu", progress: R.Progress | None = None):
+        T, H, W = frames.shape[:3]
+        N = transforms.shape[1]
+        if N < 2:
+            raise ValueError("SpriteLearn needs at least 2 objects (0 is the background)")
+        if transforms.shape[0] != T or labels.shape != (T, H, W):
+            raise ValueError(f"frames {frames.shape}, labels {labels.shape} and transforms {transforms.shape} "
+                             "disagree")
+        self.cfg, self.T, self.H, self.W, self.N = cfg, T, H, W, N
+        self.device = dev = torch.device(device)
+        self._progress = progress or (lambda p, m: None)
+        self.frames = torch.from_numpy(np.ascontiguousarray(frames, np.float32)).to(dev)
+        self.labels = torch.from_numpy(np.asarray(labels, np.int64)).to(dev)
+        Hn = transforms / transforms[:, :, 2:3, 2:3]
+        self.Hs = torch.from_numpy(np.ascontiguousarray(Hn, np.float32)).to(dev)      # T×N×3×3
+        self.gen = torch.Generator(device=dev).manual_seed(cfg.seed)
+        self.pixel = torch.nn.ModuleList(IMLP(3 + 3 * N, 4, cfg.pixel_layers, cfg.hidden, self.gen)
+                                         for _ in range(N)).to(dev)
+        self.content0 = IMLP(3 * 2 * cfg.content_pe, 3, cfg.content_layers, cfg.hidden, self.gen).to(dev)
+        C = cfg.canvas
+        self.cubes = torch.rand((N - 1, T, C, C, 3), generator=self.gen, device=dev)
+        params = [*self.pixel.parameters(), *self.content0.parameters()]
+        self.opts = {"s1": torch.optim.Adam(params, lr=cfg.lr), "s2": torch.optim.Adam(params, lr=cfg.lr)}
+        self.stage_iters = {"s1": cfg.s1_iters, "s2": cfg.s2_iters}
+        self._done = {"s1": 0, "s2": 0}
+
+    # ---- sampling and the model -----------------------------------------------------------------
+    def _uv(self, t: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """S×N×2 canvas coordinates of pixels (t, x, y)."""
+        Hs = self.Hs[t]                                                   # S×N×3×3
+        p = torch.stack([x, y, torch.ones_like(x)], 1).float()           # S×3
+        q = (Hs @ p[:, None, :, None])[..., 0]                            # S×N×3
+        return q[..., :2] / q[..., 2:3]
+
+    def _plate(self, uv0: torch.Tensor, tn: torch.Tensor) -> torch.Tensor:
+        return self.content0(positional_encoding(torch.cat([uv0, tn[:, None]], 1), self.cfg.content_pe))
+
+    def _cells(self, t: torch.Tensor, uv: torch.Tensor):
+        """Flat indices into one object's canvas (T·C·C) for lookups at canvas coordinates uv (S×2)."""
+        C = self.cfg.canvas
+        ui = torch.round(uv[:, 0] * C).long().clamp(0, C - 1)
+        vi = torch.round(uv[:, 1] * C).long().clamp(0, C - 1)
+        return (t * C + vi) * C + ui
+
+    def _canvas(self, k: int, cells: torch.Tensor) -> torch.Tensor:
+        return self.cubes[k - 1].view(-1, 3)[cells]
+
+    def _pixels(self, t, y, x, colour, contents) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every pixel MLP: (S×N×3 colours, S×N alphas). contents: S×N×3 (detached here)."""
+        contents = contents.detach()
+        base = torch.stack([t.float() / self.T, y.float() / self.H, x.float() / self.W], 1)
+        outs = []
+        for k in range(self.N):
+            others = torch.cat([contents[:, j] for j in range(self.N) if j != k], 1)
+            outs.append(self.pixel[k](torch.cat([base, colour, others], 1)))
+        o = torch.stack(outs, 1)
+        return o[..., :3], o[..., 3]
+
+    @torch.no_grad()
+    def _splat(self, t, uv, colour, alpha, jitter: bool) -> None:
+        """canvas_k ← ema·canvas_k + (1−ema)·clip(I·clip(a_k)) at (jittered) positions; hard overwrite
+        when jitter is off. Duplicate cells in a batch: the last sample wins (deterministic)."""
+        value = (colour[:, None] * alpha.clamp(0, 1)[..., None]).clamp(0, 1)             # S×N×3
+        for k in range(1, self.N):
+            pos = uv[:, k]
+            if jitter:
+                pos = pos + torch.randn(pos.shape, generator=self.gen, device=self.device) * self.cfg.jitter
+            cells = self._cells(t, pos)
+            order = torch.sort(cells, stable=True)
+            last = torch.ones_like(cells, dtype=torch.bool)
+            last[:-1] = order.values[1:] != order.values[:-1]
+            keep = order.indices[last]
+            flat = self.cubes[k - 1].view(-1, 3)
+            cells_k, v = cells[keep], value[keep, k]
+            if jitter:
+                flat[cells_k] = self.cfg.ema * flat[cells_k] + (1 - self.cfg.ema) * v
+            else:
+                flat[cells_k] = v
+
+    # ---- resumable interface ---------------------------------------------------------------------
+    def segments(self) -> list[R.Segment]:
+        return [s for stage, n in self.stage_iters.items() for s in R.split(stage, n, self.cfg.checkpoint_every)]
+
+    def state_dict(self) -> dict:
+        return {"pixel": R.module_state(self.pixel), "content0": R.module_state(self.content0),
+                "cubes": R.to_numpy(self.cubes), "opts": {k: R.optimizer_state(o) for k, o in self.opts.items()},
+                "generator": R.generator_state(self.gen)}
+
+    def load_state_dict(self, state: dict) -> None:
+        R.load_module_state(self.pixel, state["pixel"])
+        R.load_module_state(self.content0, state["content0"])
+        self.cubes = R.from_numpy(state["cubes"], self.device)
+        for k, o in self.opts.items():
+            R.load_optimizer_state(o, state["opts"][k])
+        R.load_generator_state(self.gen, state["generator"])
+
+    def run_segment(self, seg: R.Segment) -> None:
+        cfg, opt, n = self.cfg, self.opts[seg.stage], self.stage_iters[seg.stage]
+        for i in range(seg.start, seg.stop):
+            loss = self._step(seg.stage, i, n)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i % 10 == 9 or i == seg.stop - 1:
+                self._done[seg.stage] = i + 1
+                total = sum(self.stage_iters.values())
+                self._progress(sum(self._done.values()) / max(total, 1),
+                               f"{seg.stage} {i + 1}/{n} loss {float(loss.detach()) / cfg.batch:.4g}")
+
+    def _step(self, stage: str, i: int, n: int) -> torch.Tensor:
+        cfg, N = self.cfg, self.N
+        pick = torch.randint(self.T * self.H * self.W, (cfg.batch,), generator=self.gen, device=self.device)
+        t, r = pick // (self.H * self.W), pick % (self.H * self.W)
+        y, x = r // self.W, r % self.W
+        colour = self.frames[t, y, x]                                          # S×3
+        label = torch.nn.functional.one_hot(self.labels[t, y, x], N).float()   # S×N
+        uv = self._uv(t, x, y)                                                 # S×N×2
+        tn = t.float() / self.T
+        memory_now = stage == "s2" and i >= n * cfg.memory_switch
+        if memory_now:
+            plate = self._plate(uv[:, 0], tn)
+        else:
+            with torch.no_grad():
+                plate = self._plate(uv[:, 0], tn)
+        cells = [self._cells(t, uv[:, k]) for k in range(N)]
+        contents = torch.stack([plate] + [self._canvas(k, cells[k]) for k in range(1, N)], 1)   # S×N×3
+        c, a = self._pixels(t, y, x, colour, contents)
+        l_label = (label - a).abs().sum()
+        if stage == "s1":
+            composite = (c * a.clamp(0, 1)[..., None]).sum(1)
+            l_blend = (composite - colour).abs().sum()
+            tau = torch.rand(cfg.batch, generator=self.gen, device=self.device)
+            l_mem = ((self._plate(uv[:, 0], tau) - colour).abs() * label[:, :1]).sum()
+            loss = l_blend + l_label + l_mem
+            self._splat(t, uv, colour, a.detach(), jitter=True)
+        else:
+            with torch.no_grad():
+                d = torch.linalg.vector_norm(contents - colour[:, None], dim=2)               # S×N
+                d[:, 0] = torch.where(d[:, 0] > cfg.bg_gate, torch.full_like(d[:, 0], 65536.0), d[:, 0])
+                target = torch.nn.functional.one_hot(d.argmin(1), N).float()
+            loss = (target - a).abs().sum() + l_label
+            if memory_now:
+                loss = loss + ((plate - colour).abs() * a[:, :1].detach().clamp(0, 1)).sum()
+            self._splat(t, uv, colour, a.detach(), jitter=i < n * cfg.overwrite_switch)
+        return loss
+
+    # ---- export ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def export(self, chunk: int = 1 << 15) -> Export:
+        T, H, W, N = self.T, self.H, self.W, self.N
+        plate = np.zeros((T, H, W, 3), np.float32)
+        alpha = np.zeros((T, N, H, W), np.float32)
+        ys, xs = torch.meshgrid(torch.arange(H, device=self.device), torch.arange(W, device=self.device),
+                                indexing="ij")
+        ys, xs = ys.reshape(-1), xs.reshape(-1)
+        for ti in range(T):
+            t = torch.full_like(xs, ti)
+            pl, al = [], []
+            for a0 in range(0, H * W, chunk):
+                sl = slice(a0, a0 + chunk)
+                tt, yy, xx = t[sl], ys[sl], xs[sl]
+                colour = self.frames[tt, yy, xx]
+                uv = self._uv(tt, xx, yy)
+                p = self._plate(uv[:, 0], tt.float() / T)
+                contents = torch.stack([p] + [self._canvas(k, self._cells(tt, uv[:, k])) for k in range(1, N)], 1)
+                _, a = self._pixels(tt, yy, xx, colour, contents)
+                pl.append(p)
+                al.append(a)
+            plate[ti] = torch.cat(pl).view(H, W, 3).cpu().numpy()
+            alpha[ti] = torch.cat(al).T.reshape(N, H, W).cpu().numpy()
+            self._progress(1.0, f"export frame {ti + 1}/{T}")
+        alpha = np.clip(alpha, 0.0, 1.0)
+        return Export(plate=np.clip(plate, 0.0, 1.0), alpha=alpha, labels=alpha.argmax(1).astype(np.int32))
+
+
+def learn_sprites(cfg: SpriteConfig, frames: np.ndarray, labels: np.ndarray, transforms: np.ndarray,
+                  device: str = "cpu", progress: R.Progress | None = None, checkpoint: R.Checkpoint | None = None,
+                  on_resume=None) -> tuple[Export, SpriteLearner]:
+    learner = SpriteLearner(cfg, frames, labels, transforms, device, progress)
+    R.run(learner, checkpoint, on_resume)
+    return learner.export(), learner

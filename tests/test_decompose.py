@@ -1,0 +1,366 @@
+"""Sprite decomposition: WarmupAlpha, WarmupHomography, SpriteLearn (+ SpriteLayer, WriteTransforms).
+
+Tiny synthetic clips (6 frames at 96×64) through the real code paths with tiny iteration counts;
+the quality run on a 456×256 clip with the cpu preset is marked slow."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import celgraph as cg
+from celgraph.engine import CancelToken, registry
+from celgraph.models.decompose import chain as chain_mod
+from celgraph.models.decompose import resumable
+from celgraph.models.decompose.mlp import IMLP, n_params, positional_encoding
+from celgraph.models.decompose.peel import Peeler
+from celgraph.models.decompose.sprites import SpriteLearner
+from celgraph.nodes import decompose
+from celgraph.nodes import flow as flow_nodes
+from celgraph.synth import metrics
+
+if registry.get("celgraph.WarmupAlpha") is None:
+    registry.register_module(decompose)
+
+W, H, T = 96, 64, 6
+TINY_ALPHA = dict(preset="preview", iters=24, blend_iters=24, batch=256, hidden=16, layers_bg=2, layers_fg=3,
+                  layers_seg=2, work_scale=0.5, threads=1)
+TINY_SPRITES = dict(preset="preview", s1_iters=16, s2_iters=24, batch=256, hidden=16, pixel_layers=2,
+                    content_layers=3, content_pe=4, canvas=32, threads=1)
+
+
+def scene(sprites=1, objects=None, alpha=None, learn=None, homo=None, frames=T):
+    g = cg.Graph(frames=f"1-{frames}")
+    c = g.add("SynthClip", name="clip", seed=3, sprites=sprites, width=W, height=H)
+    f = g.add("FlowRAFT", name="flow", image=c["image"])
+    a = g.add("WarmupAlpha", name="alpha", image=c["image"], bundle=f["bundle"], objects=objects or sprites + 1,
+              **{**TINY_ALPHA, **(alpha or {})})
+    h = g.add("WarmupHomography", name="homo", image=c["image"], labels=a["labels"], bundle=f["bundle"],
+              objects=objects or sprites + 1, **(homo or {}))
+    g.add("SpriteLearn", name="sprites", image=c["image"], labels=a["labels"], transforms=h["transforms"],
+          **{**TINY_SPRITES, **(learn or {})})
+    return g
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One engine for the module, so the clip and its flow are drawn once."""
+    return cg.Engine(tmp_path_factory.mktemp("decompose") / "cache")
+
+
+def values(r, node, output, frames=range(1, T + 1)):
+    return [np.asarray(r.value(node, output, f)) for f in frames]
+
+
+# ---- the networks ------------------------------------------------------------------------------------
+
+def test_mlp_shapes_match_the_upstream_parameter_counts():
+    g = torch.Generator().manual_seed(0)
+    assert n_params(IMLP(24, 6, 6, 256, g)) == 271_110          # background flow
+    assert n_params(IMLP(26, 2, 12, 256, g)) == 665_346         # foreground flow
+    assert n_params(IMLP(6, 2, 8, 256, g)) == 397_058           # mlp_m, N = 2
+    assert n_params(IMLP(9, 4, 8, 256, g)) == 398_340           # pixel MLP, N = 2
+    assert n_params(IMLP(72, 3, 10, 256, g)) == 545_795         # background content C0
+
+
+def test_mlp_init_is_seeded_and_leaves_the_global_generator_alone():
+    before = torch.random.get_rng_state()
+    a = IMLP(5, 3, 3, 8, torch.Generator().manual_seed(7))
+    b = IMLP(5, 3, 3, 8, torch.Generator().manual_seed(7))
+    assert torch.equal(before, torch.random.get_rng_state())
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_positional_encoding_is_sin_block_then_cos_block_channel_major_without_the_input():
+    x = torch.tensor([[0.25, 0.5]])
+    pe = positional_encoding(x, 3)
+    assert pe.shape == (1, 12)
+    freqs = [np.pi / 2 * 2 ** j for j in range(3)]
+    want = [np.sin(c * f) for c in (0.25, 0.5) for f in freqs] + [np.cos(c * f) for c in (0.25, 0.5) for f in freqs]
+    assert np.allclose(pe[0].numpy(), want, atol=1e-6)
+
+
+# ---- warm-up chains (classical) ---------------------------------------------------------------------------
+
+def similarity(angle, scale, tx, ty):
+    c, s = scale * np.cos(angle), scale * np.sin(angle)
+    return np.array([[c, -s, tx], [s, c, ty], [0, 0, 1.0]])
+
+
+def flow_of(M, h=48, w=64):
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    p = np.einsum("ij,jhw->ihw", M, np.stack([xs, ys, np.ones_like(xs)]))
+    return np.stack([p[0] - xs, p[1] - ys], -1).astype(np.float32)
+
+
+def test_similarity_chain_recovers_known_motion_and_normalises_into_the_unit_square():
+    # frame t = frame 0 moved by S^t: the flow i→j is S^(j−i) applied to frame i pixels
+    S = similarity(0.02, 1.01, 1.5, -0.7)
+    pw = lambda n: np.linalg.matrix_power(S, n) if n >= 0 else np.linalg.inv(np.linalg.matrix_power(S, -n))
+    Hs, attempts = chain_mod.chain(5, lambda i: np.ones((48, 64), bool), lambda i, j: flow_of(pw(j - i)))
+    for t in range(5):
+        assert np.allclose(Hs[t], pw(-t), atol=1e-3)       # frame t → frame 0
+    assert all(a.accepted for a in attempts) and [a.anchor for a in attempts] == [0] * 4   # one anchor suffices
+    N = chain_mod.normalise(Hs, 64, 48)
+    corners = np.array([[0, 64, 0, 64], [0, 0, 48, 48], [1, 1, 1, 1]], float)
+    uv = np.concatenate([(N[t] @ corners)[:2] for t in range(5)], 1)
+    assert uv.min() == pytest.approx(0, abs=1e-9) and uv.max() == pytest.approx(1, abs=1e-9)
+    assert np.allclose(N[:, 2], [0, 0, 1])
+
+
+def test_forward_backward_check_marks_disagreeing_pixels():
+    fwd = np.full((8, 8, 2), 2.0, np.float32)
+    bwd = np.full((8, 8, 2), -2.0, np.float32)
+    bwd[4, 4] = [0.0, 0.0]                      # pixel (2, 2) lands on (4, 4): inconsistent
+    ok = chain_mod.consistent(fwd, bwd, 2.0)
+    assert not ok[2, 2] and ok[1, 1] and not ok[7, 7]          # (7, 7) leaves the frame
+
+
+def test_area_ratio_denominator_flag():
+    """Upstream divides the inliers by the pixels OUTSIDE the object: a small object never passes
+    0.9 and falls back to frame-to-frame chaining; the corrected ratio keeps the first anchor."""
+    S = similarity(0.0, 1.0, 1.0, 0.0)
+    pw = lambda n: np.linalg.matrix_power(S, n) if n >= 0 else np.linalg.inv(np.linalg.matrix_power(S, -n))
+    small = np.zeros((48, 64), bool)
+    small[10:30, 10:30] = True
+    flows = lambda i, j: flow_of(pw(j - i))
+    _, fixed = chain_mod.chain(5, lambda i: small, flows)
+    _, upstream = chain_mod.chain(5, lambda i: small, flows, upstream_area_ratio=True)
+    assert [a.anchor for a in fixed if a.accepted] == [0, 0, 0, 0]
+    assert [a.anchor for a in upstream if a.accepted] == [0, 1, 2, 3]
+    assert len(upstream) == 1 + 2 * 3                           # a wasted long-range try per frame
+
+
+# ---- WarmupHomography ----------------------------------------------------------------------------------
+
+def homography_scene(sprites=1, **params):
+    g = cg.Graph(frames=f"1-{T}")
+    c = g.add("SynthClip", name="clip", seed=3, sprites=sprites, width=W, height=H)
+    f = g.add("FlowRAFT", name="flow", image=c["image"])
+    g.add("WarmupHomography", name="homo", image=c["image"], labels=c["objects"], bundle=f["bundle"], **params)
+    return g
+
+
+def test_homography_outputs_unit_canvas_similarities_and_recovers_the_plate(shared):
+    r = shared.run(homography_scene(), targets=["homo", "clip"])
+    tr = np.stack(values(r, "homo", "transforms"))
+    assert tr.shape == (T, 2, 3, 3) and tr.dtype == np.float64
+    assert np.allclose(tr[:, :, 2], [0, 0, 1])
+    A = tr[:, :, :2, :2]                                       # similarity: [[a, −b], [b, a]]
+    assert np.allclose(A[..., 0, 0], A[..., 1, 1]) and np.allclose(A[..., 0, 1], -A[..., 1, 0])
+    corners = np.array([[0, W, 0, W], [0, 0, H, H], [1, 1, 1, 1]], float)
+    uv = np.einsum("tkij,jc->tkic", tr, corners)[:, :, :2]
+    assert uv.min() > -1e-9 and uv.max() < 1 + 1e-9
+    gt = np.stack(values(r, "clip", "transforms"))
+    box = [chain_mod.frame_box(W, H)] * T
+    err = chain_mod.transform_error(tr[:, 0], gt[:, 0], box)
+    assert err < 0.5 < chain_mod.transform_error(np.tile(np.eye(3), (T, 1, 1)), gt[:, 0], box)
+    prev = r.value("homo", "preview", 1)
+    assert prev.shape == (H, W, 3) and 0 <= prev.min() and prev.max() <= 1
+
+
+def test_homography_reuses_the_bundle_and_computes_extra_pairs_once_through_flowraft_cache(tmp_path, monkeypatch):
+    pairs = []
+    real = flow_nodes.FlowRAFT._pair
+    monkeypatch.setattr(flow_nodes.FlowRAFT, "_pair", lambda self, ctx, a, b: pairs.append(1) or real(self, ctx, a, b))
+    engine = cg.Engine(tmp_path / "cache")
+    g = homography_scene()
+    engine.run(g, targets=["flow"])
+    from_flowraft = len(pairs)
+    engine.run(g, targets=["homo"])
+    extra = len(pairs) - from_flowraft
+    assert 0 < extra < 2 * T                            # only long-range pairs the bundle lacks, shared by objects
+    g.nodes["homo"].params["upstream_area_ratio"] = True     # another chain over the same frames ...
+    engine.run(g, targets=["homo"])
+    g.add("WarmupHomography", name="homo2", image=g["clip"]["image"], labels=g["clip"]["objects"])
+    n = len(pairs)
+    engine.run(g, targets=["homo2"])                   # no bundle linked: every pair from FlowRAFT's cache
+    assert len(pairs) == n
+
+
+# ---- WarmupAlpha ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sprites", [1, 2])
+def test_warmup_alpha_labels_every_pixel_with_one_of_n_objects(shared, sprites):
+    r = shared.run(scene(sprites), targets=["alpha"])
+    labels = values(r, "alpha", "labels")
+    assert all(l.shape == (H, W) and l.dtype == np.int32 for l in labels)
+    assert min(l.min() for l in labels) >= 0 and max(l.max() for l in labels) <= sprites
+    prev = r.value("alpha", "preview", 1)
+    assert prev.shape == (H, W, 3)
+
+
+def test_warmup_alpha_lsq_background_variant_runs(shared):
+    r = shared.run(scene(alpha={"background": "lsq"}), targets=["alpha"])
+    assert values(r, "alpha", "labels")[0].shape == (H, W)
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_peeling_claims_pixels_in_object_order_with_overwrite(one_thread):
+    """Phase A on a hand-made bundle: a still background and a square moving right. Object 0 claims the
+    background, object 1 the square; an object that also fits earlier pixels takes them over."""
+    T_, h, w = 4, 32, 32
+    frames = np.zeros((T_, h, w, 3), np.float32)
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[8:20, 8:20] = [6.0, 0.0]
+    pairs = [(i, i + 1, flow) for i in range(T_ - 1)]
+    from celgraph.models.decompose.peel import PeelConfig
+    cfg = PeelConfig(objects=2, iters=200, blend_iters=0, batch=256, hidden=32, layers_bg=2, layers_fg=3,
+                     layers_seg=2, lr=1e-2, background="lsq", reference_height=h)
+    p = Peeler(cfg, frames, pairs)
+    resumable.run(p)
+    lab = p.peel_labels()
+    assert (lab[:, 8:20, 8:20] == 1).mean() > 0.9
+    assert (lab[:, 24:, 24:] == 0).mean() > 0.9
+
+
+# ---- SpriteLearn ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sprites", [1, 2])
+def test_sprite_learn_outputs_layers_a_compositor_can_use(shared, sprites):
+    r = shared.run(scene(sprites), targets=["sprites", "homo"])
+    n = sprites + 1
+    for f in (1, T):
+        sp = r.value("sprites", "sprites", f)
+        layers, alpha = sp["layers"], sp["alpha"]
+        assert layers.shape == (n, H, W, 4) and alpha.shape == (n, H, W)
+        assert 0 <= alpha.min() and alpha.max() <= 1
+        assert np.all(layers[0, :, :, 3] == 1)                              # the plate layer is opaque
+        assert np.allclose(layers[1:, :, :, 3], alpha[1:])
+        assert np.all(layers[1:, :, :, :3] <= layers[1:, :, :, 3:] + 1e-6)   # premultiplied
+        assert np.array_equal(r.value("sprites", "labels", f), alpha.argmax(0))
+        assert np.array_equal(r.value("sprites", "transforms", f), r.value("homo", "transforms", f))
+        assert r.value("sprites", "plate", f).shape == (H, W, 3)
+        assert r.value("sprites", "composite", f).shape == (H, W, 3)
+        assert r.value("sprites", "preview", f).shape == (2 * H, max(3, n) * W, 3)
+
+
+def test_sprite_layer_and_write_transforms(shared, tmp_path):
+    g = scene()
+    lay = g.add("SpriteLayer", name="layer", sprites=g["sprites"]["sprites"], object=1)
+    g.add("Write", name="w", image=lay["image"], path=str(tmp_path / "sprite1.####.exr"))
+    g.add("WriteTransforms", name="wt", transforms=g["sprites"]["transforms"], path=str(tmp_path / "tr.json"))
+    g.add("WriteTransforms", name="wn", transforms=g["sprites"]["transforms"], path=str(tmp_path / "tr.npz"))
+    r = shared.run(g, targets=["w", "wt", "wn", "layer"])
+    assert r.value("layer", "image", 2).shape == (H, W, 4)
+    assert (tmp_path / "sprite1.0002.exr").is_file()
+    data = json.loads((tmp_path / "tr.json").read_text())
+    assert data["frames"] == list(range(1, T + 1)) and np.asarray(data["matrices"]["3"]).shape == (2, 3, 3)
+    assert np.load(tmp_path / "tr.npz")["matrices"].shape == (T, 2, 3, 3)
+    g.nodes["layer"].params["object"] = 5
+    with pytest.raises(cg.NodeFailed, match="object 5 does not exist"):
+        shared.run(g, targets=["layer"], frames=[1])
+
+
+def test_sprite_learner_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="at least 2 objects"):
+        SpriteLearner(decompose_cfg(), np.zeros((2, 8, 8, 3)), np.zeros((2, 8, 8)), np.tile(np.eye(3), (2, 1, 1, 1)))
+
+
+def decompose_cfg():
+    from celgraph.models.decompose.sprites import SpriteConfig
+    return SpriteConfig(s1_iters=2, s2_iters=2, batch=8, hidden=4, pixel_layers=2, content_layers=2, content_pe=2,
+                        canvas=8)
+
+
+# ---- reproducibility and resume -----------------------------------------------------------------------
+
+def test_a_cpu_run_is_bit_for_bit_repeatable(shared):
+    g = scene(2, learn={"device": "cpu"}, alpha={"device": "cpu"})
+    a = shared.run(g, targets=["sprites"], use_cache=False)
+    b = shared.run(g, targets=["sprites"], use_cache=False)
+    for node, out in (("alpha", "labels"), ("sprites", "plate"), ("sprites", "composite")):
+        for x, y in zip(values(a, node, out), values(b, node, out)):
+            assert np.array_equal(x, y)
+    for f in (1, T):
+        assert np.array_equal(a.value("sprites", "sprites", f)["alpha"], b.value("sprites", "sprites", f)["alpha"])
+
+
+def test_the_seed_changes_the_result(shared):
+    a = shared.run(scene(), targets=["sprites"])
+    b = shared.run(scene(learn={"seed": 1}), targets=["sprites"])
+    assert not np.array_equal(a.value("sprites", "plate", 1), b.value("sprites", "plate", 1))
+
+
+def test_checkpoint_spacing_does_not_change_the_result(shared):
+    a = shared.run(scene(learn={"checkpoint_every": 0}), targets=["sprites"], use_cache=False)
+    b = shared.run(scene(learn={"checkpoint_every": 5}), targets=["sprites"], use_cache=False)
+    assert np.array_equal(a.value("sprites", "plate", 2), b.value("sprites", "plate", 2))
+
+
+@pytest.mark.parametrize("node, trainer", [("alpha", Peeler), ("sprites", SpriteLearner)])
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, node, trainer):
+    ran = []
+    real = trainer.run_segment
+    monkeypatch.setattr(trainer, "run_segment", lambda self, seg: ran.append(seg.name) or real(self, seg))
+    g = scene(alpha={"checkpoint_every": 8}, learn={"checkpoint_every": 8})
+    cancel = CancelToken()
+
+    def stop_halfway(ev):
+        if ev.kind == "task_progress" and ev.node == node and ev.progress >= 0.5:
+            cancel.cancel()
+
+    engine = cg.Engine(tmp_path / "cache")
+    r = engine.run(g, targets=["sprites"], cancel=cancel, on_event=stop_halfway, raise_on_error=False)
+    assert r.status == "cancelled"
+    first = list(ran)
+    ran.clear()
+    engine = cg.Engine(tmp_path / "cache")               # a new process: only the disk store remains
+    r = engine.run(g, targets=["sprites", "alpha"])
+    assert r.status == "succeeded"
+    assert ran[0] == first[-1]                 # it picks up with the segment the cancel interrupted ...
+    assert not set(first[:-1]) & set(ran)      # ... and none of the finished ones runs again
+    fresh = cg.Engine(tmp_path / "fresh").run(g, targets=["sprites", "alpha"], use_cache=False)
+    for f in (1, T):
+        assert np.array_equal(r.value("sprites", "plate", f), fresh.value("sprites", "plate", f))
+        assert np.array_equal(r.value("alpha", "labels", f), fresh.value("alpha", "labels", f))
+
+
+def test_progress_is_reported_during_the_optimisations(shared):
+    seen = []
+    shared.run(scene(alpha={"seed": 5}), targets=["sprites"],
+               on_event=lambda ev: ev.kind == "task_progress" and seen.append((ev.node, ev.progress)))
+    for node in ("alpha", "sprites"):
+        p = [v for n, v in seen if n == node]
+        assert len(p) >= 4 and p == sorted(p) and p[-1] == 1.0
+
+
+def test_presets_and_overrides(shared):
+    from celgraph.models.decompose.peel import PRESETS as PEEL
+    from celgraph.models.decompose.sprites import PRESETS as SPRITES
+    assert PEEL["full"].iters == 40000 and PEEL["full"].hidden == 256 and PEEL["full"].batch == 10000
+    assert SPRITES["full"].s2_iters == 60000 and SPRITES["full"].canvas == 512 and SPRITES["full"].content_pe == 12
+    for name in ("preview", "cpu", "full"):
+        assert registry.get("WarmupAlpha").param("preset").check(name) == name
+    bad = scene(alpha={"trim_px": [32, 16]})
+    assert any(i.field == "trim_px" for i in bad.validate())
+
+
+# ---- quality (slow) ------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_cpu_preset_decomposes_a_one_sprite_clip():
+    g = cg.Graph(frames="1-16")
+    c = g.add("SynthClip", name="clip", seed=0, sprites=1)
+    f = g.add("FlowRAFT", name="flow", image=c["image"])
+    a = g.add("WarmupAlpha", name="alpha", image=c["image"], bundle=f["bundle"], preset="cpu", threads=1)
+    h = g.add("WarmupHomography", name="homo", image=c["image"], labels=a["labels"], bundle=f["bundle"], objects=2)
+    g.add("SpriteLearn", name="sprites", image=c["image"], labels=a["labels"], transforms=h["transforms"], preset="cpu",
+          threads=1)
+    r = cg.Engine(use_disk_cache=False).run(g, targets=["sprites", "clip"])
+    frames = range(1, 17)
+    gt = np.stack([r.value("clip", "objects", f) for f in frames])
+    alpha = np.stack([r.value("sprites", "sprites", f)["alpha"] for f in frames])
+    assert metrics.iou(alpha[:, 1] >= 0.5, gt == 1) > 0.92          # bench: 0.987
+    img = np.stack([r.value("clip", "image", f) for f in frames])
+    comp = np.stack([r.value("sprites", "composite", f) for f in frames])
+    assert metrics.psnr(comp, img) > 32                               # bench: 40.2 dB
