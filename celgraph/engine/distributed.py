@@ -32,6 +32,10 @@ def _worker_engine(store_root: str):
     from .runtime import Engine
     with _worker_lock:
         if store_root not in _worker_engines:
+            threads = os.environ.get("CELGRAPH_WORKER_THREADS")
+            if threads:             # one task per process: keep OpenCV from oversubscribing the cores
+                import cv2
+                cv2.setNumThreads(int(threads))
             _worker_engines[store_root] = Engine(store_root)
         return _worker_engines[store_root]
 
@@ -90,8 +94,11 @@ class DaskExecutor:
         elif scheduler is not None:
             self.client = distributed.Client(scheduler)
         else:
+            # one task per worker process, each with one compute thread (OpenCV, OpenMP/torch), so
+            # N workers use N cores instead of fighting over them
+            one = {"CELGRAPH_WORKER_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
             self._cluster = distributed.LocalCluster(n_workers=n_workers or 2, threads_per_worker=1,
-                                                     processes=True, dashboard_address=None)
+                                                     processes=True, dashboard_address=None, env=one)
             self.client = distributed.Client(self._cluster)
 
     def close(self) -> None:
