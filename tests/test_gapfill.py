@@ -126,6 +126,49 @@ def test_skipped_tiles_add_nothing():
     assert np.isfinite(out[:32, :32]).all() and np.isneginf(out[:, 64:]).all()
 
 
+def test_windows_around_stroke_ends_equal_whole_frame_inference():
+    m = random_model()
+    x = np.random.default_rng(2).random((2, 90, 140)).astype(np.float32)
+    need = np.zeros((90, 140), bool)
+    need[5:20, 3:30] = True                       # touches the border
+    need[60:70, 100:125] = True
+    need[62:66, 110:115] = True                    # inside the other: no second window
+    assert len(gf.reach_boxes(need, m.stride)) == 2
+    whole = gf.predict_logits(m, x, tile=None)
+    boxed = gf.predict_in_boxes(m, x, need)
+    assert np.abs(boxed[need] - whole[need]).max() < 1e-4
+    assert np.isneginf(boxed[40:50, 60:80]).all()
+
+
+def test_folding_batchnorm_keeps_the_function():
+    for m in (random_model(4), gf.light_unet(long_skip=False).eval()):
+        fused = gf.fuse_for_inference(m)
+        bns = [sum(isinstance(mod, torch.nn.BatchNorm2d) for mod in n.modules()) for n in (m, fused)]
+        assert bns[1] < bns[0]                     # LightUNet keeps the BNs that follow a ReLU6
+        assert getattr(fused, "stride", None) == getattr(m, "stride", None)
+        x = torch.rand(1, gf.in_channels(m), 48, 64)
+        with torch.no_grad():
+            assert torch.allclose(fused(x), m(x), atol=1e-4)
+
+
+def test_tiles_and_whole_frame_add_the_same_ink():
+    lines = ring(6, size=128)
+    cv2.line(lines, (8, 120), (60, 120), 1.0, 3)
+    m = random_model(5)
+    _, ref = gf.close_gaps(m, lines, inference="whole", confidence=0.3)
+    _, added = gf.close_gaps(m, lines, inference="tiles", tile=32, confidence=0.3)
+    assert ref.any() and np.array_equal(added, ref)
+
+
+def test_windows_with_the_short_margin_close_like_a_whole_frame_pass():
+    from celgraph.synth import degrade_lines, make_lineart
+    model = gf.fuse_for_inference(gf.load_weights(line_nodes.bundled_weights("gapunet"))[0])
+    d = degrade_lines(make_lineart(7, width=384, height=256, with_color=False), 8, max_gap=12)
+    _, ref = gf.close_gaps(model, d["lines"], inference="whole")
+    _, added = gf.close_gaps(model, d["lines"], inference="windows")
+    assert ref.sum() > 20 and (added != ref).sum() <= 2
+
+
 def test_weights_round_trip_through_safetensors(tmp_path):
     m = random_model(3)
     path = gf.save_weights(m, tmp_path / "w.safetensors", {"steps": 7})
@@ -148,7 +191,7 @@ def test_bundled_weights_load_with_the_documented_parameter_count(network):
 
 def test_close_gaps_outputs_keep_the_input_ink():
     lines = ring(5)
-    closed, added = gf.close_gaps(random_model(), lines, tile=32)
+    closed, added = gf.close_gaps(random_model(), lines)
     assert closed.shape == lines.shape and closed.dtype == np.float32
     assert (closed >= lines).all() and 0 <= closed.min() and closed.max() <= 1
     assert np.array_equal(added, closed > lines)
@@ -179,7 +222,7 @@ def test_node_closes_the_gap_and_marks_the_added_ink_in_red(engine):
 
 def test_node_model_method_runs_in_a_graph(engine, tmp_path):
     path = gf.save_weights(random_model(), tmp_path / "w.safetensors")
-    r = engine.run(gap_graph(method="model", weights=str(path), tile=32), frames=[1])
+    r = engine.run(gap_graph(method="model", weights=str(path), inference="tiles", tile=32), frames=[1])
     src, closed, added = (r.value(n, o, 1) for n, o in (("src", "lines"), ("fill", "lines"), ("fill", "added")))
     assert np.array_equal(added, np.maximum(closed - src, 0)) and (closed >= src).all()
 

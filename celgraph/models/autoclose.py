@@ -75,7 +75,8 @@ _LUT1, _LUT2 = _thin_luts()
 
 
 def _codes(mask_u8: np.ndarray) -> np.ndarray:
-    return cv2.filter2D(mask_u8, cv2.CV_32F, _CODE, borderType=cv2.BORDER_CONSTANT).astype(np.uint8)
+    """8-neighbour code 0..255 of every pixel of a 0/1 uint8 mask (exact: integer weights ≤ 255)."""
+    return cv2.filter2D(mask_u8, cv2.CV_8U, _CODE, borderType=cv2.BORDER_CONSTANT)
 
 
 def skeletonize(ink: np.ndarray, max_iter: int = 64) -> np.ndarray:
@@ -91,13 +92,14 @@ def skeletonize(ink: np.ndarray, max_iter: int = 64) -> np.ndarray:
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     sk = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
     sk[1:-1, 1:-1] = ink[y0:y1, x0:x1]
-    for _ in range(max_iter):
-        before = int(sk.sum())
-        for lut in (_LUT1, _LUT2):
-            cand = sk.astype(bool)
-            d = lut[_codes(sk)] & cand
-            sk[d] = 0
-        if int(sk.sum()) == before:
+    luts = [lut.astype(np.uint8) for lut in (_LUT1, _LUT2)]
+    for _ in range(max_iter):             # OpenCV per sub-iteration: 8-neighbour code, table, delete
+        removed = 0
+        for lut in luts:
+            d = cv2.bitwise_and(cv2.LUT(_codes(sk), lut), sk)
+            removed += cv2.countNonZero(d)
+            sk = cv2.subtract(sk, d)
+        if not removed:
             break
     out[y0:y1, x0:x1] = sk[1:-1, 1:-1].astype(bool)
     return out

@@ -9,9 +9,13 @@ coverage ≥ ``threshold`` as ink. Two methods:
   width, kept only where they separate two flood-fill regions (Tahoma2D's rule). No weights.
 * ``model`` — the GapUNet network (celgraph.models.gapfill) predicts the ink to add from the ink
   and its endpoint map; added ink is kept where its probability ≥ ``confidence`` and within
-  ``max_gap`` + the line width of a stroke end. Full frames of any size run as overlapping tiles
-  (exact: every tile carries half the receptive field of context; feathered blending) or in one
-  pass (``tile`` = 0, fastest on a GPU); fp16 on CUDA with ``precision``. ``network`` picks the
+  ``max_gap`` + the line width of a stroke end. A second pass (``passes``) looks again at the tips
+  of the added ink, which closes extensions that stopped a pixel short of the line they aim at. Frames of any size: by default (``inference`` =
+  windows) the network runs only on one window per cluster of stroke ends with 32 px of context
+  (a whole-frame pass differs by at most a pixel or two of added ink per page); ``tiles`` runs a
+  grid of ``tile``-px tiles near stroke ends with the exact context (half the receptive field),
+  ``whole`` one pass (fastest on a GPU); BatchNorm is folded
+  into the convs at load time; fp16 on CUDA with ``precision``. ``network`` picks the
   bundled weights (ours, or the FillLineGaps LightUNet re-implementation trained the same way);
   ``weights`` loads another file.
 
@@ -25,6 +29,7 @@ import threading
 from importlib import resources
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..engine import (Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
@@ -71,15 +76,23 @@ class GapFill(NodeType):
         Float("angle", 60.0, min=1.0, max=180.0,
               help="classical: full opening of the direction cone at a stroke end, degrees (OpenToonz 60)"),
         Float("confidence", 0.5, min=0.01, max=0.99, help="model: probability at or above which ink is added"),
+        Int("passes", 2, min=1, max=4,
+            help="model: passes of the network; a later pass looks again at the tips of the ink just added "
+                 "(strokes extended towards a line but stopped a pixel short)"),
         Choice("network", "gapunet", choices=("gapunet", "lite"),
                help="model: bundled weights — gapunet (ours) or lite (FillLineGaps LightUNet)"),
         PathParam("weights", "", help="model: a GapFill .safetensors file; empty = the bundled weights of `network`",
                   hashed=False),
         Choice("device", "auto", choices=("auto", "cpu", "cuda"), help="where the model runs", hashed=False),
         Choice("precision", "fp32", choices=("fp32", "fp16"), help="model: fp16 autocast on CUDA (ignored on CPU)"),
-        Int("tile", 64, min=0, max=4096,
-            help="model: tile core side, px (each tile adds half the receptive field of context); "
-                 "0 = whole frame in one pass (fastest on a GPU)", hashed=False),
+        Choice("inference", "windows", choices=("windows", "tiles", "whole"),
+               help="model: windows = one window around each cluster of stroke ends (fastest on a CPU); "
+                    "tiles = the grid tiles of side `tile` that hold a stroke end; whole = the whole frame in "
+                    "one pass (a GPU). tiles and whole give the same result; windows keeps 32 px of context, "
+                    "which changes at most a pixel or two of added ink per 1080p page", hashed=False),
+        Int("tile", 64, min=8, max=4096,
+            help="model, inference tiles: tile core side, px (each tile adds half the receptive field of "
+                 "context)", hashed=False),
     ]
     device = "any"
 
@@ -130,15 +143,16 @@ class GapFill(NodeType):
 
         with _torch_lock(device):
             closed, _ = close_gaps(model, lines, max_gap=p.max_gap, threshold=p.threshold, confidence=p.confidence,
-                                   tile=p.tile or None, device=device, half=p.precision == "fp16",
+                                   inference=p.inference, tile=p.tile, passes=p.passes, device=device,
+                                   half=p.precision == "fp16",
                                    progress=progress)
         return closed
 
     def _model(self, ctx: Context, path: Path, device: str):
-        from ..models.gapfill import load_weights
+        from ..models.gapfill import fuse_for_inference, load_weights
 
         def load():
-            return load_weights(path, device=device)[0]
+            return fuse_for_inference(load_weights(path, device=device)[0])
 
         key = ("gapfill", file_digest(path), device)
         return ctx.objects.get(key, load) if ctx.objects is not None else load()
@@ -146,10 +160,12 @@ class GapFill(NodeType):
 
 def preview(lines: np.ndarray, added: np.ndarray) -> np.ndarray:
     """RGB float32: the input ink in black on white paper, the added ink in red (255, 0, 0)."""
-    paper = 1.0 - np.clip(lines, 0.0, 1.0)
-    rgb = np.repeat(paper[:, :, None], 3, axis=2)
-    a = np.clip(added, 0.0, 1.0)[:, :, None]
-    return (rgb * (1.0 - a) + np.float32([1.0, 0.0, 0.0]) * a).astype(np.float32)
+    paper = 1.0 - np.clip(lines, 0.0, 1.0, dtype=np.float32)
+    rgb = cv2.merge([paper, paper, paper])      # far faster than np.repeat on a 1080p frame
+    where = added > 0                          # added ink is sparse: blend only there
+    a = np.clip(added[where], 0.0, 1.0)[:, None].astype(np.float32)
+    rgb[where] = rgb[where] * (1.0 - a) + np.float32([1.0, 0.0, 0.0]) * a
+    return rgb
 
 
 _locks: dict[str, threading.Lock] = {}
