@@ -223,6 +223,34 @@ def test_peeling_claims_pixels_in_object_order_with_overwrite(one_thread):
     assert (lab[:, 24:, 24:] == 0).mean() > 0.9
 
 
+def test_ransac_foreground_keeps_each_sprite_on_one_object_number_in_every_pair(one_thread):
+    """Two squares side by side, red moving right and blue moving left (too different for one
+    affine), swap which one is larger from pair to pair, so RANSAC finds them in a different order
+    each time; renumbering by colour and position must give each square the same number in every
+    pair."""
+    T_, h, w = 5, 48, 64
+    frames = np.full((T_, h, w, 3), 0.5, np.float32)
+    pairs = []
+    for i in range(T_ - 1):
+        big, small = (14, 8) if i % 2 == 0 else (8, 14)
+        flow = np.zeros((h, w, 2), np.float32)
+        frames[i, 4:4 + big, 4:4 + big] = [1, 0, 0]
+        flow[4:4 + big, 4:4 + big] = [6.0, 0.0]
+        frames[i, 4:4 + small, 24:24 + small] = [0, 0, 1]
+        flow[4:4 + small, 24:24 + small] = [-6.0, 0.0]
+        pairs.append((i, i + 1, flow))
+    from celgraph.models.decompose.peel import PeelConfig
+    cfg = PeelConfig(objects=3, iters=0, blend_iters=0, batch=256, hidden=16, layers_seg=2, background="lsq",
+                     foreground="ransac", reference_height=h)
+    p = Peeler(cfg, frames, pairs)
+    resumable.run(p)
+    lab = p.peel_labels()
+    red = [np.bincount(lab[q][frames[q, :, :, 0] == 1].astype(np.int64) + 1).argmax() - 1 for q in range(T_ - 1)]
+    blue = [np.bincount(lab[q][frames[q, :, :, 2] == 1].astype(np.int64) + 1).argmax() - 1 for q in range(T_ - 1)]
+    assert len(set(red)) == 1 and len(set(blue)) == 1 and {red[0], blue[0]} == {1, 2}
+    assert (lab[:, 40:, :20] == 0).mean() > 0.9
+
+
 # ---- SpriteLearn ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sprites", [1, 2])

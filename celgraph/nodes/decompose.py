@@ -79,6 +79,9 @@ class WarmupAlpha(NodeType):
               help="resolution of the flow samples relative to the frames; 0 = preset (full: 1)"),
         Choice("background", "preset", choices=("preset", "mlp", "lsq"),
                help="object 0: mlp = upstream's PE-MLP affine; lsq = per-pair trimmed least squares (fast)"),
+        Choice("foreground", "preset", choices=("preset", "mlp", "ransac"),
+               help="objects ≥ 1: mlp = upstream's coordinate MLP flow; ransac = per-pair RANSAC affine (one "
+                    "rigid-ish sprite at a time: better with several sprites)"),
         IntList("trim_px", [32, 16, 8], min=1, max=4096,
                 help="object 0's trimming thresholds over the 2nd, 3rd and 4th quarter of its schedule"),
         Float("inlier_px", 2.0, min=0.01, max=100.0, help="an object claims pixels it explains within this"),
@@ -89,7 +92,7 @@ class WarmupAlpha(NodeType):
     _FIELDS = {"iters": "iters", "blend_iters": "blend_iters", "batch": "batch", "hidden": "hidden",
                "layers_bg": "layers_bg", "layers_fg": "layers_fg", "layers_seg": "layers_seg",
                "hidden_seg": "hidden_seg", "lr": "lr", "work_scale": "work_scale", "background": "background",
-               "trim_px": "trim_px", "inlier_px": "inlier_px", "gate_px": "gate_px",
+               "foreground": "foreground", "trim_px": "trim_px", "inlier_px": "inlier_px", "gate_px": "gate_px",
                "reference_height": "reference_height", "seed": "seed", "objects": "objects",
                "checkpoint_every": "checkpoint_every"}
 

@@ -11,6 +11,8 @@ no object has claimed yet (labels < 0):
     a RANSAC-like robust fit of the dominant motion. Or (`background="lsq"`) each pair's affine fitted
     directly by iteratively trimmed least squares with the same thresholds (closed form, fast).
   * objects k ≥ 1: flow = MLP([PE_6(f, t), x, y]) (x, y raw: smooth, non-rigid flows), no trimming.
+    Or (`foreground="ransac"`) each pair's affine by RANSAC on the unclaimed samples, then the
+    objects renumbered so that each sprite keeps its number in every pair (mean colour + centroid).
   * loss: Σ‖pred − gt‖₂ over the batch (an L1 of norms: robust).
   * afterwards every entry the object explains within 2 px is labelled k — overwriting earlier
     labels, so a later object can take pixels from an earlier one (upstream behaviour).
@@ -53,6 +55,7 @@ class PeelConfig:
     inlier_px: float = 2.0
     gate_px: float = 4.0
     background: str = "mlp"             # "mlp" (upstream) or "lsq" (per-pair trimmed least squares)
+    foreground: str = "mlp"             # "mlp" (upstream) or "ransac" (per-pair RANSAC affine)
     work_scale: float = 1.0             # resolution of the flow samples relative to the frames
     reference_height: int = 256         # pixel thresholds are given at this frame height
     seed: int = 0
@@ -60,13 +63,16 @@ class PeelConfig:
 
 
 # The presets: `full` is upstream's configuration; `cpu` and `preview` are reductions for a 2-core CPU
-# (16 frames at 456×256 in about a minute, resp. seconds) — see docs/decompose.md.
+# (16 frames at 456×256 in about a minute, resp. seconds) — see docs/decompose.md. Both fit the
+# sprites' flow by per-pair RANSAC with consistent numbering instead of coordinate MLPs: faster,
+# and on plate + 2 sprites it separates the sprites where the MLPs merge them (docs/decompose.md).
 PRESETS: dict[str, PeelConfig] = {
     "full": PeelConfig(),
     "cpu": PeelConfig(iters=800, blend_iters=3000, batch=1024, hidden=64, hidden_seg=128, layers_bg=4, layers_fg=6,
-                      layers_seg=6, lr=1e-3, work_scale=0.5, checkpoint_every=500),
+                      layers_seg=6, lr=1e-3, work_scale=0.5, checkpoint_every=500, foreground="ransac"),
     "preview": PeelConfig(iters=300, blend_iters=1000, batch=1024, hidden=32, hidden_seg=64, layers_bg=3,
-                          layers_fg=4, layers_seg=4, lr=2e-3, work_scale=0.25, checkpoint_every=0),
+                          layers_fg=4, layers_seg=4, lr=2e-3, work_scale=0.25, checkpoint_every=0,
+                          foreground="ransac"),
 }
 
 
@@ -112,29 +118,38 @@ class Peeler:
             self.bg = _PairAffine(self.P).to(dev)
         else:
             raise ValueError(f"background must be 'mlp' or 'lsq', not {cfg.background!r}")
-        self.fg = torch.nn.ModuleList(IMLP(n_pe + 2, 2, cfg.layers_fg, cfg.hidden, self.gen)
-                                      for _ in range(cfg.objects - 1)).to(dev)
+        if cfg.foreground == "mlp":
+            self.fg = torch.nn.ModuleList(IMLP(n_pe + 2, 2, cfg.layers_fg, cfg.hidden, self.gen)
+                                          for _ in range(cfg.objects - 1)).to(dev)
+        elif cfg.foreground == "ransac":
+            self.fg = torch.nn.ModuleList(_PairAffine(self.P) for _ in range(cfg.objects - 1)).to(dev)
+        else:
+            raise ValueError(f"foreground must be 'mlp' or 'ransac', not {cfg.foreground!r}")
         self.seg = IMLP(6, cfg.objects, cfg.layers_seg, cfg.hidden_seg or cfg.hidden, self.gen).to(dev)
         self.opts = {f"object{k}": torch.optim.Adam(self._object_params(k), lr=cfg.lr) for k in range(cfg.objects)}
         self.opts["blend"] = torch.optim.Adam([*self.bg.parameters(), *self.fg.parameters(),
                                                *self.seg.parameters()], lr=cfg.lr)
-        self.stage_iters = {f"object{k}": (0 if k == 0 and cfg.background == "lsq" else cfg.iters)
-                            for k in range(cfg.objects)}
+        self.stage_iters = {f"object{k}": (0 if self._closed_form(k) else cfg.iters) for k in range(cfg.objects)}
         self.stage_iters["blend"] = cfg.blend_iters
         self._total = sum(self.stage_iters.values())
         self._done = {k: 0 for k in self.stage_iters}
 
     # ---- networks -------------------------------------------------------------------------
+    def _closed_form(self, k: int) -> bool:
+        """Object k is fitted without iterations (per-pair least squares or RANSAC)."""
+        return self.cfg.background == "lsq" if k == 0 else self.cfg.foreground == "ransac"
+
     def _object_params(self, k: int):
         return list(self.bg.parameters()) if k == 0 else list(self.fg[k - 1].parameters())
 
     def _flow(self, k: int, p: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """S×2 flow in pixels of object k at entries (pair p, normalised x, y)."""
-        if k == 0:
-            c = self.bg(self.pe_pairs)[p] if isinstance(self.bg, IMLP) else self.bg.coeffs[p]
+        net = self.bg if k == 0 else self.fg[k - 1]
+        if isinstance(net, _PairAffine) or k == 0:
+            c = net(self.pe_pairs)[p] if isinstance(net, IMLP) else net.coeffs[p]
             return torch.stack([c[:, 0] * x + c[:, 1] * y + c[:, 2] - x,
                                 c[:, 3] * x + c[:, 4] * y + c[:, 5] - y], 1)
-        return self.fg[k - 1](torch.cat([self.pe_pairs[p], x[:, None], y[:, None]], 1))
+        return net(torch.cat([self.pe_pairs[p], x[:, None], y[:, None]], 1))
 
     def _entries(self, idx: torch.Tensor):
         hw = self.h * self.w
@@ -153,10 +168,14 @@ class Peeler:
             k = int(seg.stage[len("object"):])
             if k == 0 and self.cfg.background == "lsq":
                 self._fit_lsq()
+            elif k and self.cfg.foreground == "ransac":
+                self._fit_ransac(k)
             else:
                 self._peel(k, seg.start, seg.stop)
             if seg.stop == self.stage_iters[seg.stage]:
                 self._assign(k)
+                if k == self.cfg.objects - 1 and self.cfg.foreground == "ransac" and k >= 2:
+                    self._consistent_ids()
 
     def state_dict(self) -> dict:
         return {"bg": R.module_state(self.bg), "fg": R.module_state(self.fg), "seg": R.module_state(self.seg),
@@ -228,6 +247,74 @@ class Peeler:
             self._report("object0", 0, None)
         with torch.no_grad():
             self.bg.coeffs.copy_(coeffs.float())
+
+    def _fit_ransac(self, k: int) -> None:
+        """Object k ≥ 1 without a network: per pair, the affine motion that most unclaimed samples
+        follow within ``inlier_px`` (OpenCV RANSAC + refinement, seeded). A sprite moves nearly
+        rigidly, so a robust fit locks onto one sprite where a coordinate MLP, smooth but flexible,
+        tends to fit several at once (upstream's weak spot with N ≥ 3)."""
+        cv2.setRNGSeed(self.cfg.seed + k)
+        ys, xs = torch.meshgrid(self.ys, self.xs, indexing="ij")
+        pts = torch.stack([xs.reshape(-1) * self.W, ys.reshape(-1) * self.H], 1).cpu().numpy().astype(np.float32)
+        coeffs = self.fg[k - 1].coeffs.detach().clone()
+        for q in range(self.P):
+            free = (self.labels[q].reshape(-1) < 0).cpu().numpy()
+            flow = self.flows[q].reshape(-1, 2).cpu().numpy()
+            A = None
+            if free.sum() >= 6:
+                src = pts[free]
+                A, _ = cv2.estimateAffine2D(src, src + flow[free], method=cv2.RANSAC,
+                                            ransacReprojThreshold=self.cfg.inlier_px * self.px,
+                                            maxIters=2000, confidence=0.999, refineIters=10)
+            if A is None:
+                A = np.float64([[1, 0, 0], [0, 1, 0]])
+            # flow in px = A·(X, Y, 1) − (X, Y) with X = x·W, Y = y·H, in _flow's parameterisation
+            (a, b, c), (d, e, f) = A
+            coeffs[q] = torch.tensor([(a - 1) * self.W + 1, b * self.H, c, d * self.W, (e - 1) * self.H + 1, f],
+                                     dtype=coeffs.dtype)
+            self._report(f"object{k}", 0, None)
+        with torch.no_grad():
+            self.fg[k - 1].coeffs.copy_(coeffs)
+
+    @torch.no_grad()
+    def _consistent_ids(self, rounds: int = 3) -> None:
+        """Give each sprite the same object number in every pair. Per-pair RANSAC finds the sprites
+        in an order that can differ between pairs; here each pair's objects ≥ 1 are matched
+        (Hungarian) to prototypes — mean colour of the claimed pixels in the source frame, and their
+        centroid — and renumbered, coefficients and labels alike. Prototypes start from the pair
+        with the most claimed pixels and become the per-object medians after each round."""
+        from scipy.optimize import linear_sum_assignment
+        K = self.cfg.objects - 1
+        small = torch.nn.functional.interpolate(self.frames_full.permute(0, 3, 1, 2), size=(self.h, self.w),
+                                                mode="area").permute(0, 2, 3, 1)            # T×h×w×3
+        ys, xs = torch.meshgrid(self.ys, self.xs, indexing="ij")
+        feats = torch.full((self.P, K, 5), float("nan"), device=self.device)
+        for q in range(self.P):
+            img = small[self.src[q]]
+            for k in range(1, K + 1):
+                m = self.labels[q] == k
+                if int(m.sum()) >= 4:
+                    feats[q, k - 1] = torch.cat([img[m].mean(0), 0.5 * torch.stack([xs[m].mean(), ys[m].mean()])])
+        f = feats.cpu().numpy()
+        counts = (self.labels >= 1).flatten(1).sum(1).cpu().numpy()
+        proto = f[int(np.argmax(counts))].copy()
+        perms = np.tile(np.arange(K), (self.P, 1))
+        for _ in range(rounds):
+            for q in range(self.P):
+                cost = np.nan_to_num(np.linalg.norm(f[q][:, None] - proto[None], axis=2), nan=1e3)
+                r, c = linear_sum_assignment(cost)
+                perms[q, c] = r                          # new object c + 1 ← old object perms[q, c] + 1
+            aligned = np.stack([f[q][perms[q]] for q in range(self.P)])
+            with np.errstate(all="ignore"):
+                new = np.nanmedian(aligned, axis=0)
+            proto = np.where(np.isnan(new), proto, new)
+        coeffs = torch.stack([self.fg[k].coeffs.detach() for k in range(K)])                  # K×P×6
+        labels = self.labels.clone()
+        for q in range(self.P):
+            for new_k, old_k in enumerate(perms[q]):
+                self.fg[new_k].coeffs[q] = coeffs[old_k, q]
+                labels[q][self.labels[q] == old_k + 1] = new_k + 1
+        self.labels = labels
 
     @torch.no_grad()
     def _dense_flow(self, k: int, q: int) -> torch.Tensor:
