@@ -904,8 +904,8 @@ def _to_tensor(img: np.ndarray) -> Tensor:
     if a.shape[-1] == 1:
         a = np.repeat(a, 3, axis=-1)
     a = a[..., :3]                                   # RGBA: the colour alone
-    t = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2)
-    return t * 255.0
+    t = torch.from_numpy(np.array(a, np.float32))   # a copy: cached inputs are read-only
+    return t.mul_(255.0).permute(0, 3, 1, 2)
 
 
 def raft_flow(model: RAFT, img1: np.ndarray, img2: np.ndarray, iters: int = 12,
