@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import celgraph as cg
 from celgraph.engine import registry
@@ -254,7 +255,6 @@ def test_reference_mode_reads_the_frames_between_the_key_and_t():
 # ---- model mode ---------------------------------------------------------------------------------
 
 def test_pix2pix_trains_a_few_steps_and_its_l1_loss_decreases(tmp_path):
-    torch = pytest.importorskip("torch")
     from celgraph.train.colorize import TrainConfig, colorize_sample, sample_patches, train
     d = colorize_sample(12345, size=(224, 160), guide=False)      # line art alone: all colour to learn
     data = sample_patches(d, np.random.default_rng(0), 4)
@@ -268,7 +268,6 @@ def test_pix2pix_trains_a_few_steps_and_its_l1_loss_decreases(tmp_path):
 
 
 def test_colorize_training_resumes_where_it_stopped(tmp_path):
-    pytest.importorskip("torch")
     from celgraph.train.colorize import TrainConfig, colorize_sample, sample_patches, train
     d = colorize_sample(12346, size=(224, 160), guide=True)
     data = sample_patches(d, np.random.default_rng(0), 2)
@@ -281,8 +280,7 @@ def test_colorize_training_resumes_where_it_stopped(tmp_path):
 
 
 def test_model_mode_runs_with_the_bundled_weights(tmp_path):
-    if color_nodes.bundled_weights() is None:
-        pytest.skip("no bundled Colorize weights")
+    assert color_nodes.bundled_weights() is not None, "the bundled Colorize weights are missing"
     g = cg.Graph(frames="1")
     clip = g.add("SynthClip", name="clip", seed=4, width=128, height=80)
     hints = g.add("ColorHints", name="hints", image=clip["image"], lines=clip["lines"])

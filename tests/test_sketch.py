@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import celgraph as cg
 from celgraph.engine import registry
@@ -46,7 +47,6 @@ def test_luminance_lays_alpha_over_white_paper():
 # ---- the U-Net ----------------------------------------------------------------------------------
 
 def test_unet_predicts_a_probability_map_of_the_frame_size():
-    torch = pytest.importorskip("torch")
     from celgraph.models.sketch_unet import build, predict
     torch.manual_seed(0)
     model = build("sketch_unet_tiny")
@@ -55,7 +55,6 @@ def test_unet_predicts_a_probability_map_of_the_frame_size():
 
 
 def test_tiled_prediction_matches_the_whole_frame_away_from_seams():
-    torch = pytest.importorskip("torch")
     from celgraph.models.sketch_unet import build, predict
     torch.manual_seed(0)
     model = build("sketch_unet_tiny").eval()
@@ -66,7 +65,6 @@ def test_tiled_prediction_matches_the_whole_frame_away_from_seams():
 
 
 def test_fused_batchnorm_gives_the_same_output():
-    torch = pytest.importorskip("torch")
     import copy
     from celgraph.models.sketch_unet import build, fuse_batchnorm, predict
     torch.manual_seed(0)
@@ -80,7 +78,6 @@ def test_fused_batchnorm_gives_the_same_output():
 
 
 def test_weights_round_trip_with_their_threshold(tmp_path):
-    pytest.importorskip("torch")
     from celgraph.models.sketch_unet import build, load_weights, predict, save_weights
     model = build("sketch_unet_tiny").eval()
     path = save_weights(model, tmp_path / "s.safetensors", {"threshold": 0.35})
@@ -91,7 +88,6 @@ def test_weights_round_trip_with_their_threshold(tmp_path):
 
 
 def test_sketch_training_loss_decreases_and_resumes(tmp_path):
-    pytest.importorskip("torch")
     from celgraph.train.sketch import TrainConfig, frame_patches, sketch_frame, train
     d = sketch_frame(4242, size=(224, 160), source="clip")
     data = frame_patches(d, np.random.default_rng(0), 6)
@@ -148,8 +144,7 @@ def test_missing_weights_file_is_a_validation_error(tmp_path):
 
 
 def test_bundled_model_beats_xdog_on_a_held_out_degraded_frame(tmp_path):
-    if sketch_nodes.bundled_weights() is None:
-        pytest.skip("no bundled Sketch weights")
+    assert sketch_nodes.bundled_weights() is not None, "the bundled Sketch weights are missing"
     g = cg.Graph(frames="1")
     clip = g.add("SynthClip", name="clip", seed=303, width=456, height=256)
     g.add("Sketch", name="model", image=clip["image"])

@@ -326,7 +326,6 @@ def _card_entry():
     return text, m.group(1)
 
 
-@pytest.mark.skipif(not WEIGHTS.exists(), reason="weights not trained yet")
 def test_shipped_weights_load_and_match_the_model_card():
     from celgraph.models.raft import load_raft, raft_flow
     assert WEIGHTS.stat().st_size < 5 * 2 ** 20
@@ -344,7 +343,6 @@ def test_shipped_weights_load_and_match_the_model_card():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not WEIGHTS.exists(), reason="weights not trained yet")
 def test_shipped_weights_reproduce_the_model_card_numbers():
     """The full held-out evaluation (16 seeds, 96 whole-frame pairs; about a minute on 2 cores)."""
     from celgraph.train.flow import evaluate_weights

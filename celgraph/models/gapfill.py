@@ -267,6 +267,16 @@ def context_margin(model: nn.Module) -> int:
     return int(math.ceil(rf / 2 / s) * s)
 
 
+def _paper_padded(x: np.ndarray, stride: int, margin: int) -> tuple[np.ndarray, int, int]:
+    """``x`` (C×H×W) grown to multiples of ``stride`` (Hp×Wp) plus ``margin`` px of paper (zeros)
+    on every side; returns (padded, Hp, Wp)."""
+    C, H, W = x.shape
+    Hp, Wp = int(math.ceil(H / stride) * stride), int(math.ceil(W / stride) * stride)
+    pad = np.zeros((C, Hp + 2 * margin, Wp + 2 * margin), np.float32)
+    pad[:, margin:margin + H, margin:margin + W] = x
+    return pad, Hp, Wp
+
+
 def predict_logits(model: nn.Module, x: np.ndarray, tile: int | None = 64, margin: int | None = None,
                    feather: int | None = None, device: str = "cpu", half: bool = False,
                    need: np.ndarray | None = None, batch: int = 8,
@@ -287,9 +297,7 @@ def predict_logits(model: nn.Module, x: np.ndarray, tile: int | None = 64, margi
     m = exact if margin is None else int(math.ceil(margin / s) * s)
     if feather is None:
         feather = 0 if m >= exact else 16
-    Hp, Wp = int(math.ceil(H / s) * s), int(math.ceil(W / s) * s)
-    pad = np.zeros((C, Hp + 2 * m, Wp + 2 * m), np.float32)
-    pad[:, m:m + H, m:m + W] = x
+    pad, Hp, Wp = _paper_padded(x, s, m)
     dev = torch.device(device)
     use_half = bool(half and dev.type == "cuda")
     cl = dev.type == "cpu"
@@ -370,9 +378,7 @@ def predict_in_boxes(model: nn.Module, x: np.ndarray, need: np.ndarray, margin: 
     C, H, W = x.shape
     s = getattr(model, "stride", 4)
     m = context_margin(model) if margin is None else int(math.ceil(margin / s) * s)
-    Hp, Wp = int(math.ceil(H / s) * s), int(math.ceil(W / s) * s)
-    pad = np.zeros((C, Hp + 2 * m, Wp + 2 * m), np.float32)
-    pad[:, m:m + H, m:m + W] = x
+    pad, Hp, Wp = _paper_padded(x, s, m)
     out = np.full((Hp, Wp), -np.inf, np.float32)
     boxes = reach_boxes(need, s)
     by_shape: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}

@@ -155,7 +155,7 @@ class WarmupHomography(NodeType):
     ]
 
     def check(self, params, ctx: CheckContext) -> list[Issue]:
-        return _weights_issues(self, params, ctx)
+        return FlowRAFT().weight_issues(params, ctx)        # it computes extra pairs through FlowRAFT
 
     def fingerprint(self, ctx: Context):
         return FlowRAFT().fingerprint(ctx)          # the RAFT weights digest, when RAFT computes pairs
@@ -389,21 +389,6 @@ def _check_sizes(image: dict, **others) -> None:
             if values is not None and f in values and values[f].shape[:2] != img.shape[:2]:
                 raise ValueError(f"frame {f}: {name} is {values[f].shape[1]}×{values[f].shape[0]} but the image is "
                                  f"{img.shape[1]}×{img.shape[0]}")
-
-
-def _weights_issues(node_type, params, ctx: CheckContext) -> list[Issue]:
-    """FlowRAFT's weight checks, for nodes that compute pairs through FlowRAFT.pair()."""
-    flow = FlowRAFT()
-    backend = flow._backend(params)
-    if backend == "dis":
-        return []
-    path = flow._weights_path(params, ctx)
-    if path is None:
-        return [Issue("file_not_found", f"backend {backend} needs a checkpoint: set weights to a RAFT .pth or "
-                                        ".safetensors file", ctx.node, "weights")]
-    if not path.is_file():
-        return [Issue("file_not_found", f"weights file {path} does not exist", ctx.node, "weights")]
-    return []
 
 
 def _config(node: NodeType, ctx: Context, presets: dict, fields: dict):

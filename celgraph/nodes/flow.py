@@ -95,9 +95,13 @@ class FlowRAFT(NodeType):
         return bundled_weights(self._backend(params))
 
     def check(self, params, ctx: CheckContext) -> list[Issue]:
-        backend = self._backend(params)
         if 0 in params["offsets"]:
             return [Issue("param_out_of_range", "offset 0 is the frame itself", ctx.node, "offsets")]
+        return self.weight_issues(params, ctx)
+
+    def weight_issues(self, params, ctx: CheckContext) -> list[Issue]:
+        """The checkpoint checks (also for nodes that compute pairs through :meth:`pair`)."""
+        backend = self._backend(params)
         if backend == "dis":
             return []
         path = self._weights_path(params, ctx)

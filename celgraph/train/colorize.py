@@ -45,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .sketch import StopFlag, _positive, atomic_save
+from .cli import _positive
+from .sketch import StopFlag, atomic_save
 
 __all__ = ["TrainConfig", "colorize_sample", "val_samples", "sample_patches", "make_pool", "load_pool", "batch_tensors", "train",
            "generator_loss", "discriminator_loss", "evaluate", "export_weights", "add_colorize_train_parser", "main",

@@ -44,6 +44,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .cli import _positive
+
 __all__ = ["TrainConfig", "sketch_frame", "eval_frames", "make_pool", "load_pool", "batch_tensors", "sketch_loss",
            "best_threshold", "evaluate", "train", "export_weights", "add_sketch_train_parser", "main",
            "POOL_SEED0", "VAL_SEEDS", "SIZES"]
@@ -404,13 +406,6 @@ def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
 
 
 # ---------------------------------------------------------------- command line
-
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {v}")
-    return v
-
 
 def add_sketch_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = TrainConfig()
