@@ -286,10 +286,12 @@ def test_model_mode_runs_with_the_bundled_weights(tmp_path):
     hints = g.add("ColorHints", name="hints", image=clip["image"], lines=clip["lines"])
     g.add("Colorize", name="col", mode="model", lines=clip["lines"], hints=hints["hints"])
     g.add("Colorize", name="bare", mode="model", lines=clip["lines"])
-    r = cg.Engine(tmp_path / "cache").run(g)
+    engine = cg.Engine(tmp_path / "cache")
+    r = engine.run(g)
     for node in ("col", "bare"):
         img = r.value(node, "image", 1)
         assert img.shape == (80, 128, 4) and 0 <= img.min() and img.max() <= 1
+    assert len(engine.objects) == 1          # both nodes ran on one loaded model
 
 
 def test_model_mode_without_weights_is_a_validation_error(tmp_path):

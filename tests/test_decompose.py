@@ -164,7 +164,7 @@ def test_homography_outputs_unit_canvas_similarities_and_recovers_the_plate(shar
 def test_homography_reuses_the_bundle_and_computes_extra_pairs_once_through_flowraft_cache(tmp_path, monkeypatch):
     pairs = []
     real = flow_nodes.FlowRAFT._pair
-    monkeypatch.setattr(flow_nodes.FlowRAFT, "_pair", lambda self, ctx, a, b: pairs.append(1) or real(self, ctx, a, b))
+    monkeypatch.setattr(flow_nodes.FlowRAFT, "_pair", lambda self, ctx, a, b, keys: pairs.append(1) or real(self, ctx, a, b, keys))
     engine = cg.Engine(tmp_path / "cache")
     g = homography_scene()
     engine.run(g, targets=["flow"])

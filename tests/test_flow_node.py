@@ -77,7 +77,7 @@ def test_each_frame_pair_is_its_own_cache_entry(engine, monkeypatch):
     pairs = []
     real = flow_nodes.FlowRAFT._pair
     monkeypatch.setattr(flow_nodes.FlowRAFT, "_pair",
-                        lambda self, ctx, a, b: pairs.append(1) or real(self, ctx, a, b))
+                        lambda self, ctx, a, b, keys: pairs.append(1) or real(self, ctx, a, b, keys))
     g = flow_graph(frames="1-4", dx=1.0)
     engine.run(g, targets=["flow"])
     first = len(pairs)
@@ -92,7 +92,7 @@ def test_pairs_are_shared_by_two_flow_nodes_with_different_offsets(engine, monke
     pairs = []
     real = flow_nodes.FlowRAFT._pair
     monkeypatch.setattr(flow_nodes.FlowRAFT, "_pair",
-                        lambda self, ctx, a, b: pairs.append(1) or real(self, ctx, a, b))
+                        lambda self, ctx, a, b, keys: pairs.append(1) or real(self, ctx, a, b, keys))
     g = flow_graph(frames="1-3", dx=1.0)
     g.add("FlowRAFT", name="flow2", image=g["src"]["image"], backend="dis", dis_preset="fine", offsets=[1])
     engine.run(g, targets=["flow", "flow2"])
@@ -172,3 +172,19 @@ def test_synth_clip_flow_matches_ground_truth(engine):
     r = engine.run(g, targets=["flow", "clip"], frames=[2])
     fw, gt, occ = r.value("flow", "forward", 2), r.value("clip", "flow_fw", 2), r.value("clip", "occ_fw", 2)
     assert metrics.epe(fw, gt, occ < 0.5) < 1.0
+
+
+def test_raft_pairs_of_a_clip_share_each_frames_features(engine, small_raft_weights, monkeypatch):
+    from celgraph.models import raft
+    encoded = []
+    real = raft.RAFT.features
+    monkeypatch.setattr(raft.RAFT, "features", lambda self, x: encoded.append(1) or real(self, x))
+    g = flow_graph(frames="1-4", dx=1.0)
+    g.nodes["flow"].params.update(backend="raft_small", weights=str(small_raft_weights), iters=2, offsets=[-1, 1])
+    r = engine.run(g, targets=["flow", "src"])
+    assert len(encoded) == 4                       # 6 pairs over 4 frames, one encoding per frame
+    model, _ = raft.load_raft(small_raft_weights)
+    src = [r.value("src", "image", f) for f in (1, 2, 3, 4)]
+    for f in (1, 2, 3):
+        np.testing.assert_allclose(r.value("flow", "forward", f), raft.raft_flow(model, src[f - 1], src[f], iters=2),
+                                   atol=1e-4)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from celgraph.models.raft import (CorrBlock, InputPadder, RAFT, detect_variant, from_torchvision_keys,
+from celgraph.models.raft import (CorrBlock, FeatureCache, InputPadder, RAFT, detect_variant, from_torchvision_keys,
                                   load_raft, raft_flow, raft_key_map, raft_large, raft_small,
                                   read_raft_state_dict, save_safetensors, to_torchvision_keys)
 
@@ -125,6 +125,35 @@ def test_raft_flow_takes_any_size_and_batches(models):
     assert single.shape == (50, 70, 2) and batch.shape == (2, 50, 70, 2)
     np.testing.assert_allclose(batch[0], single, atol=1e-4)
     assert model.training is False
+
+
+def test_feature_cache_gives_the_same_flow_and_encodes_each_frame_once(models, monkeypatch):
+    rng = np.random.default_rng(5)
+    clip = rng.random((3, 40, 56, 3), dtype=np.float32)
+    pairs = [(0, 1), (1, 0), (1, 2), (0, 2), (2, 1)]
+    for model in models.values():
+        expected = [raft_flow(model, clip[i], clip[j], iters=2) for i, j in pairs]
+        calls = {"features": 0, "context": 0}
+        for name in calls:
+            real = getattr(model, name)
+            monkeypatch.setattr(model, name, lambda x, _real=real, _n=name: (calls.__setitem__(_n, calls[_n] + 1),
+                                                                            _real(x))[1])
+        cache = FeatureCache(capacity=8)
+        for (i, j), want in zip(pairs, expected):
+            got = raft_flow(model, clip[i], clip[j], iters=2, cache=cache, keys=(f"f{i}", f"f{j}"))
+            np.testing.assert_allclose(got, want, atol=1e-4)
+        assert calls == {"features": 3, "context": 3}     # once per frame / per source frame
+        monkeypatch.undo()
+
+
+def test_feature_cache_drops_the_least_recently_used_and_needs_keys(models):
+    cache = FeatureCache(capacity=2)
+    for key in "abc":
+        cache.get(key, lambda k=key: k.upper())
+    assert len(cache) == 2 and cache.get("a", lambda: "again") == "again"
+    a = np.zeros((16, 16, 3), np.float32)
+    with pytest.raises(ValueError, match="keys"):
+        raft_flow(models["small"], a, a, iters=1, cache=cache)
 
 
 # ------------------------------------------------------------------ correlation

@@ -128,6 +128,18 @@ def test_sketch_node_xdog_outputs_soft_and_binary_lines(tmp_path):
     assert metrics.line_f1(binary, r.value("clip", "lines", 1) >= 0.5) > 0.6
 
 
+def test_sketch_node_loads_its_model_once_per_engine(tmp_path, monkeypatch):
+    from celgraph.models import sketch_unet
+    loads = []
+    real = sketch_unet.load_weights
+    monkeypatch.setattr(sketch_unet, "load_weights", lambda *a, **k: loads.append(1) or real(*a, **k))
+    g = cg.Graph(frames="1-3")
+    clip = g.add("SynthClip", name="clip", seed=3, width=96, height=64)
+    g.add("Sketch", name="sk", image=clip["image"], method="model")
+    cg.Engine(tmp_path / "cache").run(g)
+    assert len(loads) == 1
+
+
 def test_sketch_node_threshold_param_binarises_there(tmp_path):
     g = cg.Graph(frames="1")
     clip = g.add("SynthClip", name="clip", seed=3, width=96, height=64)

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -218,6 +219,17 @@ class FlowHead(nn.Module):
         return self.conv2(self.relu(self.conv1(x)))
 
 
+def _gru_step(h: Tensor, x: Tensor, convz: nn.Conv2d, convr: nn.Conv2d, convq: nn.Conv2d) -> Tensor:
+    """One convolutional GRU update. The z and r gates see the same input, so they run as one
+    convolution with the two weight sets stacked (same result, one pass over ``hx``)."""
+    hx = torch.cat([h, x], dim=1)
+    zr = F.conv2d(hx, torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias]),
+                  padding=convz.padding)
+    z, r = torch.sigmoid(zr).chunk(2, dim=1)
+    q = torch.tanh(convq(torch.cat([r * h, x], dim=1)))
+    return (1 - z) * h + z * q
+
+
 class ConvGRU(nn.Module):
     """Convolutional GRU with 3×3 gates (RAFT-small). h: B×hidden×h×w, x: B×input×h×w → new h."""
 
@@ -228,11 +240,7 @@ class ConvGRU(nn.Module):
         self.convq = nn.Conv2d(hidden_dim + input_dim, hidden_dim, 3, padding=1)
 
     def forward(self, h: Tensor, x: Tensor) -> Tensor:
-        hx = torch.cat([h, x], dim=1)
-        z = torch.sigmoid(self.convz(hx))
-        r = torch.sigmoid(self.convr(hx))
-        q = torch.tanh(self.convq(torch.cat([r * h, x], dim=1)))
-        return (1 - z) * h + z * q
+        return _gru_step(h, x, self.convz, self.convr, self.convq)
 
 
 class SepConvGRU(nn.Module):
@@ -249,17 +257,9 @@ class SepConvGRU(nn.Module):
         self.convr2 = nn.Conv2d(c, hidden_dim, (5, 1), padding=(2, 0))
         self.convq2 = nn.Conv2d(c, hidden_dim, (5, 1), padding=(2, 0))
 
-    @staticmethod
-    def _step(h, x, convz, convr, convq):
-        hx = torch.cat([h, x], dim=1)
-        z = torch.sigmoid(convz(hx))
-        r = torch.sigmoid(convr(hx))
-        q = torch.tanh(convq(torch.cat([r * h, x], dim=1)))
-        return (1 - z) * h + z * q
-
     def forward(self, h: Tensor, x: Tensor) -> Tensor:
-        h = self._step(h, x, self.convz1, self.convr1, self.convq1)
-        return self._step(h, x, self.convz2, self.convr2, self.convq2)
+        h = _gru_step(h, x, self.convz1, self.convr1, self.convq1)
+        return _gru_step(h, x, self.convz2, self.convr2, self.convq2)
 
 
 class BasicMotionEncoder(nn.Module):
@@ -401,25 +401,22 @@ class CorrBlock:
     def __init__(self, fmap1: Tensor, fmap2: Tensor, num_levels: int = 4, radius: int = 4):
         self.num_levels = num_levels
         self.radius = radius
-        corr = self.corr(fmap1, fmap2)
-        batch, h1, w1, dim, h2, w2 = corr.shape
-        corr = corr.reshape(batch * h1 * w1, dim, h2, w2)
-        self.corr_pyramid = [corr]
-        for _ in range(num_levels - 1):
-            # 2×2 average pooling as upstream; a dimension already down to 1 (frames under 64 px,
-            # where upstream fails) is kept at 1 rather than pooled away
-            k = (2 if corr.shape[-2] > 1 else 1, 2 if corr.shape[-1] > 1 else 1)
-            corr = F.avg_pool2d(corr, k, stride=k)
-            self.corr_pyramid.append(corr)
-
-    @staticmethod
-    def corr(fmap1: Tensor, fmap2: Tensor) -> Tensor:
-        """B×D×h×w, B×D×h×w → B×h×w×1×h×w scaled dot products."""
-        batch, dim, ht, wd = fmap1.shape
-        f1 = fmap1.view(batch, dim, ht * wd)
-        f2 = fmap2.view(batch, dim, ht * wd)
-        corr = torch.matmul(f1.transpose(1, 2), f2).view(batch, ht, wd, 1, ht, wd)
-        return corr / torch.sqrt(torch.tensor(dim, dtype=corr.dtype, device=corr.device))
+        # Pooling the volume over q equals correlating with a pooled fmap2 (the dot product is
+        # linear in fmap2), so each level is one matmul against fmap2 pooled 2×2 l times: no
+        # pooling pass over the h·w×h·w volume, and the 1/√D scale is applied to fmap1 only.
+        batch, dim, h1, w1 = fmap1.shape
+        f1 = (fmap1 * dim ** -0.5).flatten(2).transpose(1, 2)          # B×hw×D
+        f2 = fmap2
+        self.corr_pyramid = []
+        for level in range(num_levels):
+            if level:
+                # 2×2 average pooling as upstream (odd sizes floored); a dimension already down
+                # to 1 (frames under 64 px, where upstream fails) is kept at 1
+                k = (2 if f2.shape[-2] > 1 else 1, 2 if f2.shape[-1] > 1 else 1)
+                f2 = F.avg_pool2d(f2, k, stride=k)
+            h2, w2 = f2.shape[-2:]
+            corr = torch.matmul(f1, f2.flatten(2))                        # B×hw×h2w2
+            self.corr_pyramid.append(corr.reshape(batch * h1 * w1, 1, h2, w2))
 
     def __call__(self, coords: Tensor) -> Tensor:
         r = self.radius
@@ -515,17 +512,35 @@ class RAFT(nn.Module):
         H, W = image1.shape[-2:]
         if H % 8 or W % 8:
             raise ValueError(f"RAFT needs H and W divisible by 8, got {H}×{W}; pad with InputPadder")
-        image1 = (2 * (image1 / 255.0) - 1.0).contiguous()
-        image2 = (2 * (image2 / 255.0) - 1.0).contiguous()
+        fmap1, fmap2 = self.fnet([self.normalize(image1), self.normalize(image2)])
+        net, inp = self.context(image1)
+        return self.refine(fmap1, fmap2, net, inp, iters=iters, flow_init=flow_init, test_mode=test_mode)
 
-        fmap1, fmap2 = self.fnet([image1, image2])
+    @staticmethod
+    def normalize(image: Tensor) -> Tensor:
+        """RGB 0..255 → the −1..1 range the encoders take."""
+        return (2 * (image / 255.0) - 1.0).contiguous()
+
+    def features(self, image: Tensor) -> Tensor:
+        """The matching features of one B×3×H×W image (0..255) → B×D×H/8×W/8.
+
+        The feature encoder uses instance norm, so this equals the features ``forward`` computes
+        for the same image inside its pair: a frame's features can be computed once and reused
+        for every pair it takes part in (see :class:`FeatureCache`)."""
+        return self.fnet(self.normalize(image))
+
+    def context(self, image1: Tensor) -> tuple[Tensor, Tensor]:
+        """The context encoder on the source image (0..255): initial hidden state and context."""
+        net, inp = torch.split(self.cnet(self.normalize(image1)), [self.hidden_dim, self.context_dim], dim=1)
+        return torch.tanh(net), torch.relu(inp)
+
+    def refine(self, fmap1: Tensor, fmap2: Tensor, net: Tensor, inp: Tensor, iters: int = 12,
+               flow_init: Tensor | None = None, test_mode: bool = False):
+        """The recurrent part of :meth:`forward`, from the encoders' outputs (same returns)."""
         corr_fn = CorrBlock(fmap1.float(), fmap2.float(), num_levels=self.corr_levels,
                             radius=self.corr_radius)
-        net, inp = torch.split(self.cnet(image1), [self.hidden_dim, self.context_dim], dim=1)
-        net, inp = torch.tanh(net), torch.relu(inp)
-
         N, _, h, w = fmap1.shape
-        coords0 = coords_grid(N, h, w, device=image1.device)
+        coords0 = coords_grid(N, h, w, device=fmap1.device)
         coords1 = coords0.clone()
         if flow_init is not None:
             coords1 = coords1 + flow_init
@@ -908,8 +923,39 @@ def _to_tensor(img: np.ndarray) -> Tensor:
     return t.mul_(255.0).permute(0, 3, 1, 2)
 
 
+class FeatureCache:
+    """Per-frame encoder outputs of one model, reused across the frame pairs that share a frame.
+
+    A clip's flow bundle (offsets −3, −1, +1, +3) puts every frame in up to eight pairs; with this
+    cache its feature encoder runs once per frame and its context encoder once per source frame,
+    instead of once per pair. Keys are the caller's content keys of the (padded) frames; the
+    least recently used entries are dropped beyond ``capacity`` frames. Thread-safe.
+    """
+
+    def __init__(self, capacity: int = 16):
+        self.capacity = int(capacity)
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, compute):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 def raft_flow(model: RAFT, img1: np.ndarray, img2: np.ndarray, iters: int = 12,
-              device="cpu", pad_mode: str = "sintel") -> np.ndarray:
+              device="cpu", pad_mode: str = "sintel", cache: FeatureCache | None = None,
+              keys: tuple | None = None) -> np.ndarray:
     """Flow from img1 to img2 with a RAFT model: H×W×3 float 0..1 → H×W×2 float32 pixels.
 
     img1(p) ≈ img2(p + flow(p)); channel 0 = +x right, 1 = +y down. Also takes N×H×W×3 batches
@@ -917,10 +963,16 @@ def raft_flow(model: RAFT, img1: np.ndarray, img2: np.ndarray, iters: int = 12,
     a multiple of 8 (edge replication) and the flow cropped back. Runs under inference mode with
     the model in eval mode (its training flag is restored), on ``device`` (the model is moved
     there; None keeps it where it is). On the CPU the result is deterministic.
+
+    With a :class:`FeatureCache` (one per model) and ``keys`` naming the two frames' contents,
+    each frame's encoder outputs are computed once and reused by later pairs: the same flow,
+    cheaper over a clip.
     """
     a, b = _to_tensor(img1), _to_tensor(img2)
     if a.shape != b.shape:
         raise ValueError(f"frames differ in shape: {np.shape(img1)} vs {np.shape(img2)}")
+    if cache is not None and (keys is None or len(keys) != 2 or None in keys):
+        raise ValueError("raft_flow with a FeatureCache needs keys=(key1, key2) naming the two frames")
     if device is not None:
         model.to(device)
     dev = next(model.parameters()).device
@@ -930,7 +982,14 @@ def raft_flow(model: RAFT, img1: np.ndarray, img2: np.ndarray, iters: int = 12,
     model.eval()
     try:
         with torch.inference_mode():
-            _, flow = model(a, b, iters=iters, test_mode=True)
+            if cache is None:
+                _, flow = model(a, b, iters=iters, test_mode=True)
+            else:
+                tag = (pad_mode, tuple(a.shape))
+                fmap1 = cache.get(("features", keys[0], tag), lambda: model.features(a))
+                fmap2 = cache.get(("features", keys[1], tag), lambda: model.features(b))
+                net, inp = cache.get(("context", keys[0], tag), lambda: model.context(a))
+                _, flow = model.refine(fmap1, fmap2, net, inp, iters=iters, test_mode=True)
     finally:
         model.train(was_training)
     out = padder.unpad(flow).permute(0, 2, 3, 1).float().cpu().numpy().astype(np.float32, copy=False)

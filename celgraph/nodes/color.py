@@ -183,7 +183,7 @@ class Colorize(NodeType):
         path = self._model_path(p, ctx)
         device = ctx.device if p.device == "auto" else p.device
         key = ("colorize_pix2pix", file_digest(path), device)
-        model, meta = ctx.objects.get(key, lambda: load_weights(path, device)) if ctx.objects \
+        model, meta = ctx.objects.get(key, lambda: load_weights(path, device)) if ctx.objects is not None \
             else load_weights(path, device)
         guide = guide_mask = None
         unsure = np.zeros(lines_t.shape, bool)

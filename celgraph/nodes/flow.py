@@ -136,15 +136,18 @@ class FlowRAFT(NodeType):
         return settings
 
     def _model(self, ctx: Context):
-        from ..models.raft import load_raft
+        """(model, device, feature cache); the cache (None without an object cache) lets the pairs
+        of a clip share each frame's encoder outputs."""
+        from ..models.raft import FeatureCache, load_raft
         path = self._weights_path(ctx.params, ctx)
         device = ctx.device if ctx.params.device == "auto" else ctx.params.device
         key = ("raft", file_digest(path), device)
-        model, _variant = ctx.objects.get(key, lambda: load_raft(path, device=device)) if ctx.objects \
-            else load_raft(path, device=device)
-        return model, device
+        if ctx.objects is None:
+            return load_raft(path, device=device)[0], device, None
+        model, _variant = ctx.objects.get(key, lambda: load_raft(path, device=device))
+        return model, device, ctx.objects.get(key + ("features",), FeatureCache)
 
-    def _pair(self, ctx: Context, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
+    def _pair(self, ctx: Context, img1: np.ndarray, img2: np.ndarray, keys: tuple[str, str]) -> np.ndarray:
         p, backend = ctx.params, self._backend(ctx.params)
         h, w = img1.shape[:2]
         if p.scale < 1.0:
@@ -156,9 +159,10 @@ class FlowRAFT(NodeType):
             flow = dis_flow(img1, img2, preset=p.dis_preset)
         else:
             from ..models.raft import raft_flow
-            model, device = self._model(ctx)
+            model, device, features = self._model(ctx)
             with _torch_lock(device):
-                flow = raft_flow(model, img1, img2, iters=p.iters, device=None)
+                flow = raft_flow(model, img1, img2, iters=p.iters, device=None, cache=features,
+                                 keys=(keys[0], keys[1]))
         if flow.shape[:2] != (h, w):
             sx, sy = w / flow.shape[1], h / flow.shape[0]
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])
@@ -168,7 +172,8 @@ class FlowRAFT(NodeType):
         """Flow img1 → img2 with the FLOW_PARAMS of ctx.params, as a FlowRAFT cache entry keyed by the
         two images' content keys (ctx.input_key). Other nodes call this to share FlowRAFT's pairs."""
         parts = {"pair": self._pair_settings(ctx), "from": from_key, "to": to_key}
-        return ctx.cached(parts, lambda: self._pair(ctx, _rgb(img1), _rgb(img2)), owner=FlowRAFT)
+        return ctx.cached(parts, lambda: self._pair(ctx, _rgb(img1), _rgb(img2), (from_key, to_key)),
+                          owner=FlowRAFT)
 
     def compute(self, ctx: Context, image: dict):
         t = ctx.frame

@@ -8,7 +8,6 @@ draws every luminance edge.
 from __future__ import annotations
 
 import threading
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +15,13 @@ import numpy as np
 from ..engine import (Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
                       Path as PathParam)
 from ..engine.hashing import file_digest
+from ._weights import bundled_file, weights_issues
 
 BUNDLED = "sketch_unet.safetensors"
 
 
 def bundled_weights() -> Path | None:
-    path = Path(str(resources.files("celgraph.models") / "weights" / BUNDLED))
-    return path if path.is_file() else None
+    return bundled_file(BUNDLED)
 
 
 class Sketch(NodeType):
@@ -59,13 +58,8 @@ class Sketch(NodeType):
     def check(self, params, ctx: CheckContext) -> list[Issue]:
         if params["method"] != "model":
             return []
-        path = self._weights_path(params, ctx)
-        if path is None:
-            return [Issue("file_not_found", "no bundled Sketch weights: set weights to a .safetensors file, "
-                                            "or use method xdog", ctx.node, "weights")]
-        if not path.is_file():
-            return [Issue("file_not_found", f"weights file {path} does not exist", ctx.node, "weights")]
-        return []
+        return weights_issues(self._weights_path(params, ctx), ctx.node,
+                              "no bundled Sketch weights: set weights to a .safetensors file, or use method xdog")
 
     def fingerprint(self, ctx: Context):
         if ctx.params.method != "model":
@@ -83,7 +77,7 @@ class Sketch(NodeType):
             return fuse_batchnorm(model), meta
 
         key = ("sketch_unet", file_digest(path), device)
-        model, meta = ctx.objects.get(key, load) if ctx.objects else load()
+        model, meta = ctx.objects.get(key, load) if ctx.objects is not None else load()
         return model, meta, device
 
     def compute(self, ctx: Context, image):
