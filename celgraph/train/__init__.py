@@ -12,4 +12,8 @@ Modules:
   one-cycle LR, gradient clipping), resumable checkpoints, held-out evaluation beside DIS,
   export to safetensors. ``python -m celgraph.train.flow --help``.
 * :mod:`celgraph.train.cli` — ``graph train flow ...`` (:func:`add_train_parser`).
+* :mod:`celgraph.train.gapfill`, :mod:`celgraph.train.sketch`, :mod:`celgraph.train.colorize` —
+  the patch trainers (``graph train gapfill|sketch|colorize``). What they share is in
+  :mod:`celgraph.train.loop` (run folder, log, resumable checkpoints, the step loop, command-line
+  scaffolding) and :mod:`celgraph.train.pool` (patch pools stored as npz shards).
 """

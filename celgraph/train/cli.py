@@ -15,9 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["add_train_parser", "add_flow_arguments", "cmd_train_flow", "parse_crop"]
+from .loop import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, config_from_args, nonneg, positive
 
-EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130
+__all__ = ["add_train_parser", "add_flow_arguments", "cmd_train_flow", "parse_crop"]
 
 
 def parse_crop(text: str) -> tuple[int, int]:
@@ -31,37 +31,23 @@ def parse_crop(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {v}")
-    return v
-
-
-def _nonneg(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {v}")
-    return v
-
-
 def add_flow_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``graph train flow`` (also ``python -m celgraph.train.flow``)."""
     from celgraph.train.flow import TrainConfig
     d = TrainConfig()
     g = p.add_argument_group("training (fixed for a run; on --resume they default to the checkpoint's)")
     g.add_argument("--variant", choices=("small", "large"), default=None, help=f"RAFT-small or RAFT (default {d.variant})")
-    g.add_argument("--steps", type=_positive, default=None, help=f"optimiser steps (default {d.steps})")
-    g.add_argument("--batch", type=_positive, default=None, help=f"pairs per step (default {d.batch})")
+    g.add_argument("--steps", type=positive, default=None, help=f"optimiser steps (default {d.steps})")
+    g.add_argument("--batch", type=positive, default=None, help=f"pairs per step (default {d.batch})")
     g.add_argument("--crop", type=parse_crop, default=None, metavar="HxW",
                    help=f"training crop, multiples of 8 (default {d.crop[0]}x{d.crop[1]})")
     g.add_argument("--lr", type=float, default=None, help=f"peak learning rate of the one-cycle schedule (default {d.lr})")
     g.add_argument("--wdecay", type=float, default=None, help=f"AdamW weight decay (default {d.wdecay})")
     g.add_argument("--gamma", type=float, default=None, help=f"sequence-loss decay (default {d.gamma})")
-    g.add_argument("--iters", type=_positive, default=None, help=f"refinement iterations in training (default {d.iters})")
+    g.add_argument("--iters", type=positive, default=None, help=f"refinement iterations in training (default {d.iters})")
     g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the data stream (default {d.seed})")
-    g.add_argument("--max-gap", type=_positive, default=None, help=f"largest frame gap k of a pair (default {d.max_gap})")
-    g.add_argument("--clip-reuse", type=_positive, default=None,
+    g.add_argument("--max-gap", type=positive, default=None, help=f"largest frame gap k of a pair (default {d.max_gap})")
+    g.add_argument("--clip-reuse", type=positive, default=None,
                    help=f"batches each rendered synth clip serves before a new one is drawn (default {d.clip_reuse})")
     g.add_argument("--init", default=None, metavar="WEIGHTS",
                    help="start from these weights (a run's best.pt/last.pt or a .safetensors/.pth file) "
@@ -69,15 +55,15 @@ def add_flow_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("--out", default=d.out, help=f"run folder: log.jsonl, checkpoints, weights (default {d.out})")
     r.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    r.add_argument("--eval-every", type=_nonneg, default=d.eval_every,
+    r.add_argument("--eval-every", type=nonneg, default=d.eval_every,
                    help=f"validate (and keep the best model) every N steps; 0 = only at the end (default {d.eval_every})")
-    r.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every, help=f"checkpoint every N steps (default {d.ckpt_every})")
-    r.add_argument("--log-every", type=_positive, default=d.log_every, help=f"log line every N steps (default {d.log_every})")
-    r.add_argument("--workers", type=_nonneg, default=d.workers, help="DataLoader worker processes (default 0: in-process)")
-    r.add_argument("--threads", type=_positive, default=d.threads, help=f"torch CPU threads (default {d.threads})")
+    r.add_argument("--ckpt-every", type=positive, default=d.ckpt_every, help=f"checkpoint every N steps (default {d.ckpt_every})")
+    r.add_argument("--log-every", type=positive, default=d.log_every, help=f"log line every N steps (default {d.log_every})")
+    r.add_argument("--workers", type=nonneg, default=d.workers, help="DataLoader worker processes (default 0: in-process)")
+    r.add_argument("--threads", type=positive, default=d.threads, help=f"torch CPU threads (default {d.threads})")
     r.add_argument("--export", default=None, metavar="PATH",
                    help="where the final safetensors go (default OUT/raft_<variant>_toon.safetensors)")
-    r.add_argument("--stop-at", type=_positive, default=None, metavar="N",
+    r.add_argument("--stop-at", type=positive, default=None, metavar="N",
                    help="stop after N steps with a checkpoint, as an interruption would (resume later with --resume)")
     r.add_argument("--no-final-eval", action="store_true", help="skip the held-out test evaluation at the end")
     r.add_argument("--eval-only", metavar="WEIGHTS", default=None,
@@ -122,10 +108,6 @@ def _short(line: str) -> None:
         print(f"{ev}: {json.dumps(rec)}", flush=True)
 
 
-def _plain(v):
-    return list(v) if isinstance(v, (tuple, list)) else v
-
-
 def cmd_train_flow(args) -> int:
     from celgraph.train.flow import TRAJECTORY_FIELDS, TrainConfig, evaluate_weights, load_checkpoint, train
     if args.eval_only:
@@ -134,23 +116,13 @@ def cmd_train_flow(args) -> int:
             return EXIT_USAGE
         print(json.dumps(evaluate_weights(args.eval_only, threads=args.threads), indent=2))
         return EXIT_OK
-    out = Path(args.out)
-    given = {k: getattr(args, k) for k in TRAJECTORY_FIELDS if getattr(args, k, None) is not None}
-    base = TrainConfig()
-    if (out / "last.pt").exists():
-        if not args.resume:
-            print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
-                  file=sys.stderr)
-            return EXIT_USAGE
-        base = TrainConfig.from_dict(load_checkpoint(out / "last.pt")["config"])
-        diff = {k: (getattr(base, k), v) for k, v in given.items() if _plain(v) != _plain(getattr(base, k))}
-        if diff:
-            print(f"error: cannot resume {out} with other settings (checkpoint, given): {diff}", file=sys.stderr)
-            return EXIT_USAGE
-    cfg = TrainConfig.from_dict({**base.to_dict(), **given, "out": str(out), "eval_every": args.eval_every,
-                                 "ckpt_every": args.ckpt_every, "log_every": args.log_every,
-                                 "workers": args.workers, "threads": args.threads, "export": args.export,
-                                 "final_eval": not args.no_final_eval})
+    cfg = config_from_args(TrainConfig, args, TRAJECTORY_FIELDS,
+                           {"eval_every": args.eval_every, "ckpt_every": args.ckpt_every, "log_every": args.log_every,
+                            "workers": args.workers, "threads": args.threads, "export": args.export,
+                            "final_eval": not args.no_final_eval},
+                           load_config=lambda path: load_checkpoint(path)["config"])
+    if cfg is None:
+        return EXIT_USAGE
     echo = (lambda s: print(s, flush=True)) if args.json else _short
     try:
         res = train(cfg, resume=args.resume, stop_at=args.stop_at, echo=echo)

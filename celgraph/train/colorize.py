@@ -35,18 +35,16 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
-import math
 import os
 import sys
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .cli import _positive
-from .sketch import StopFlag, atomic_save
+from . import pool as _pool
+from .loop import (EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, TRAINING_GROUP, Run, RunConfig, add_batch_arguments,
+                   add_run_arguments, config_from_args, descend, main_of, pool_run_settings)
 
 __all__ = ["TrainConfig", "colorize_sample", "val_samples", "sample_patches", "make_pool", "load_pool", "batch_tensors", "train",
            "generator_loss", "discriminator_loss", "evaluate", "export_weights", "add_colorize_train_parser", "main",
@@ -57,7 +55,6 @@ VAL_SEEDS = tuple(range(710_000, 710_006))
 DEFAULT_POOL = os.environ.get("CELGRAPH_COLORIZE_POOL", "/work/scratch/colorize/pool")
 SIZES = ((512, 288), (640, 360), (768, 432))
 PATCH = 160
-EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130
 
 
 # ---------------------------------------------------------------- data
@@ -157,8 +154,6 @@ def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 400, per_frame: int
               seed0: int = POOL_SEED0, sketch_weights: str | None = None, show_frames: list[str] | None = None,
               echo=print) -> Path:
     """Write (or complete) a patch pool; synthetic pages unless ``show_frames`` lists image files."""
-    pool = Path(pool)
-    pool.mkdir(parents=True, exist_ok=True)
     sketch = None
     if sketch_weights or show_frames:
         from celgraph.models.sketch_unet import fuse_batchnorm, load_weights
@@ -169,30 +164,17 @@ def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 400, per_frame: int
         sketch = fuse_batchnorm(load_weights(path)[0])
     if show_frames:
         frames = len(show_frames)
-    n_shards = math.ceil(frames / shard_frames)
-    t0 = time.time()
-    for sh in range(n_shards):
-        path = pool / f"shard_{sh:05d}.npz"
-        if path.exists():
-            continue
-        parts = []
-        for f in range(sh * shard_frames, min((sh + 1) * shard_frames, frames)):
-            rng = np.random.default_rng([seed0 + f, 37])
-            d = frame_sample(show_frames[f], rng, sketch) if show_frames else colorize_sample(seed0 + f, sketch=sketch)
-            parts.append(sample_patches(d, rng, per_frame))
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
-        os.replace(tmp, path)
-        echo(f"pool shard {sh + 1}/{n_shards} ({time.time() - t0:.0f} s)")
-    return pool
+
+    def patches(f: int) -> dict:
+        rng = np.random.default_rng([seed0 + f, 37])
+        d = frame_sample(show_frames[f], rng, sketch) if show_frames else colorize_sample(seed0 + f, sketch=sketch)
+        return sample_patches(d, rng, per_frame)
+
+    return _pool.write_pool(pool, frames, shard_frames, patches, echo)
 
 
 def load_pool(pool: str | Path) -> dict[str, np.ndarray]:
-    shards = sorted(Path(pool).glob("shard_*.npz"))
-    if not shards:
-        raise FileNotFoundError(f"no patch pool in {pool}: run `graph train colorize --make-pool` first")
-    parts = [dict(np.load(s)) for s in shards]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return _pool.load_pool(pool, "run `graph train colorize --make-pool` first")
 
 
 def batch_tensors(data: dict, idx: np.ndarray, crop: int, rng: np.random.Generator):
@@ -256,7 +238,7 @@ def evaluate(G, samples: list[dict]) -> dict:
 # ---------------------------------------------------------------- training
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     arch: str = "pix2pix_small"
     steps: int = 1200
     batch: int = 6
@@ -277,14 +259,6 @@ class TrainConfig:
     threads: int = 1
     export: str | None = None
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 TRAJECTORY_FIELDS = ("arch", "steps", "batch", "crop", "lr", "l1_weight", "gan_weight", "d_layers", "ndf", "seed")
 
@@ -301,110 +275,48 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
     window — for tests). ``data``/``val`` override the pool and the validation pages."""
     import torch
     from celgraph.models.pix2pix import build_discriminator, build_generator, count_parameters, init_weights
-    torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "log.jsonl", "a")
-
-    def record(event, **kw):
-        rec = {"event": event, **kw}
-        log.write(json.dumps(rec) + "\n")
-        log.flush()
-        echo(json.dumps(rec))
-
+    run = Run(cfg, echo)
     torch.manual_seed(cfg.seed)
     G = init_weights(build_generator(cfg.arch))
     D = init_weights(build_discriminator(cfg.ndf, cfg.d_layers))
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    step, best, elapsed = 0, -float("inf"), 0.0
-    if resume and (out / "last.pt").exists():
-        ck = torch.load(out / "last.pt", weights_only=False)
-        G.load_state_dict(ck["G"])
-        D.load_state_dict(ck["D"])
-        opt_g.load_state_dict(ck["opt_g"])
-        opt_d.load_state_dict(ck["opt_d"])
-        step, best, elapsed = ck["step"], ck["best"], ck["elapsed"]
-        torch.set_rng_state(ck["rng"])
-        record("resume", step=step)
-    else:
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        record("start", params_g=count_parameters(G), params_d=count_parameters(D), config=cfg.to_dict())
+    run.begin(resume, {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d},
+              {"params_g": count_parameters(G), "params_d": count_parameters(D)}, best=-float("inf"))
     if data is None:
-        if len(list(Path(cfg.pool).glob("shard_*.npz"))) * 50 < cfg.pool_frames:
-            make_pool(cfg.pool, frames=cfg.pool_frames, echo=lambda s: record("pool", message=s))
-        data = load_pool(cfg.pool)
-        record("pool", patches=len(data["lines"]))
+        data = run.load_pool(make_pool, load_pool, complete=_pool.count_shards(cfg.pool) * 50 >= cfg.pool_frames)
     if val is None:
         val = val_samples()
     n = len(data["lines"])
 
-    def checkpoint():
-        atomic_save({"G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
-                     "opt_d": opt_d.state_dict(), "step": step, "best": best, "elapsed": elapsed,
-                     "rng": torch.get_rng_state(), "config": cfg.to_dict()}, out / "last.pt")
+    def train_step(rng):
+        a, b = batch_tensors(data, rng.integers(0, n, cfg.batch), cfg.crop, rng)
+        fake = G(a)
+        d = None
+        if cfg.gan_weight:
+            d = descend(opt_d, discriminator_loss(D, a, fake, b))
+            for p in D.parameters():
+                p.requires_grad_(False)
+        loss_g, l1 = generator_loss(D, a, fake, b, cfg.l1_weight, cfg.gan_weight)
+        g = descend(opt_g, loss_g)
+        for p in D.parameters():
+            p.requires_grad_(True)
+        l1 = float(l1.detach())
+        return {"l1": l1, "gan_g": g - cfg.l1_weight * l1, "d": d}
+
+    def validate() -> dict:
+        r = evaluate(G, val)
+        G.train()
+        best = run.keep_best(r["psnr"], G=G.state_dict(), step=run.step, psnr=r["psnr"])
+        return {"psnr": round(r["psnr"], 3), "flat_fill_psnr": round(r["flat_fill_psnr"], 3), "best": best}
 
     G.train()
     D.train()
-    t_last, l1s, gans, ds, history = time.time(), [], [], [], []
-    with StopFlag() as stop:
-        try:
-            while step < cfg.steps and not stop.now and (stop_at is None or step < stop_at):
-                rng = np.random.default_rng([cfg.seed, step])
-                a, b = batch_tensors(data, rng.integers(0, n, cfg.batch), cfg.crop, rng)
-                lr = lr_at(step, cfg.steps, cfg.lr)
-                for o in (opt_g, opt_d):
-                    for g in o.param_groups:
-                        g["lr"] = lr
-                fake = G(a)
-                if cfg.gan_weight:
-                    loss_d = discriminator_loss(D, a, fake, b)
-                    opt_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    opt_d.step()
-                    ds.append(float(loss_d.detach()))
-                    for p in D.parameters():
-                        p.requires_grad_(False)
-                loss_g, l1 = generator_loss(D, a, fake, b, cfg.l1_weight, cfg.gan_weight)
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-                for p in D.parameters():
-                    p.requires_grad_(True)
-                l1s.append(float(l1.detach()))
-                gans.append(float(loss_g.detach()) - cfg.l1_weight * l1s[-1])
-                step += 1
-                now = time.time()
-                elapsed += now - t_last
-                t_last = now
-                if step % cfg.log_every == 0:
-                    history.append(float(np.mean(l1s)))
-                    record("train", step=step, l1=history[-1], gan_g=float(np.mean(gans)),
-                           d=float(np.mean(ds)) if ds else None, lr=lr, elapsed_s=round(elapsed, 1))
-                    l1s, gans, ds = [], [], []
-                if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
-                    r = evaluate(G, val)
-                    G.train()
-                    is_best = r["psnr"] > best
-                    if is_best:
-                        best = r["psnr"]
-                        atomic_save({"G": G.state_dict(), "step": step, "psnr": best, "config": cfg.to_dict()},
-                                    out / "best.pt")
-                    record("eval", step=step, psnr=round(r["psnr"], 3), flat_fill_psnr=round(r["flat_fill_psnr"], 3),
-                           best=is_best)
-                    t_last = time.time()
-                if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                    checkpoint()
-        finally:
-            checkpoint()
-    summary = {"step": step, "best_psnr": best, "elapsed_s": round(elapsed, 1), "interrupted": step < cfg.steps}
-    if step >= cfg.steps and (out / "best.pt").exists():
-        path = Path(cfg.export or out / "colorize_pix2pix.safetensors")
-        export_weights(out / "best.pt", path, {"steps": step, "train_seconds": round(elapsed)})
-        summary["weights"] = str(path)
-    record("final", **summary)
-    log.close()
-    summary["l1"] = history
+    run.loop(train_step, validate, [opt_g, opt_d], lambda step: lr_at(step, cfg.steps, cfg.lr),
+             metrics=("l1", "gan_g", "d"), stop_at=stop_at)
+    summary = run.finish({"best_psnr": run.best}, Path(cfg.export or run.out / "colorize_pix2pix.safetensors"),
+                         export_weights)
+    summary["l1"] = [h["l1"] for h in run.history]
     return summary
 
 
@@ -422,12 +334,9 @@ def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
 
 def add_colorize_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = TrainConfig()
-    g = p.add_argument_group("training (fixed for a run; on --resume they default to the checkpoint's)")
+    g = p.add_argument_group(TRAINING_GROUP)
     g.add_argument("--arch", choices=("pix2pix_small", "pix2pix_tiny"), default=None, help=f"generator (default {d.arch})")
-    g.add_argument("--steps", type=_positive, default=None, help=f"optimiser steps (default {d.steps})")
-    g.add_argument("--batch", type=_positive, default=None, help=f"patches per step (default {d.batch})")
-    g.add_argument("--crop", type=_positive, default=None, help=f"crop side, a multiple of 64, ≤ {PATCH} (default {d.crop})")
-    g.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {d.lr})")
+    add_batch_arguments(g, d, crop_help=f"crop side, a multiple of 64, ≤ {PATCH}", lr_help="Adam learning rate")
     g.add_argument("--l1-weight", type=float, default=None, help=f"λ of the L1 term (default {d.l1_weight})")
     g.add_argument("--gan-weight", type=float, default=None, help=f"weight of the GAN term; 0 = L1 only (default {d.gan_weight})")
     g.add_argument("--seed", type=int, default=None, help=f"seed (default {d.seed})")
@@ -435,16 +344,8 @@ def add_colorize_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParse
     r.add_argument("--frames", default=None, metavar="GLOB",
                    help="train on a show's coloured frames (image files) turned into pairs by Sketch, not synthetic pages")
     r.add_argument("--sketch-weights", default=None, help="Sketch network for the pairs (default: bundled)")
-    r.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
-    r.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    r.add_argument("--pool", default=d.pool, help=f"patch pool folder (default {d.pool})")
-    r.add_argument("--pool-frames", type=_positive, default=d.pool_frames, help=f"synthetic pages in the pool (default {d.pool_frames})")
-    r.add_argument("--make-pool", action="store_true", help="only write (or complete) the patch pool")
-    r.add_argument("--eval-every", type=int, default=d.eval_every, help=f"validate every N steps (default {d.eval_every})")
-    r.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every, help=f"checkpoint every N steps (default {d.ckpt_every})")
-    r.add_argument("--log-every", type=_positive, default=d.log_every, help=f"log every N steps (default {d.log_every})")
-    r.add_argument("--threads", type=_positive, default=d.threads, help=f"torch CPU threads (default {d.threads})")
-    r.add_argument("--export", default=None, metavar="PATH", help="final safetensors (default OUT/colorize_pix2pix.safetensors)")
+    add_run_arguments(r, d, out_help="run folder", frames_help="synthetic pages in the pool",
+                      export_help="final safetensors (default OUT/colorize_pix2pix.safetensors)")
     p.set_defaults(func=cmd_train_colorize)
     return p
 
@@ -457,7 +358,6 @@ def add_colorize_train_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_train_colorize(args) -> int:
-    import torch
     show = sorted(glob.glob(args.frames)) if args.frames else None
     if args.frames and not show:
         print(f"error: no files match {args.frames}", file=sys.stderr)
@@ -466,35 +366,21 @@ def cmd_train_colorize(args) -> int:
         make_pool(args.pool, frames=args.pool_frames, sketch_weights=args.sketch_weights, show_frames=show)
         if args.make_pool:
             return EXIT_OK
-    out = Path(args.out)
-    given = {k: getattr(args, k) for k in TRAJECTORY_FIELDS if getattr(args, k, None) is not None}
-    base = TrainConfig()
-    if (out / "last.pt").exists():
-        if not args.resume:
-            print(f"error: {out} already holds a run; pass --resume to continue it", file=sys.stderr)
-            return EXIT_USAGE
-        base = TrainConfig.from_dict(torch.load(out / "last.pt", weights_only=False)["config"])
-        diff = {k: (getattr(base, k), v) for k, v in given.items() if getattr(base, k) != v}
-        if diff:
-            print(f"error: cannot resume {out} with other settings (checkpoint, given): {diff}", file=sys.stderr)
-            return EXIT_USAGE
-    crop = given.get("crop", base.crop)
-    if crop > PATCH or crop % 64:
+    settings = pool_run_settings(args)
+    if show:
+        settings["pool_frames"] = len(show)
+    cfg = config_from_args(TrainConfig, args, TRAJECTORY_FIELDS, settings)
+    if cfg is None:
+        return EXIT_USAGE
+    if cfg.crop > PATCH or cfg.crop % 64:
         print(f"error: --crop must be a multiple of 64 and at most {PATCH}", file=sys.stderr)
         return EXIT_USAGE
-    cfg = TrainConfig.from_dict({**base.to_dict(), **given, "out": str(out), "pool": args.pool,
-                                 "pool_frames": len(show) if show else args.pool_frames, "threads": args.threads,
-                                 "ckpt_every": args.ckpt_every, "eval_every": args.eval_every,
-                                 "log_every": args.log_every, "export": args.export})
     res = train(cfg, resume=args.resume)
     return EXIT_CANCELLED if res.get("interrupted") else EXIT_OK
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m celgraph.train.colorize", description=(__doc__ or "").split("\n\n")[0])
-    add_colorize_arguments(p)
-    args = p.parse_args(argv)
-    return args.func(args)
+    return main_of("celgraph.train.colorize", __doc__, add_colorize_arguments, argv)
 
 
 if __name__ == "__main__":

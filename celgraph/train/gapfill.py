@@ -30,14 +30,9 @@ end the best model is exported to safetensors (``--export``; default
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import signal
 import sys
-import tempfile
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -48,6 +43,10 @@ import torch.nn.functional as F
 from celgraph.models.autoclose import endpoint_map, find_endpoints
 from celgraph.models.gapfill import build, count_parameters, in_channels, save_weights
 
+from . import pool as _pool
+from .loop import (EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, TRAINING_GROUP, Run, RunConfig, add_batch_arguments,
+                   add_run_arguments, config_from_args, descend, main_of, pool_run_settings, warmup_cosine_lr)
+
 __all__ = ["TrainConfig", "make_pool", "load_pool", "make_inputs", "gap_loss", "train", "add_gapfill_train_parser",
            "main", "POOL_SEED0", "VAL_SEEDS"]
 
@@ -56,7 +55,6 @@ VAL_SEEDS = (900_000, 900_001, 900_002, 900_003)
 DEFAULT_POOL = os.environ.get("CELGRAPH_GAPFILL_POOL", "/work/scratch/gapfill/pool")
 SIZES = ((1920, 1080), (1280, 720), (960, 540))
 PATCH = 256
-EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130
 
 
 # ---------------------------------------------------------------- data
@@ -109,46 +107,21 @@ def frame_patches(d: dict, rng: np.random.Generator, n: int) -> dict[str, np.nda
             "flags": np.stack([flags[y:y + PATCH, x:x + PATCH] for y, x in cs])}
 
 
-def _save_npz(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 520, per_frame: int = 14, shard_frames: int = 20,
               seed0: int = POOL_SEED0, echo=print) -> Path:
     """Write (or complete) a patch pool: ``frames`` frames, ``per_frame`` patches each, in shards of
     ``shard_frames`` frames. Existing shards are kept, so an interrupted run continues."""
-    pool = Path(pool)
-    pool.mkdir(parents=True, exist_ok=True)
-    n_shards = math.ceil(frames / shard_frames)
-    t0 = time.time()
-    for sh in range(n_shards):
-        path = pool / f"shard_{sh:05d}.npz"
-        if path.exists():
-            continue
-        parts = []
-        for f in range(sh * shard_frames, min((sh + 1) * shard_frames, frames)):
-            d = degraded_frame(seed0 + f)
-            parts.append(frame_patches(d, np.random.default_rng([seed0 + f, 23]), per_frame))
-        _save_npz(path, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
-        echo(f"pool shard {sh + 1}/{n_shards} ({time.time() - t0:.0f} s)")
-    return pool
+    return _pool.write_pool(pool, frames, shard_frames, lambda f: frame_patches(
+        degraded_frame(seed0 + f), np.random.default_rng([seed0 + f, 23]), per_frame), echo)
 
 
 def load_pool(pool: str | Path) -> dict[str, np.ndarray]:
-    shards = sorted(Path(pool).glob("shard_*.npz"))
-    if not shards:
-        raise FileNotFoundError(f"no patch pool in {pool}: run `graph train gapfill --make-pool` first "
-                                "(or let training make one)")
-    parts = [dict(np.load(s)) for s in shards]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return _pool.load_pool(pool, "run `graph train gapfill --make-pool` first (or let training make one)")
 
 
 def val_patches(per_frame: int = 16) -> dict[str, np.ndarray]:
-    parts = [frame_patches(degraded_frame(s, (1280, 720)), np.random.default_rng([s, 29]), per_frame)
-             for s in VAL_SEEDS]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return _pool.concat([frame_patches(degraded_frame(s, (1280, 720)), np.random.default_rng([s, 29]), per_frame)
+                         for s in VAL_SEEDS])
 
 
 def make_inputs(deg: np.ndarray, endpoints: np.ndarray | None, channels: int) -> np.ndarray:
@@ -202,7 +175,7 @@ def gap_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, p
 # ---------------------------------------------------------------- training
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     variant: str = "gap_unet"          # gap_unet (ours) or lite (FillLineGaps LightUNet, logits of ink to add)
     steps: int = 6000
     batch: int = 8
@@ -222,92 +195,33 @@ class TrainConfig:
     threads: int = 1
     export: str | None = None
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 TRAJECTORY_FIELDS = ("variant", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed")
-
-
-def _atomic_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _lr_at(step: int, cfg: TrainConfig) -> float:
-    warm = max(int(0.03 * cfg.steps), 1)
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    t = (step - warm) / max(cfg.steps - warm, 1)
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
 def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None = None,
           val: dict | None = None, stop_at: int | None = None) -> dict:
     """Run (or resume) a training run; returns a summary dict. ``data``/``val`` override the pool
     and the validation patches (tests)."""
-    torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "log.jsonl", "a")
-
-    def record(event, **kw):
-        rec = {"event": event, **kw}
-        log.write(json.dumps(rec) + "\n")
-        log.flush()
-        echo(json.dumps(rec))
-
+    run = Run(cfg, echo)
     torch.manual_seed(cfg.seed)
     model = build(cfg.variant)
     ch = in_channels(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.wdecay)
-    step, best, elapsed = 0, float("inf"), 0.0
-    if resume and (out / "last.pt").exists():
-        ck = torch.load(out / "last.pt", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        step, best, elapsed = ck["step"], ck["best"], ck["elapsed"]
-        torch.set_rng_state(ck["rng"])
-        record("resume", step=step)
-    else:
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        record("start", params=count_parameters(model), config=cfg.to_dict())
+    run.begin(resume, {"model": model, "optimizer": opt}, {"params": count_parameters(model)}, best=float("inf"))
     growing = data is None
     if data is None:
-        if not list(Path(cfg.pool).glob("shard_*.npz")):
-            make_pool(cfg.pool, frames=cfg.pool_frames, echo=lambda s: record("pool", message=s))
-        data = load_pool(cfg.pool)
-        record("pool", patches=len(data["deg"]))
+        data = run.load_pool(make_pool, load_pool, complete=_pool.count_shards(cfg.pool) > 0)
     if val is None:
         val = val_patches()
     n = len(data["deg"])
-    n_shards = _n_shards(cfg.pool) if growing else 0
-    stop = {"now": False}
+    n_shards = _pool.count_shards(cfg.pool) if growing else 0
 
-    def handler(signum, frame):
-        stop["now"] = True
+    def train_step(rng):
+        x, t, w = batch_tensors(data, rng.integers(0, n, cfg.batch), cfg.crop, rng, ch)
+        return {"loss": descend(opt, gap_loss(model(x), t, w, cfg.pos_weight, cfg.dice), clip=model.parameters())}
 
-    old = {}
-    if _main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, handler)
-
-    def checkpoint():
-        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "best": best,
-                      "elapsed": elapsed, "rng": torch.get_rng_state(), "config": cfg.to_dict()}, out / "last.pt")
-
-    def validate() -> float:
+    def validate() -> dict:
         model.eval()
         losses = []
         with torch.no_grad():
@@ -316,56 +230,22 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
                                         None, ch)
                 losses.append(float(gap_loss(model(x), t, w, cfg.pos_weight, cfg.dice)))
         model.train()
-        return float(np.mean(losses))
+        v = float(np.mean(losses))
+        best = run.keep_best(v, lower_is_better=True, model=model.state_dict(), step=run.step, val=v)
+        return {"val_loss": v, "best": best}
+
+    def grow_pool():
+        nonlocal data, n, n_shards
+        if growing and _pool.count_shards(cfg.pool) > n_shards:
+            data = load_pool(cfg.pool)      # a pool still being written: new shards join here
+            n, n_shards = len(data["deg"]), _pool.count_shards(cfg.pool)
+            run.record("pool", patches=n, step=run.step)
 
     model.train()
-    t_last, losses = time.time(), []
-    try:
-        while step < cfg.steps and not stop["now"] and (stop_at is None or step < stop_at):
-            rng = np.random.default_rng([cfg.seed, step])
-            x, t, w = batch_tensors(data, rng.integers(0, n, cfg.batch), cfg.crop, rng, ch)
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(step, cfg)
-            loss = gap_loss(model(x), t, w, cfg.pos_weight, cfg.dice)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            now = time.time()
-            elapsed += now - t_last
-            t_last = now
-            if step % cfg.log_every == 0:
-                record("train", step=step, loss=float(np.mean(losses)), lr=_lr_at(step - 1, cfg),
-                       elapsed_s=round(elapsed, 1))
-                losses = []
-            if cfg.eval_every and step % cfg.eval_every == 0 or step == cfg.steps:
-                v = validate()
-                is_best = v < best
-                if is_best:
-                    best = v
-                    _atomic_save({"model": model.state_dict(), "step": step, "val": v, "config": cfg.to_dict()},
-                                 out / "best.pt")
-                record("eval", step=step, val_loss=v, best=is_best)
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                checkpoint()
-                if growing and _n_shards(cfg.pool) > n_shards:
-                    data = load_pool(cfg.pool)      # a pool still being written: new shards join here
-                    n, n_shards = len(data["deg"]), _n_shards(cfg.pool)
-                    record("pool", patches=n, step=step)
-    finally:
-        checkpoint()
-        for sig, h in old.items():
-            signal.signal(sig, h)
-    summary = {"step": step, "best_val": best, "elapsed_s": round(elapsed, 1), "interrupted": step < cfg.steps}
-    if step >= cfg.steps and (out / "best.pt").exists():
-        path = Path(cfg.export or out / f"gapfill_{cfg.variant}.safetensors")
-        export_weights(out / "best.pt", path, {"steps": step, "train_seconds": round(elapsed), "config": cfg.to_dict()})
-        summary["weights"] = str(path)
-    record("final", **summary)
-    log.close()
-    return summary
+    run.loop(train_step, validate, [opt], lambda step: warmup_cosine_lr(step, cfg.steps, cfg.lr), stop_at=stop_at,
+             on_checkpoint=grow_pool)
+    return run.finish({"best_val": run.best}, Path(cfg.export or run.out / f"gapfill_{cfg.variant}.safetensors"),
+                      export_weights, config=cfg.to_dict())
 
 
 def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
@@ -378,36 +258,18 @@ def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
     return save_weights(model, path, meta)
 
 
-def _n_shards(pool) -> int:
-    return len(list(Path(pool).glob("shard_*.npz")))
-
-
-def _main_thread() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()
-
-
 # ---------------------------------------------------------------- command line
 
 def add_gapfill_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = TrainConfig()
-    p.add_argument("--variant", choices=("gap_unet", "lite"), default=None,
+    g = p.add_argument_group(TRAINING_GROUP)
+    g.add_argument("--variant", choices=("gap_unet", "lite"), default=None,
                    help=f"gap_unet (ours) or lite (FillLineGaps LightUNet); default {d.variant}")
-    p.add_argument("--steps", type=int, default=None, help=f"optimiser steps (default {d.steps})")
-    p.add_argument("--batch", type=int, default=None, help=f"patches per step (default {d.batch})")
-    p.add_argument("--crop", type=int, default=None, help=f"training crop side, px, ≤ 256 (default {d.crop})")
-    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr})")
-    p.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
-    p.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    p.add_argument("--pool", default=d.pool, help=f"patch pool folder (default {d.pool})")
-    p.add_argument("--pool-frames", type=int, default=d.pool_frames, help="frames in a new pool")
-    p.add_argument("--make-pool", action="store_true", help="only write (or complete) the patch pool, then exit")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default 1)")
-    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--export", default=None, help="where the final safetensors go")
+    add_batch_arguments(g, d, crop_help=f"training crop side in px, ≤ {PATCH}, a multiple of 8", lr_help="peak learning rate")
+    g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
+    r = p.add_argument_group("run")
+    add_run_arguments(r, d, out_help="run folder: log.jsonl, last.pt, best.pt, weights", frames_help="frames in the pool",
+                      export_help="final safetensors (default OUT/gapfill_<variant>.safetensors)")
     p.set_defaults(func=cmd_train_gapfill)
     return p
 
@@ -423,34 +285,18 @@ def cmd_train_gapfill(args) -> int:
     if args.make_pool:
         make_pool(args.pool, frames=args.pool_frames)
         return EXIT_OK
-    out = Path(args.out)
-    given = {k: getattr(args, k) for k in TRAJECTORY_FIELDS if getattr(args, k, None) is not None}
-    base = TrainConfig()
-    if (out / "last.pt").exists():
-        if not args.resume:
-            print(f"error: {out} already holds a run; pass --resume to continue it", file=sys.stderr)
-            return EXIT_USAGE
-        base = TrainConfig.from_dict(torch.load(out / "last.pt", weights_only=False)["config"])
-        diff = {k: (getattr(base, k), v) for k, v in given.items() if getattr(base, k) != v}
-        if diff:
-            print(f"error: cannot resume {out} with other settings (checkpoint, given): {diff}", file=sys.stderr)
-            return EXIT_USAGE
-    if given.get("crop", base.crop) > PATCH or given.get("crop", base.crop) % 8:
+    cfg = config_from_args(TrainConfig, args, TRAJECTORY_FIELDS, pool_run_settings(args))
+    if cfg is None:
+        return EXIT_USAGE
+    if cfg.crop > PATCH or cfg.crop % 8:
         print(f"error: --crop must be a multiple of 8 and at most {PATCH}", file=sys.stderr)
         return EXIT_USAGE
-    cfg = TrainConfig.from_dict({**base.to_dict(), **given, "out": str(out), "pool": args.pool,
-                                 "pool_frames": args.pool_frames, "threads": args.threads,
-                                 "ckpt_every": args.ckpt_every, "eval_every": args.eval_every,
-                                 "log_every": args.log_every, "export": args.export})
     res = train(cfg, resume=args.resume)
     return EXIT_CANCELLED if res.get("interrupted") else EXIT_OK
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m celgraph.train.gapfill", description=(__doc__ or "").split("\n\n")[0])
-    add_gapfill_arguments(p)
-    args = p.parse_args(argv)
-    return args.func(args)
+    return main_of("celgraph.train.gapfill", __doc__, add_gapfill_arguments, argv)
 
 
 if __name__ == "__main__":

@@ -31,20 +31,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import signal
 import sys
-import tempfile
-import threading
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .cli import _positive
+from . import pool as _pool
+from .loop import (EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, TRAINING_GROUP, Run, RunConfig, add_batch_arguments,
+                   add_run_arguments, config_from_args, descend, main_of, pool_run_settings)
+from .loop import StopFlag, atomic_save  # noqa: F401 (re-exported: they were defined here)
+from .loop import warmup_cosine_lr as lr_at
 
 __all__ = ["TrainConfig", "sketch_frame", "eval_frames", "make_pool", "load_pool", "batch_tensors", "sketch_loss",
            "best_threshold", "evaluate", "train", "export_weights", "add_sketch_train_parser", "main",
@@ -56,7 +55,6 @@ DEFAULT_POOL = os.environ.get("CELGRAPH_SKETCH_POOL", "/work/scratch/sketch/pool
 SIZES = ((456, 256), (640, 360), (960, 540), (1280, 720))
 SIZE_P = (0.4, 0.2, 0.25, 0.15)
 PATCH = 160
-EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130
 
 
 # ---------------------------------------------------------------- data
@@ -130,37 +128,16 @@ def frame_patches(d: dict, rng: np.random.Generator, n: int) -> dict[str, np.nda
             "y": np.stack([y[r:r + PATCH, c:c + PATCH] for r, c in cs])}
 
 
-def _save_npz(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 800, per_frame: int = 8, shard_frames: int = 50,
               seed0: int = POOL_SEED0, echo=print) -> Path:
     """Write (or complete) a patch pool of ``frames`` frames × ``per_frame`` patches, in shards of
     ``shard_frames`` frames; existing shards are kept, so an interrupted run continues."""
-    pool = Path(pool)
-    pool.mkdir(parents=True, exist_ok=True)
-    n_shards = math.ceil(frames / shard_frames)
-    t0 = time.time()
-    for sh in range(n_shards):
-        path = pool / f"shard_{sh:05d}.npz"
-        if path.exists():
-            continue
-        parts = [frame_patches(sketch_frame(seed0 + f), np.random.default_rng([seed0 + f, 31]), per_frame)
-                 for f in range(sh * shard_frames, min((sh + 1) * shard_frames, frames))]
-        _save_npz(path, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
-        echo(f"pool shard {sh + 1}/{n_shards} ({time.time() - t0:.0f} s)")
-    return pool
+    return _pool.write_pool(pool, frames, shard_frames, lambda f: frame_patches(
+        sketch_frame(seed0 + f), np.random.default_rng([seed0 + f, 31]), per_frame), echo)
 
 
 def load_pool(pool: str | Path) -> dict[str, np.ndarray]:
-    shards = sorted(Path(pool).glob("shard_*.npz"))
-    if not shards:
-        raise FileNotFoundError(f"no patch pool in {pool}: run `graph train sketch --make-pool` first")
-    parts = [dict(np.load(s)) for s in shards]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return _pool.load_pool(pool, "run `graph train sketch --make-pool` first")
 
 
 def batch_tensors(data: dict, idx: np.ndarray, crop: int, rng: np.random.Generator):
@@ -223,7 +200,7 @@ def evaluate(model, frames: list[dict], threshold: float | None = None) -> dict:
 # ---------------------------------------------------------------- training
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     arch: str = "sketch_unet"
     steps: int = 3000
     batch: int = 12
@@ -243,59 +220,8 @@ class TrainConfig:
     threads: int = 1
     export: str | None = None
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 TRAJECTORY_FIELDS = ("arch", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed")
-
-
-def atomic_save(obj, path: Path) -> None:
-    import torch
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def lr_at(step: int, steps: int, lr: float) -> float:
-    """Linear warm-up over 3 % of the steps, then cosine decay to 2 % of ``lr``."""
-    warm = max(int(0.03 * steps), 1)
-    if step < warm:
-        return lr * (step + 1) / warm
-    t = (step - warm) / max(steps - warm, 1)
-    return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM while a training loop runs (main thread only)."""
-
-    def __init__(self):
-        self.now = False
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._set)
-        return self
-
-    def _set(self, signum, frame):
-        self.now = True
-
-    def __exit__(self, *exc):
-        for sig, h in self._old.items():
-            signal.signal(sig, h)
-        return False
 
 
 def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None = None,
@@ -304,93 +230,35 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
     and the validation frames (tests)."""
     import torch
     from celgraph.models.sketch_unet import build, count_parameters
-    torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "log.jsonl", "a")
-
-    def record(event, **kw):
-        rec = {"event": event, **kw}
-        log.write(json.dumps(rec) + "\n")
-        log.flush()
-        echo(json.dumps(rec))
-
+    run = Run(cfg, echo)
     torch.manual_seed(cfg.seed)
     model = build(cfg.arch)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.wdecay)
-    step, best, best_t, elapsed = 0, -1.0, 0.5, 0.0
-    if resume and (out / "last.pt").exists():
-        ck = torch.load(out / "last.pt", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        step, best, best_t, elapsed = ck["step"], ck["best"], ck.get("best_threshold", 0.5), ck["elapsed"]
-        torch.set_rng_state(ck["rng"])
-        record("resume", step=step)
-    else:
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        record("start", params=count_parameters(model), config=cfg.to_dict())
+    run.begin(resume, {"model": model, "optimizer": opt}, {"params": count_parameters(model)}, best=-1.0,
+              best_threshold=0.5)
     if data is None:
-        if len(list(Path(cfg.pool).glob("shard_*.npz"))) * 50 < cfg.pool_frames:
-            make_pool(cfg.pool, frames=cfg.pool_frames, echo=lambda s: record("pool", message=s))
-        data = load_pool(cfg.pool)
-        record("pool", patches=len(data["x"]))
+        data = run.load_pool(make_pool, load_pool, complete=_pool.count_shards(cfg.pool) * 50 >= cfg.pool_frames)
     if val is None:
         val = eval_frames()
     n = len(data["x"])
 
-    def checkpoint():
-        atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "best": best,
-                     "best_threshold": best_t, "elapsed": elapsed, "rng": torch.get_rng_state(),
-                     "config": cfg.to_dict()}, out / "last.pt")
+    def train_step(rng):
+        x, y = batch_tensors(data, rng.integers(0, n, cfg.batch), cfg.crop, rng)
+        return {"loss": descend(opt, sketch_loss(model(x), y, cfg.pos_weight, cfg.dice), clip=model.parameters())}
+
+    def validate() -> dict:
+        model.eval()
+        r = evaluate(model, val)
+        model.train()
+        is_best = run.keep_best(r["f1"], model=model.state_dict(), step=run.step, f1=r["f1"], threshold=r["threshold"])
+        if is_best:
+            run.extra["best_threshold"] = r["threshold"]
+        return {"f1": round(r["f1"], 4), "chamfer": round(r["chamfer"], 3), "threshold": r["threshold"], "best": is_best}
 
     model.train()
-    t_last, losses = time.time(), []
-    with StopFlag() as stop:
-        try:
-            while step < cfg.steps and not stop.now and (stop_at is None or step < stop_at):
-                rng = np.random.default_rng([cfg.seed, step])
-                x, y = batch_tensors(data, rng.integers(0, n, cfg.batch), cfg.crop, rng)
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(step, cfg.steps, cfg.lr)
-                loss = sketch_loss(model(x), y, cfg.pos_weight, cfg.dice)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                losses.append(float(loss.detach()))
-                step += 1
-                now = time.time()
-                elapsed += now - t_last
-                t_last = now
-                if step % cfg.log_every == 0:
-                    record("train", step=step, loss=float(np.mean(losses)), lr=lr_at(step - 1, cfg.steps, cfg.lr),
-                           elapsed_s=round(elapsed, 1))
-                    losses = []
-                if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
-                    model.eval()
-                    r = evaluate(model, val)
-                    model.train()
-                    is_best = r["f1"] > best
-                    if is_best:
-                        best, best_t = r["f1"], r["threshold"]
-                        atomic_save({"model": model.state_dict(), "step": step, "f1": best, "threshold": best_t,
-                                     "config": cfg.to_dict()}, out / "best.pt")
-                    record("eval", step=step, f1=round(r["f1"], 4), chamfer=round(r["chamfer"], 3),
-                           threshold=r["threshold"], best=is_best)
-                    t_last = time.time()            # evaluation time is not training time
-                if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                    checkpoint()
-        finally:
-            checkpoint()
-    summary = {"step": step, "best_f1": best, "threshold": best_t, "elapsed_s": round(elapsed, 1),
-               "interrupted": step < cfg.steps}
-    if step >= cfg.steps and (out / "best.pt").exists():
-        path = Path(cfg.export or out / f"{cfg.arch}.safetensors")
-        export_weights(out / "best.pt", path, {"steps": step, "train_seconds": round(elapsed)})
-        summary["weights"] = str(path)
-    record("final", **summary)
-    log.close()
-    return summary
+    run.loop(train_step, validate, [opt], lambda step: lr_at(step, cfg.steps, cfg.lr), stop_at=stop_at)
+    return run.finish({"best_f1": run.best, "threshold": run.extra["best_threshold"]},
+                      Path(cfg.export or run.out / f"{cfg.arch}.safetensors"), export_weights)
 
 
 def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
@@ -409,26 +277,14 @@ def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
 
 def add_sketch_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = TrainConfig()
-    g = p.add_argument_group("training (fixed for a run; on --resume they default to the checkpoint's)")
+    g = p.add_argument_group(TRAINING_GROUP)
     g.add_argument("--arch", choices=("sketch_unet", "sketch_unet_tiny"), default=None, help=f"network (default {d.arch})")
-    g.add_argument("--steps", type=_positive, default=None, help=f"optimiser steps (default {d.steps})")
-    g.add_argument("--batch", type=_positive, default=None, help=f"patches per step (default {d.batch})")
-    g.add_argument("--crop", type=_positive, default=None, help=f"training crop side in px, ≤ {PATCH}, a multiple of 32 "
-                                                                f"(default {d.crop})")
-    g.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr})")
+    add_batch_arguments(g, d, crop_help=f"training crop side in px, ≤ {PATCH}, a multiple of 32", lr_help="peak learning rate")
     g.add_argument("--pos-weight", type=float, default=None, help=f"BCE weight of ink pixels (default {d.pos_weight})")
     g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
     r = p.add_argument_group("run")
-    r.add_argument("--out", default=d.out, help=f"run folder: log.jsonl, last.pt, best.pt, weights (default {d.out})")
-    r.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    r.add_argument("--pool", default=d.pool, help=f"patch pool folder (default {d.pool})")
-    r.add_argument("--pool-frames", type=_positive, default=d.pool_frames, help=f"frames in the pool (default {d.pool_frames})")
-    r.add_argument("--make-pool", action="store_true", help="only write (or complete) the patch pool")
-    r.add_argument("--eval-every", type=int, default=d.eval_every, help=f"validate every N steps (default {d.eval_every})")
-    r.add_argument("--ckpt-every", type=_positive, default=d.ckpt_every, help=f"checkpoint every N steps (default {d.ckpt_every})")
-    r.add_argument("--log-every", type=_positive, default=d.log_every, help=f"log every N steps (default {d.log_every})")
-    r.add_argument("--threads", type=_positive, default=d.threads, help=f"torch CPU threads (default {d.threads})")
-    r.add_argument("--export", default=None, metavar="PATH", help="final safetensors (default OUT/<arch>.safetensors)")
+    add_run_arguments(r, d, out_help="run folder: log.jsonl, last.pt, best.pt, weights", frames_help="frames in the pool",
+                      export_help="final safetensors (default OUT/<arch>.safetensors)")
     r.add_argument("--eval-only", metavar="WEIGHTS", default=None,
                    help="train nothing: print F1/chamfer of WEIGHTS on the validation frames as JSON")
     p.set_defaults(func=cmd_train_sketch)
@@ -457,35 +313,18 @@ def cmd_train_sketch(args) -> int:
     if args.make_pool:
         make_pool(args.pool, frames=args.pool_frames)
         return EXIT_OK
-    out = Path(args.out)
-    given = {k: getattr(args, k) for k in TRAJECTORY_FIELDS if getattr(args, k, None) is not None}
-    base = TrainConfig()
-    if (out / "last.pt").exists():
-        if not args.resume:
-            print(f"error: {out} already holds a run; pass --resume to continue it", file=sys.stderr)
-            return EXIT_USAGE
-        base = TrainConfig.from_dict(torch.load(out / "last.pt", weights_only=False)["config"])
-        diff = {k: (getattr(base, k), v) for k, v in given.items() if getattr(base, k) != v}
-        if diff:
-            print(f"error: cannot resume {out} with other settings (checkpoint, given): {diff}", file=sys.stderr)
-            return EXIT_USAGE
-    crop = given.get("crop", base.crop)
-    if crop > PATCH or crop % 32:
+    cfg = config_from_args(TrainConfig, args, TRAJECTORY_FIELDS, pool_run_settings(args))
+    if cfg is None:
+        return EXIT_USAGE
+    if cfg.crop > PATCH or cfg.crop % 32:
         print(f"error: --crop must be a multiple of 32 and at most {PATCH}", file=sys.stderr)
         return EXIT_USAGE
-    cfg = TrainConfig.from_dict({**base.to_dict(), **given, "out": str(out), "pool": args.pool,
-                                 "pool_frames": args.pool_frames, "threads": args.threads,
-                                 "ckpt_every": args.ckpt_every, "eval_every": args.eval_every,
-                                 "log_every": args.log_every, "export": args.export})
     res = train(cfg, resume=args.resume)
     return EXIT_CANCELLED if res.get("interrupted") else EXIT_OK
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m celgraph.train.sketch", description=(__doc__ or "").split("\n\n")[0])
-    add_sketch_arguments(p)
-    args = p.parse_args(argv)
-    return args.func(args)
+    return main_of("celgraph.train.sketch", __doc__, add_sketch_arguments, argv)
 
 
 if __name__ == "__main__":
