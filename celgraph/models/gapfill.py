@@ -34,7 +34,6 @@ metadata); :func:`build` from an architecture name.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -44,6 +43,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ._weights import save_state
 
 __all__ = ["LightUNet", "GapUNet", "light_unet", "gap_unet", "build", "count_parameters", "receptive_field",
            "predict_logits", "close_gaps", "context_margin", "tile_grid", "save_weights", "load_weights", "ARCHS",
@@ -466,16 +467,7 @@ def close_gaps(model: nn.Module, lines: np.ndarray, max_gap: float = 12.0, thres
 
 def save_weights(model: nn.Module, path, metadata: dict | None = None) -> Path:
     """Write the state dict as safetensors; the architecture name and ``metadata`` go in its header."""
-    from safetensors.torch import save_file
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"arch": getattr(model, "arch", ""), "format": "celgraph.gapfill/1"}
-    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()})
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
-    return path
+    return save_state(model, path, {"arch": getattr(model, "arch", ""), "format": "celgraph.gapfill/1"}, metadata)
 
 
 def load_weights(path, device: str = "cpu") -> tuple[nn.Module, dict]:

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ._weights import read_metadata, save_state
+
 __all__ = ["UNetGenerator", "PatchDiscriminator", "flat_base", "build_generator", "build_discriminator",
            "count_parameters", "init_weights", "make_input", "colorize", "save_weights", "load_weights", "ARCHS",
            "IN_CHANNELS"]
@@ -189,31 +191,15 @@ def colorize(model: UNetGenerator, lines: np.ndarray, guide: np.ndarray | None =
 
 def save_weights(model: UNetGenerator, path, metadata: dict | None = None) -> Path:
     """Generator state dict as safetensors; the architecture and ``metadata`` in the header."""
-    from safetensors.torch import save_file
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arch = {"cin": model.cin, "cout": model.cout, "ngf": model.ngf, "depth": model.depth,
             "max_mult": model.max_mult, "dropout": model.n_dropout, "residual": model.residual}
-    meta = {"format": "celgraph.pix2pix", "arch": json.dumps(arch)}
-    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()})
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta)
-    return path
+    return save_state(model, path, {"format": "celgraph.pix2pix", "arch": json.dumps(arch)}, metadata)
 
 
 def load_weights(path, device: str = "cpu") -> tuple[UNetGenerator, dict]:
     """(generator in eval mode on ``device``, metadata with JSON values decoded)."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
-    with safe_open(str(path), "pt") as f:
-        raw = f.metadata() or {}
-    if raw.get("format") != "celgraph.pix2pix":
-        raise ValueError(f"{path} is not a celgraph Colorize pix2pix weights file")
-    meta = {}
-    for k, v in raw.items():
-        try:
-            meta[k] = json.loads(v)
-        except (json.JSONDecodeError, TypeError):
-            meta[k] = v
+    meta = read_metadata(path, "celgraph.pix2pix", "Colorize pix2pix")
     model = UNetGenerator(**meta["arch"])
     model.load_state_dict(load_file(str(path)))
     return model.eval().to(device), meta

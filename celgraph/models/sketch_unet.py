@@ -33,6 +33,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._weights import read_metadata, save_state
+
 __all__ = ["SketchUNet", "sketch_unet", "build", "count_parameters", "fuse_batchnorm", "predict", "save_weights", "load_weights",
            "ARCHS"]
 
@@ -175,30 +177,14 @@ def predict(model: SketchUNet, image: np.ndarray, tile: int | None = None, overl
 def save_weights(model: SketchUNet, path, metadata: dict | None = None) -> Path:
     """State dict as safetensors; the architecture (widths) and ``metadata`` (e.g. the calibrated
     ``threshold``) go in its header as JSON strings."""
-    from safetensors.torch import save_file
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": "celgraph.sketch_unet", "widths": json.dumps(list(model.widths)), "cin": str(model.cin)}
-    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()})
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=meta)
-    return path
+    header = {"format": "celgraph.sketch_unet", "widths": json.dumps(list(model.widths)), "cin": str(model.cin)}
+    return save_state(model, path, header, metadata)
 
 
 def load_weights(path, device: str = "cpu") -> tuple[SketchUNet, dict]:
     """(model in eval mode on ``device``, metadata dict with JSON values decoded)."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
-    with safe_open(str(path), "pt") as f:
-        raw = f.metadata() or {}
-    if raw.get("format") != "celgraph.sketch_unet":
-        raise ValueError(f"{path} is not a celgraph Sketch U-Net weights file")
-    meta = {}
-    for k, v in raw.items():
-        try:
-            meta[k] = json.loads(v)
-        except (json.JSONDecodeError, TypeError):
-            meta[k] = v
+    meta = read_metadata(path, "celgraph.sketch_unet", "Sketch U-Net")
     model = SketchUNet(cin=int(meta.get("cin", 3)), widths=tuple(meta["widths"]))
     model.load_state_dict(load_file(str(path)))
     model.eval().to(device).to(memory_format=torch.channels_last)

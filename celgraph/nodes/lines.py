@@ -26,7 +26,6 @@ red).
 from __future__ import annotations
 
 import threading
-from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -35,6 +34,7 @@ import numpy as np
 from ..engine import (Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
                       Path as PathParam)
 from ..engine.hashing import file_digest
+from ._weights import bundled_file, weights_issues
 
 BUNDLED_WEIGHTS = {"gapunet": "gapfill_gapunet.safetensors", "lite": "gapfill_lite.safetensors"}
 # What GapFill uses by default, by bench/quality.py's seeded 1920×1080 line art (4 frames): the
@@ -45,11 +45,7 @@ DEFAULT_METHOD = "model"
 
 
 def bundled_weights(network: str) -> Path | None:
-    name = BUNDLED_WEIGHTS.get(network)
-    if name is None:
-        return None
-    path = Path(str(resources.files("celgraph.models") / "weights" / name))
-    return path if path.is_file() else None
+    return bundled_file(BUNDLED_WEIGHTS.get(network))
 
 
 class GapFill(NodeType):
@@ -105,13 +101,9 @@ class GapFill(NodeType):
     def check(self, params, ctx: CheckContext) -> list[Issue]:
         if params["method"] != "model":
             return []
-        path = self._weights_path(params, ctx)
-        if path is None:
-            return [Issue("file_not_found", f"no bundled weights for network {params['network']}: set weights to a "
-                                            "GapFill .safetensors file or use method classical", ctx.node, "weights")]
-        if not path.is_file():
-            return [Issue("file_not_found", f"weights file {path} does not exist", ctx.node, "weights")]
-        return []
+        return weights_issues(self._weights_path(params, ctx), ctx.node,
+                              f"no bundled weights for network {params['network']}: set weights to a "
+                              "GapFill .safetensors file or use method classical")
 
     def fingerprint(self, ctx: Context):
         if ctx.params.method != "model":

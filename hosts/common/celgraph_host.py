@@ -540,6 +540,22 @@ def scene_params(desc, read):
     return dict((s["param"], value_to_scene(s, read(s["name"], s))) for s in param_specs(desc))
 
 
+def schema_from_text(text):
+    """The node type description a host node keeps as JSON text; None when empty or unreadable."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def require(param, kind, name):
+    """``param``, a host param or knob looked up by ``name`` (None when the node has none): a node
+    saved with another node type's params is stale, which the user fixes by choosing the type again."""
+    if param is None:
+        raise HostError("stale", "%s %s is missing: choose the node type again" % (kind, name))
+    return param
+
+
 def describe_ports(desc):
     """[(port name, optional, help)] for the inputs a host node shows as input arrows."""
     return [(i["name"], bool(i.get("optional")), i.get("help") or i.get("type", "")) for i in desc.get("inputs", [])]

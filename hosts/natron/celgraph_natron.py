@@ -313,18 +313,11 @@ def param_changed(thisParam, thisNode, thisGroup, app, userEdited):
 # ---- helpers ---------------------------------------------------------------------------------------
 
 def _value(group, name):
-    p = group.getParam(name)
-    if p is None:
-        raise ch.HostError("stale", "param %s is missing: choose the node type again" % name)
-    return p.get()
+    return ch.require(group.getParam(name), "param", name).get()
 
 
 def _desc(group):
-    text = group.getParam("cg_schema").get()
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None
+    return ch.schema_from_text(group.getParam("cg_schema").get())
 
 
 def _settings(group):

@@ -282,18 +282,11 @@ def knob_changed():
 # ---- helpers ---------------------------------------------------------------------------------------
 
 def _value(node, name):
-    knob = node.knob(name)
-    if knob is None:
-        raise ch.HostError("stale", "knob %s is missing: choose the node type again" % name)
-    return knob.value()
+    return ch.require(node.knob(name), "knob", name).value()
 
 
 def _desc(node):
-    text = node["cg_schema"].value()
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None
+    return ch.schema_from_text(node["cg_schema"].value())
 
 
 def _settings(node):
