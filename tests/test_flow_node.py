@@ -188,3 +188,19 @@ def test_raft_pairs_of_a_clip_share_each_frames_features(engine, small_raft_weig
     for f in (1, 2, 3):
         np.testing.assert_allclose(r.value("flow", "forward", f), raft.raft_flow(model, src[f - 1], src[f], iters=2),
                                    atol=1e-4)
+
+
+def test_iters_zero_runs_what_the_weights_file_recommends(engine, tmp_path):
+    import torch
+    from celgraph.models.raft import raft_small, recommended_iters, save_safetensors
+    torch.manual_seed(0)
+    model = raft_small()
+    path = save_safetensors(model, tmp_path / "two.safetensors", metadata={"iters": "2"})
+    torch.save(model.state_dict(), tmp_path / "plain.pth")
+    assert recommended_iters(path) == 2 and recommended_iters(tmp_path / "plain.pth") is None
+    runs = {}
+    for iters in (0, 2, 3):
+        g = flow_graph(dx=1.0)
+        g.nodes["flow"].params.update(backend="raft_small", weights=str(path), iters=iters)
+        runs[iters] = engine.run(g, targets=["flow"], frames=[2]).value("flow", "forward", 2)
+    assert np.array_equal(runs[0], runs[2]) and not np.array_equal(runs[0], runs[3])

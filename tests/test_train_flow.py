@@ -307,6 +307,8 @@ def test_cli_trains_refuses_to_overwrite_and_resumes(tmp_path, capsys):
     a = p.parse_args([*argv, "--resume"])
     assert a.func(a) == 0
     assert (out / "raft_small_toon.safetensors").is_file()
+    from celgraph.models.raft import recommended_iters
+    assert recommended_iters(out / "raft_small_toon.safetensors") == 1     # the training iterations
     assert json.loads((out / "final.json").read_text())["step"] == 2
     a = p.parse_args(argv)
     assert a.func(a) == 2                                   # already a run there
@@ -333,6 +335,8 @@ def test_shipped_weights_load_and_match_the_model_card():
     assert hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() == sha
     model, variant = load_raft(WEIGHTS)
     assert variant == "small"
+    from celgraph.models.raft import recommended_iters
+    assert recommended_iters(WEIGHTS) == 8       # FlowRAFT's iters = 0 runs the best measured count
     clip = make_clip(10000, 160, 96, 2)
     f = clip.frames[0]
     flow = raft_flow(model, f["color"], clip.frames[1]["color"], iters=12)

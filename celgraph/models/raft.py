@@ -903,6 +903,17 @@ def save_safetensors(model: RAFT, path, metadata: Mapping[str, str] | None = Non
     return path
 
 
+def recommended_iters(path) -> int | None:
+    """The refinement iterations a safetensors weights file recommends (its ``iters`` metadata,
+    written by ``graph train flow``), or None (other files, or no such entry)."""
+    if Path(path).suffix != ".safetensors":
+        return None
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        value = (f.metadata() or {}).get("iters")
+    return int(value) if value and value.isdigit() and int(value) > 0 else None
+
+
 # --------------------------------------------------------------------------------------------
 # numpy frames in, flow out
 # --------------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ FLOW_PARAMS = [
            help=f"auto = {AUTO_BACKEND} (best on the synthetic benchmark without user files)"),
     PathParam("weights", "", help="RAFT checkpoint (.pth official/torchvision layout, or .safetensors); "
                                   "empty: bundled weights for raft_small", hashed=False),
-    Int("iters", 12, min=1, max=64, help="RAFT refinement iterations"),
+    Int("iters", 0, min=0, max=64, help="RAFT refinement iterations; 0 = what the weights file recommends "
+                                         "(its 'iters' metadata: 8 for the bundled weights), else 12"),
     Float("scale", 1.0, min=0.1, max=1.0, help="working resolution relative to the input"),
     Choice("dis_preset", "medium", choices=("ultrafast", "fast", "medium", "fine"), help="DIS quality/speed"),
     Choice("device", "auto", choices=("auto", "cpu", "cuda"), help="where RAFT runs", hashed=False),
@@ -132,8 +133,13 @@ class FlowRAFT(NodeType):
         if backend == "dis":
             settings["preset"] = p.dis_preset
         else:
-            settings.update(iters=p.iters, weights=file_digest(self._weights_path(p, ctx)))
+            settings.update(iters=self._iters(ctx), weights=file_digest(self._weights_path(p, ctx)))
         return settings
+
+    def _iters(self, ctx: Context) -> int:
+        """The iters param, or (0) the weights file's recommendation, else upstream's 12."""
+        from ..models.raft import recommended_iters
+        return ctx.params.iters or recommended_iters(self._weights_path(ctx.params, ctx)) or 12
 
     def _model(self, ctx: Context):
         """(model, device, feature cache); the cache (None without an object cache) lets the pairs
@@ -161,7 +167,7 @@ class FlowRAFT(NodeType):
             from ..models.raft import raft_flow
             model, device, features = self._model(ctx)
             with _torch_lock(device):
-                flow = raft_flow(model, img1, img2, iters=p.iters, device=None, cache=features,
+                flow = raft_flow(model, img1, img2, iters=self._iters(ctx), device=None, cache=features,
                                  keys=(keys[0], keys[1]))
         if flow.shape[:2] != (h, w):
             sx, sy = w / flow.shape[1], h / flow.shape[0]

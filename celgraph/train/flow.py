@@ -307,6 +307,7 @@ def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
     model = build_model(cfg.variant)
     model.load_state_dict(ck["model"])
     meta = {"trained_by": "celgraph.train.flow", "step": str(ck["step"]), "seed": str(cfg.seed),
+            "iters": str(cfg.iters),        # what FlowRAFT's iters = 0 then runs
             "data": "celgraph.synth make_clip 456x256 pairs k=1..3", **(metadata or {})}
     return save_safetensors(model, path, metadata=meta)
 
