@@ -279,6 +279,24 @@ def test_colorize_training_resumes_where_it_stopped(tmp_path):
     assert second["step"] == 6 and not second["interrupted"]
 
 
+def test_a_shows_frames_become_a_pool_through_sketch_with_the_asked_share_of_unguided_pairs(tmp_path):
+    from celgraph.nodes.io import write_image
+    from celgraph.synth import make_clip
+    from celgraph.train.colorize import load_pool, make_pool
+    clip = make_clip(7, 192, 160, n_frames=2, flow=False)
+    frames = [str(tmp_path / f"show.{i:04d}.png") for i in (1, 2)]
+    for path, fr in zip(frames, clip.frames):
+        write_image(path, fr["color"])
+    guided = {}
+    for share in (0.0, 1.0):
+        pool = make_pool(tmp_path / f"pool{share}", per_frame=3, show_frames=frames, unguided=share, echo=lambda s: None)
+        data = load_pool(pool)
+        assert data["lines"].shape == (6, 160, 160) and data["target"].shape == (6, 160, 160, 3)
+        assert data["lines"].max() > 128                   # Sketch found the ink
+        guided[share] = [bool(m.any()) for m in data["mask"]]
+    assert not any(guided[1.0]) and sum(guided[0.0]) >= 5   # a patch may miss every hinted region
+
+
 def test_model_mode_runs_with_the_bundled_weights(tmp_path):
     assert color_nodes.bundled_weights() is not None, "the bundled Colorize weights are missing"
     g = cg.Graph(frames="1")

@@ -106,14 +106,15 @@ def colorize_sample(seed: int, size: tuple[int, int] | None = None, sketch=None,
     return {"lines": lines, "guide": g, "mask": m, "target": np.asarray(color, np.float32)}
 
 
-def frame_sample(path: str, rng: np.random.Generator, sketch) -> dict:
-    """A show's coloured frame turned into a pair by the Sketch network."""
+def frame_sample(path: str, rng: np.random.Generator, sketch, unguided: float = 0.2) -> dict:
+    """A show's coloured frame turned into a pair by the Sketch network; a share ``unguided`` of
+    the samples get no hint guide (raise it for a model meant to colour line art alone)."""
     from celgraph.models.sketch_unet import predict
     from celgraph.nodes.io import read_image
     img = np.asarray(read_image(path), np.float32)
     color = img[:, :, :3] if img.shape[2] >= 3 else np.repeat(img[:, :, :1], 3, axis=2)
     lines = predict(sketch, color, tile=None)
-    g, m = guide_for(color, (lines >= 0.5).astype(np.float32), lines, rng)
+    g, m = guide_for(color, (lines >= 0.5).astype(np.float32), lines, rng, p_none=unguided)
     return {"lines": lines, "guide": g, "mask": m, "target": color}
 
 
@@ -152,8 +153,9 @@ def sample_patches(d: dict, rng: np.random.Generator, n: int) -> dict[str, np.nd
 
 def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 400, per_frame: int = 8, shard_frames: int = 50,
               seed0: int = POOL_SEED0, sketch_weights: str | None = None, show_frames: list[str] | None = None,
-              echo=print) -> Path:
-    """Write (or complete) a patch pool; synthetic pages unless ``show_frames`` lists image files."""
+              echo=print, unguided: float = 0.2) -> Path:
+    """Write (or complete) a patch pool; synthetic pages unless ``show_frames`` lists image files
+    (of which a share ``unguided`` is stored without a hint guide)."""
     sketch = None
     if sketch_weights or show_frames:
         from celgraph.models.sketch_unet import fuse_batchnorm, load_weights
@@ -167,7 +169,8 @@ def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 400, per_frame: int
 
     def patches(f: int) -> dict:
         rng = np.random.default_rng([seed0 + f, 37])
-        d = frame_sample(show_frames[f], rng, sketch) if show_frames else colorize_sample(seed0 + f, sketch=sketch)
+        d = (frame_sample(show_frames[f], rng, sketch, unguided) if show_frames
+             else colorize_sample(seed0 + f, sketch=sketch))
         return sample_patches(d, rng, per_frame)
 
     return _pool.write_pool(pool, frames, shard_frames, patches, echo)
@@ -332,6 +335,13 @@ def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
 
 # ---------------------------------------------------------------- command line
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def add_colorize_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = TrainConfig()
     g = p.add_argument_group(TRAINING_GROUP)
@@ -344,6 +354,9 @@ def add_colorize_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParse
     r.add_argument("--frames", default=None, metavar="GLOB",
                    help="train on a show's coloured frames (image files) turned into pairs by Sketch, not synthetic pages")
     r.add_argument("--sketch-weights", default=None, help="Sketch network for the pairs (default: bundled)")
+    r.add_argument("--unguided", type=_share, default=0.2, metavar="SHARE",
+                   help="with --frames: share of the pairs without a hint guide; raise it (e.g. 0.8) for a model "
+                        "that colours the show's line art with no hints (default 0.2)")
     add_run_arguments(r, d, out_help="run folder", frames_help="synthetic pages in the pool",
                       export_help="final safetensors (default OUT/colorize_pix2pix.safetensors)")
     p.set_defaults(func=cmd_train_colorize)
@@ -363,7 +376,8 @@ def cmd_train_colorize(args) -> int:
         print(f"error: no files match {args.frames}", file=sys.stderr)
         return EXIT_USAGE
     if args.make_pool or show:
-        make_pool(args.pool, frames=args.pool_frames, sketch_weights=args.sketch_weights, show_frames=show)
+        make_pool(args.pool, frames=args.pool_frames, sketch_weights=args.sketch_weights, show_frames=show,
+                  unguided=args.unguided)
         if args.make_pool:
             return EXIT_OK
     settings = pool_run_settings(args)
