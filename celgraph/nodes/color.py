@@ -5,7 +5,6 @@ hint dots from an already coloured frame (for demos, tests and benchmarks).
 from __future__ import annotations
 
 import threading
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import numpy as np
 from ..engine import (Bool, CheckContext, Choice, Context, Float, Image, In, Int, IntList, Issue, Labels, LineArt,
                       Mask, NodeType, Out, Path as PathParam)
 from ..engine.hashing import file_digest
+from ._weights import bundled_file, weights_issues
 from .flow import FLOW_PARAMS, FlowRAFT
 
 BUNDLED = "colorize_pix2pix.safetensors"
@@ -20,8 +20,7 @@ MODES = ("hints", "reference", "model")
 
 
 def bundled_weights() -> Path | None:
-    path = Path(str(resources.files("celgraph.models") / "weights" / BUNDLED))
-    return path if path.is_file() else None
+    return bundled_file(BUNDLED)
 
 
 class Colorize(NodeType):
@@ -82,10 +81,8 @@ class Colorize(NodeType):
     def check(self, params, ctx: CheckContext) -> list[Issue]:
         issues = []
         if params["mode"] == "model":
-            path = self._model_path(params, ctx)
-            if path is None or not path.is_file():
-                issues.append(Issue("file_not_found", f"no Colorize model weights at {path}" if path else
-                                    "no bundled Colorize weights: set model_weights", ctx.node, "model_weights"))
+            issues += weights_issues(self._model_path(params, ctx), ctx.node,
+                                     "no bundled Colorize weights: set model_weights", "model_weights")
         if params["mode"] == "reference":
             if params["key_frames"] and not set(params["key_frames"]) & set(ctx.frames):
                 issues.append(Issue("bad_frames", f"none of the key frames {params['key_frames']} is in the scene's frames",

@@ -8,7 +8,6 @@ or another node needing the same pair, reuses it instead of recomputing.
 from __future__ import annotations
 
 import threading
-from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -18,6 +17,7 @@ from ..engine import (Choice, CheckContext, Context, Float, Flow, Image, In, Int
                       Out, Path as PathParam)
 from ..engine.hashing import file_digest
 from ..engine.types import PortType, PortTypeError
+from ._weights import bundled_file, weights_issues
 
 
 def _bundle(value):
@@ -57,11 +57,7 @@ FLOW_PARAMS = [
 
 
 def bundled_weights(backend: str) -> Path | None:
-    name = BUNDLED_WEIGHTS.get(backend)
-    if name is None:
-        return None
-    path = Path(str(resources.files("celgraph.models") / "weights" / name))
-    return path if path.is_file() else None
+    return bundled_file(BUNDLED_WEIGHTS.get(backend))
 
 
 class FlowRAFT(NodeType):
@@ -105,13 +101,8 @@ class FlowRAFT(NodeType):
         backend = self._backend(params)
         if backend == "dis":
             return []
-        path = self._weights_path(params, ctx)
-        if path is None:
-            return [Issue("file_not_found", f"backend {backend} needs a checkpoint: set weights to a RAFT .pth "
-                                            "or .safetensors file", ctx.node, "weights")]
-        if not path.is_file():
-            return [Issue("file_not_found", f"weights file {path} does not exist", ctx.node, "weights")]
-        return []
+        return weights_issues(self._weights_path(params, ctx), ctx.node,
+                              f"backend {backend} needs a checkpoint: set weights to a RAFT .pth or .safetensors file")
 
     def _targets(self, ctx: Context) -> dict[int, int]:
         frames = set(ctx.frames)
