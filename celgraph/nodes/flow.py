@@ -7,6 +7,7 @@ or another node needing the same pair, reuses it instead of recomputing.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 
@@ -129,8 +130,10 @@ class FlowRAFT(NodeType):
 
     def _iters(self, ctx: Context) -> int:
         """The iters param, or (0) the weights file's recommendation, else upstream's 12."""
-        from ..models.raft import recommended_iters
-        return ctx.params.iters or recommended_iters(self._weights_path(ctx.params, ctx)) or 12
+        if ctx.params.iters:
+            return ctx.params.iters
+        path = self._weights_path(ctx.params, ctx)
+        return (path is not None and _recommended_iters(str(path), file_digest(path))) or 12
 
     def _model(self, ctx: Context):
         """(model, device, feature cache); the cache (None without an object cache) lets the pairs
@@ -209,6 +212,13 @@ def _rgb(img: np.ndarray) -> np.ndarray:
     if img.shape[2] == 1:
         return np.repeat(img, 3, axis=2)
     return img[:, :, :3]
+
+
+@functools.lru_cache(maxsize=32)
+def _recommended_iters(path: str, digest: str) -> int | None:
+    """recommended_iters, read once per file content (not on every frame pair)."""
+    from ..models.raft import recommended_iters
+    return recommended_iters(path)
 
 
 _locks: dict[str, threading.Lock] = {}
