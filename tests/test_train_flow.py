@@ -355,3 +355,49 @@ def test_shipped_weights_reproduce_the_model_card_numbers():
     r, d = res["raft"]["12"], res["dis"]
     for value in (r["k1"]["epe_all"], r["k1"]["epe_noc"], d["k1"]["epe_all"], d["k1"]["epe_noc"]):
         assert f"{value:.3f}" in text
+
+
+def test_pick_iters_prefers_the_cheapest_count_within_tolerance():
+    from celgraph.train.flow import pick_iters
+    epe = {4: 0.653, 5: 0.619, 6: 0.603, 8: 0.601, 12: 0.623}
+    assert pick_iters(epe) == 6                       # 0.603 ≤ 1.01 × 0.601
+    assert pick_iters(epe, tolerance=0.0) == 8
+    assert pick_iters(epe, tolerance=0.05) == 5
+    assert pick_iters(epe, tolerance=0.1) == 4
+    with pytest.raises(ValueError):
+        pick_iters({})
+
+
+def test_recommend_iters_measures_each_count():
+    from celgraph.train.flow import recommend_iters
+    pairs = eval_pairs([10000], gaps=(1,), n_frames=3, size=(96, 64))
+    iters, epe = recommend_iters(build_model("small"), pairs, sweep=(1, 2))
+    assert set(epe) == {1, 2} and all(np.isfinite(v) for v in epe.values())
+    assert iters in (1, 2) and epe[iters] <= min(epe.values()) * 1.01
+
+
+def test_final_export_records_the_validated_iterations(tmp_path):
+    """With validation on, the exported weights recommend the count measured best, not the training count."""
+    import celgraph.train.flow as tf
+    from celgraph.models.raft import recommended_iters
+    cfg = TrainConfig(**{**LOOP, **dict(steps=1, out=str(tmp_path / "run"), eval_every=1, final_eval=False,
+                                        ckpt_every=1, log_every=1, val_seeds=(10000,))})
+    seen = {}
+
+    def fake_eval_pairs(seeds):
+        return eval_pairs(seeds, gaps=(1,), n_frames=2, size=(96, 64))
+
+    def fake_recommend(model, pairs, sweep=tf.ITERS_SWEEP, tolerance=0.01):
+        seen["pairs"] = len(pairs)
+        return 5, {4: 1.0, 5: 0.5}
+
+    orig = (tf.eval_pairs, tf.recommend_iters)
+    tf.eval_pairs, tf.recommend_iters = fake_eval_pairs, fake_recommend
+    try:
+        summary = train(cfg)
+    finally:
+        tf.eval_pairs, tf.recommend_iters = orig
+    assert seen["pairs"] == 1
+    assert recommended_iters(summary["weights"]) == 5
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "iters" and e["chosen"] == 5 for e in log)

@@ -31,7 +31,10 @@ with the best validation EPE), and at the end the exported weights (safetensors,
 Validation (checkpoint selection) uses whole 456×256 frames of synth seeds
 :data:`~celgraph.train.data.VAL_SEEDS`; the reported held-out test uses
 :data:`~celgraph.train.data.TEST_SEEDS` (10000–10015), scored only once, at the end, for the
-exported weights and for DIS 'medium' on the same pairs.
+exported weights and for DIS 'medium' on the same pairs. With validation on, the exported file
+also records in its ``iters`` metadata the refinement iterations FlowRAFT runs by default: the
+fewest of :data:`ITERS_SWEEP` within 1 % of the best validation EPE (:func:`pick_iters`; logged
+as the ``iters`` event); without validation, the training count.
 
     python -m celgraph.train.flow --steps 4000 --batch 4 --crop 192x256 --out /tmp/flow_run
     python -m celgraph.train.flow --eval-only celgraph/models/weights/raft_small_toon.safetensors
@@ -47,7 +50,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -56,7 +59,8 @@ from celgraph.models.raft import RAFT, InputPadder, load_raft, raft_large, raft_
 from celgraph.train.data import TEST_SEEDS, VAL_SEEDS, DataConfig, FlowPairs, eval_pairs
 
 __all__ = ["TrainConfig", "sequence_loss", "build_model", "make_optimizer", "train", "evaluate",
-           "dis_baseline", "evaluate_weights", "export_weights", "predict", "TRAJECTORY_FIELDS", "main"]
+           "dis_baseline", "evaluate_weights", "export_weights", "predict", "TRAJECTORY_FIELDS", "main",
+           "ITERS_SWEEP", "pick_iters", "recommend_iters"]
 
 
 @dataclass
@@ -217,6 +221,28 @@ def evaluate(model: RAFT, pairs: Sequence[dict], iters: int = 12) -> dict:
     return res
 
 
+# Iteration counts tried when choosing the count a weights file recommends (FlowRAFT's iters = 0).
+ITERS_SWEEP = (4, 5, 6, 8, 12)
+
+
+def pick_iters(epe_by_iters: Mapping[int, float], tolerance: float = 0.01) -> int:
+    """The fewest iterations whose EPE is within ``tolerance`` (relative) of the best count's.
+
+    Every iteration costs the same (the update block runs once per iteration), so a count that is
+    as accurate within 1 % and cheaper is the better default."""
+    if not epe_by_iters:
+        raise ValueError("pick_iters needs at least one (iterations, EPE) entry")
+    best = min(epe_by_iters.values())
+    return min(i for i, e in epe_by_iters.items() if e <= best * (1 + tolerance))
+
+
+def recommend_iters(model: RAFT, pairs: Sequence[dict], sweep: Sequence[int] = ITERS_SWEEP,
+                    tolerance: float = 0.01) -> tuple[int, dict[int, float]]:
+    """(chosen iterations, non-occluded EPE at each count of ``sweep``) on validation ``pairs``."""
+    epe = {int(i): evaluate(model, pairs, int(i))["epe_noc"] for i in sweep}
+    return pick_iters(epe, tolerance), epe
+
+
 def dis_baseline(pairs: Sequence[dict], preset: str = "medium") -> dict:
     """The same summary for OpenCV DIS (:func:`celgraph.models.flow_classical.dis_flow`)."""
     from celgraph.models.flow_classical import dis_flow
@@ -307,7 +333,7 @@ def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
     model = build_model(cfg.variant)
     model.load_state_dict(ck["model"])
     meta = {"trained_by": "celgraph.train.flow", "step": str(ck["step"]), "seed": str(cfg.seed),
-            "iters": str(cfg.iters),        # what FlowRAFT's iters = 0 then runs
+            "iters": str(cfg.iters),        # what FlowRAFT's iters = 0 runs (train() passes the measured choice)
             "data": "celgraph.synth make_clip 456x256 pairs k=1..3", **(metadata or {})}
     return save_safetensors(model, path, metadata=meta)
 
@@ -454,7 +480,14 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
         checkpoint()
     src = best_path if best_path.exists() else last
     export = Path(cfg.export) if cfg.export else out / f"raft_{cfg.variant}_toon.safetensors"
-    export_weights(src, export)
+    meta = None
+    if cfg.eval_every:          # recommend the iterations measured best on validation, not the training count
+        chosen = build_model(cfg.variant)
+        chosen.load_state_dict(load_checkpoint(src)["model"])
+        iters, sweep = recommend_iters(chosen, val_pairs)
+        meta = {"iters": str(iters)}
+        log("iters", split="val", epe_noc=sweep, chosen=iters)
+    export_weights(src, export, metadata=meta)
     summary.update(elapsed_s=round(elapsed, 1), best=best, weights=str(export), exported_from=src.name,
                    exported_step=int(load_checkpoint(src)["step"]))
     if cfg.final_eval:
