@@ -27,7 +27,7 @@ from celgraph.models.raft import raft_flow, raft_large, raft_small
 from celgraph.synth import make_clip
 
 SIZES = [(456, 256), (1024, 436)]
-SWEEP = (8, 6, 4)          # RAFT-small refinement iterations also timed: the time / accuracy trade-off
+SWEEP = (8, 6, 5, 4)       # RAFT-small refinement iterations also timed: the time / accuracy trade-off
 
 
 def timed(fn, repeats: int) -> float:
@@ -40,7 +40,22 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def clip_rows(threads: int, sweep=(12, 8, 4), n_frames: int = 16) -> list[tuple]:
+def raft_gflop(model, w: int, h: int, iters: int) -> float:
+    """Floating-point operations (×1e9) of one RAFT pair at w×h: the encoders and correlation
+    volume once, plus the same update-block cost per iteration (counted with torch's
+    FlopCounterMode at 1 and 2 iterations, then extrapolated)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    dev = next(model.parameters()).device
+    x = torch.zeros(1, 3, (h + 7) // 8 * 8, (w + 7) // 8 * 8, device=dev)
+    counts = []
+    for n in (1, 2):
+        with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+            model(x, x, iters=n, test_mode=True)
+        counts.append(fc.get_total_flops())
+    return (counts[0] + (iters - 1) * (counts[1] - counts[0])) / 1e9
+
+
+def clip_rows(threads: int, sweep=(12, 8, 6, 5, 4), n_frames: int = 16) -> list[tuple]:
     """(backend, iterations, distinct pairs, s / pair) for FlowRAFT over a synthetic clip."""
     import tempfile
 
@@ -83,17 +98,19 @@ def main(argv=None) -> int:
         a, b = clip.frames[0]["color"], clip.frames[1]["color"]
         for preset in ("fast", "medium", "fine"):
             rows.append((f"{w}×{h}", f"dis {preset}", "cpu", timed(lambda: dis_flow(a, b, preset=preset),
-                                                                 args.repeats)))
+                                                                 args.repeats), None))
         for name, model in models.items():
             for dev in devices:
                 model.to(dev)
                 for iters in ([args.iters] + [i for i in SWEEP if i != args.iters] if name == "raft_small"
                               else [args.iters]):
                     rows.append((f"{w}×{h}", f"{name} ({iters} iters)", dev,
-                                 timed(lambda: raft_flow(model, a, b, iters=iters, device=None), args.repeats)))
+                                 timed(lambda: raft_flow(model, a, b, iters=iters, device=None), args.repeats),
+                                 raft_gflop(model, w, h, iters)))
                     print(rows[-1], file=sys.stderr)
-    lines = ["| size | backend | device | s / pair |", "|---|---|---|---:|"]
-    lines += [f"| {s} | {n} | {d} | {t:.3f} |" for s, n, d, t in rows]
+    lines = ["| size | backend | device | s / pair | GFLOP / pair | GFLOP/s |", "|---|---|---|---:|---:|---:|"]
+    lines += [f"| {s} | {n} | {d} | {t:.3f} | " + (f"{g:.1f} | {g / t:.0f} |" if g else "— | — |")
+              for s, n, d, t, g in rows]
     clip = clip_rows(args.threads)
     lines += ["", "FlowRAFT node through the engine, 16-frame 456×256 synthetic clip, offsets −3, −1, +1, +3 "
               "(pairs share each frame's encoder outputs; disk cache on):", "",

@@ -26,3 +26,20 @@ def test_quality_bench_quick_run_reports_flow_and_missing_nodes(tmp_path):
     dis = [line for line in text.splitlines() if "FlowRAFT dis" in line and "EPE non-occluded" in line][0]
     zero = [line for line in text.splitlines() if "zero flow" in line and "EPE non-occluded" in line][0]
     assert float(dis.split("|")[4]) < float(zero.split("|")[4])
+
+
+def test_flow_speed_flop_count_extrapolates_exactly():
+    """bench/flow_speed.py's GFLOP column: encoders once + the same update cost per iteration."""
+    import importlib.util
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from celgraph.models.raft import raft_small
+    spec = importlib.util.spec_from_file_location("flow_speed", BENCH / "flow_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = raft_small().eval()
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        model(torch.zeros(1, 3, 32, 48), torch.zeros(1, 3, 32, 48), iters=4, test_mode=True)
+    assert abs(bench.raft_gflop(model, 45, 30, 4) - fc.get_total_flops() / 1e9) < 1e-9     # padded to 48×32
