@@ -376,7 +376,7 @@ def test_recommend_iters_measures_each_count():
     assert iters in (1, 2) and epe[iters] <= min(epe.values()) * 1.01
 
 
-def test_final_export_records_the_validated_iterations(tmp_path):
+def test_final_export_records_the_validated_iterations(tmp_path, monkeypatch):
     """With validation on, the exported weights recommend the count measured best, not the training count."""
     import celgraph.train.flow as tf
     from celgraph.models.raft import recommended_iters
@@ -391,12 +391,9 @@ def test_final_export_records_the_validated_iterations(tmp_path):
         seen["pairs"] = len(pairs)
         return 5, {4: 1.0, 5: 0.5}
 
-    orig = (tf.eval_pairs, tf.recommend_iters)
-    tf.eval_pairs, tf.recommend_iters = fake_eval_pairs, fake_recommend
-    try:
-        summary = train(cfg)
-    finally:
-        tf.eval_pairs, tf.recommend_iters = orig
+    monkeypatch.setattr(tf, "eval_pairs", fake_eval_pairs)
+    monkeypatch.setattr(tf, "recommend_iters", fake_recommend)
+    summary = train(cfg)
     assert seen["pairs"] == 1
     assert recommended_iters(summary["weights"]) == 5
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]

@@ -480,16 +480,17 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
         checkpoint()
     src = best_path if best_path.exists() else last
     export = Path(cfg.export) if cfg.export else out / f"raft_{cfg.variant}_toon.safetensors"
+    exported = load_checkpoint(src)
     meta = None
     if cfg.eval_every:          # recommend the iterations measured best on validation, not the training count
         chosen = build_model(cfg.variant)
-        chosen.load_state_dict(load_checkpoint(src)["model"])
+        chosen.load_state_dict(exported["model"])
         iters, sweep = recommend_iters(chosen, val_pairs)
         meta = {"iters": str(iters)}
         log("iters", split="val", epe_noc=sweep, chosen=iters)
-    export_weights(src, export, metadata=meta)
+    export_weights(exported, export, metadata=meta)
     summary.update(elapsed_s=round(elapsed, 1), best=best, weights=str(export), exported_from=src.name,
-                   exported_step=int(load_checkpoint(src)["step"]))
+                   exported_step=int(exported["step"]))
     if cfg.final_eval:
         summary["test"] = evaluate_weights(export, cfg.test_seeds, cfg.final_iters)
     log("final", **summary)
