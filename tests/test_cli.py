@@ -590,10 +590,10 @@ def test_a_cancelled_run_resumes_from_its_cache(tmp_path, graph):
     try:
         wait_for_first_task(proc)
         proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=30)
+        rest, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     done_before = sum(e["kind"] == "task_finished" for e in events(rest)) + 1
     r = graph("run", scene, "--cache-dir", tmp_path / "cache", "--json")
     assert r.returncode == 0, r.stderr

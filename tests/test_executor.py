@@ -157,6 +157,32 @@ def test_cancel_stops_between_tasks_and_a_rerun_finishes_the_rest(engine):
     assert r2.computed == 16 - done_first
 
 
+def test_ctrl_c_while_collecting_a_finished_task_cancels_not_fails(engine, monkeypatch):
+    """Ctrl-C often lands just as the main thread reads a finished task's result (the task's
+    'finished' line is what the user saw). It must cancel the run, not be reported as that task
+    failing with KeyboardInterrupt (CI once saw exit 1 instead of 130 this way)."""
+    from concurrent.futures import Future
+    fired = []
+
+    def interrupt_once(original):
+        def method(self, *args, **kwargs):
+            if not fired and threading.current_thread() is threading.main_thread():
+                fired.append(True)
+                raise KeyboardInterrupt
+            return original(self, *args, **kwargs)
+        return method
+    monkeypatch.setattr(Future, "result", interrupt_once(Future.result))
+    monkeypatch.setattr(Future, "exception", interrupt_once(Future.exception))
+    g = cg.Graph(frames="1-4")
+    s = g.add("test.Source", name="s")
+    g.add("test.AddConst", name="a", image=s["image"])
+    r = engine.run(g, workers=1, raise_on_error=False)
+    assert fired
+    assert r.status == "cancelled" and isinstance(r.error, cg.Cancelled), r.error
+    monkeypatch.undo()
+    assert engine.run(g, workers=1).status == "succeeded"
+
+
 def test_cancel_interrupts_a_long_node_at_its_next_progress_point(engine):
     g = cg.Graph(frames="1")
     s = g.add("test.Source", name="s")

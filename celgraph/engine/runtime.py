@@ -269,9 +269,10 @@ class _Run:
                 for fut in done:
                     tid = self.running.pop(fut)
                     busy_types.discard(type(self.plan.tasks[tid].type).id)
-                    try:
-                        value = fut.result()
-                    except BaseException as e:   # noqa: BLE001 — re-raised below
+                    # exception(), not try/result(): a Ctrl-C landing here must reach the handler
+                    # below as a cancel, not be taken for this task failing
+                    e = fut.exception()
+                    if e is not None:
                         t = self.plan.tasks[tid]
                         if not isinstance(e, Cancelled):
                             err = e if isinstance(e, NodeFailed) else NodeFailed(t.node, type(t.type).id, t.frame, e)
@@ -281,7 +282,7 @@ class _Run:
                         error = error or e
                         self.aborted = True
                         continue
-                    self.values[self.plan.tasks[tid].key] = value
+                    self.values[self.plan.tasks[tid].key] = fut.result()
                     self.done += 1
                     self._release_inputs(tid)
                     for succ in dag.successors(tid):
