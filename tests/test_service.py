@@ -398,13 +398,14 @@ def test_watch_reconnects_by_itself_when_the_connection_drops(server):
 def test_cancel_running_job(client):
     job_id = client.submit(slow_scene(frames="1-50", seconds=0.5), workers=1)
     events = []
-    t_cancel = None
+    cancelled = False
     for ev in client.watch(job_id, timeout=30):
         events.append(ev)
-        if ev["kind"] == "task_started" and ev["node"] == "slow" and t_cancel is None:
-            t_cancel = time.monotonic()
+        if ev["kind"] == "task_started" and ev["node"] == "slow" and not cancelled:
+            cancelled = True
             assert client.cancel(job_id)["cancel_requested"]
-    assert time.monotonic() - t_cancel < 5
+    assert cancelled
+    assert sum(e["kind"] == "task_finished" and e["node"] == "slow" for e in events) <= 2   # of 50
     job = client.job(job_id)
     assert job["state"] == "cancelled" and job["error"]["code"] == "cancelled"
     assert events[-1]["kind"] == "job_finished" and events[-1]["state"] == "cancelled"
