@@ -52,7 +52,25 @@ class BusyUnsafe(Busy):
         return {"image": image}
 
 
-for _t in (Busy, BusyUnsafe):
+class ThreadName(NodeType):
+    """Records which thread computed it; device 'any' marks a torch node."""
+    id = "test.ThreadName"
+    inputs = [In("image", Image)]
+    outputs = [Out("image", Image)]
+    device = "any"
+    seen: list[str] = []
+
+    def compute(self, ctx, image):
+        ThreadName.seen.append(threading.current_thread().name)
+        return {"image": image}
+
+
+class ThreadNameCpu(ThreadName):
+    id = "test.ThreadNameCpu"
+    device = "cpu"
+
+
+for _t in (Busy, BusyUnsafe, ThreadName, ThreadNameCpu):
     if registry.get(_t.id) is None:
         register(_t)
 
@@ -220,3 +238,65 @@ def test_same_scene_gives_identical_outputs_run_to_run(tmp_path):
     a = cg.Engine(tmp_path / "a").evaluate(g, "sum.image", 2)
     b = cg.Engine(tmp_path / "b").evaluate(g, "sum.image", 2)
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("type_id, torch_thread", [("test.ThreadName", True), ("test.ThreadNameCpu", False)])
+def test_torch_nodes_compute_on_one_thread_other_nodes_on_the_workers(engine, type_id, torch_thread):
+    """Why: two threads calling torch give libgomp more OpenMP threads than cores (RAFT 25-30 %
+    slower with two workers, engine/task.py); so torch computes share one thread."""
+    g = cg.Graph(frames="1-6")
+    s = g.add("test.Source", name="s")
+    g.add(type_id, name="t", image=s["image"])
+    ThreadName.seen.clear()
+    assert engine.run(g, workers=2).status == "succeeded"
+    assert len(ThreadName.seen) == 6
+    if torch_thread:
+        assert set(ThreadName.seen) == {"celgraph-torch_0"}
+    else:
+        assert not any(n.startswith("celgraph-torch") for n in ThreadName.seen)
+
+
+def test_on_torch_thread_runs_nested_calls_inline_and_passes_errors_on():
+    from celgraph.engine.task import on_torch_thread
+
+    def outer():
+        return threading.current_thread().name, on_torch_thread(lambda: threading.current_thread().name)
+    assert on_torch_thread(outer) == ("celgraph-torch_0", "celgraph-torch_0")     # no deadlock
+    with pytest.raises(ZeroDivisionError):
+        on_torch_thread(lambda: 1 / 0)
+
+
+def test_which_tasks_use_torch_follows_the_method_params():
+    from celgraph.engine import registry as reg
+    from celgraph.engine.node import Params
+
+    def uses(type_name, **params):
+        t = reg.get(f"celgraph.{type_name}")
+        return t().uses_torch(Params({p.name: p.default for p in t.params} | params))
+    assert uses("FlowRAFT", backend="raft_small") and not uses("FlowRAFT", backend="dis")
+    assert uses("GapFill", method="model") and not uses("GapFill", method="classical")
+    assert uses("Sketch", method="model") and not uses("Sketch", method="xdog")
+    assert uses("Colorize", mode="model") and not uses("Colorize", mode="hints")
+    assert uses("SpriteLearn") and not uses("Read")
+
+
+def test_a_torch_task_queued_behind_another_does_not_start_once_the_run_is_cancelled(engine):
+    from celgraph.engine.task import on_torch_thread
+    g = cg.Graph(frames="1")
+    s = g.add("test.Source", name="s")
+    g.add("test.ThreadName", name="t", image=s["image"])
+    release, token, result = threading.Event(), cg.CancelToken(), []
+    busy = threading.Thread(target=on_torch_thread, args=(release.wait,))     # another job holds the torch thread
+    busy.start()
+
+    def cancel_once_queued(ev):
+        if ev.kind == "task_started" and ev.node == "t":
+            token.cancel()
+            release.set()
+    ThreadName.seen.clear()
+    run = threading.Thread(target=lambda: result.append(
+        engine.run(g, cancel=token, on_event=cancel_once_queued, raise_on_error=False)))
+    run.start()
+    run.join(30)
+    busy.join(30)
+    assert result[0].status == "cancelled" and ThreadName.seen == []

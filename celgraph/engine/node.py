@@ -69,6 +69,11 @@ class NodeType:
     thread_safe: bool = True        # may run concurrently with other tasks (numpy/torch release the GIL)
     side_effect: bool = False       # writes outside the store: a cache hit counts only if verify() agrees
 
+    def uses_torch(self, params) -> bool:
+        """Whether a task with these params computes with torch. Such computes run on the process's
+        one torch thread (see engine/task.py); override where a param picks a non-torch method."""
+        return self.device != "cpu"
+
     # ---- descriptor helpers -------------------------------------------------------------
     @classmethod
     def name(cls) -> str:

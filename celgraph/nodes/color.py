@@ -4,7 +4,6 @@ hint dots from an already coloured frame (for demos, tests and benchmarks).
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +76,9 @@ class Colorize(NodeType):
     # ---- interface hooks --------------------------------------------------------------
     def _model_path(self, params, ctx: CheckContext) -> Path | None:
         return ctx.resolve(params["model_weights"]) if params["model_weights"] else bundled_weights()
+
+    def uses_torch(self, params) -> bool:
+        return params["mode"] == "model"
 
     def check(self, params, ctx: CheckContext) -> list[Issue]:
         issues = []
@@ -187,8 +189,7 @@ class Colorize(NodeType):
         if hints is not None:
             r = hf.fill_from_hints(seg, hints, "transparent", p.min_region, p.spill)
             guide, guide_mask, unsure = r["fill"], r["alpha"], r["unhinted"]
-        with _lock(device):
-            rgb = colorize(model, lines_t, guide, guide_mask, device=device)
+        rgb = colorize(model, lines_t, guide, guide_mask, device=device)
         ctx.progress(0.9, 1, "model")
         rgba = np.concatenate([rgb, np.ones(rgb.shape[:2] + (1,), np.float32)], axis=2)
         return {"image": rgba, "fill": rgba, "regions": seg.labels, "unsure": unsure.astype(np.float32)}
@@ -224,10 +225,3 @@ class ColorHints(NodeType):
         return {"hints": sample_hints(image, lines, seed=p.seed + ctx.frame, threshold=p.threshold,
                                       radius=p.radius, scribble=p.scribble, spill=p.spill, drop=p.drop,
                                       min_area=p.min_area)}
-
-
-_locks: dict[str, threading.Lock] = {}
-
-
-def _lock(device: str) -> threading.Lock:
-    return _locks.setdefault(device, threading.Lock())

@@ -8,7 +8,6 @@ or another node needing the same pair, reuses it instead of recomputing.
 from __future__ import annotations
 
 import functools
-import threading
 from pathlib import Path
 
 import cv2
@@ -92,6 +91,9 @@ class FlowRAFT(NodeType):
             return ctx.resolve(params["weights"])
         return bundled_weights(self._backend(params))
 
+    def uses_torch(self, params) -> bool:
+        return self._backend(params) != "dis"
+
     def check(self, params, ctx: CheckContext) -> list[Issue]:
         if 0 in params["offsets"]:
             return [Issue("param_out_of_range", "offset 0 is the frame itself", ctx.node, "offsets")]
@@ -160,9 +162,8 @@ class FlowRAFT(NodeType):
         else:
             from ..models.raft import raft_flow
             model, device, features = self._model(ctx)
-            with _torch_lock(device):
-                flow = raft_flow(model, img1, img2, iters=self._iters(ctx), device=None, cache=features,
-                                 keys=(keys[0], keys[1]))
+            flow = raft_flow(model, img1, img2, iters=self._iters(ctx), device=None, cache=features,
+                             keys=(keys[0], keys[1]))
         if flow.shape[:2] != (h, w):
             sx, sy = w / flow.shape[1], h / flow.shape[0]
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])
@@ -219,12 +220,3 @@ def _recommended_iters(path: str, digest: str) -> int | None:
     """recommended_iters, read once per file content (not on every frame pair)."""
     from ..models.raft import recommended_iters
     return recommended_iters(path)
-
-
-_locks: dict[str, threading.Lock] = {}
-
-
-def _torch_lock(device: str) -> threading.Lock:
-    """One RAFT inference at a time per device: torch already uses every CPU core for one, and two
-    at once on a GPU only compete for its memory."""
-    return _locks.setdefault(device, threading.Lock())

@@ -25,7 +25,6 @@ red).
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import cv2
@@ -98,6 +97,9 @@ class GapFill(NodeType):
             return ctx.resolve(params["weights"])
         return bundled_weights(params["network"])
 
+    def uses_torch(self, params) -> bool:
+        return params["method"] == "model"
+
     def check(self, params, ctx: CheckContext) -> list[Issue]:
         if params["method"] != "model":
             return []
@@ -133,11 +135,9 @@ class GapFill(NodeType):
         def progress(done, total):
             ctx.progress(done, total, "closing gaps")
 
-        with _torch_lock(device):
-            closed, _ = close_gaps(model, lines, max_gap=p.max_gap, threshold=p.threshold, confidence=p.confidence,
-                                   inference=p.inference, tile=p.tile, passes=p.passes, device=device,
-                                   half=p.precision == "fp16",
-                                   progress=progress)
+        closed, _ = close_gaps(model, lines, max_gap=p.max_gap, threshold=p.threshold, confidence=p.confidence,
+                               inference=p.inference, tile=p.tile, passes=p.passes, device=device,
+                               half=p.precision == "fp16", progress=progress)
         return closed
 
     def _model(self, ctx: Context, path: Path, device: str):
@@ -158,11 +158,3 @@ def preview(lines: np.ndarray, added: np.ndarray) -> np.ndarray:
     a = np.clip(added[where], 0.0, 1.0)[:, None].astype(np.float32)
     rgb[where] = rgb[where] * (1.0 - a) + np.float32([1.0, 0.0, 0.0]) * a
     return rgb
-
-
-_locks: dict[str, threading.Lock] = {}
-
-
-def _torch_lock(device: str) -> threading.Lock:
-    """One network pass at a time per device: torch already uses every CPU core for one."""
-    return _locks.setdefault(device, threading.Lock())

@@ -7,7 +7,6 @@ draws every luminance edge.
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +54,9 @@ class Sketch(NodeType):
     def _weights_path(self, params, ctx: CheckContext) -> Path | None:
         return ctx.resolve(params["weights"]) if params["weights"] else bundled_weights()
 
+    def uses_torch(self, params) -> bool:
+        return params["method"] == "model"
+
     def check(self, params, ctx: CheckContext) -> list[Issue]:
         if params["method"] != "model":
             return []
@@ -91,17 +93,8 @@ class Sketch(NodeType):
             model, meta, device = self._model(ctx)
             h, w = image.shape[:2]
             tile = None if h * w <= 4096 * 2304 else 1024          # whole frames up to 4K (fastest on CPU)
-            with _lock(device):
-                soft = predict(model, image, tile=tile, device=device,
-                               progress=lambda i, n: ctx.progress(i, n, "sketch tiles"))
+            soft = predict(model, image, tile=tile, device=device,
+                           progress=lambda i, n: ctx.progress(i, n, "sketch tiles"))
             threshold = p.threshold or float(meta.get("threshold", 0.5))
         soft = np.clip(soft, 0.0, 1.0).astype(np.float32)
         return {"lines": soft, "binary": (soft >= threshold).astype(np.float32)}
-
-
-_locks: dict[str, threading.Lock] = {}
-
-
-def _lock(device: str) -> threading.Lock:
-    """One network inference at a time per device (torch already uses every CPU core for one)."""
-    return _locks.setdefault(device, threading.Lock())
