@@ -77,14 +77,13 @@ _torch_pool_lock = threading.Lock()
 def on_torch_thread(fn: Callable, *args, **kwargs):
     """Call fn on the process's one torch thread and return its result (or raise its error).
 
-    Why one thread: torch's CPU kernels run on OpenMP, and libgomp gives every calling thread its
-    own team of helper threads. Once two threads have called torch, the process holds more OpenMP
-    threads than cores, and libgomp then stops spinning between parallel regions and sleeps
-    instead: every one of the thousands of small regions in a network pass pays a wake-up. Measured
-    on 2 cores, RAFT-small over a clip: 25-30 % slower with two engine workers than with one, even
-    with the passes strictly one at a time. So every torch compute runs here; this also serialises
-    them, which costs nothing on the CPU (one pass already uses every core) and on a GPU keeps two
-    passes from competing for its memory."""
+    Why one thread: measured on 2 cores, RAFT-small over a clip took 25-30 % longer per pass when
+    two engine workers called torch than with one, even with the passes strictly one at a time.
+    The likely cause: torch's CPU kernels run on OpenMP, libgomp gives every calling thread its
+    own team of helper threads, and with more OpenMP threads than cores it waits passively between
+    the thousands of small parallel regions of a pass. So every torch compute runs here. This also
+    serialises them, which costs nothing on the CPU (one pass already uses every core) and on a
+    GPU keeps two passes from competing for its memory."""
     global _torch_pool
     if threading.current_thread().name.startswith("celgraph-torch"):
         return fn(*args, **kwargs)          # already here (a node computing through another)
