@@ -37,7 +37,7 @@ FlowBundle = PortType("FlowBundle", "{offset k: H×W×2 flow from frame t to t+k
 BUNDLED_WEIGHTS = {"raft_small": "raft_small_toon.safetensors"}
 # What `auto` picks: the backend with the lowest non-occluded EPE on bench/quality.py's synthetic
 # clips among those that need no user-supplied file. See bench/results/quality.md: DIS 0.433 px,
-# RAFT-small with the bundled toon weights 0.510 px (and about 20× slower on a CPU).
+# RAFT-small with the bundled toon weights 0.476 px (and about 20× slower on a CPU).
 AUTO_BACKEND = "dis"
 
 
