@@ -70,8 +70,7 @@ def device_for(pref: str) -> str:
     return "cpu"
 
 
-_torch_pool: ThreadPoolExecutor | None = None
-_torch_pool_lock = threading.Lock()
+_torch_pool = ThreadPoolExecutor(1, thread_name_prefix="celgraph-torch")    # its thread starts on first use
 
 
 def on_torch_thread(fn: Callable, *args, **kwargs):
@@ -84,12 +83,8 @@ def on_torch_thread(fn: Callable, *args, **kwargs):
     the thousands of small parallel regions of a pass. So every torch compute runs here. This also
     serialises them, which costs nothing on the CPU (one pass already uses every core) and on a
     GPU keeps two passes from competing for its memory."""
-    global _torch_pool
     if threading.current_thread().name.startswith("celgraph-torch"):
         return fn(*args, **kwargs)          # already here (a node computing through another)
-    with _torch_pool_lock:
-        if _torch_pool is None:
-            _torch_pool = ThreadPoolExecutor(1, thread_name_prefix="celgraph-torch")
     return _torch_pool.submit(fn, *args, **kwargs).result()
 
 
