@@ -12,20 +12,30 @@ The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_col
 5. **Pair search**: two endpoints whose gap (centre distance minus their half-widths) is at most
    ``max_gap`` and that each lie inside the other's direction cone (half-angle ``angle/2``) are
    joined first, closest pairs first (OpenToonz ``spotResearchTwoPoints``).
-6. **Single-endpoint search**: from each endpoint still open, rays are cast every ``angle_step``
+6. **Junctions and corners** (celgraph, ``converge``): ends still open that point at each other
+   (within ±``converge``/2) or whose direction lines cross just ahead of both are joined at the
+   point where they meet: a missed T/Y/X junction leaves three or four such ends, a missed corner
+   two, and OpenToonz's pair cone sees none of them.
+7. **Single-endpoint search**: from each endpoint still open, rays are cast every ``angle_step``
    degrees within ±``angle/2`` of its direction; each ray first leaves its own stroke's ink and
    then stops at the first ink pixel; the closest hit (distance, with a mild penalty for
    turning away from the direction) within ``max_gap`` of the stroke's tip is joined
-   (``spotResearchOnePoint``).
-7. **Drawing**: segments are drawn with the local line width (2 × the distance-transform value
-   at the endpoint, at least ``min_width``), only over paper, and become ink for later searches.
-8. **Tahoma2D's rule** (``fillutil.cpp finishGapLines``): with ``keep_separating`` a segment is
+   (``spotResearchOnePoint``). An end whose stroke thins out towards it (``taper`` < ``min_taper``:
+   the width over its last 5 px ÷ the width behind) was drawn to end there and is not extended:
+   on real production line art that is the mark of a free end (hair strands, folds).
+8. **Drawing**: segments continue the stroke at its own width, measured at the end as ink area ÷
+   skeleton length (a 2-px stroke is continued 2 px wide; the distance transform alone reads 1
+   for both 1- and 2-px strokes), round-capped; only over paper; they become ink for later
+   searches.
+9. **Tahoma2D's rule** (``fillutil.cpp finishGapLines``): with ``keep_separating`` a segment is
    kept only if the paper on its two sides belongs to different flood-fill regions once all
    segments are drawn, i.e. it actually stops a fill from leaking. Segments that only dangle into
    one region (an open stroke pointing at nothing in particular) are removed.
 
 Parameters (OpenToonz defaults in brackets): ``max_gap`` px, the clear distance between ink edges
-[Tape tool 10, fill autoclose 30]; ``angle`` degrees, the full cone opening [60]; ``threshold``
+[Tape tool 10, fill autoclose 30]; ``angle`` degrees, the full cone opening (40; OpenToonz 60: on
+real line art 40 joins half as many free ends for the same closed leaks, bench/real.py);
+``converge`` (120°; 0 = OpenToonz, no junction step); ``min_taper`` (0.85; 0 = OpenToonz); ``threshold``
 (ink coverage cut, 0.5); ``walk`` (direction estimate, default max(10, max_gap) px).
 
     closed, added = autoclose(lines, max_gap=12, angle=60)       # lines: H×W coverage 0..1
@@ -119,6 +129,7 @@ class Endpoint:
     dx: float
     width: float        # local line width, px
     branch: int         # skeleton pixels walked back before a junction / the walk limit
+    taper: float = 1.0  # width over the last 5 px ÷ the width behind them (< 1: the stroke thins out)
 
 
 def _walk(sk: np.ndarray, nb: np.ndarray, y: int, x: int, limit: int) -> list[tuple[int, int]]:
@@ -145,6 +156,31 @@ def _walk(sk: np.ndarray, nb: np.ndarray, y: int, x: int, limit: int) -> list[tu
     return path
 
 
+def _stroke_width_at(ink: np.ndarray, dist: np.ndarray, path: list[tuple[int, int]]) -> float:
+    """Width (px) of the stroke along a skeleton path: the ink pixels whose nearest path pixel is
+    an inner one (not the two ends), divided by the inner path length. A 1-px line is 1, a 2-px
+    line 2 (the distance transform alone cannot tell those apart: both read 1 at the centre)."""
+    if len(path) < 4:
+        half = float(np.median([dist[p] for p in path]))
+        return max(2.0 * half - 1.0, 1.0)
+    H, W = ink.shape
+    P = np.array(path, np.int64)
+    r = int(math.ceil(float(max(dist[p] for p in path)))) + 1
+    y0, y1 = max(int(P[:, 0].min()) - r, 0), min(int(P[:, 0].max()) + r + 1, H)
+    x0, x1 = max(int(P[:, 1].min()) - r, 0), min(int(P[:, 1].max()) + r + 1, W)
+    wy, wx = np.nonzero(ink[y0:y1, x0:x1])
+    if len(wy) == 0:
+        return 1.0
+    Q = np.stack([wy + y0, wx + x0], 1)
+    d2 = ((Q[:, None, :] - P[None, :, :]) ** 2).sum(-1)           # (ink px) × (path px)
+    nearest = d2.argmin(1)
+    close = d2.min(1) <= r * r
+    inner = close & (nearest > 0) & (nearest < len(P) - 1)
+    # the path's inner length, diagonal steps counted as √2
+    steps = np.sqrt((np.diff(P[1:-1], axis=0) ** 2).sum(1)).sum() + 1.0
+    return max(float(inner.sum()) / float(steps), 1.0)
+
+
 def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None = None,
                    dist: np.ndarray | None = None) -> list[Endpoint]:
     """Stroke ends of a binary ink mask, with outward direction and local width.
@@ -163,8 +199,7 @@ def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None 
         path = _walk(sk, nb, y, x, walk)
         py, px = np.array(path, np.float64).T
         reached_junction = nb[path[-1]] >= 3
-        half = float(np.median(dist[py.astype(int), px.astype(int)]))
-        width = max(2.0 * half - 1.0, 1.0)     # DT is the distance to the nearest paper pixel centre
+        width = _stroke_width_at(ink, dist, path)
         if reached_junction and len(path) - 1 < max(2.0, width):
             continue  # spur
         if len(path) < 2:
@@ -174,7 +209,10 @@ def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None 
         n = math.hypot(vy, vx)
         if n < 1e-6:
             continue
-        out.append(Endpoint(y, x, vy / n, vx / n, width, k - 1))
+        taper = 1.0
+        if len(path) >= 12:
+            taper = _stroke_width_at(ink, dist, path[:6]) / _stroke_width_at(ink, dist, path[6:])
+        out.append(Endpoint(y, x, vy / n, vx / n, width, k - 1, taper))
     return out
 
 
@@ -244,10 +282,104 @@ def _segment_separates(closed_ink: np.ndarray, regions: np.ndarray, seg: tuple, 
     return int((c >= 2).sum()) >= 2
 
 
-def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 60.0, threshold: float = 0.5,
+def _draw_segment(mask: np.ndarray, p: tuple[int, int], q: tuple[int, int], width: float) -> None:
+    """Set the pixels of a stroke of ``width`` px from p to q (y, x), round-capped, in a bool mask:
+    8-connected 1-px for widths under 1.5 (enough to stop a 4-connected fill), else the pixels
+    whose centre lies within width/2 of the segment (so a 2-px stroke is continued 2 px wide)."""
+    H, W = mask.shape
+    if width < 1.5:
+        m = np.zeros((H, W), np.uint8)
+        cv2.line(m, (p[1], p[0]), (q[1], q[0]), 1, 1, cv2.LINE_8)
+        mask[m > 0] = True
+        return
+    r = width / 2.0
+    R = int(math.ceil(r)) + 1
+    y0, y1 = max(min(p[0], q[0]) - R, 0), min(max(p[0], q[0]) + R + 1, H)
+    x0, x1 = max(min(p[1], q[1]) - R, 0), min(max(p[1], q[1]) + R + 1, W)
+    gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    py, px, qy, qx = float(p[0]), float(p[1]), float(q[0]), float(q[1])
+    vy, vx = qy - py, qx - px
+    L2 = vy * vy + vx * vx
+    t = np.clip(((gy - py) * vy + (gx - px) * vx) / L2, 0.0, 1.0) if L2 > 0 else np.zeros_like(gy)
+    d2 = (gy - (py + t * vy)) ** 2 + (gx - (px + t * vx)) ** 2
+    mask[y0:y1, x0:x1] |= d2 <= (r * r + 0.25)
+
+
+def _converging_groups(eps: list[Endpoint], used: list[bool], max_gap: float, cos_min: float):
+    """Groups of still-open ends that point at each other (each lies within the ±``converge``/2
+    cone of the others' directions and within ``max_gap`` of them, edge to edge), with the point
+    they meet at: the least-squares intersection of their direction lines when it lies ahead of
+    every end and within reach, else the mean of the ends. Yields ``(indices, (y, x))``; a group
+    whose ends lie farther apart than 2·``max_gap`` is split back into its closest pairs."""
+    idx = [i for i, u in enumerate(used) if not u]
+    if len(idx) < 2:
+        return
+    P = np.array([[eps[i].y, eps[i].x] for i in idx], np.float64)
+    D = np.array([[eps[i].dy, eps[i].dx] for i in idx], np.float64)
+    halfw = np.array([eps[i].width / 2 for i in idx])
+    diff = P[None, :, :] - P[:, None, :]
+    dist_c = np.linalg.norm(diff, axis=2)
+    gap = dist_c - halfw[:, None] - halfw[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = diff / dist_c[..., None]
+        ci = np.einsum("ijk,ik->ij", u, D)
+    ok = (gap <= max_gap) & (ci >= cos_min) & (ci.T >= cos_min) & (dist_c > 0)
+    # or their direction lines cross ahead of both, within reach (the two sides of a V or a corner)
+    cross = D[:, None, 0] * D[None, :, 1] - D[:, None, 1] * D[None, :, 0]          # d_i × d_j
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ti = (diff[..., 0] * D[None, :, 1] - diff[..., 1] * D[None, :, 0]) / cross   # p_i + t_i d_i = p_j + t_j d_j
+        tj = (diff[..., 0] * D[:, None, 1] - diff[..., 1] * D[:, None, 0]) / cross
+    reach = max_gap / 2 + halfw[:, None]
+    ok |= (np.abs(cross) > 0.2) & (ti >= -0.5) & (tj >= -0.5) & (ti <= reach) & (tj <= reach.T) & (gap <= max_gap)
+    n, comp = _components(ok)
+    for c in range(n):
+        members = np.nonzero(comp == c)[0]
+        if len(members) < 2:
+            continue
+        if dist_c[np.ix_(members, members)].max() > 2 * max_gap:
+            sub = np.zeros_like(ok)
+            sub[np.ix_(members, members)] = ok[np.ix_(members, members)]
+            taken = set()
+            ii, jj = np.nonzero(np.triu(sub, 1))
+            for k in np.argsort(gap[ii, jj], kind="stable"):
+                a, b = int(ii[k]), int(jj[k])
+                if a in taken or b in taken:
+                    continue
+                taken |= {a, b}
+                yield [idx[a], idx[b]], _meeting_point(P[[a, b]], D[[a, b]], max_gap)
+            continue
+        yield [idx[m] for m in members], _meeting_point(P[members], D[members], max_gap)
+
+
+def _components(adj: np.ndarray) -> tuple[int, np.ndarray]:
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+    return connected_components(csr_matrix(adj), directed=False)
+
+
+def _meeting_point(P: np.ndarray, D: np.ndarray, max_gap: float) -> tuple[int, int]:
+    """Where ends at P (y, x) with outward directions D meet: the least-squares intersection of
+    their direction lines if it lies ahead of every end within ``max_gap`` + 2 px, else their mean."""
+    A = np.zeros((2, 2))
+    b = np.zeros(2)
+    for p, d in zip(P, D):
+        M = np.eye(2) - np.outer(d, d)
+        A += M
+        b += M @ p
+    pt = P.mean(0)
+    if abs(np.linalg.det(A)) > 1e-3:
+        x = np.linalg.solve(A, b)
+        t = ((x - P) * D).sum(1)
+        if (t >= -0.5).all() and (np.linalg.norm(x - P, axis=1) <= max_gap + 2).all():
+            pt = x
+    return int(round(pt[0])), int(round(pt[1]))
+
+
+def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, threshold: float = 0.5,
               walk: int | None = None, angle_step: float = 2.0, min_width: float = 1.0,
               keep_separating: bool = True, pair_first: bool = True,
-              eps: list[Endpoint] | None = None) -> tuple[np.ndarray, np.ndarray]:
+              eps: list[Endpoint] | None = None, converge: float = 120.0,
+              min_taper: float = 0.85) -> tuple[np.ndarray, np.ndarray]:
     """Close gaps in line art (H×W ink coverage 0..1) the OpenToonz way.
 
     Returns ``(closed, added)``: the closed line art (input coverage, with added ink at 1) and the
@@ -267,13 +399,7 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 60.0, thr
     used = [False] * len(eps)
 
     def draw(p, q, width):
-        t = max(int(round(width)), 1)
-        m = np.zeros((H, W), np.uint8)
-        cv2.line(m, (p[1], p[0]), (q[1], q[0]), 1, t, cv2.LINE_8)
-        if t > 1:
-            cv2.circle(m, (q[1], q[0]), t // 2, 1, -1)
-            cv2.circle(m, (p[1], p[0]), t // 2, 1, -1)
-        work[m > 0] = True
+        _draw_segment(work, p, q, width)
         segments.append((p, q, float(width)))
 
     # 1) endpoint pairs that face each other, closest first
@@ -297,10 +423,16 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 60.0, thr
                 continue
             used[i] = used[j] = True
             draw((eps[i].y, eps[i].x), (eps[j].y, eps[j].x), max(min(eps[i].width, eps[j].width), min_width))
-    # 2) rays from the remaining endpoints
+    # 2) ends that converge on one point: a missed junction (3+ ends) or corner (2 ends)
+    if converge and len(eps) > 1:
+        for group, point in _converging_groups(eps, used, max_gap, math.cos(math.radians(converge / 2))):
+            for i in group:
+                used[i] = True
+                draw((eps[i].y, eps[i].x), point, max(eps[i].width, min_width))
+    # 3) rays from the remaining endpoints
     n_rays = max(int(round(angle / 2 / angle_step)), 0)
     for i, e in enumerate(eps):
-        if used[i]:
+        if used[i] or e.taper < min_taper:      # a stroke drawn thinning out ends there on purpose
             continue
         reach = max_gap + e.width / 2 + 1.5
         own, (oy, ox) = _own_stroke(work, e.y, e.x, int(math.ceil(reach + e.width)) + 1)
@@ -326,15 +458,11 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 60.0, thr
     added = work & ~ink
     if keep_separating and segments:
         _, regions = cv2.connectedComponents((~work).astype(np.uint8), connectivity=4)
-        keep = np.zeros((H, W), np.uint8)
+        keep = np.zeros((H, W), bool)
         for p, q, width in segments:
             if _segment_separates(work, regions, (p, q), width):
-                t = max(int(round(width)), 1)
-                cv2.line(keep, (p[1], p[0]), (q[1], q[0]), 1, t, cv2.LINE_8)
-                if t > 1:
-                    cv2.circle(keep, (q[1], q[0]), t // 2, 1, -1)
-                    cv2.circle(keep, (p[1], p[0]), t // 2, 1, -1)
-        added &= keep > 0
+                _draw_segment(keep, p, q, width)
+        added &= keep
     closed = np.where(added, np.float32(1.0), lines).astype(np.float32)
     return closed, added
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..engine import (Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
+from ..engine import (Bool, Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
                       Path as PathParam)
 from ..engine.hashing import file_digest
 from ._weights import bundled_file, weights_issues
@@ -57,7 +57,7 @@ class GapFill(NodeType):
     tiled over frames of any size. Outputs the closed line art, the added ink as a mask and a
     preview with the added ink in red over the input.
     """
-    id, version, category = "celgraph.GapFill", 1, "Lines"
+    id, version, category = "celgraph.GapFill", 2, "Lines"
     inputs = [In("lines", LineArt, help="ink coverage 0..1 (a Mask links in too; an Image via ToLineArt)")]
     outputs = [Out("lines", LineArt, "the closed line art: the input plus the added ink at coverage 1"),
                Out("added", Mask, "1 where ink was added (closed − input where positive)"),
@@ -68,8 +68,15 @@ class GapFill(NodeType):
                     "(no weights, ≈ 10× faster on a CPU)"),
         Float("max_gap", 12.0, min=1.0, max=64.0, help="largest gap to close: clear distance between ink ends, px"),
         Float("threshold", 0.5, min=0.01, max=1.0, help="ink coverage at or above this counts as ink"),
-        Float("angle", 60.0, min=1.0, max=180.0,
-              help="classical: full opening of the direction cone at a stroke end, degrees (OpenToonz 60)"),
+        Float("angle", 40.0, min=1.0, max=180.0,
+              help="classical: full opening of the direction cone at a stroke end, degrees (OpenToonz 60; 40 "
+                   "joins half as many free ends on real line art)"),
+        Float("taper", 0.85, min=0.0, max=1.0,
+              help="classical: a stroke whose last 5 px are thinner than this share of its width ends on purpose "
+                   "and is not extended to a neighbour (0 = extend every end, as OpenToonz)"),
+        Bool("junctions", True,
+             help="classical: join ends that converge on one point (a missed T/Y/X junction or corner) at "
+                  "that point"),
         Float("confidence", 0.5, min=0.01, max=0.99, help="model: probability at or above which ink is added"),
         Int("passes", 2, min=1, max=4,
             help="model: passes of the network; a later pass looks again at the tips of the ink just added "
@@ -119,7 +126,8 @@ class GapFill(NodeType):
         ctx.progress(0, 1, "finding stroke ends")
         if p.method == "classical":
             from ..models.autoclose import autoclose
-            closed, _ = autoclose(lines, max_gap=p.max_gap, angle=p.angle, threshold=p.threshold)
+            closed, _ = autoclose(lines, max_gap=p.max_gap, angle=p.angle, threshold=p.threshold,
+                                  min_taper=p.taper, converge=120.0 if p.junctions else 0.0)
         else:
             closed = self._model_close(ctx, lines)
         added = np.maximum(closed - lines, 0.0).astype(np.float32)
