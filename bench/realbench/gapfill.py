@@ -103,10 +103,37 @@ def run(data: Path, docs: Path, quick: bool) -> str:
     if not quick:
         sheet = docs / "real_gapfill.png"
         contact_sheet(samples[0], {k: outputs[k][0] for k, _ in METHODS[1:]}, sheet)
+        styles_sheet(pages, docs / "real_lineart_styles.png")
+        body += ("\n\nThe generator's studio styles beside the real drawings: `docs/real_lineart_styles.png` (top: "
+                 "celgraph.synth.genga genga / pen / pencil, 1024² crops of 384 px; bottom: laughing_girl and "
+                 "smoke_explosion crops of the same size).")
         body += (f"\n\nContact sheet: `docs/{sheet.name}` (laughing_girl 0000: 6 cuts, one row per method; black = "
                  "the cut drawing, green = erased ink restored, red = erased ink still missing, blue = ink added "
                  "outside the drawing).\n")
     return body
+
+
+def styles_sheet(pages: list[tuple[str, np.ndarray]], path: Path, crop: int = 384) -> None:
+    """The synthetic studio styles (top row) beside crops of the real drawings (bottom row)."""
+    from celgraph.synth.genga import STYLES, make_genga
+    top = []
+    for k, style in enumerate(STYLES):
+        d = make_genga(7 + k, 1024, 1024, style=style)
+        ys, xs = np.nonzero(d["ink"])
+        cy, cx = int(np.median(ys)), int(np.median(xs))
+        y0, x0 = min(max(cy - crop // 2, 0), 1024 - crop), min(max(cx - crop // 2, 0), 1024 - crop)
+        top.append((d["rgb"][y0:y0 + crop, x0:x0 + crop, ::-1] * 255).astype(np.uint8))
+    bottom = []
+    for name, ink in (pages[0], pages[-1]):
+        ys, xs = np.nonzero(ink)
+        cy, cx = int(np.median(ys)), int(np.median(xs))
+        H, W = ink.shape
+        y0, x0 = min(max(cy - crop // 2, 0), H - crop), min(max(cx - crop // 2, 0), W - crop)
+        bottom.append(np.repeat(np.where(ink[y0:y0 + crop, x0:x0 + crop], 0, 255).astype(np.uint8)[..., None], 3, 2))
+    bottom.append(np.full_like(bottom[0], 255))
+    sep = np.full((crop, 6, 3), 128, np.uint8)
+    rows = [np.hstack([t for img in r for t in (img, sep)]) for r in (top, bottom)]
+    cv2.imwrite(str(path), np.vstack([rows[0], np.full((6, rows[0].shape[1], 3), 128, np.uint8), rows[1]]))
 
 
 def contact_sheet(sample: dict, outputs: dict[str, np.ndarray], path: Path, n: int = 6, half: int = 28,

@@ -1,0 +1,179 @@
+"""Gap truth cut into closed drawings, the real-line-art metrics, the studio-style generator and
+the classical closer's behaviour on such drawings (issue 15), on tiny hand-made drawings."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from celgraph.models.autoclose import autoclose
+from celgraph.synth.gaps import cut_gaps, free_ends_joined, regions_split, score_closing, stroke_width
+from celgraph.synth.genga import STYLES, make_genga
+
+
+def square(size=64, lo=12, hi=52, width=1):
+    """A closed square outline, ``width`` px thick, on paper."""
+    ink = np.zeros((size, size), bool)
+    for k in range(width):
+        ink[lo + k, lo:hi] = ink[hi - 1 - k, lo:hi] = True
+        ink[lo:hi, lo + k] = ink[lo:hi, hi - 1 - k] = True
+    return ink
+
+
+def sample_with_one_gap(width=1):
+    """The square with a 5-px gap cut in its top side: a cut_gaps-shaped dict with known truth."""
+    gt = square(width=width)
+    cut = gt.copy()
+    cut[12:12 + width, 30:35] = False
+    cut_id = np.zeros(gt.shape, np.int32)
+    cut_id[gt & ~cut] = 1
+    return {"lines": cut.astype(np.float32), "gt": gt.astype(np.float32), "gap_mask": gt & ~cut,
+            "cuts": [{"center": (32, 12), "radius": 2.5, "kind": "stroke"}], "free_ends": [], "cut_id": cut_id}
+
+
+# ---------------------------------------------------------------- metrics
+
+def test_stroke_width_reads_the_drawn_width():
+    line1 = np.zeros((20, 40), bool)
+    line1[10, 5:35] = True
+    line3 = np.zeros((20, 40), bool)
+    line3[9:12, 5:35] = True
+    assert stroke_width(line1) == pytest.approx(1.0, abs=0.05)
+    assert stroke_width(line3) == pytest.approx(3.0, abs=0.4)
+    assert stroke_width(np.zeros((5, 5), bool)) == 0.0
+
+
+def test_the_uncut_drawing_scores_perfectly_and_the_cut_one_leaks():
+    s = sample_with_one_gap()
+    perfect = score_closing(s["gt"] >= 0.5, s)
+    assert perfect["recall"] == 1.0 and perfect["restored"] == 1.0 and perfect["spurious_pct"] == 0.0
+    assert perfect["width_ratio"] == pytest.approx(1.0, abs=0.05)
+    assert perfect["leaks_cut"] == 1 and perfect["leaks_left"] == 0
+    raw = score_closing(s["lines"] >= 0.5, s)
+    assert raw["leaks_left"] == 1 and raw["restored"] == 0.0 and raw["recall"] < 0.5
+
+
+def test_a_blob_closure_is_too_wide_and_a_closure_outside_the_drawing_is_spurious():
+    s = sample_with_one_gap()
+    blob = s["lines"] >= 0.5
+    blob[10:15, 29:36] = True                       # closes the gap, 5 px thick
+    sc = score_closing(blob, s)
+    assert sc["restored"] == 1.0
+    assert sc["width_ratio"] > 2.5
+    assert sc["spurious_pct"] > 0
+
+
+def test_a_free_end_joined_to_its_neighbour_counts_and_splits_a_region():
+    ink = square()
+    ink[30, 12:40] = True                           # a stroke from the left side, ending freely at x=39
+    ends = [(39, 30, 1.0)]
+    joined = ink.copy()
+    joined[30, 40:52] = True                        # extended to the right side: closes a region
+    assert free_ends_joined(joined, ink, ends) == 1
+    assert free_ends_joined(ink, ink, ends) == 0
+    assert regions_split(joined, ink) == 1
+    assert regions_split(ink, ink) == 0
+
+
+def test_cut_gaps_truth_matches_the_pixels_and_keeps_free_ends_whole():
+    ink = square(96, 10, 86, width=2)
+    ink[48, 10:60] = True                           # a free stroke (T on the left, free at x=59)
+    ink[48, 10:60] |= True
+    a, b = cut_gaps(ink, seed=3, n_cuts=4, max_gap=8), cut_gaps(ink, seed=3, n_cuts=4, max_gap=8)
+    assert np.array_equal(a["lines"], b["lines"]) and a["cuts"] == b["cuts"]      # seeded
+    gt, cut = a["gt"] >= 0.5, a["lines"] >= 0.5
+    assert np.array_equal(a["gap_mask"], gt & ~cut)
+    assert np.array_equal(a["cut_id"] > 0, a["gap_mask"])
+    assert not (cut & ~gt).any()                    # cutting only removes ink
+    assert len(a["cuts"]) >= 1
+    assert any(abs(x - 59) <= 1 and y == 48 for x, y, _ in a["free_ends"])
+    for x, y, _ in a["free_ends"]:                  # no cut near a free end
+        for c in a["cuts"]:
+            assert np.hypot(c["center"][0] - x, c["center"][1] - y) > 8
+
+
+# ---------------------------------------------------------------- generator
+
+@pytest.mark.parametrize("style", STYLES)
+def test_make_genga_is_seeded_and_its_coverage_is_the_scan(style):
+    a = make_genga(5, 256, 256, style=style)
+    b = make_genga(5, 256, 256, style=style)
+    assert np.array_equal(a["lines"], b["lines"]) and a["style"] == style
+    lum = a["rgb"] @ np.float32([0.2126, 0.7152, 0.0722])
+    np.testing.assert_allclose(a["lines"], np.clip(1 - lum, 0, 1), atol=1e-5)
+    assert np.array_equal(a["ink"], a["lines"] >= 0.5)
+    assert 0.002 < a["ink"].mean() < 0.2
+    assert not np.array_equal(a["lines"], make_genga(6, 256, 256, style=style)["lines"])
+
+
+def test_genga_style_is_aliased_and_pencil_has_faint_construction_lines():
+    g = make_genga(1, 256, 256, style="genga")
+    black = (g["rgb"].max(-1) < 0.05) | (g["rgb"].min(-1) > 0.95)
+    coloured = ~black                                # trace lines: pure red or blue, no grey ramps
+    assert set(np.unique(g["lines"][black]).round(4)) <= {0.0, 1.0}
+    assert coloured.any()
+    p = make_genga(1, 256, 256, style="pencil")
+    assert ((p["lines"] > 0.08) & (p["lines"] < 0.4)).sum() > 50
+
+
+def test_genga_drawings_hold_free_ends_closed_regions_and_junctions():
+    d = make_genga(2, 384, 384, style="pen")
+    c = cut_gaps(d["ink"], seed=0, n_cuts=10)
+    assert len(c["free_ends"]) >= 10                 # strands, folds, hatching, notes
+    n, _ = cv2.connectedComponents((~d["ink"]).astype(np.uint8), connectivity=4)
+    assert n - 1 >= 10                               # many closed regions
+    assert sum(k["kind"] == "junction" for k in c["cuts"]) >= 1
+
+
+# ---------------------------------------------------------------- the classical closer
+
+def test_autoclose_continues_a_2px_stroke_at_2px():
+    s = sample_with_one_gap(width=2)
+    closed, added = autoclose(s["lines"], max_gap=12)
+    sc = score_closing(closed >= 0.5, s)
+    assert sc["restored"] == 1.0
+    assert 0.8 <= sc["width_ratio"] <= 1.25
+
+
+def _y_junction(cut_radius=None):
+    ink = np.zeros((80, 80), np.uint8)
+    c = (40, 40)
+    for ang in (90, 210, 330):
+        a = np.radians(ang)
+        cv2.line(ink, c, (int(40 + 38 * np.cos(a)), int(40 + 38 * np.sin(a))), 1, 1, cv2.LINE_8)
+    cv2.circle(ink, c, 38, 1, 1, cv2.LINE_8)
+    ink = ink.astype(bool)
+    if cut_radius:
+        yy, xx = np.mgrid[:80, :80]
+        ink &= (yy - 40) ** 2 + (xx - 40) ** 2 > cut_radius ** 2
+    return ink
+
+
+def test_autoclose_restores_a_missed_y_junction():
+    gt = _y_junction()
+    cut = _y_junction(cut_radius=4)
+    closed, _ = autoclose(cut.astype(np.float32), max_gap=12)
+    n_gt = cv2.connectedComponents((~gt).astype(np.uint8), connectivity=4)[0]
+    n_cut = cv2.connectedComponents((~cut).astype(np.uint8), connectivity=4)[0]
+    n_closed = cv2.connectedComponents((closed < 0.5).astype(np.uint8), connectivity=4)[0]
+    assert n_cut < n_gt
+    assert n_closed == n_gt
+
+
+def _stroke_towards_a_wall(tapered: bool):
+    """A 3-px horizontal stroke ending 6 px short of a vertical line, inside a closed box."""
+    lines = np.zeros((60, 80), np.float32)
+    cv2.rectangle(lines, (2, 2), (77, 57), 1.0, 1)
+    cv2.line(lines, (60, 2), (60, 57), 1.0, 1)
+    for x in range(2, 54):
+        w = 3 if not tapered or x < 44 else 1
+        lines[30 - w // 2:30 + w // 2 + 1, x] = 1.0
+    return lines
+
+
+def test_autoclose_leaves_a_tapered_free_end_open_but_closes_a_blunt_one():
+    blunt, _ = autoclose(_stroke_towards_a_wall(False), max_gap=12)
+    tapered, _ = autoclose(_stroke_towards_a_wall(True), max_gap=12)
+    assert (blunt[30, 54:60] >= 0.5).all()
+    assert not (tapered[28:33, 54:60] >= 0.5).any()
+    assert (autoclose(_stroke_towards_a_wall(True), max_gap=12, min_taper=0.0)[0][30, 54:60] >= 0.5).all()
