@@ -201,7 +201,8 @@ class WebServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._thumbs: OrderedDict = OrderedDict()
-        self._thumb_lock = threading.Lock()
+        self._thumb_lock = threading.Lock()        # guards both caches
+        self._graphs: OrderedDict = OrderedDict()
 
     @property
     def url(self) -> str:
@@ -290,7 +291,18 @@ class WebServer:
 
     def graph(self, job) -> dict:
         """The submitted scene as nodes (type, params with defaults, typed ports, state-free) and
-        typed links, laid out in columns."""
+        typed links, laid out in columns. A job's scene never changes: computed once per job."""
+        with self._thumb_lock:
+            if job.id in self._graphs:
+                return self._graphs[job.id]
+        g = self._graph(job)
+        with self._thumb_lock:
+            self._graphs[job.id] = g
+            while len(self._graphs) > self.THUMB_CACHE:
+                self._graphs.popitem(last=False)
+        return g
+
+    def _graph(self, job) -> dict:
         try:
             scene = json.loads(job.record.scene or "{}")
         except ValueError:
