@@ -156,10 +156,21 @@ def test_page_progress_thumbnails_graph_cancel_and_resume(browser, tmp_path):
         job3 = c.submit(bad, workers=1, label="fails at frame 2")
         c.wait(job3, timeout=60)
         d.get(w.url + "#" + job3)
-        wait_for(d, "!document.getElementById('job-error').hidden", what="the error box")
+        wait_for(d, "!document.getElementById('job-error').hidden && "
+                    "document.getElementById('job-title').textContent.startsWith('fails at frame 2')",
+                 what="the error box")
         err = d.find_element("id", "job-error").text
         assert "node bad" in err and "type test.FailOn" in err and "frame 2" in err and "synthetic failure" in err
-        assert d.execute_script("return document.querySelector('#graph g.node[data-node=\"bad\"]').dataset.state") == "failed"
+        wait_for(d, "document.querySelector('#graph g.node[data-node=\"bad\"]') && "
+                    "document.querySelector('#graph g.node[data-node=\"bad\"]').dataset.state === 'failed'",
+                 what="the failed node drawn red")
+
+        # the node catalogue, from the descriptors
+        d.find_element("id", "tab-nodes").click()
+        wait_for(d, "document.querySelectorAll('#catalogue details').length > 0", what="the catalogue")
+        ids = d.execute_script("return [...document.querySelectorAll('#catalogue details')].map(x => x.dataset.type)")
+        assert sorted(ids) == sorted(t.id for t in g.engine.registry.all())
+        d.find_element("id", "tab-jobs").click()
 
         shot = os.environ.get("CELGRAPH_WEB_SCREENSHOT")
         if shot:

@@ -72,6 +72,9 @@ async function refreshJobs() {
       el("div", {class: "mini"}, bar));
   }));
   $("no-jobs").hidden = jobs.length > 0;
+  const count = (state) => jobs.filter((j) => j.state === state).length;
+  $("server-info").dataset.jobs = `${count("running")} running, ${count("queued")} queued`;
+  showInfo();
   const rec = jobs.find((j) => j.id === S.job);
   if (rec) showRecord(rec);
   if (!S.job && jobs.length && !location.hash) selectJob(jobs[0].id);
@@ -80,8 +83,14 @@ async function refreshJobs() {
 async function refreshInfo() {
   try {
     const i = await api("info");
-    $("server-info").textContent = `v${i.version} · gRPC ${i.grpc_address} · ${i.jobs_running} running, ${i.jobs_queued} queued`;
+    $("server-info").dataset.server = `v${i.version} · gRPC ${i.grpc_address}`;
+    $("server-info").dataset.jobs = `${i.jobs_running} running, ${i.jobs_queued} queued`;
+    showInfo();
   } catch (e) {}
+}
+function showInfo() {
+  const d = $("server-info").dataset;
+  $("server-info").textContent = [d.server, d.jobs].filter(Boolean).join(" · ");
 }
 
 // ---- one job ----
@@ -95,6 +104,9 @@ function selectJob(id) {
   if (location.hash.slice(1) !== id) history.replaceState(null, "", "#" + id);
   for (const li of $("jobs").children) li.classList.toggle("selected", li.dataset.id === id);
   $("job").hidden = false;
+  $("job-error").hidden = true; $("cancel").hidden = true;             // nothing of the last job stays
+  $("job-state").textContent = ""; $("job-state").className = "state";
+  $("graph").replaceChildren(); $("frame").value = 0; $("frame-label").textContent = "";
   $("events").tBodies[0].replaceChildren();
   $("pictures").replaceChildren();
   $("node-panel").replaceChildren(el("p", {class: "muted"}, "Click a node to see its params and outputs."));
@@ -102,7 +114,7 @@ function selectJob(id) {
   // events seen before a reload: keep them, ask the server only for what follows
   try {
     const kept = JSON.parse(sessionStorage.getItem(storeKey(id)) || "[]");
-    for (const ev of kept) addEvent(ev, false);
+    for (const ev of kept) addEvent(ev);
   } catch (e) { S.events = []; S.lastSeq = 0; }
   S.resumedFrom = S.lastSeq;
   renderEvents();
@@ -116,11 +128,11 @@ function openStream(id) {
   // EventSource reconnects by itself and sends Last-Event-ID (= the last seq): the server resumes there
   const src = new EventSource(`/api/jobs/${id}/events?from=${S.lastSeq}`);
   S.source = src;
-  src.onmessage = (m) => { if (S.job === id) { addEvent(JSON.parse(m.data), true); scheduleUpdate(); } };
+  src.onmessage = (m) => { if (S.job === id) { addEvent(JSON.parse(m.data)); scheduleUpdate(); } };
   src.addEventListener("end", () => { src.close(); if (S.source === src) S.source = null; });
 }
 
-function addEvent(ev, live) {
+function addEvent(ev) {
   if (ev.seq <= S.lastSeq) return;                         // already seen (a reconnect may repeat none, but be safe)
   if (ev.seq !== S.lastSeq + 1) S.gaps += 1;               // never expected: counted so tests can see
   S.events.push(ev); S.lastSeq = ev.seq;
@@ -131,7 +143,6 @@ function addEvent(ev, live) {
     else if (ev.kind === "task_finished") st.finished++;
     else if (ev.kind === "task_failed") st.failed++;
   }
-  if (live) S.pending = true;
 }
 
 let updateTimer = null;
@@ -374,7 +385,7 @@ async function start() {
   await refreshJobs();
   const want = location.hash.slice(1);
   if (/^[0-9a-f]{32}$/.test(want)) selectJob(want);
-  timers = [setInterval(refreshJobs, 1000), setInterval(refreshInfo, 5000)];
+  timers = [setInterval(refreshJobs, 1000), setInterval(refreshInfo, 10000)];
 }
 window.addEventListener("hashchange", () => {
   const want = location.hash.slice(1);
