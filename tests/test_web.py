@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -78,7 +79,7 @@ def sse(web, job_id, from_seq=0, last_event_id=None) -> tuple[list[dict], bool]:
     headers = {"Accept": "text/event-stream"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
-    query = f"?from={from_seq}" if last_event_id is None else ""
+    query = f"?from={from_seq}" if from_seq else ""
     req = urllib.request.Request(f"{web.url}api/jobs/{job_id}/events{query}", headers=headers)
     events, ended, kind, ids = [], False, "message", []
     with urllib.request.urlopen(req, timeout=30) as r:
@@ -128,6 +129,8 @@ def test_live_events_equal_watchjob_and_resume_by_seq(serve, tmp_path):
         assert ended and [same(e) for e in rest] == [same(e) for e in watched[k:]]
         rest, ended = sse(w, job, last_event_id=k + 1)
         assert ended and [same(e) for e in rest] == [same(e) for e in watched[k + 1:]]
+        rest, ended = sse(w, job, from_seq=1, last_event_id=k)     # a reconnect: the header wins
+        assert ended and [same(e) for e in rest] == [same(e) for e in watched[k:]]
         assert [same(e) for e in get_json(w, f"api/jobs/{job}/events.json?from=3")] == [same(e) for e in watched[3:]]
 
 
@@ -357,3 +360,24 @@ def test_graph_serve_http_prints_the_page_address(tmp_path):
     finally:
         p.terminate()
         assert p.wait(30) == 0
+
+
+def test_open_event_streams_are_bounded(serve):
+    g, w = serve()
+    w._streams = threading.BoundedSemaphore(1)                       # as if 63 other tabs were open
+    with Client(g.address) as c:
+        job = c.submit(slow_scene(frames="1-40", seconds=0.2), workers=1)
+        first = urllib.request.urlopen(f"{w.url}api/jobs/{job}/events", timeout=30)
+        try:
+            assert first.readline().startswith(b"retry:")            # the stream is open and holds the slot
+            status, _, body = get(w, f"api/jobs/{job}/events")
+            assert status == 503 and "event streams are open" in json.loads(body)["message"]
+        finally:
+            first.close()
+            c.cancel(job)
+        c.wait(job, timeout=30)
+    deadline = time.monotonic() + 10                                 # the slot comes back once the stream ends
+    while not w._streams.acquire(blocking=False):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    w._streams.release()

@@ -181,6 +181,7 @@ class WebServer:
     SSE_POLL = 0.5          # s: how often a waiting event stream checks that the server still runs
     SSE_PING = 10.0         # s: a comment line so a closed tab is noticed (the write fails)
     THUMB_CACHE = 256       # rendered thumbnails kept (keyed by file identity and size)
+    MAX_STREAMS = 64        # open event streams (each holds a thread); more: 503, EventSource retries
 
     def __init__(self, grpc_server, host: str | None = None, port: int = 8080, token: str | None = None):
         from .server import GraphServicer, ServiceConfigError, is_loopback
@@ -201,8 +202,10 @@ class WebServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._thumbs: OrderedDict = OrderedDict()
-        self._thumb_lock = threading.Lock()        # guards both caches
+        self._thumb_lock = threading.Lock()        # guards the caches
         self._graphs: OrderedDict = OrderedDict()
+        self._keys: OrderedDict = OrderedDict()
+        self._streams = threading.BoundedSemaphore(self.MAX_STREAMS)
 
     @property
     def url(self) -> str:
@@ -337,12 +340,20 @@ class WebServer:
         return {"job_id": job.id, "frames": scene.get("frames"), "nodes": nodes, "links": links}
 
     def _task_keys(self, job) -> dict:
-        """(node, frame or None) → cache key of the task, from the job's events."""
-        events, _ = job.wait_events(0, 0)
-        keys = {}
-        for ev in events:
-            if ev.get("kind") in ("task_finished", "task_cached") and ev.get("key") and ev.get("node"):
-                keys[(ev["node"], ev.get("frame"))] = ev["key"]
+        """(node, frame or None) → cache key of the task, from the job's events (read once: each
+        call adds only the events logged since the last)."""
+        with self._thumb_lock:
+            seq, keys = self._keys.get(job.id, (0, {}))
+        events, _ = job.wait_events(seq, 0)
+        if events:
+            keys = dict(keys)
+            for ev in events:
+                if ev.get("kind") in ("task_finished", "task_cached") and ev.get("key") and ev.get("node"):
+                    keys[(ev["node"], ev.get("frame"))] = ev["key"]
+            with self._thumb_lock:
+                self._keys[job.id] = (events[-1]["seq"], keys)
+                while len(self._keys) > self.THUMB_CACHE:
+                    self._keys.popitem(last=False)
         return keys
 
     def pictures(self, job) -> dict:
@@ -478,8 +489,7 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.wfile.write(body)
 
     def _json(self, obj, status: int = 200, headers: dict | None = None) -> None:
         self._send(status, json.dumps(obj, default=str).encode(), "application/json", headers)
@@ -559,8 +569,16 @@ class _Handler(BaseHTTPRequestHandler):
             events, _ = job.wait_events(_int(q.get("from", "0"), "from"), 0)
             return self._json(events)
         if rest == ["events"]:
-            after = _int(q.get("from") or self.headers.get("Last-Event-ID") or "0", "from")
-            return self._stream(job, after)
+            after = _int(q.get("from") or "0", "from")
+            # EventSource resends Last-Event-ID on reconnecting (the URL keeps its first from=)
+            if self.headers.get("Last-Event-ID"):
+                after = max(after, _int(self.headers["Last-Event-ID"], "Last-Event-ID"))
+            if not web._streams.acquire(blocking=False):
+                raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, f"{web.MAX_STREAMS} event streams are open")
+            try:
+                return self._stream(job, after)
+            finally:
+                web._streams.release()
         if rest == ["graph"]:
             return self._json(web.graph(job))
         if rest == ["pictures"]:
@@ -609,9 +627,6 @@ class _Handler(BaseHTTPRequestHandler):
                 last_write = time.monotonic()
 
     def do_GET(self):
-        self._dispatch("GET")
-
-    def do_HEAD(self):
         self._dispatch("GET")
 
     def do_POST(self):
