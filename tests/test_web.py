@@ -274,6 +274,10 @@ def test_thumbnails_refuse_paths_outside_the_jobs_outputs(serve, tmp_path):
     np.save(tmp_path / "real.npy", np.zeros((4, 4), np.float32))
     planted.symlink_to(tmp_path / "real.npy")
     assert get(w, f"api/jobs/{job}/thumb?" + urllib.parse.urlencode({"path": str(planted)}))[0] == 403
+    # a file the policy allows that is no picture (an entry's meta.json) is 422, not a crash
+    meta = next(g.engine.store.objects.glob("*/*/meta.json"))
+    status, _, body = get(w, f"api/jobs/{job}/thumb?" + urllib.parse.urlencode({"path": str(meta)}))
+    assert status == 422 and "not a picture" in json.loads(body)["message"]
     # the same path policy as ReadOutput: ask it about the same paths
     with Client(g.address) as c:
         from celgraph.service.client import ServiceError
