@@ -160,7 +160,8 @@ def test_jobs_list_progress_and_failure_names_node_type_frame(serve):
         c.wait(ok, timeout=30), c.wait(bad, timeout=30)
     jobs = {j["id"]: j for j in get_json(w, "api/jobs")}
     assert jobs[ok]["state"] == "succeeded" and jobs[ok]["progress"] == 1.0 and jobs[ok]["label"] == "fine"
-    assert "scene" not in jobs[ok]                                    # the list stays small
+    assert "scene" not in jobs[ok] and jobs[ok]["outputs"] == 3      # the polled list stays small
+    assert len(get_json(w, f"api/jobs/{ok}")["outputs"]) == 3
     err = get_json(w, f"api/jobs/{bad}")["error"]
     assert (err["code"], err["node"], err["node_type"], err["frame"]) == ("node_failed", "bad", "test.FailOn", 2)
     assert "synthetic failure" in err["message"]

@@ -13,7 +13,7 @@ downloaded assets). API (JSON unless noted; see docs/service.md):
 
     GET  /api/info                       server version, limits, token_required
     GET  /api/nodes                      the node catalogue (NodeType.describe() of every type)
-    GET  /api/jobs[?limit=N]             jobs, newest first (the record without the scene text)
+    GET  /api/jobs[?limit=N]             jobs, newest first (records without the scene, outputs counted)
     GET  /api/jobs/<id>                  one job
     POST /api/jobs/<id>/cancel           CancelJob
     GET  /api/jobs/<id>/events?from=SEQ  text/event-stream: WatchJob's events (id: = seq; resumes
@@ -280,9 +280,13 @@ class WebServer:
             raise HttpError(HTTPStatus.NOT_FOUND, str(e)) from None
 
     @staticmethod
-    def job_dict(job) -> dict:
+    def job_dict(job, brief: bool = False) -> dict:
+        """The record without the scene text, plus `progress`; `brief` (the polled queue): the
+        outputs as a count, so a page polling a long queue stays cheap."""
         d = job.snapshot().to_dict()
         d.pop("scene", None)
+        if brief:
+            d["outputs"] = len(d["outputs"])
         total, done = d["tasks_total"], d["tasks_done"]
         d["progress"] = 1.0 if d["state"] == "succeeded" else (done / total if total else 0.0)
         return d
@@ -554,7 +558,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(web.nodes(), headers={"Cache-Control": "private, max-age=60"})
         if method == "GET" and parts == ["jobs"]:
             limit = _int(q.get("limit", "200"), "limit")
-            return self._json([web.job_dict(j) for j in web.manager.list(limit)])
+            return self._json([web.job_dict(j, brief=True) for j in web.manager.list(limit)])
         if len(parts) < 2 or parts[0] != "jobs":
             raise HttpError(HTTPStatus.NOT_FOUND, f"no API {'/'.join(parts)!r}")
         job = web.job(parts[1])
