@@ -127,7 +127,7 @@ def test_page_progress_thumbnails_graph_cancel_and_resume(browser, tmp_path):
         assert page_events(d) == watch_events(c, job)
 
         # ---- a second job: reload mid-run, the events resume by seq; then Cancel on the page ----
-        slow = {"celgraph": 1, "frames": "1-60", "nodes": {
+        slow = {"celgraph": 1, "frames": "1-400", "nodes": {          # ~100 s: cancelled long before
             "src": {"type": "test.Source"},
             "slow": {"type": "test.Slow", "inputs": {"image": "src.image"}, "params": {"seconds": 0.25}}}}
         job2 = c.submit(slow, workers=1, label="slow one")
@@ -170,7 +170,9 @@ def test_page_progress_thumbnails_graph_cancel_and_resume(browser, tmp_path):
         wait_for(d, "document.querySelectorAll('#catalogue details').length > 0", what="the catalogue")
         ids = d.execute_script("return [...document.querySelectorAll('#catalogue details')].map(x => x.dataset.type)")
         assert sorted(ids) == sorted(t.id for t in g.engine.registry.all())
+        assert not d.find_element("id", "jobs-view").is_displayed()      # one tab at a time
         d.find_element("id", "tab-jobs").click()
+        assert d.find_element("id", "jobs-view").is_displayed() and not d.find_element("id", "nodes-view").is_displayed()
 
         shot = os.environ.get("CELGRAPH_WEB_SCREENSHOT")
         if shot:
