@@ -340,6 +340,8 @@ def test_token_required_off_loopback(serve, tmp_path):
     cookie = headers["Set-Cookie"]
     assert status == 200 and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert get(w, "api/jobs", headers={"Cookie": cookie.split(";")[0]}, base=base)[0] == 200
+    assert "s3cret" not in cookie                                       # a digest, not the token
+    assert get(w, "api/jobs", headers={"Cookie": "celgraph_token=s3cret"}, base=base)[0] == 401
 
 
 def test_without_a_token_only_a_loopback_host_header_is_served(serve):

@@ -32,6 +32,7 @@ reach the API by DNS rebinding), and a POST from another origin is refused.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -197,7 +198,6 @@ class WebServer:
         self.manager = grpc_server.manager
         self.engine = grpc_server.engine
         self.policy = GraphServicer(grpc_server)        # ReadOutput's path checks, one place
-        self.loopback_only = is_loopback(self.host)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -268,7 +268,12 @@ class WebServer:
         except Exception:        # noqa: BLE001 — a malformed cookie header is no token
             return False
         morsel = cookie.get(COOKIE)
-        return morsel is not None and hmac.compare_digest(f"Bearer {morsel.value}".encode(), expected)
+        return morsel is not None and hmac.compare_digest(morsel.value.encode(), self.cookie_value().encode())
+
+    def cookie_value(self) -> str:
+        """What the login cookie holds: a digest of the token (any characters fit, and the token
+        itself never sits in the browser's cookie jar)."""
+        return hashlib.sha256(b"celgraph-web-cookie\0" + self.token.encode()).hexdigest()
 
     # ---- jobs ----
     def job(self, job_id: str):
@@ -534,7 +539,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._json({"token_required": False})
                 if not web.authorized(self.headers) or not self.headers.get("Authorization"):
                     raise HttpError(HTTPStatus.UNAUTHORIZED, "wrong token")
-                cookie = f"{COOKIE}={web.token}; HttpOnly; SameSite=Strict; Path=/"
+                cookie = f"{COOKIE}={web.cookie_value()}; HttpOnly; SameSite=Strict; Path=/"
                 return self._json({"token_required": True}, headers={"Set-Cookie": cookie})
             if not web.authorized(self.headers):
                 raise HttpError(HTTPStatus.UNAUTHORIZED,
