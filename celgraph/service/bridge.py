@@ -59,6 +59,14 @@ def cmd_serve(args) -> int:
                              max_message_bytes=int(args.max_message_mb * (1 << 20)), max_queue=args.max_queue,
                              keep_jobs=args.keep_jobs, executor=executor)
         server.start()
+        web = None
+        if args.http is not None:              # the browser page, on the same job manager
+            from .web import WebServer
+            try:
+                web = WebServer(server, port=args.http).start()
+            except BaseException:
+                server.stop(grace=0)
+                raise
     except (ServiceConfigError, CelgraphError) as e:
         print(f"graph serve: {e}", file=sys.stderr)
         if executor is not None:
@@ -69,11 +77,14 @@ def cmd_serve(args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     _emit({"type": "serving", "address": server.address, "pid": os.getpid(), "token_required": bool(server.token),
            "store_root": str(server.engine.store.root), "state_dir": str(server.job_store.root),
-           "base_dir": str(server.manager.base_dir), "max_jobs": server.max_jobs})
+           "base_dir": str(server.manager.base_dir), "max_jobs": server.max_jobs,
+           **({"http": web.url} if web is not None else {})})
     while not stop.wait(0.5):
         pass
     print("graph serve: stopping (running jobs get 5 s, then they are interrupted)", file=sys.stderr)
     server.stop(grace=5.0)
+    if web is not None:
+        web.stop()
     if executor is not None:
         executor.close()
     return EXIT_OK
@@ -241,6 +252,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 = any free port)")
     s.add_argument("--token", default=os.environ.get("CELGRAPH_TOKEN"),
                    help="require 'authorization: Bearer TOKEN' on every call (default $CELGRAPH_TOKEN)")
+    s.add_argument("--http", type=int, metavar="PORT",
+                   help="also serve the web page (queue, progress, graph, pictures) on this port, same host "
+                        "and token rules (0 = any free port)")
     s.add_argument("--max-jobs", type=int, default=2, help="jobs run at once (default 2); others wait queued")
     s.add_argument("--max-queue", type=int, default=1000, help="queued jobs accepted (default 1000)")
     s.add_argument("--cache-dir", help="disk cache folder (default $CELGRAPH_CACHE or ~/.cache/celgraph)")
