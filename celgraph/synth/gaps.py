@@ -43,7 +43,8 @@ def stroke_width(piece: np.ndarray) -> float:
 
 
 def cut_gaps(ink, seed=0, n_cuts: int | None = None, min_gap: float = 1.0, max_gap: float = 12.0,
-             p_junction: float = 0.35, per_px: float = 600.0, clearance: float = 6.0) -> dict:
+             p_junction: float = 0.35, per_px: float = 600.0, clearance: float = 6.0,
+             coverage: np.ndarray | None = None) -> dict:
     """Erase short pieces of the strokes of a closed drawing (bool H×W ink).
 
     Each cut is a disc of diameter L ~ U[min_gap, max_gap] px centred on a skeleton pixel: a plain
@@ -56,7 +57,9 @@ def cut_gaps(ink, seed=0, n_cuts: int | None = None, min_gap: float = 1.0, max_g
     Returns a dict: ``lines`` (H×W float32 coverage of the cut drawing), ``gt`` (the uncut ink,
     float32), ``gap_mask`` (bool, erased ink), ``cuts`` (list of dicts: ``center`` (x, y),
     ``radius``, ``kind`` 'stroke' | 'junction'), ``free_ends`` (list of (x, y, width)) and
-    ``cut_id`` (int32 H×W: 1 + index of the cut that erased each pixel, 0 elsewhere)."""
+    ``cut_id`` (int32 H×W: 1 + index of the cut that erased each pixel, 0 elsewhere).
+    With ``coverage`` (the drawing's anti-aliased ink coverage, of which ``ink`` is the ≥ 0.5
+    mask), ``lines`` and ``gt`` are coverage: the cut discs are erased from it whole, fringes too."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     ink = np.asarray(ink)
     ink = ink if ink.dtype == bool else ink >= 0.5
@@ -97,6 +100,15 @@ def cut_gaps(ink, seed=0, n_cuts: int | None = None, min_gap: float = 1.0, max_g
         cut_id[y0:y1, x0:x1][erase] = len(cuts) + 1
         cuts.append({"center": (x, y), "radius": r, "kind": kind})
         cv2.circle(blocked, (x, y), int(np.ceil(r + max_gap + clearance)), 1, -1)
+    if coverage is not None:
+        discs = np.zeros((H, W), np.uint8)
+        for c in cuts:
+            cv2.circle(discs, (c["center"][0] * 16, c["center"][1] * 16), int(round((c["radius"] + 0.5) * 16)), 1,
+                       -1, cv2.LINE_8, 4)
+        gt_cov = np.asarray(coverage, np.float32)
+        cut_cov = np.where(discs > 0, np.float32(0), gt_cov)
+        return {"lines": cut_cov, "gt": gt_cov, "gap_mask": ink & (cut_cov < 0.5), "cuts": cuts,
+                "free_ends": free_ends, "cut_id": np.where(ink & (cut_cov < 0.5), cut_id, 0)}
     return {"lines": cut.astype(np.float32), "gt": ink.astype(np.float32), "gap_mask": ink & ~cut,
             "cuts": cuts, "free_ends": free_ends, "cut_id": cut_id}
 

@@ -1,6 +1,10 @@
 """Train the GapFill networks on synthetic line art: ``graph train gapfill``.
 
-Data (:func:`make_pool`): seeded :func:`celgraph.synth.make_lineart` frames at 1920×1080,
+Data (:func:`make_pool`): half the frames (:data:`GENGA_SHARE`) are studio-style drawings of
+:func:`celgraph.synth.genga.make_genga` (1-px aliased genga, pen, pencil; dense strands, folds,
+junctions, trace lines, sheet notes) with gaps cut along strokes and at junctions by
+:func:`celgraph.synth.gaps.cut_gaps` (their free stroke ends are the open-end mask); the other half
+are seeded :func:`celgraph.synth.make_lineart` frames at 1920×1080,
 1280×720 and 960×540 (line widths ≈ 1.5-5 px, like the benchmark's 1080p frames), degraded by
 :func:`celgraph.synth.degrade_lines` with the full degradation set — arc-length cuts of 1-12 px
 (round caps, 40 % tapered ends), junction shortfalls, 20 % of frames with 1-2 FillLineGaps-style
@@ -54,23 +58,45 @@ POOL_SEED0 = 1_000_000
 VAL_SEEDS = (900_000, 900_001, 900_002, 900_003)
 DEFAULT_POOL = os.environ.get("CELGRAPH_GAPFILL_POOL", "/work/scratch/gapfill/pool")
 SIZES = ((1920, 1080), (1280, 720), (960, 540))
+GENGA_SHARE = 0.5      # share of training frames drawn in the studio styles of celgraph.synth.genga
 PATCH = 256
 
 
 # ---------------------------------------------------------------- data
 
-def degraded_frame(seed: int, size: tuple[int, int] | None = None, threshold: float = 0.5) -> dict:
-    """One seeded training frame: make_lineart + degrade_lines (full set) + endpoint map."""
+def degraded_frame(seed: int, size: tuple[int, int] | None = None, threshold: float = 0.5,
+                   genga_share: float = GENGA_SHARE) -> dict:
+    """One seeded training frame with its endpoint map: with probability ``genga_share`` a
+    studio-style drawing (celgraph.synth.genga: genga / pen / pencil) with gaps cut along strokes
+    and at junctions (celgraph.synth.gaps.cut_gaps), else make_lineart + degrade_lines (full set)."""
     from celgraph.synth import degrade_lines, make_lineart
     rng = np.random.default_rng([seed, 17])
     W, H = size or SIZES[int(rng.choice(len(SIZES), p=[0.45, 0.35, 0.2]))]
-    sample = make_lineart(seed, W, H, with_color=False)
-    d = degrade_lines(sample, rng, max_gap=12, min_gap=1, n_cuts=(2, 10), n_short=(1, 6), p_taper=0.4,
-                      n_erase=int(rng.integers(1, 3)) if rng.random() < 0.2 else 0, p_identity=0.08)
+    if rng.random() < genga_share:
+        d = genga_frame(seed, W, H, rng)
+    else:
+        sample = make_lineart(seed, W, H, with_color=False)
+        d = degrade_lines(sample, rng, max_gap=12, min_gap=1, n_cuts=(2, 10), n_short=(1, 6), p_taper=0.4,
+                          n_erase=int(rng.integers(1, 3)) if rng.random() < 0.2 else 0, p_identity=0.08)
     eps = find_endpoints(d["lines"] >= threshold)
     d["endpoints"] = endpoint_map(d["lines"].shape, eps)
     d["eps"] = eps
     return d
+
+
+def genga_frame(seed: int, W: int, H: int, rng: np.random.Generator) -> dict:
+    """A studio-style drawing with cut gaps, in :func:`degrade_lines`' dict shape (lines, gt,
+    gap_mask, gaps with centres, open_mask around the free stroke ends, open_ends)."""
+    from celgraph.synth.gaps import cut_gaps
+    from celgraph.synth.genga import make_genga
+    g = make_genga(seed, W, H)
+    c = cut_gaps(g["ink"], rng, max_gap=12, per_px=float(rng.uniform(250, 600)), coverage=g["lines"])
+    open_mask = np.zeros((H, W), np.uint8)
+    for x, y, w in c["free_ends"]:
+        cv2.circle(open_mask, (x, y), int(round(max(3.0, 2 * w))), 1, -1)
+    return dict(lines=c["lines"], gt=c["gt"], gap_mask=c["gap_mask"],
+                gaps=[{"center": list(k["center"])} for k in c["cuts"]], open_mask=open_mask.astype(bool),
+                open_ends=[(x, y, 0.0, 0.0, w / 2) for x, y, w in c["free_ends"]])
 
 
 def _patch_centres(d: dict, rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
