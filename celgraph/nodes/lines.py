@@ -4,12 +4,16 @@ GapFill takes LineArt (ink coverage 0..1; a Mask links in directly). A scanned o
 drawing (an Image) goes through ToLineArt first (ink = 1 − luminance), then GapFill counts
 coverage ≥ ``threshold`` as ink. Two methods:
 
-* ``classical`` — OpenToonz/Tahoma2D autoclose (celgraph.models.autoclose): skeleton endpoints,
-  direction cones of ``angle``°, gaps up to ``max_gap`` px, segments drawn at the local line
-  width, kept only where they separate two flood-fill regions (Tahoma2D's rule). No weights.
+* ``classical`` (default) — OpenToonz/Tahoma2D autoclose (celgraph.models.autoclose): skeleton
+  endpoints, direction cones of ``angle``°, gaps up to ``max_gap`` px; ends converging on a missed
+  junction or corner joined where they meet (``junctions``); ends whose stroke thins out left open
+  (``taper``: drawn to end there); segments continue the stroke at its own width; kept only where
+  they separate two flood-fill regions (Tahoma2D's rule). No weights. Best on real line art
+  (bench/real.py).
 * ``model`` — the GapUNet network (celgraph.models.gapfill) predicts the ink to add from the ink
   and its endpoint map; added ink is kept where its probability ≥ ``confidence`` and within
-  ``max_gap`` + the line width of a stroke end. A second pass (``passes``) looks again at the tips
+  ``max_gap`` + the line width of a stroke end, and redrawn at the width of the strokes it
+  continues. A second pass (``passes``) looks again at the tips
   of the added ink, which closes extensions that stopped a pixel short of the line they aim at. Frames of any size: by default (``inference`` =
   windows) the network runs only on one window per cluster of stroke ends with 32 px of context
   (a whole-frame pass differs by at most a pixel or two of added ink per page); ``tiles`` runs a
@@ -36,11 +40,13 @@ from ..engine.hashing import file_digest
 from ._weights import bundled_file, weights_issues
 
 BUNDLED_WEIGHTS = {"gapunet": "gapfill_gapunet.safetensors", "lite": "gapfill_lite.safetensors"}
-# What GapFill uses by default, by bench/quality.py's seeded 1920×1080 line art (4 frames): the
-# GapUNet model closes 99.1 % of the gap pixels (classical autoclose 94.7 %, below the 95 % goal)
-# with less spurious ink (6.6 vs 7.5 px/Mpx), as few fill leaks (1 vs 1 of the input's 16) and as
-# few false closures (35 vs 36 px); classical is ≈ 10× faster on a CPU. See MODEL_CARD (gapfill).
-DEFAULT_METHOD = "model"
+# What GapFill uses by default, by bench/real.py --suite gapfill (gaps cut into real production line
+# art, bench/results/real.md): classical autoclose closes the most leaks per spurious pixel, continues
+# strokes at their own width and joins the fewest free ends; the networks, trained on synthetic line
+# art, close fewer leaks (GapUNet) or paint spurious ink and join free strands (lite). The synthetic
+# bench (bench/quality.py) ranked the model first: it measured how well the networks learnt the
+# generator, not the job. See MODEL_CARD (gapfill) and docs/lines_and_color.md.
+DEFAULT_METHOD = "classical"
 
 
 def bundled_weights(network: str) -> Path | None:
@@ -64,8 +70,8 @@ class GapFill(NodeType):
                Out("preview", Image, "the input's ink in black on white, the added ink in red")]
     params = [
         Choice("method", DEFAULT_METHOD, choices=("model", "classical"),
-               help="model = GapUNet network (the benchmark's best: default); classical = OpenToonz autoclose "
-                    "(no weights, ≈ 10× faster on a CPU)"),
+               help="classical = autoclose after OpenToonz with junctions and stroke widths (best on real line "
+                    "art: default; no weights); model = a GapFill network (bundled GapUNet or lite, or weights)"),
         Float("max_gap", 12.0, min=1.0, max=64.0, help="largest gap to close: clear distance between ink ends, px"),
         Float("threshold", 0.5, min=0.01, max=1.0, help="ink coverage at or above this counts as ink"),
         Float("angle", 40.0, min=1.0, max=180.0,
