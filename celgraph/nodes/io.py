@@ -209,7 +209,29 @@ class Read(NodeType):
     def compute(self, ctx: Context):
         path, black = self._source(ctx)
         pixels = read_image(path)
+        if is_sequence(ctx.params.path):
+            self._same_shape_as_first(ctx, path)
         return {"image": np.zeros_like(pixels) if black else pixels}
+
+    def _same_shape_as_first(self, ctx: Context, path: Path) -> None:
+        """A sequence keeps one size and channel count: compare headers with its first frame on disk."""
+        first = next((f for f in ctx.frames if self._file(ctx, ctx.params, f).is_file()), None)
+        ref = self._file(ctx, ctx.params, first) if first is not None else path
+        if ref == path:
+            return
+        (w, h, c), (rw, rh, rc) = _header_shape(path), _header_shape(ref)
+        if (w, h, c) != (rw, rh, rc):
+            raise ValueError(f"frame {ctx.frame}: {path} is {w}×{h} with {c} channels, but frame {first} ({ref}) "
+                             f"is {rw}×{rh} with {rc}: a sequence must keep one size and channel count")
+
+
+def _header_shape(path: Path) -> tuple[int, int, int]:
+    inp = oiio.ImageInput.open(os.fspath(path))
+    if inp is None:
+        raise OSError(f"cannot open image {os.fspath(path)!r}: {oiio.geterror()}")
+    spec = inp.spec()
+    inp.close()
+    return spec.width, spec.height, spec.nchannels
 
 
 AnyImage = PortType("AnyImage", "any image-like value (Image, Mask, LineArt, Flow, Labels)", as_image,

@@ -280,9 +280,11 @@ def check_submission(scene_text: str, base_dir: Path, targets: list[str] | None,
         data = json.loads(scene_text)
     except (ValueError, TypeError) as e:
         return None, None, [Issue("bad_scene", f"the scene is not valid JSON: {e}")]
-    if access is not None and ("\x00" in str(base_dir) or not access.allows(base_dir)):
-        return None, None, [access.refused(f"base_dir {str(base_dir)!r}", "base_dir")]
-    if not base_dir.is_dir():
+    if "\x00" in str(base_dir):
+        return None, None, [Issue("bad_path", "base_dir holds a NUL character", field="base_dir")]
+    # a base_dir outside the allowed folders is not looked at (that would tell whether it exists):
+    # the relative paths that resolve against it are refused below
+    if (access is None or access.allows(base_dir)) and not base_dir.is_dir():
         return None, None, [Issue("file_not_found", f"base_dir {str(base_dir)!r} is not a folder on the server",
                                   field="base_dir")]
     try:
