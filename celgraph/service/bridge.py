@@ -301,7 +301,7 @@ def add_parsers(sub) -> None:
         if name == "submit":
             p.add_argument("--workers", type=int, default=0, help="tasks at once inside the job")
             p.add_argument("--no-cache", action="store_true", help="recompute everything")
-            p.add_argument("--label", help="free text shown in job listings")
+            p.add_argument("--label", help="free text shown in job listings (at most 256 characters)")
             p.add_argument("--watch", action="store_true", help="print the job's events until it finishes")
             watch_opts(p)
     p = add("status", r_status, "the job's record")
