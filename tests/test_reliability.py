@@ -448,3 +448,12 @@ def test_graph_remote_gets_the_coded_refusal_and_graph_run_keeps_full_access(ser
     g.add("Write", name="w", image=read["image"], path=str(outside / "o.####.png"))
     assert main(["run", str(g.save(tmp_path / "base" / "local.json")), "--cache-dir", str(tmp_path / "c2")]) == 0
     assert (outside / "o.0001.png").is_file()
+
+
+def test_graph_serve_takes_allow_and_ram_cache_options(serve, tmp_path):
+    from celgraph.cli import build_parser
+    args = build_parser(["serve"]).parse_args(["serve", "--ram-cache", "64M", "--allow", "/a", "--allow", "/b"])
+    assert args.ram_cache == 64 << 20 and args.allow == ["/a", "/b"]
+    server = serve(ram_bytes=args.ram_cache, allow=[tmp_path / "base"])
+    assert server.engine.ram.max_bytes == 64 << 20
+    assert server.manager.access.roots == [str(tmp_path / "base")]

@@ -269,8 +269,8 @@ class Job:
 
 def check_submission(scene_text: str, base_dir: Path, targets: list[str] | None, frames: str | None,
                      registry=None, access=None):
-    """Parse and validate what a client sent: (graph, frames list or None, issues). `access`: a
-    FileAccess every path of the scene must keep to (base_dir included)."""
+    """Parse and validate what a client sent: (graph, frames list or None, issues). `access`: the
+    FileAccess every file the scene names must keep to (service/access.py)."""
     from ..graph.frames import FrameRangeError, parse_frames
     from ..graph.scene import Graph
     from ..graph.validate import validate
