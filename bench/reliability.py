@@ -113,7 +113,8 @@ def huge_range(work: Path) -> list[tuple[str, str, str, str]]:
 def _version(python: str) -> str:
     r = subprocess.run([python, "-c", "import celgraph, subprocess, os; d = os.path.dirname(celgraph.__file__); "
                         "print(subprocess.run(['git', '-C', d, 'log', '-1', '--format=%h'], capture_output=True, "
-                        "text=True).stdout.strip() or celgraph.__version__)"], capture_output=True, text=True)
+                        "text=True).stdout.strip() or celgraph.__version__)"], capture_output=True, text=True,
+                       cwd=tempfile.gettempdir())       # not this checkout's folder: its celgraph would win
     return f"celgraph at {r.stdout.strip() or '?'}"
 
 
