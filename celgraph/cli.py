@@ -42,6 +42,19 @@ def _parse_size(text: str) -> int:
     return int(float(m[1]) * 1024 ** " kmgt".index(m[2] or " "))
 
 
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+DEFAULT_RAM_CACHE = "2G"
+
+
 def _parse_age(text: str) -> float:
     m = re.fullmatch(r"\s*([\d.]+)\s*([smhdw]?)\s*", text.lower())
     if not m:
@@ -114,7 +127,7 @@ def cmd_run(args) -> int:
         _print_issues([Issue("bad_frames", f"--frames: {e}", field="frames")], args.json)
         return EXIT_INVALID
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
-    engine = Engine(args.cache_dir, use_disk_cache=not args.no_cache)
+    engine = Engine(args.cache_dir, use_disk_cache=not args.no_cache, ram_bytes=args.ram_cache)
     cancel = CancelToken()
     signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())      # farm managers stop jobs this way
     progress = _Progress(args.json)
@@ -317,8 +330,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     r.add_argument("--targets", help="comma-separated node names to compute (default: end nodes)")
     r.add_argument("--cache-dir", help="disk cache folder (default $CELGRAPH_CACHE or ~/.cache/celgraph)")
     r.add_argument("--no-cache", action="store_true", help="recompute everything; read and write no cache")
-    r.add_argument("--workers", type=int, default=None,
-                   help="tasks run at once (default min(4, cores)); with dask-local, worker processes")
+    r.add_argument("--workers", type=_positive, default=None,
+                   help="tasks run at once, at least 1 (default min(4, cores)); with dask-local, worker processes")
+    r.add_argument("--ram-cache", type=_parse_size, default=_parse_size(DEFAULT_RAM_CACHE), metavar="SIZE",
+                   help=f"bound of the in-memory result cache, e.g. 500M, 8G (default {DEFAULT_RAM_CACHE}; 0: none)")
     r.add_argument("--executor", choices=("local", "dask", "dask-local"), default="local",
                    help="local threads (default), a Dask scheduler (--scheduler), or a local Dask cluster")
     r.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://farm:8786")

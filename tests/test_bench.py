@@ -43,3 +43,14 @@ def test_flow_speed_flop_count_extrapolates_exactly():
     with torch.inference_mode(), FlopCounterMode(display=False) as fc:
         model(torch.zeros(1, 3, 32, 48), torch.zeros(1, 3, 32, 48), iters=4, test_mode=True)
     assert abs(bench.raft_gflop(model, 45, 30, 4) - fc.get_total_flops() / 1e9) < 1e-9     # padded to 48×32
+
+
+def test_reliability_bench_shows_outputs_that_settle(tmp_path):
+    out = tmp_path / "reliability.md"
+    r = subprocess.run([sys.executable, str(BENCH / "reliability.py"), "--settle-only", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = {cells[0]: cells[1:] for line in out.read_text().splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    assert rows["`--check` a second later"] == ["0", "10"]
+    assert rows["o.0002.exr deleted"] == ["0", "1"] and rows["next run"] == ["0", "0"]

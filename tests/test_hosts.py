@@ -58,7 +58,9 @@ def server(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELGRAPH_")}
     log = open(d / "serve.log", "w")
     proc = subprocess.Popen([*GRAPH, "serve", "--port", "0", "--cache-dir", str(d / "cache"), "--state-dir",
-                             str(d / "state"), "--base-dir", str(d), "--log-level", "warning"],
+                             str(d / "state"), "--base-dir", str(d), "--log-level", "warning",
+                             # the studio's shared folder: every test's tmp_path/shared lives under it
+                             "--allow", str(tmp_path_factory.getbasetemp())],
                             stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=d)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()

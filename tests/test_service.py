@@ -192,9 +192,10 @@ def test_submit_invalid_graph_is_invalid_argument_with_issues_in_details(stub, c
     assert client.jobs() == []                      # nothing was queued
 
 
-def test_submit_refuses_unknown_targets_frames_and_base_dir(client):
+def test_submit_refuses_unknown_targets_frames_and_base_dir(client, tmp_path):
     for kw, code in (({"targets": ["ghost"]}, "unknown_target"), ({"frames": "5-9"}, "bad_frames"),
-                     ({"frames": "x"}, "bad_frames"), ({"base_dir": "/no/such/folder"}, "file_not_found")):
+                     ({"frames": "x"}, "bad_frames"), ({"base_dir": str(tmp_path / "no/such")}, "file_not_found"),
+                     ({"base_dir": "/no/such/folder"}, "path_not_allowed")):
         with pytest.raises(GraphInvalid) as e:
             client.submit(write_scene(), **kw)
         assert [i.code for i in e.value.issues] == [code], kw

@@ -6,7 +6,8 @@ Disk layout (one folder per task result, renamed into place atomically):
     <root>/objects/<key[:2]>/<key>/meta.json   sidecar: what made it (node type, version, params,
                                                frame, when, sizes) and the value tree
     <root>/objects/<key[:2]>/<key>/a0.npy ...  the arrays, memory-mapped read-only on load
-    <root>/tmp/                                entries being written (never read)
+    <root>/tmp/                                entries being written (never read; what a killed
+                                               process left is swept when a store opens)
 
 A folder is either absent or complete: writers fill a private temp folder and `rename` it in;
 if another process got there first, the loser's copy is discarded (same key → same content).
@@ -174,6 +175,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "celgraph"
 
 
+TMP_STALE_S = 600      # s: a temp entry nobody wrote to for this long belongs to a killed process
+
+
 class DiskStore:
     """Content-addressed store of task results. Safe to share between processes."""
 
@@ -185,6 +189,24 @@ class DiskStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self._objects, self._tmp = str(self.objects), str(self.tmp)
         self._shards: set[str] = set()
+        self.sweep_tmp()
+
+    def sweep_tmp(self, max_age: float = TMP_STALE_S) -> int:
+        """Remove what a killed writer left in tmp/ (entries being written, entries being deleted)
+        untouched for `max_age` s; runs whenever a store is opened. Returns how many it removed."""
+        now, n = time.time(), 0
+        try:
+            items = list(os.scandir(self._tmp))
+        except OSError:
+            return 0
+        for t in items:
+            try:
+                if now - t.stat(follow_symlinks=False).st_mtime > max_age:
+                    shutil.rmtree(t.path, ignore_errors=True) if t.is_dir(follow_symlinks=False) else os.unlink(t.path)
+                    n += 1
+            except OSError:
+                pass
+        return n
 
     def path(self, key: str) -> Path:
         return self.objects / key[:2] / key
@@ -218,12 +240,16 @@ class DiskStore:
         except (OSError, json.JSONDecodeError):
             return None
 
-    def put(self, key: str, value: Any, made_by: dict) -> None:
+    def put(self, key: str, value: Any, made_by: dict, replace: bool = False) -> None:
         """Write atomically: into tmp/, then rename into place. (os.path on this hot path: it
-        runs once per computed task.)"""
+        runs once per computed task.)
+
+        An existing entry is kept (same key → same content) unless `replace`: a side-effect node's
+        value describes the world (the digest of the file Write just wrote), so its newest value
+        must win over a stale one."""
         shard = os.path.join(self._objects, key[:2])
         final = os.path.join(shard, key)
-        if os.path.isfile(os.path.join(final, "meta.json")):
+        if not replace and os.path.isfile(os.path.join(final, "meta.json")):
             return
         work = os.path.join(self._tmp, f"{key}.{uuid.uuid4().hex}")
         os.mkdir(work)
@@ -240,6 +266,8 @@ class DiskStore:
             if shard not in self._shards:
                 os.makedirs(shard, exist_ok=True)
                 self._shards.add(shard)
+            if replace:
+                self.delete(key)                # readers see the old entry, then a miss, then the new
             try:
                 try:
                     os.rename(work, final)
@@ -292,12 +320,7 @@ class DiskStore:
         """Drop entries unused for longer than `older_than_s`, then least-recently-used ones until
         the store fits in `max_bytes`; also sweep abandoned temp folders. Returns (entries, bytes)."""
         now = time.time()
-        for t in self.tmp.iterdir():
-            try:
-                if now - t.stat().st_mtime > 3600:
-                    shutil.rmtree(t, ignore_errors=True)
-            except OSError:
-                pass
+        self.sweep_tmp()
         entries = sorted(self.entries(), key=lambda e: e.last_used)
         total = sum(e.bytes for e in entries)
         removed = freed = 0

@@ -22,6 +22,8 @@ CODES = {
     "file_not_found": "a file a node reads does not exist",
     "bad_path": "an output path has no known format, or no frame pattern for a multi-frame scene",
     "unknown_target": "a requested target is not a node of the scene",
+    "path_not_allowed": "a path a server job would read or write is outside the server's allowed folders",
+    "bad_label": "a job label is too long",
 }
 
 

@@ -136,7 +136,8 @@ def run_task(engine, spec: TaskSpec, load: Callable[[str], dict | None],
     if spec.use_cache and not spec.check:
         if engine.store is not None:
             engine.store.put(spec.key, value, {"type": spec.type_id, "version": node_type.version,
-                                               "node": spec.node, "params": spec.params, "frame": spec.frame})
+                                               "node": spec.node, "params": spec.params, "frame": spec.frame},
+                                  replace=node_type.side_effect)
         engine.ram.put(spec.key, value)
     stored = time.perf_counter() - t1
     emit("task_finished", key=spec.key, seconds=seconds, **ident)

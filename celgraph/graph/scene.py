@@ -199,7 +199,9 @@ class Graph:
         g.ui = data.get("ui")
         g.extra = {k: v for k, v in data.items() if k not in ("celgraph", "frames", "nodes", "ui")}
         issues: list[Issue] = []
-        nodes = data.get("nodes", {})
+        if "nodes" not in data:
+            raise GraphInvalid([Issue("bad_scene", "the scene has no \"nodes\" object (name → node)")])
+        nodes = data["nodes"]
         if not isinstance(nodes, dict):
             raise GraphInvalid([Issue("bad_scene", "\"nodes\" must be an object of name → node")])
         for name, raw in nodes.items():

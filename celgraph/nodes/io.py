@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import time
 import uuid
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +80,12 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: str = "a
     if BIT_DEPTHS[bit_depth].startswith("uint"):
         pixels = np.clip(pixels, 0.0, 1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    # the temp name says who writes it (host, pid), so a later run can sweep what a kill left
+    tmp = path.with_name(f".{path.stem}.{_WRITER}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     buf = oiio.ImageBuf(pixels)
+    # OpenImageIO stamps the time of writing into EXR, TIFF and DPX headers unless DateTime is set;
+    # empty leaves it out, so equal pixels give equal bytes and Write's recorded digest settles.
+    buf.specmod().attribute("DateTime", "")
     if pixels.shape[2] == 2:
         buf.specmod().channelnames = ("R", "G")
     if bit_depth == "10":
@@ -86,9 +93,61 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: str = "a
     try:
         if not buf.write(os.fspath(tmp), BIT_DEPTHS[bit_depth]):
             raise OSError(f"cannot write {os.fspath(path)!r}: {buf.geterror() or oiio.geterror()}")
+        if ext == ".dpx":       # the header's ImageFileName (offset 36, 100 bytes) holds the temp path
+            with open(tmp, "r+b") as f:
+                f.seek(36)
+                f.write(path.name.encode()[:99].ljust(100, b"\0"))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_WRITER = f"{zlib.crc32(socket.gethostname().encode()):08x}-{os.getpid()}"    # host, process
+_TEMP = re.compile(r"^\.(?P<stem>.+)\.(?:(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-)?[0-9a-f]{8}\.tmp(?P<ext>\.\w+)$")
+STALE_TEMP_S = 600      # a temp of another machine (or of a dead writer's pid reused) untouched this long is stale
+_swept: dict[tuple[str, str], float] = {}
+
+
+def sweep_stale_temps(pattern_path: Path, now: float | None = None) -> list[Path]:
+    """Remove the temp files that writes of `pattern_path` (a file or sequence pattern) killed
+    mid-write left in its folder: `.STEM.HOST-PID-XXXXXXXX.tmp.EXT` of this machine whose process is
+    gone, and any (older celgraph versions named them `.STEM.XXXXXXXX.tmp.EXT`) untouched for
+    STALE_TEMP_S. Returns what it removed."""
+    now = time.time() if now is None else now
+    folder = pattern_path.parent
+    names = re.compile(r"-?\d+".join(map(re.escape, _PATTERN.split(pattern_path.name)[::4])) + "$")
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TEMP.match(e.name)
+        if not m:
+            continue
+        if not names.match(m["stem"] + m["ext"]):
+            continue
+        try:
+            age = now - e.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        mine = m["host"] is not None and m["host"] == _WRITER.split("-")[0]
+        if not (age > STALE_TEMP_S or (mine and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])))):
+            continue
+        if e.is_file(follow_symlinks=False):
+            Path(e.path).unlink(missing_ok=True)
+            removed.append(Path(e.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True             # exists, owned by someone else
+    return True
 
 
 class Read(NodeType):
@@ -150,7 +209,29 @@ class Read(NodeType):
     def compute(self, ctx: Context):
         path, black = self._source(ctx)
         pixels = read_image(path)
+        if is_sequence(ctx.params.path):
+            self._same_shape_as_first(ctx, path)
         return {"image": np.zeros_like(pixels) if black else pixels}
+
+    def _same_shape_as_first(self, ctx: Context, path: Path) -> None:
+        """A sequence keeps one size and channel count: compare headers with its first frame on disk."""
+        first = next((f for f in ctx.frames if self._file(ctx, ctx.params, f).is_file()), None)
+        ref = self._file(ctx, ctx.params, first) if first is not None else path
+        if ref == path:
+            return
+        (w, h, c), (rw, rh, rc) = _header_shape(path), _header_shape(ref)
+        if (w, h, c) != (rw, rh, rc):
+            raise ValueError(f"frame {ctx.frame}: {path} is {w}×{h} with {c} channels, but frame {first} ({ref}) "
+                             f"is {rw}×{rh} with {rc}: a sequence must keep one size and channel count")
+
+
+def _header_shape(path: Path) -> tuple[int, int, int]:
+    inp = oiio.ImageInput.open(os.fspath(path))
+    if inp is None:
+        raise OSError(f"cannot open image {os.fspath(path)!r}: {oiio.geterror()}")
+    spec = inp.spec()
+    inp.close()
+    return spec.width, spec.height, spec.nchannels
 
 
 AnyImage = PortType("AnyImage", "any image-like value (Image, Mask, LineArt, Flow, Labels)", as_image,
@@ -162,7 +243,7 @@ class Write(NodeType):
 
     A re-run skips a frame only if the file on disk still has the content this node wrote.
     """
-    id, version, category = "celgraph.Write", 1, "IO"
+    id, version, category = "celgraph.Write", 2, "IO"     # 2: no DateTime stamp (bytes changed)
     inputs = [In("image", AnyImage, help="Image, Mask, LineArt or Flow (use EXR for flow)")]
     outputs = [Out("file", FileRef, "{path, sha256, bytes} of the written file")]
     params = [
@@ -201,5 +282,9 @@ class Write(NodeType):
 
     def compute(self, ctx: Context, image):
         target = self._target(ctx).resolve()
+        key = (str(target.parent), ctx.params.path)
+        if time.time() - _swept.get(key, 0.0) > 60:      # once a minute per folder and pattern, not per frame
+            _swept[key] = time.time()
+            sweep_stale_temps(target.parent / Path(ctx.params.path).name)
         write_image(target, image, ctx.params.bit_depth)
         return {"file": {"path": str(target), "sha256": file_digest(target), "bytes": target.stat().st_size}}

@@ -57,7 +57,7 @@ def cmd_serve(args) -> int:
         server = GraphServer(host=args.host, port=args.port, token=args.token or None, max_jobs=args.max_jobs,
                              cache_dir=args.cache_dir, state_dir=args.state_dir, base_dir=args.base_dir,
                              max_message_bytes=int(args.max_message_mb * (1 << 20)), max_queue=args.max_queue,
-                             keep_jobs=args.keep_jobs, executor=executor)
+                             keep_jobs=args.keep_jobs, executor=executor, allow=args.allow, ram_bytes=args.ram_cache)
         server.start()
         web = None
         if args.http is not None:              # the browser page, on the same job manager
@@ -78,7 +78,7 @@ def cmd_serve(args) -> int:
     _emit({"type": "serving", "address": server.address, "pid": os.getpid(), "token_required": bool(server.token),
            "store_root": str(server.engine.store.root), "state_dir": str(server.job_store.root),
            "base_dir": str(server.manager.base_dir), "max_jobs": server.max_jobs,
-           **({"http": web.url} if web is not None else {})})
+           "allowed_roots": server.manager.access.roots, **({"http": web.url} if web is not None else {})})
     while not stop.wait(0.5):
         pass
     print("graph serve: stopping (running jobs get 5 s, then they are interrupted)", file=sys.stderr)
@@ -190,7 +190,7 @@ def r_cache(client, args) -> int:
         if args.max_size is None and args.older_than is None:
             _emit({"type": "error", "code": "usage", "message": "cache gc: give --max-size and/or --older-than"})
             return EXIT_INVALID
-        _emit({"type": "cache", **client.cache_gc(args.max_size, args.older_than)})
+        _emit({"type": "cache", **client.cache_gc(args.max_size, args.older_than, force=args.force)})
     return EXIT_OK
 
 
@@ -243,7 +243,7 @@ def cmd_remote(args) -> int:
 
 def add_parsers(sub) -> None:
     """Register `serve` and `remote` on the `graph` command's sub-parsers."""
-    from ..cli import _parse_age, _parse_size
+    from ..cli import DEFAULT_RAM_CACHE, _parse_age, _parse_size
 
     s = sub.add_parser("serve", help="run the gRPC server (loopback by default; other addresses need --token)",
                        description="Serve celgraph.v1.GraphService (+ health, reflection). Prints one JSON line "
@@ -261,6 +261,12 @@ def add_parsers(sub) -> None:
     s.add_argument("--state-dir", help="job records (default $CELGRAPH_STATE or ~/.local/state/celgraph/server)")
     s.add_argument("--base-dir", help="where relative scene paths resolve when a request gives no base_dir "
                                       "(default: the current folder)")
+    s.add_argument("--allow", action="append", metavar="DIR",
+                   help="a folder submitted scenes may read and write (repeatable; default: the host plug-ins' "
+                        "shared folder, $CELGRAPH_SHARED or <tmp>/celgraph_shared, and --base-dir). "
+                        "Paths outside are refused with path_not_allowed")
+    s.add_argument("--ram-cache", type=_parse_size, default=_parse_size(DEFAULT_RAM_CACHE), metavar="SIZE",
+                   help=f"bound of the shared in-memory result cache (default {DEFAULT_RAM_CACHE}; 0: none)")
     s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request/response (default 64 MiB)")
     s.add_argument("--keep-jobs", type=int, default=1000, help="finished job records kept (default 1000)")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
@@ -308,7 +314,7 @@ def add_parsers(sub) -> None:
         if name == "submit":
             p.add_argument("--workers", type=int, default=0, help="tasks at once inside the job")
             p.add_argument("--no-cache", action="store_true", help="recompute everything")
-            p.add_argument("--label", help="free text shown in job listings")
+            p.add_argument("--label", help="free text shown in job listings (at most 256 characters)")
             p.add_argument("--watch", action="store_true", help="print the job's events until it finishes")
             watch_opts(p)
     p = add("status", r_status, "the job's record")
@@ -328,7 +334,7 @@ def add_parsers(sub) -> None:
     p = add("cache", r_cache, "the server's cache: du, ls, clear, gc")
     p.add_argument("action", choices=("du", "ls", "clear", "gc"))
     p.add_argument("--limit", type=int, default=0, help="ls: at most this many entries")
-    p.add_argument("--force", action="store_true", help="clear even while jobs run")
+    p.add_argument("--force", action="store_true", help="clear even while jobs run; gc: allow --max-size 0")
     p.add_argument("--max-size", type=_parse_size, help="gc: shrink to this size (500M, 20G)")
     p.add_argument("--older-than", type=_parse_age, help="gc: drop entries unused this long (12h, 30d)")
     p = add("health", r_health, "the standard health check (exit 0 when SERVING)")

@@ -351,8 +351,8 @@ class Client:
         r = self._call("ClearCache", pb.ClearCacheRequest(force=force))
         return {"root": r.root, "removed": r.removed}
 
-    def cache_gc(self, max_bytes: int | None = None, older_than: float | None = None) -> dict:
-        req = pb.GcCacheRequest()
+    def cache_gc(self, max_bytes: int | None = None, older_than: float | None = None, force: bool = False) -> dict:
+        req = pb.GcCacheRequest(force=force)
         if max_bytes is not None:
             req.max_bytes = int(max_bytes)
         if older_than is not None:
@@ -366,7 +366,7 @@ class Client:
         return {"version": r.version, "store_root": r.store_root, "state_dir": r.state_dir, "base_dir": r.base_dir,
                 "max_jobs": r.max_jobs, "max_message_bytes": r.max_message_bytes,
                 "token_required": r.token_required, "jobs_running": r.jobs_running, "jobs_queued": r.jobs_queued,
-                "issue_codes": dict(r.issue_codes)}
+                "issue_codes": dict(r.issue_codes), "allowed_roots": list(r.allowed_roots)}
 
     def health(self, service: str = "") -> str:
         """"SERVING", "NOT_SERVING", ... from the standard grpc.health.v1 service."""

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_LABEL = 256         # characters of a job label (every ListJobs answer carries every label)
 FINAL_EVENT = "job_finished"
 
 
@@ -267,8 +268,9 @@ class Job:
 
 
 def check_submission(scene_text: str, base_dir: Path, targets: list[str] | None, frames: str | None,
-                     registry=None):
-    """Parse and validate what a client sent: (graph, frames list or None, issues)."""
+                     registry=None, access=None):
+    """Parse and validate what a client sent: (graph, frames list or None, issues). `access`: the
+    FileAccess every file the scene names must keep to (service/access.py)."""
     from ..graph.frames import FrameRangeError, parse_frames
     from ..graph.scene import Graph
     from ..graph.validate import validate
@@ -278,14 +280,27 @@ def check_submission(scene_text: str, base_dir: Path, targets: list[str] | None,
         data = json.loads(scene_text)
     except (ValueError, TypeError) as e:
         return None, None, [Issue("bad_scene", f"the scene is not valid JSON: {e}")]
-    if not base_dir.is_dir():
+    if "\x00" in str(base_dir):
+        return None, None, [Issue("bad_path", "base_dir holds a NUL character", field="base_dir")]
+    # a base_dir outside the allowed folders is not looked at (that would tell whether it exists):
+    # the relative paths that resolve against it are refused below
+    if (access is None or access.allows(base_dir)) and not base_dir.is_dir():
         return None, None, [Issue("file_not_found", f"base_dir {str(base_dir)!r} is not a folder on the server",
                                   field="base_dir")]
     try:
         graph = Graph.from_dict(data, base_dir=base_dir)
     except GraphInvalid as e:
         return None, None, e.issues
-    issues = list(validate(graph, registry))
+    refused: set[str] = set()
+    if access is not None:
+        try:
+            scene_frames = parse_frames(graph.frames)
+        except FrameRangeError:
+            scene_frames = None
+        issues, refused = access.check_graph(graph, scene_frames, registry)
+    else:
+        issues = []
+    issues += validate(graph, registry, skip_checks=refused)
     frames_list = None
     if frames:
         try:
@@ -314,8 +329,9 @@ class JobManager:
     KEEP_EVENTS_IN_MEMORY = 64      # finished jobs whose events stay in RAM (older ones: read the log)
 
     def __init__(self, engine, store: JobStore, max_jobs: int = 2, max_queue: int = 1000,
-                 keep_jobs: int = 1000, base_dir: str | os.PathLike | None = None, executor=None):
+                 keep_jobs: int = 1000, base_dir: str | os.PathLike | None = None, executor=None, access=None):
         self.engine = engine
+        self.access = access              # FileAccess, or None: scenes may touch any file (tests, embedding)
         self.executor = executor          # None: the engine's local threads; or a DaskExecutor
         self.store = store
         self.max_jobs = max(1, int(max_jobs))
@@ -335,6 +351,9 @@ class JobManager:
         for rec in self.store.load_all():
             if rec.state not in STATES:
                 continue
+            if len(rec.label or "") > MAX_LABEL:      # written before labels were bounded
+                rec.label = rec.label[:MAX_LABEL]
+                self.store.save(rec)
             if rec.state in TERMINAL:
                 job = Job(rec, self.store)
                 self._jobs[rec.id] = job
@@ -371,7 +390,7 @@ class JobManager:
 
     def validate(self, scene_text: str, base_dir: str | None = None, targets=None, frames=None) -> list[Issue]:
         return check_submission(scene_text, self.resolve_base_dir(base_dir), targets, frames,
-                                self.engine.registry)[2]
+                                self.engine.registry, self.access)[2]
 
     def get(self, job_id: str) -> Job:
         with self._lock:
@@ -396,7 +415,11 @@ class JobManager:
         if self._stopping:
             raise ServerStopping("the server is shutting down")
         base = self.resolve_base_dir(base_dir)
-        graph, frames_list, issues = check_submission(scene_text, base, targets, frames, self.engine.registry)
+        if label and len(label) > MAX_LABEL:
+            raise GraphInvalid([Issue("bad_label", f"the label is {len(label):,} characters long; "
+                                                   f"at most {MAX_LABEL} are accepted", field="label")])
+        graph, frames_list, issues = check_submission(scene_text, base, targets, frames, self.engine.registry,
+                                                      self.access)
         if issues:
             raise GraphInvalid(issues)
         if self.count("queued") >= self.max_queue:
@@ -435,6 +458,11 @@ class JobManager:
             self.store.save(job.record)
         rec = job.record
         try:
+            if self.access is not None:     # again: a folder may have become a symlink since the submit
+                from ..graph.frames import parse_frames
+                refused = self.access.check_graph(job.graph, parse_frames(job.graph.frames), self.engine.registry)[0]
+                if refused:
+                    raise GraphInvalid(refused)
             result = self.engine.run(job.graph, targets=rec.targets or None, frames=job.frames_list,
                                      workers=rec.workers or None, use_cache=not rec.no_cache,
                                      on_event=lambda ev: self._on_engine_event(job, ev), cancel=job.cancel,

@@ -28,6 +28,7 @@ from google.protobuf import any_pb2, struct_pb2
 
 from ..engine.errors import CODES, CelgraphError, GraphInvalid, Issue
 from ._gen import graph_service_pb2 as pb
+from .access import FileAccess, default_shared_folder
 from ._gen import graph_service_pb2_grpc as pb_grpc
 from .jobs import (JobManager, JobNotFound, JobStore, QueueFull, ServerStopping, default_state_dir,
                    issues_by_node, valid_job_id)
@@ -312,6 +313,9 @@ class GraphServicer(pb_grpc.GraphServiceServicer):
         path = request.path
         if not path or "\x00" in path:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "give the path of an output file")
+        if request.chunk_size < 0 or request.offset < 0 or request.length < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "chunk_size, offset and length must not be negative "
+                                                            "(0: the defaults)")
         p = Path(path)
         if not p.is_absolute():
             p = self.engine.store.root / p            # relative paths point into the store only
@@ -385,6 +389,13 @@ class GraphServicer(pb_grpc.GraphServiceServicer):
         older = request.older_than_seconds if request.HasField("older_than_seconds") else None
         if max_bytes is None and older is None:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "give max_bytes and/or older_than_seconds")
+        if max_bytes is not None and max_bytes <= 0 and not request.force:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"max_bytes={max_bytes} would empty the whole store, also under running jobs: "
+                          "use ClearCache, or GcCache with force")
+        if older is not None and older < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "older_than_seconds must not be negative")
+        max_bytes = None if max_bytes is None else max(0, max_bytes)
         store = self.engine.store
         n, freed = store.gc(max_bytes, older)
         return pb.CacheRemoved(root=str(store.root), removed=n, bytes=freed)
@@ -396,7 +407,8 @@ class GraphServicer(pb_grpc.GraphServiceServicer):
                              state_dir=str(s.job_store.root), base_dir=str(self.manager.base_dir),
                              max_jobs=self.manager.max_jobs, max_message_bytes=s.max_message_bytes,
                              token_required=bool(s.token), jobs_running=self.manager.count("running"),
-                             jobs_queued=self.manager.count("queued"), issue_codes=CODES)
+                             jobs_queued=self.manager.count("queued"), issue_codes=CODES,
+                             allowed_roots=self.manager.access.roots if self.manager.access else [])
 
 
 # ---- the server ---------------------------------------------------------------------------------------
@@ -407,7 +419,9 @@ class GraphServer:
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None = None,
                  max_jobs: int = 2, cache_dir=None, state_dir=None, base_dir=None,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE, max_queue: int = 1000, keep_jobs: int = 1000,
-                 rpc_threads: int = 64, engine=None, executor=None):
+                 rpc_threads: int = 64, engine=None, executor=None, allow=None, ram_bytes: int = 2 << 30):
+        """allow: the folders submitted scenes may read and write (default: the host plug-ins' shared
+        folder and base_dir; see service/access.py). ram_bytes: the engine's RAM cache bound."""
         if not is_loopback(host) and not token:
             raise ServiceConfigError(f"refusing to listen on {host!r} without a token: anything but loopback "
                                      "needs --token (or $CELGRAPH_TOKEN)")
@@ -417,6 +431,7 @@ class GraphServer:
         self.cache_dir, self.state_dir, self.base_dir = cache_dir, state_dir, base_dir
         self.engine = engine
         self.executor = executor
+        self.allow, self.ram_bytes = allow, int(ram_bytes)
         self.manager: JobManager | None = None
         self.job_store: JobStore | None = None
         self._server: grpc.Server | None = None
@@ -434,13 +449,18 @@ class GraphServer:
 
         from ..engine import Engine
         if self.engine is None:
-            self.engine = Engine(self.cache_dir)
+            self.engine = Engine(self.cache_dir, ram_bytes=self.ram_bytes)
         if self.engine.store is None:
             raise ServiceConfigError("the server needs an engine with a disk store (outputs live there)")
         self.engine.registry.all()           # load node types now, not on the first request
         self.job_store = JobStore(self.state_dir or default_state_dir())
+        base = Path(self.base_dir or os.getcwd()).expanduser().resolve()
+        try:
+            access = FileAccess(self.allow if self.allow else [default_shared_folder(), base])
+        except (ValueError, OSError) as e:
+            raise ServiceConfigError(f"--allow: {e}") from None
         self.manager = JobManager(self.engine, self.job_store, self.max_jobs, self.max_queue, self.keep_jobs,
-                                  self.base_dir, executor=self.executor)
+                                  base, executor=self.executor, access=access)
         interrupted = self.manager.recover()
         if interrupted:
             log.warning("%d job(s) left unfinished by the previous server are now interrupted", len(interrupted))

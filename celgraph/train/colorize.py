@@ -44,6 +44,7 @@ import numpy as np
 
 from . import pool as _pool
 from .loop import (EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, TRAINING_GROUP, Run, RunConfig, add_batch_arguments,
+                   load_checkpoint,
                    add_run_arguments, config_from_args, descend, main_of, pool_run_settings)
 
 __all__ = ["TrainConfig", "colorize_sample", "val_samples", "sample_patches", "make_pool", "load_pool", "batch_tensors", "train",
@@ -324,9 +325,8 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
 
 
 def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
-    import torch
     from celgraph.models.pix2pix import build_generator, save_weights
-    ck = torch.load(checkpoint, weights_only=False)
+    ck = load_checkpoint(checkpoint)
     G = build_generator(ck["config"]["arch"])
     G.load_state_dict(ck["G"])
     meta = {"val_psnr": round(ck["psnr"], 3), "best_step": ck["step"], "config": ck["config"], **(metadata or {})}

@@ -49,6 +49,7 @@ from celgraph.models.gapfill import build, count_parameters, in_channels, save_w
 
 from . import pool as _pool
 from .loop import (EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, TRAINING_GROUP, Run, RunConfig, add_batch_arguments,
+                   load_checkpoint,
                    add_run_arguments, config_from_args, descend, main_of, pool_run_settings, warmup_cosine_lr)
 
 __all__ = ["TrainConfig", "make_pool", "load_pool", "make_inputs", "gap_loss", "train", "add_gapfill_train_parser",
@@ -275,7 +276,7 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
 
 
 def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
-    ck = torch.load(checkpoint, weights_only=False)
+    ck = load_checkpoint(checkpoint)
     model = build(ck["config"]["variant"])
     model.load_state_dict(ck["model"])
     meta = dict(metadata or {})

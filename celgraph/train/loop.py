@@ -4,8 +4,9 @@ with its log and checkpoints, the step loop, and the command-line scaffolding.
 A run folder ``OUT`` holds ``log.jsonl`` (one JSON record a line: ``start``/``resume``, ``pool``,
 ``train``, ``eval``, ``final``), ``config.json``, ``last.pt`` (written atomically every
 ``ckpt_every`` steps and whenever the loop ends: the networks' and optimisers' states, the step, the
-best score, the elapsed training time, the torch RNG state and the config) and ``best.pt`` (the
-networks at their best validation score). The batch of step ``s`` is drawn from
+best score, the elapsed training time, the torch RNG state and the config as JSON text) and
+``best.pt`` (the networks at their best validation score). Checkpoints hold tensors and plain values
+only and are read weights-only (:func:`load_checkpoint`): a crafted ``last.pt`` cannot run code. The batch of step ``s`` is drawn from
 ``numpy.random.default_rng([seed, s])``, so a resumed run continues exactly as an uninterrupted one.
 
 torch is imported where it is used, so the command line of a trainer loads without it.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Run", "RunConfig", "StopFlag", "atomic_save", "warmup_cosine_lr", "descend", "positive", "nonneg",
+__all__ = ["Run", "RunConfig", "StopFlag", "atomic_save", "load_checkpoint", "CheckpointError", "warmup_cosine_lr", "descend", "positive", "nonneg",
            "add_batch_arguments", "add_run_arguments", "config_from_args", "checkpoint_config", "main_of",
            "EXIT_OK", "EXIT_USAGE", "EXIT_CANCELLED"]
 
@@ -46,6 +47,32 @@ def atomic_save(obj, path: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is not a plain one (tensors, numbers, strings, lists, dicts)."""
+
+
+def load_checkpoint(path) -> dict:
+    """A trainer's checkpoint, read weights-only: a pickle that would build any other object (and so
+    could run code) is refused with CheckpointError. The config comes back as a dict."""
+    import pickle
+    import torch
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path} is not a plain checkpoint (tensors and plain values only); "
+                              f"refusing to load it: {str(e).splitlines()[0]}") from None
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{path} is not a trainer's checkpoint")
+    if isinstance(ck.get("config"), str):
+        ck["config"] = json.loads(ck["config"])
+    return ck
+
+
+def _plain(v):
+    """numpy scalars as Python numbers, so weights-only loading accepts them."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def warmup_cosine_lr(step: int, steps: int, lr: float) -> float:
@@ -144,7 +171,7 @@ class Run:
         last = self.out / "last.pt"
         if resume and last.exists():
             import torch
-            ck = torch.load(last, weights_only=False)
+            ck = load_checkpoint(last)
             for k, obj in states.items():
                 obj.load_state_dict(ck[k])
             self.step, self.best, self.elapsed = ck["step"], ck["best"], ck["elapsed"]
@@ -168,8 +195,9 @@ class Run:
     def save_last(self) -> None:
         import torch
         atomic_save({**{k: obj.state_dict() for k, obj in self.states.items()}, "step": self.step,
-                     "best": self.best, **self.extra, "elapsed": self.elapsed, "rng": torch.get_rng_state(),
-                     "config": self.cfg.to_dict()}, self.out / "last.pt")
+                     "best": _plain(self.best), **{k: _plain(v) for k, v in self.extra.items()},
+                     "elapsed": self.elapsed, "rng": torch.get_rng_state(),
+                     "config": json.dumps(self.cfg.to_dict())}, self.out / "last.pt")
 
     def keep_best(self, score: float, lower_is_better: bool = False, **best_pt) -> bool:
         """Whether ``score`` beats the best so far; if it does, it becomes the best and best.pt
@@ -177,7 +205,8 @@ class Run:
         better = score < self.best if lower_is_better else score > self.best
         if better:
             self.best = score
-            atomic_save({**best_pt, "config": self.cfg.to_dict()}, self.out / "best.pt")
+            atomic_save({**{k: _plain(v) for k, v in best_pt.items()}, "config": json.dumps(self.cfg.to_dict())},
+                        self.out / "best.pt")
         return better
 
     def loop(self, step_fn, eval_fn, optimizers, lr_at, metrics=("loss",), stop_at: int | None = None,
@@ -289,12 +318,11 @@ def pool_run_settings(args) -> dict:
 
 
 def checkpoint_config(path) -> dict:
-    """The config saved in a trainer's checkpoint."""
-    import torch
-    return torch.load(path, weights_only=False)["config"]
+    """The config saved in a trainer's checkpoint (read weights-only)."""
+    return load_checkpoint(path)["config"]
 
 
-def _plain(v):
+def _as_list(v):
     return list(v) if isinstance(v, (tuple, list)) else v
 
 
@@ -313,8 +341,12 @@ def config_from_args(cls, args, trajectory: tuple[str, ...], settings: dict, loa
             print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
                   file=sys.stderr)
             return None
-        base = cls.from_dict(load_config(out / "last.pt"))
-        diff = {k: (getattr(base, k), v) for k, v in given.items() if _plain(v) != _plain(getattr(base, k))}
+        try:
+            base = cls.from_dict(load_config(out / "last.pt"))
+        except CheckpointError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return None
+        diff = {k: (getattr(base, k), v) for k, v in given.items() if _as_list(v) != _as_list(getattr(base, k))}
         if diff:
             print(f"error: cannot resume {out} with other settings (checkpoint, given): {diff}", file=sys.stderr)
             return None

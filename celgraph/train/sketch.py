@@ -41,6 +41,7 @@ import numpy as np
 
 from . import pool as _pool
 from .loop import (EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, TRAINING_GROUP, Run, RunConfig, add_batch_arguments,
+                   load_checkpoint,
                    add_run_arguments, config_from_args, descend, main_of, pool_run_settings)
 from .loop import StopFlag, atomic_save  # noqa: F401 (re-exported: they were defined here)
 from .loop import warmup_cosine_lr as lr_at
@@ -263,9 +264,8 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
 
 def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
     """best.pt → safetensors with the calibrated threshold, validation F1 and config in the header."""
-    import torch
     from celgraph.models.sketch_unet import build, save_weights
-    ck = torch.load(checkpoint, weights_only=False)
+    ck = load_checkpoint(checkpoint)
     model = build(ck["config"]["arch"])
     model.load_state_dict(ck["model"])
     meta = {"threshold": ck["threshold"], "val_f1": round(ck["f1"], 4), "best_step": ck["step"],

@@ -428,12 +428,14 @@ class ClearCacheRequest(_message.Message):
     def __init__(self, force: _Optional[bool] = ...) -> None: ...
 
 class GcCacheRequest(_message.Message):
-    __slots__ = ("max_bytes", "older_than_seconds")
+    __slots__ = ("max_bytes", "older_than_seconds", "force")
     MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     OLDER_THAN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     max_bytes: int
     older_than_seconds: float
-    def __init__(self, max_bytes: _Optional[int] = ..., older_than_seconds: _Optional[float] = ...) -> None: ...
+    force: bool
+    def __init__(self, max_bytes: _Optional[int] = ..., older_than_seconds: _Optional[float] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class CacheRemoved(_message.Message):
     __slots__ = ("root", "removed", "bytes")
@@ -450,7 +452,7 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("version", "store_root", "state_dir", "base_dir", "max_jobs", "max_message_bytes", "token_required", "jobs_running", "jobs_queued", "issue_codes")
+    __slots__ = ("version", "store_root", "state_dir", "base_dir", "max_jobs", "max_message_bytes", "token_required", "jobs_running", "jobs_queued", "issue_codes", "allowed_roots")
     class IssueCodesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -468,6 +470,7 @@ class ServerInfo(_message.Message):
     JOBS_RUNNING_FIELD_NUMBER: _ClassVar[int]
     JOBS_QUEUED_FIELD_NUMBER: _ClassVar[int]
     ISSUE_CODES_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_ROOTS_FIELD_NUMBER: _ClassVar[int]
     version: str
     store_root: str
     state_dir: str
@@ -478,4 +481,5 @@ class ServerInfo(_message.Message):
     jobs_running: int
     jobs_queued: int
     issue_codes: _containers.ScalarMap[str, str]
-    def __init__(self, version: _Optional[str] = ..., store_root: _Optional[str] = ..., state_dir: _Optional[str] = ..., base_dir: _Optional[str] = ..., max_jobs: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., token_required: _Optional[bool] = ..., jobs_running: _Optional[int] = ..., jobs_queued: _Optional[int] = ..., issue_codes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    allowed_roots: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[str] = ..., store_root: _Optional[str] = ..., state_dir: _Optional[str] = ..., base_dir: _Optional[str] = ..., max_jobs: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., token_required: _Optional[bool] = ..., jobs_running: _Optional[int] = ..., jobs_queued: _Optional[int] = ..., issue_codes: _Optional[_Mapping[str, str]] = ..., allowed_roots: _Optional[_Iterable[str]] = ...) -> None: ...
