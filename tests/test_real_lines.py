@@ -177,3 +177,15 @@ def test_autoclose_leaves_a_tapered_free_end_open_but_closes_a_blunt_one():
     assert (blunt[30, 54:60] >= 0.5).all()
     assert not (tapered[28:33, 54:60] >= 0.5).any()
     assert (autoclose(_stroke_towards_a_wall(True), max_gap=12, min_taper=0.0)[0][30, 54:60] >= 0.5).all()
+
+
+def test_gapfill_training_frames_mix_studio_styles():
+    from celgraph.train.gapfill import degraded_frame, frame_patches
+    g = degraded_frame(7, (320, 256), genga_share=1.0)
+    assert np.array_equal(g["gap_mask"], (g["gt"] >= 0.5) & (g["lines"] < 0.5))
+    assert (g["lines"] <= g["gt"] + 1e-6).all()                   # cutting only removes ink
+    assert g["gaps"] and g["open_mask"].any() and g["endpoints"].any()
+    p = frame_patches(g, np.random.default_rng(0), 2)
+    assert p["deg"].shape == (2, 256, 256) and p["deg"].dtype == np.uint8
+    s = degraded_frame(7, (320, 256), genga_share=0.0)            # the recipe of the bundled weights
+    assert s["regions"] is not None and not np.array_equal(s["gt"], g["gt"])

@@ -135,11 +135,12 @@ def frame_patches(d: dict, rng: np.random.Generator, n: int) -> dict[str, np.nda
 
 
 def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 520, per_frame: int = 14, shard_frames: int = 20,
-              seed0: int = POOL_SEED0, echo=print) -> Path:
+              seed0: int = POOL_SEED0, echo=print, genga_share: float = GENGA_SHARE) -> Path:
     """Write (or complete) a patch pool: ``frames`` frames, ``per_frame`` patches each, in shards of
-    ``shard_frames`` frames. Existing shards are kept, so an interrupted run continues."""
+    ``shard_frames`` frames. Existing shards are kept, so an interrupted run continues.
+    ``genga_share``: share of studio-style frames (0 = the recipe of the bundled weights)."""
     return _pool.write_pool(pool, frames, shard_frames, lambda f: frame_patches(
-        degraded_frame(seed0 + f), np.random.default_rng([seed0 + f, 23]), per_frame), echo)
+        degraded_frame(seed0 + f, genga_share=genga_share), np.random.default_rng([seed0 + f, 23]), per_frame), echo)
 
 
 def load_pool(pool: str | Path) -> dict[str, np.ndarray]:
@@ -294,6 +295,9 @@ def add_gapfill_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
                    help=f"gap_unet (ours) or lite (FillLineGaps LightUNet); default {d.variant}")
     add_batch_arguments(g, d, crop_help=f"training crop side in px, ≤ {PATCH}, a multiple of 8", lr_help="peak learning rate")
     g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
+    g.add_argument("--genga-share", type=float, default=GENGA_SHARE,
+                   help=f"with --make-pool: share of studio-style (celgraph.synth.genga) frames, 0..1 (default "
+                        f"{GENGA_SHARE}; 0 = the recipe of the bundled weights)")
     r = p.add_argument_group("run")
     add_run_arguments(r, d, out_help="run folder: log.jsonl, last.pt, best.pt, weights", frames_help="frames in the pool",
                       export_help="final safetensors (default OUT/gapfill_<variant>.safetensors)")
@@ -310,7 +314,10 @@ def add_gapfill_train_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_train_gapfill(args) -> int:
     if args.make_pool:
-        make_pool(args.pool, frames=args.pool_frames)
+        if not 0.0 <= args.genga_share <= 1.0:
+            print("error: --genga-share must be between 0 and 1", file=sys.stderr)
+            return EXIT_USAGE
+        make_pool(args.pool, frames=args.pool_frames, genga_share=args.genga_share)
         return EXIT_OK
     cfg = config_from_args(TrainConfig, args, TRAJECTORY_FIELDS, pool_run_settings(args))
     if cfg is None:
