@@ -9,7 +9,7 @@ import pytest
 import celgraph as cg
 from celgraph.engine import Registry
 import importlib
-registry_module = importlib.import_module("celgraph.engine.registry")
+registry_module = importlib.import_module("celgraph.core.registry")
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 

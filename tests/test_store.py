@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from celgraph.engine import DiskStore, ObjectCache, RamCache
-from celgraph.engine.hashing import canonical_json, file_digest, task_key
+from celgraph.core.hashing import canonical_json, file_digest, task_key
 
 
 def test_store_round_trips_arrays_nested_dicts_and_frame_keyed_values(tmp_path):

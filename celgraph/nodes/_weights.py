@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from ..engine import Issue
+from ..core import Issue
 
 
 def bundled_file(name: str | None) -> Path | None:

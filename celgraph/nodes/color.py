@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import (Bool, CheckContext, Choice, Context, Float, Image, In, Int, IntList, Issue, Labels, LineArt,
-                      Mask, NodeType, Out, Path as PathParam)
-from ..engine.hashing import file_digest
+from ..core import (Bool, CheckContext, Choice, Context, Float, Image, In, Int, IntList, Issue, Labels, LineArt,
+                      Mask, NodeType, Out, PathParam)
+from ..core.hashing import file_digest
 from ._weights import bundled_file, weights_issues
 from .flow import FLOW_PARAMS, FlowRAFT
 
@@ -80,7 +80,8 @@ class Colorize(NodeType):
     def uses_torch(self, params) -> bool:
         return params["mode"] == "model"
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         issues = []
         if params["mode"] == "model":
             issues += weights_issues(self._model_path(params, ctx), ctx.node,

@@ -19,9 +19,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..engine import (Bool, CheckContext, Choice, Context, FileRef, Float, Image, In, Int, IntList, Issue, Labels, Mask,
-                      NodeType, Out, Path as PathParam, Sprites, Transforms)
-from ..engine.hashing import file_digest
+from ..core import (Bool, CheckContext, Choice, Context, FileRef, Float, Image, In, Int, IntList, Issue, Labels, Mask,
+                      NodeType, Out, PathParam, Sprites, Transforms)
+from ..core.hashing import file_digest
 from .flow import FLOW_PARAMS, FlowBundle, FlowRAFT
 
 # ---- settings shared by the optimising nodes ---------------------------------------------------------
@@ -96,7 +96,8 @@ class WarmupAlpha(NodeType):
                "reference_height": "reference_height", "seed": "seed", "objects": "objects",
                "checkpoint_every": "checkpoint_every"}
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if len(params["trim_px"]) != 3:
             return [Issue("param_out_of_range", "trim_px needs three thresholds (px)", ctx.node, "trim_px")]
         return []
@@ -154,7 +155,8 @@ class WarmupHomography(NodeType):
         *FLOW_PARAMS,
     ]
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         return FlowRAFT().weight_issues(params, ctx)        # it computes extra pairs through FlowRAFT
 
     def fingerprint(self, ctx: Context):
@@ -317,7 +319,8 @@ class WriteTransforms(NodeType):
     outputs = [Out("file", FileRef, "{path, sha256, bytes} of the written file")]
     params = [PathParam("path", "", help="output file, .json or .npz", file="out")]
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if not params["path"]:
             return [Issue("param_type", "no output path given", ctx.node, "path")]
         if not params["path"].lower().endswith((".json", ".npz")):

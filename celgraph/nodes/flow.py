@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..engine import (Choice, CheckContext, Context, Float, Flow, Image, In, Int, IntList, Issue, NodeType,
-                      Out, Path as PathParam)
-from ..engine.hashing import file_digest
-from ..engine.types import PortType, PortTypeError
+from ..core import (Choice, CheckContext, Context, Float, Flow, Image, In, Int, IntList, Issue, NodeType,
+                      Out, PathParam)
+from ..core.hashing import file_digest
+from ..core.types import PortType, PortTypeError
 from ._weights import bundled_file, weights_issues
 
 
@@ -94,7 +94,8 @@ class FlowRAFT(NodeType):
     def uses_torch(self, params) -> bool:
         return self._backend(params) != "dis"
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if 0 in params["offsets"]:
             return [Issue("param_out_of_range", "offset 0 is the frame itself", ctx.node, "offsets")]
         return self.weight_issues(params, ctx)

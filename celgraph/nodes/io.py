@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 
-from ..engine import (Choice, CheckContext, Context, FileRef, Image, In, Int, Issue, NodeType, Out,
-                      Path as PathParam)
-from ..engine.hashing import file_digest
-from ..engine.types import PortType, as_image
+from ..core import (Choice, CheckContext, Context, FileRef, Image, In, Int, Issue, NodeType, Out,
+                      PathParam)
+from ..core.hashing import file_digest
+from ..core.types import PortType, as_image
 
 _PATTERN = re.compile(r"(#+)|%(0?\d*)d|\$F(\d*)")
 
@@ -113,7 +113,8 @@ class Read(NodeType):
     def _existing(self, ctx: CheckContext, params) -> dict[int, Path]:
         return {f: p for f in ctx.frames if (p := self._file(ctx, params, f)).is_file()}
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if not params["path"]:
             return [Issue("file_not_found", "no path given", ctx.node, "path")]
         existing = self._existing(ctx, params)
@@ -172,7 +173,8 @@ class Write(NodeType):
     ]
     side_effect = True
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if not params["path"]:
             return [Issue("param_type", "no output path given", ctx.node, "path")]
         issues = []

@@ -30,9 +30,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..engine import (Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
-                      Path as PathParam)
-from ..engine.hashing import file_digest
+from ..core import (Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
+                      PathParam)
+from ..core.hashing import file_digest
 from ._weights import bundled_file, weights_issues
 
 BUNDLED_WEIGHTS = {"gapunet": "gapfill_gapunet.safetensors", "lite": "gapfill_lite.safetensors"}
@@ -100,7 +100,8 @@ class GapFill(NodeType):
     def uses_torch(self, params) -> bool:
         return params["method"] == "model"
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if params["method"] != "model":
             return []
         return weights_issues(self._weights_path(params, ctx), ctx.node,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import (Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
-                      Path as PathParam)
-from ..engine.hashing import file_digest
+from ..core import (Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
+                      PathParam)
+from ..core.hashing import file_digest
 from ._weights import bundled_file, weights_issues
 
 BUNDLED = "sketch_unet.safetensors"
@@ -57,7 +57,8 @@ class Sketch(NodeType):
     def uses_torch(self, params) -> bool:
         return params["method"] == "model"
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if params["method"] != "model":
             return []
         return weights_issues(self._weights_path(params, ctx), ctx.node,

@@ -23,7 +23,8 @@ from typing import Any, Iterator
 
 import grpc
 
-from ..engine.errors import CelgraphError, GraphInvalid, Issue
+from ..core.errors import CelgraphError, GraphInvalid, Issue
+from ..graph.scene import Graph
 from ._gen import graph_service_pb2 as pb
 from ._gen import graph_service_pb2_grpc as pb_grpc
 
@@ -196,7 +197,6 @@ class Client:
     @staticmethod
     def _scene(scene, base_dir) -> tuple[str, str]:
         """scene.json text and base_dir from a path, a Graph, a dict or JSON text."""
-        from ..graph.scene import Graph
         if isinstance(scene, Graph):
             return scene.dumps(), base_dir or (str(scene.base_dir) if scene.path is not None else "")
         if isinstance(scene, dict):

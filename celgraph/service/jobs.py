@@ -27,8 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from ..engine.errors import CelgraphError, GraphInvalid, Issue, NodeFailed
+from ..core.errors import CelgraphError, GraphInvalid, Issue, NodeFailed
+from ..core.registry import registry as default_registry
 from ..engine.runtime import CancelToken
+from ..graph.scene import Graph
+from ..graph.validate import resolve
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +199,7 @@ class Job:
         self._events: list[dict] | None = events if events is not None else (
             [] if record.state not in TERMINAL else None)
         self._log = None
-        self.graph = None          # the parsed scene while queued/running
-        self.frames_list: list[int] | None = None
+        self.graph = None          # the resolved scene (ResolvedGraph) while queued/running
 
     @property
     def id(self) -> str:
@@ -268,44 +270,19 @@ class Job:
 
 def check_submission(scene_text: str, base_dir: Path, targets: list[str] | None, frames: str | None,
                      registry=None):
-    """Parse and validate what a client sent: (graph, frames list or None, issues)."""
-    from ..graph.frames import FrameRangeError, parse_frames
-    from ..graph.scene import Graph
-    from ..graph.validate import validate
-    from ..engine.registry import registry as default_registry
-    registry = registry or default_registry
+    """Parse and resolve what a client sent: (ResolvedGraph or None, issues)."""
     try:
         data = json.loads(scene_text)
     except (ValueError, TypeError) as e:
-        return None, None, [Issue("bad_scene", f"the scene is not valid JSON: {e}")]
+        return None, [Issue("bad_scene", f"the scene is not valid JSON: {e}")]
     if not base_dir.is_dir():
-        return None, None, [Issue("file_not_found", f"base_dir {str(base_dir)!r} is not a folder on the server",
-                                  field="base_dir")]
+        return None, [Issue("file_not_found", f"base_dir {str(base_dir)!r} is not a folder on the server",
+                            field="base_dir")]
     try:
-        graph = Graph.from_dict(data, base_dir=base_dir)
+        return resolve(Graph.from_dict(data, base_dir=base_dir), registry or default_registry,
+                       targets or None, frames or None), []
     except GraphInvalid as e:
-        return None, None, e.issues
-    issues = list(validate(graph, registry))
-    frames_list = None
-    if frames:
-        try:
-            frames_list = parse_frames(frames)
-        except FrameRangeError as e:
-            issues.append(Issue("bad_frames", f"frames: {e}", field="frames"))
-        else:
-            try:
-                scene_frames = set(parse_frames(graph.frames))
-            except FrameRangeError:
-                scene_frames = None            # already reported by validate
-            if scene_frames is not None:
-                outside = [f for f in frames_list if f not in scene_frames]
-                if outside:
-                    issues.append(Issue("bad_frames", f"frames {outside[:5]} are outside the scene's frames "
-                                                      f"{graph.frames!r}", field="frames"))
-    for t in targets or []:
-        if t not in graph.nodes:
-            issues.append(Issue("unknown_target", f"target '{t}' is not a node of the scene", t))
-    return graph, frames_list, issues
+        return None, e.issues
 
 
 class JobManager:
@@ -371,7 +348,7 @@ class JobManager:
 
     def validate(self, scene_text: str, base_dir: str | None = None, targets=None, frames=None) -> list[Issue]:
         return check_submission(scene_text, self.resolve_base_dir(base_dir), targets, frames,
-                                self.engine.registry)[2]
+                                self.engine.registry)[1]
 
     def get(self, job_id: str) -> Job:
         with self._lock:
@@ -396,7 +373,7 @@ class JobManager:
         if self._stopping:
             raise ServerStopping("the server is shutting down")
         base = self.resolve_base_dir(base_dir)
-        graph, frames_list, issues = check_submission(scene_text, base, targets, frames, self.engine.registry)
+        resolved, issues = check_submission(scene_text, base, targets, frames, self.engine.registry)
         if issues:
             raise GraphInvalid(issues)
         if self.count("queued") >= self.max_queue:
@@ -405,7 +382,7 @@ class JobManager:
                         frames=frames or "", base_dir=str(base), label=label or "", workers=max(0, int(workers)),
                         no_cache=bool(no_cache), scene=scene_text)
         job = Job(rec, self.store, [])
-        job.graph, job.frames_list = graph, frames_list
+        job.graph = resolved        # resolved once, here: the engine plans it as it is
         self.store.save(rec)
         with self._lock:
             self._jobs[rec.id] = job
@@ -435,16 +412,10 @@ class JobManager:
             self.store.save(job.record)
         rec = job.record
         try:
-            result = self.engine.run(job.graph, targets=rec.targets or None, frames=job.frames_list,
-                                     workers=rec.workers or None, use_cache=not rec.no_cache,
+            result = self.engine.run(job.graph, workers=rec.workers or None, use_cache=not rec.no_cache,
                                      on_event=lambda ev: self._on_engine_event(job, ev), cancel=job.cancel,
                                      raise_on_error=False,
                                      executor=self.executor if not rec.no_cache else None)
-        except GraphInvalid as e:          # planning found what validation could not (a file vanished)
-            self._finish(job, "failed", {"code": "graph_invalid", "message": str(e),
-                                         "issues": [i.to_dict() for i in e.issues]})
-        except NodeFailed as e:            # planning: a node's fingerprint / frames_needed raised
-            self._finish(job, "failed", _node_failed(e))
         except Exception as e:             # noqa: BLE001 — a bug must not leave the job "running"
             log.exception("job %s crashed", job.id)
             self._finish(job, "failed", {"code": "internal", "message": f"{type(e).__name__}: {e}",
@@ -498,7 +469,6 @@ class JobManager:
             task = plan.tasks[tid]
             ntype = type(task.type)
             frames = [task.frame] if task.frame is not None else plan.requested
-            tree = None
             for port in ntype.outputs:
                 for f in frames:
                     v = result.value(task.node, port.name, f)
@@ -509,9 +479,7 @@ class JobManager:
                         continue
                     if store is None or task.key not in store:
                         continue                     # no_cache: the value lived in memory only
-                    if tree is None:
-                        tree = (store.meta(task.key) or {}).get("value", {})
-                    out.append({**row, **_store_location(store, task.key, tree, port.name,
+                    out.append({**row, **_store_location(store, task.key, port.name,
                                                          f if task.frame is None else None)})
         return out
 
@@ -579,21 +547,15 @@ def _node_failed(e: NodeFailed) -> dict:
             "frame": e.frame, "exception": type(e.exc).__name__}
 
 
-def _store_location(store, key: str, tree: dict, output: str, frame: int | None) -> dict:
+def _store_location(store, key: str, output: str, frame: int | None) -> dict:
     """The .npy file holding one output (at one frame, for clip tasks) in a store entry, or the entry
     folder when the value is structured (a dict of arrays)."""
-    folder = store.path(key)
-    sub = dict(tree.get("$dict", [])).get(output)
-    if frame is not None and isinstance(sub, dict):
-        sub = {k: v for k, v in sub.get("$dict", [])}.get(frame)
-    if isinstance(sub, dict) and "$array" in sub:
-        path = folder / f"a{sub['$array']}.npy"
-        try:
-            size = path.stat().st_size
-        except OSError:
-            size = 0
-        return {"kind": "array", "path": str(path), "sha256": "", "bytes": size}
-    return {"kind": "entry", "path": str(folder), "sha256": "", "bytes": 0}
+    kind, path = store.locate(key, output, frame) or ("entry", store.path(key))
+    try:
+        size = path.stat().st_size if kind == "array" else 0
+    except OSError:
+        size = 0
+    return {"kind": kind, "path": str(path), "sha256": "", "bytes": size}
 
 
 def issues_by_node(issues: list[Issue]) -> dict[str, list[Issue]]:
