@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .api import Graph
-from .core import Cancelled, CelgraphError, GraphInvalid, Issue, NodeFailed, registry
+from .core import Cancelled, CelgraphError, GraphInvalid, Issue, atomic_path, registry, write_text
 from .engine import CancelToken, DiskStore, Engine, default_cache_dir
 from .engine.cache import parse_age, parse_size
 from .engine.farm import farm_jobs
@@ -271,10 +271,9 @@ def cmd_synth(args) -> int:
     write_image(out / "plate.png", clip.plate)
     arrays = clip.to_dict()
     meta = json.loads(str(arrays.pop("meta")))
-    tmp = out / ".groundtruth.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(out / "groundtruth.npz")
-    (out / "meta.json").write_text(json.dumps({"seed": args.seed, "frames": args.frames, "size": args.size,
+    with atomic_path(out / "groundtruth.npz") as tmp:    # a unique temp name (two writers never share one)
+        np.savez_compressed(tmp, **arrays)
+    write_text(out / "meta.json", json.dumps({"seed": args.seed, "frames": args.frames, "size": args.size,
                                                "files": {"color.####.png": "colour frames",
                                                          "fill.####.png": "colour without lines",
                                                          "lines.####.png": "line layer, black ink on white",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import OpenImageIO as oiio
 
 from ..core import (Choice, CheckContext, Context, FileRef, Image, In, Int, Issue, NodeType, Out,
                       PathParam)
+from ..core.atomic import atomic_path
 from ..core.hashing import file_digest
 from ..core.types import PortType, as_image
 
@@ -76,19 +76,14 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: str = "a
     pixels = np.ascontiguousarray(as_image(pixels))
     if BIT_DEPTHS[bit_depth].startswith("uint"):
         pixels = np.clip(pixels, 0.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     buf = oiio.ImageBuf(pixels)
     if pixels.shape[2] == 2:
         buf.specmod().channelnames = ("R", "G")
     if bit_depth == "10":
         buf.specmod().attribute("oiio:BitsPerSample", 10)
-    try:
+    with atomic_path(path) as tmp:          # the temp name keeps the extension: it picks the format
         if not buf.write(os.fspath(tmp), BIT_DEPTHS[bit_depth]):
             raise OSError(f"cannot write {os.fspath(path)!r}: {buf.geterror() or oiio.geterror()}")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class Read(NodeType):

@@ -33,7 +33,7 @@ import numpy as np
 from ..core import (Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
                       PathParam)
 from ..core.hashing import file_digest
-from ._weights import bundled_file, weights_issues
+from .modelfiles import bundled_file, load_model, weights_issues
 
 BUNDLED_WEIGHTS = {"gapunet": "gapfill_gapunet.safetensors", "lite": "gapfill_lite.safetensors"}
 # What GapFill uses by default, by bench/quality.py's seeded 1920×1080 line art (4 frames): the
@@ -127,11 +127,10 @@ class GapFill(NodeType):
         return {"lines": closed, "added": added, "preview": preview(lines, added)}
 
     def _model_close(self, ctx: Context, lines: np.ndarray) -> np.ndarray:
-        from ..models.gapfill import close_gaps
+        from ..models.gapfill import close_gaps, fuse_for_inference, load_weights
         p = ctx.params
-        device = ctx.device if p.device == "auto" else p.device
         path = self._weights_path(p, ctx)
-        model = self._model(ctx, path, device)
+        model, device = load_model(ctx, "gapfill", path, lambda d: fuse_for_inference(load_weights(path, device=d)[0]))
 
         def progress(done, total):
             ctx.progress(done, total, "closing gaps")
@@ -141,14 +140,6 @@ class GapFill(NodeType):
                                half=p.precision == "fp16", progress=progress)
         return closed
 
-    def _model(self, ctx: Context, path: Path, device: str):
-        from ..models.gapfill import fuse_for_inference, load_weights
-
-        def load():
-            return fuse_for_inference(load_weights(path, device=device)[0])
-
-        key = ("gapfill", file_digest(path), device)
-        return ctx.objects.get(key, load) if ctx.objects is not None else load()
 
 
 def preview(lines: np.ndarray, added: np.ndarray) -> np.ndarray:
