@@ -22,7 +22,7 @@ from ..graph.scene import OutputRef
 from ..graph.validate import ResolvedGraph, resolve
 from .cache import DiskStore, ObjectCache, RamCache, default_cache_dir, freeze
 from .events import EventBus, Listener
-from .planner import Plan, Task, TaskId, hook_context, make_plan
+from .planner import Plan, Task, TaskId, gc_paused, hook_context, make_plan
 from .task import CacheCheckFailed, run_task, spec_of  # noqa: F401 (CacheCheckFailed re-exported)
 
 
@@ -125,8 +125,9 @@ class Engine:
 
     def plan(self, graph, targets=None, frames=None, use_cache: bool = True) -> Plan:
         """Plan a scene (or an already resolved graph, whose own targets and frames then count)."""
-        resolved = self.resolve(graph, targets, frames)
-        return make_plan(resolved, is_cached=(lambda t: self._is_cached(t, resolved)) if use_cache else None)
+        with gc_paused():
+            resolved = self.resolve(graph, targets, frames)
+            return make_plan(resolved, is_cached=(lambda t: self._is_cached(t, resolved)) if use_cache else None)
 
     # ---- running ----------------------------------------------------------------------------
     def run(self, graph, targets=None, frames=None, workers: int | None = None, use_cache: bool = True,
