@@ -19,6 +19,7 @@ from ..core import (Choice, CheckContext, Context, FileRef, Image, In, Int, Issu
 from ..core.atomic import atomic_path
 from ..core.hashing import file_digest
 from ..core.types import PortType, as_image
+from ..graph.frames import format_frames
 
 _PATTERN = re.compile(r"(#+)|%(0?\d*)d|\$F(\d*)")
 
@@ -120,7 +121,6 @@ class Read(NodeType):
                           + (" (nor any other frame of the sequence)" if is_sequence(params["path"]) else ""),
                           ctx.node, "path")]
         if missing and params["missing"] == "error":
-            from ..graph.frames import format_frames
             return [Issue("file_not_found", f"frames {format_frames(missing)} of {params['path']} are missing "
                                             "(set missing to hold or black to render anyway)", ctx.node, "path")]
         return []
