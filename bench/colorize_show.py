@@ -28,9 +28,7 @@ import numpy as np
 
 import celgraph as cg
 from celgraph.synth import make_clip
-
-sys.path.insert(0, str(Path(__file__).parent))
-from quality import region_accuracy  # noqa: E402
+from celgraph.synth.metrics import region_accuracy
 
 SHOW, OTHER_SHOW = range(400, 406), range(500, 503)
 TRAIN, VAL, TEST = range(0, 10), range(10, 12), range(12, 16)      # frame indices (0-based)

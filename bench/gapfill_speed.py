@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import celgraph as cg                                                   # noqa: E402
-from celgraph.engine import register, registry                          # noqa: E402
-from celgraph.models import gapfill as gf                               # noqa: E402
-from celgraph.models.autoclose import autoclose                         # noqa: E402
-from celgraph.nodes.lines import bundled_weights                        # noqa: E402
-from quality import BenchDegradedLines, gapfill_sample                  # noqa: E402
+import celgraph as cg
+from celgraph.engine import register, registry
+from celgraph.models import gapfill as gf
+from celgraph.models.autoclose import autoclose
+from celgraph.nodes.lines import bundled_weights
+from qualitybench.gapfill import BenchDegradedLines, gapfill_sample     # bench/ is the script's folder
 
 FIRST_SEED = 500          # not the quality benchmark's seeds
 

@@ -13,6 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+from . import __version__
+from .api import Graph
+from .core import Cancelled, CelgraphError, GraphInvalid, Issue, atomic_path, registry, write_text
+from .engine import CancelToken, DiskStore, Engine, default_cache_dir
+from .engine.cache import DEFAULT_RAM_CACHE, parse_age, parse_size
+from .engine.farm import farm_jobs
+from .graph import parse_frames, resolve
+
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
 
 
@@ -31,15 +39,7 @@ def _print_issues(issues, as_json: bool) -> None:
 
 
 def _load(path: str):
-    from .graph import Graph
     return Graph.load(path)
-
-
-def _parse_size(text: str) -> int:
-    m = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?)i?b?\s*", text.lower())
-    if not m:
-        raise argparse.ArgumentTypeError(f"cannot read size {text!r} (e.g. 500M, 20G)")
-    return int(float(m[1]) * 1024 ** " kmgt".index(m[2] or " "))
 
 
 def _positive(text: str) -> int:
@@ -50,16 +50,6 @@ def _positive(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
     return v
-
-
-DEFAULT_RAM_CACHE = "2G"
-
-
-def _parse_age(text: str) -> float:
-    m = re.fullmatch(r"\s*([\d.]+)\s*([smhdw]?)\s*", text.lower())
-    if not m:
-        raise argparse.ArgumentTypeError(f"cannot read age {text!r} (e.g. 12h, 30d)")
-    return float(m[1]) * {"": 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
 
 
 def _human(n: float) -> str:
@@ -113,9 +103,6 @@ class _Progress:
 
 
 def cmd_run(args) -> int:
-    from .engine import CancelToken, Engine
-    from .engine.errors import Cancelled, CelgraphError, GraphInvalid, NodeFailed
-    from .graph import parse_frames
     try:
         graph = _load(args.scene)
         frames = parse_frames(args.frames) if args.frames is not None else None   # "" is an error, not "all"
@@ -123,7 +110,6 @@ def cmd_run(args) -> int:
         _print_issues(e.issues, args.json)
         return EXIT_INVALID
     except ValueError as e:      # a malformed --frames: reported like any other problem (JSON too)
-        from .engine.errors import Issue
         _print_issues([Issue("bad_frames", f"--frames: {e}", field="frames")], args.json)
         return EXIT_INVALID
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
@@ -134,23 +120,20 @@ def cmd_run(args) -> int:
     executor = None
     try:
         if args.executor != "local":
-            from .engine.distributed import executor_from_cli
+            from .engine.distributed import executor_from_cli      # loads dask
             executor = executor_from_cli(args.executor, args.scheduler, args.workers)
         result = engine.run(graph, targets=targets, frames=frames, workers=args.workers,
                             use_cache=not args.no_cache, on_event=progress, cancel=cancel,
                             check=args.check, raise_on_error=False, executor=executor)
-    except GraphInvalid as e:
-        _print_issues(e.issues, args.json)
-        return EXIT_INVALID
-    except NodeFailed as e:     # raised while planning (e.g. a file vanished after validation)
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    except CelgraphError as e:  # e.g. the executor cannot reach its cluster or store
+    except CelgraphError as e:  # the executor cannot reach its cluster or store
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         if executor is not None:
             executor.close()
+    if result.status == "invalid":
+        _print_issues(result.error.issues, args.json)
+        return EXIT_INVALID
     if result.status == "cancelled" or isinstance(result.error, Cancelled):
         if not args.json:
             print("cancelled: finished tasks are cached; no output was half-written", file=sys.stderr)
@@ -166,16 +149,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from .engine.errors import GraphInvalid
-    from .engine.planner import farm_jobs
-    from .graph import parse_frames
     try:
         graph = _load(args.scene)
         frames = parse_frames(args.frames) if args.frames is not None else None
         targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
         if args.chunk < 1:
             raise ValueError("--chunk must be at least 1")
-        jobs = farm_jobs(graph, args.scene, args.chunk, targets, frames, cache_dir=args.cache_dir)
+        jobs = farm_jobs(resolve(graph, registry, targets, frames), args.scene, args.chunk, cache_dir=args.cache_dir)
     except GraphInvalid as e:
         _print_issues(e.issues, True)
         return EXIT_INVALID
@@ -187,10 +167,10 @@ def cmd_plan(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .engine.errors import GraphInvalid
     try:
         graph = _load(args.scene)
-        issues = graph.validate()
+        resolve(graph, registry)
+        issues = []
     except GraphInvalid as e:
         issues = e.issues
     if issues:
@@ -204,7 +184,6 @@ def cmd_validate(args) -> int:
 
 
 def cmd_nodes(args) -> int:
-    from .engine import registry
     if args.type:
         t = registry.get(args.type)
         if t is None:
@@ -242,7 +221,6 @@ def cmd_nodes(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from .engine import DiskStore, default_cache_dir
     store = DiskStore(args.cache_dir or default_cache_dir())
     if args.action == "du":
         n, size = store.du()
@@ -303,10 +281,9 @@ def cmd_synth(args) -> int:
     write_image(out / "plate.png", clip.plate)
     arrays = clip.to_dict()
     meta = json.loads(str(arrays.pop("meta")))
-    tmp = out / ".groundtruth.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(out / "groundtruth.npz")
-    (out / "meta.json").write_text(json.dumps({"seed": args.seed, "frames": args.frames, "size": args.size,
+    with atomic_path(out / "groundtruth.npz") as tmp:    # a unique temp name (two writers never share one)
+        np.savez_compressed(tmp, **arrays)
+    write_text(out / "meta.json", json.dumps({"seed": args.seed, "frames": args.frames, "size": args.size,
                                                "files": {"color.####.png": "colour frames",
                                                          "fill.####.png": "colour without lines",
                                                          "lines.####.png": "line layer, black ink on white",
@@ -320,7 +297,6 @@ def cmd_synth(args) -> int:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="graph", description="celgraph: node graphs for 2D animation production.",
                                 epilog="exit codes: 0 ok, 1 a node failed, 2 invalid scene or usage, 130 cancelled")
-    from . import __version__
     p.add_argument("--version", action="version", version=f"celgraph {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -332,7 +308,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     r.add_argument("--no-cache", action="store_true", help="recompute everything; read and write no cache")
     r.add_argument("--workers", type=_positive, default=None,
                    help="tasks run at once, at least 1 (default min(4, cores)); with dask-local, worker processes")
-    r.add_argument("--ram-cache", type=_parse_size, default=_parse_size(DEFAULT_RAM_CACHE), metavar="SIZE",
+    r.add_argument("--ram-cache", type=parse_size, default=parse_size(DEFAULT_RAM_CACHE), metavar="SIZE",
                    help=f"bound of the in-memory result cache, e.g. 500M, 8G (default {DEFAULT_RAM_CACHE}; 0: none)")
     r.add_argument("--executor", choices=("local", "dask", "dask-local"), default="local",
                    help="local threads (default), a Dask scheduler (--scheduler), or a local Dask cluster")
@@ -363,8 +339,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c = sub.add_parser("cache", help="inspect or clean the disk cache")
     c.add_argument("action", choices=("du", "ls", "clear", "gc"))
     c.add_argument("--cache-dir")
-    c.add_argument("--max-size", type=_parse_size, help="gc: shrink to this size, least recently used first")
-    c.add_argument("--older-than", type=_parse_age, help="gc: drop entries unused for this long (12h, 30d)")
+    c.add_argument("--max-size", type=parse_size, help="gc: shrink to this size, least recently used first")
+    c.add_argument("--older-than", type=parse_age, help="gc: drop entries unused for this long (12h, 30d)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_cache)
 

@@ -16,6 +16,14 @@ def test_engine_bench_runs_and_reruns_exactly_one_leaf(tmp_path):
     assert cells[1] == "3" and cells[2].endswith("yes")
 
 
+def test_plan_speed_bench_runs(tmp_path):
+    out = tmp_path / "plan.md"
+    r = subprocess.run([sys.executable, str(BENCH / "plan_speed.py"), "--nodes", "12", "--frames", "3",
+                        "--repeats", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "| resolve + plan (no cache) |" in out.read_text() and "36 tasks" in out.read_text()
+
+
 def test_quality_bench_quick_run_reports_flow_and_missing_nodes(tmp_path):
     out = tmp_path / "quality.md"
     r = subprocess.run([sys.executable, str(BENCH / "quality.py"), "--quick", "--out", str(out)],

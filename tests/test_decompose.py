@@ -18,7 +18,7 @@ from celgraph.models.decompose.mlp import IMLP, n_params, positional_encoding
 from celgraph.models.decompose.peel import Peeler
 from celgraph.models.decompose.sprites import SpriteLearner
 from celgraph.nodes import decompose
-from celgraph.nodes import flow as flow_nodes
+from celgraph.nodes import flowpairs
 from celgraph.synth import metrics
 
 if registry.get("celgraph.WarmupAlpha") is None:
@@ -163,8 +163,8 @@ def test_homography_outputs_unit_canvas_similarities_and_recovers_the_plate(shar
 
 def test_homography_reuses_the_bundle_and_computes_extra_pairs_once_through_flowraft_cache(tmp_path, monkeypatch):
     pairs = []
-    real = flow_nodes.FlowRAFT._pair
-    monkeypatch.setattr(flow_nodes.FlowRAFT, "_pair", lambda self, ctx, a, b, keys: pairs.append(1) or real(self, ctx, a, b, keys))
+    real = flowpairs._compute
+    monkeypatch.setattr(flowpairs, "_compute", lambda ctx, a, b, keys: pairs.append(1) or real(ctx, a, b, keys))
     engine = cg.Engine(tmp_path / "cache")
     g = homography_scene()
     engine.run(g, targets=["flow"])

@@ -268,7 +268,7 @@ def test_on_torch_thread_runs_nested_calls_inline_and_passes_errors_on():
 
 def test_which_tasks_use_torch_follows_the_method_params():
     from celgraph.engine import registry as reg
-    from celgraph.engine.node import Params
+    from celgraph.core.node import Params
 
     def uses(type_name, **params):
         t = reg.get(f"celgraph.{type_name}")

@@ -5,7 +5,7 @@ import pytest
 
 import celgraph as cg
 from celgraph.engine import Float, Image, NodeType, Out, register, registry
-from celgraph.nodes import flow as flow_nodes
+from celgraph.nodes import flowpairs
 
 
 def texture(h=96, w=128, seed=0):
@@ -75,9 +75,8 @@ def test_bundle_has_the_requested_offsets_that_fall_inside_the_clip(engine):
 
 def test_each_frame_pair_is_its_own_cache_entry(engine, monkeypatch):
     pairs = []
-    real = flow_nodes.FlowRAFT._pair
-    monkeypatch.setattr(flow_nodes.FlowRAFT, "_pair",
-                        lambda self, ctx, a, b, keys: pairs.append(1) or real(self, ctx, a, b, keys))
+    real = flowpairs._compute
+    monkeypatch.setattr(flowpairs, "_compute", lambda ctx, a, b, keys: pairs.append(1) or real(ctx, a, b, keys))
     g = flow_graph(frames="1-4", dx=1.0)
     engine.run(g, targets=["flow"])
     first = len(pairs)
@@ -90,9 +89,8 @@ def test_each_frame_pair_is_its_own_cache_entry(engine, monkeypatch):
 
 def test_pairs_are_shared_by_two_flow_nodes_with_different_offsets(engine, monkeypatch):
     pairs = []
-    real = flow_nodes.FlowRAFT._pair
-    monkeypatch.setattr(flow_nodes.FlowRAFT, "_pair",
-                        lambda self, ctx, a, b, keys: pairs.append(1) or real(self, ctx, a, b, keys))
+    real = flowpairs._compute
+    monkeypatch.setattr(flowpairs, "_compute", lambda ctx, a, b, keys: pairs.append(1) or real(ctx, a, b, keys))
     g = flow_graph(frames="1-3", dx=1.0)
     g.add("FlowRAFT", name="flow2", image=g["src"]["image"], backend="dis", dis_preset="fine", offsets=[1])
     engine.run(g, targets=["flow", "flow2"])

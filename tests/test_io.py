@@ -8,7 +8,7 @@ import pytest
 
 import celgraph as cg
 from celgraph.engine import NodeFailed, registry
-from celgraph.engine.node import Context
+from celgraph.core.node import Context
 from celgraph.graph import normalize_params
 from celgraph.nodes import io as cgio
 from celgraph.nodes.io import frame_path, is_sequence, read_image, write_image
@@ -208,7 +208,7 @@ def test_write_node_value_names_the_file_with_its_digest_and_size(tmp_path, engi
     target = tmp_path / "out" / "out.0001.png"
     assert Path(ref["path"]) == target.resolve()
     assert ref["bytes"] == target.stat().st_size
-    from celgraph.engine.hashing import file_digest
+    from celgraph.core.hashing import file_digest
     assert ref["sha256"] == file_digest(target)
 
 

@@ -9,7 +9,7 @@ import pytest
 import celgraph as cg
 from celgraph.engine import Registry
 import importlib
-registry_module = importlib.import_module("celgraph.engine.registry")
+registry_module = importlib.import_module("celgraph.core.registry")
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 
@@ -90,3 +90,42 @@ def test_modules_listed_in_the_environment_are_loaded(monkeypatch):
     monkeypatch.setenv("CELGRAPH_NODE_MODULES", "acme_nodes, ")
     reg = make_registry(monkeypatch)
     assert reg.get("acme.Sleep") is not None and reg.get("Read") is not None
+
+
+def _node(**attrs):
+    from celgraph.core import Image, In, Int, NodeType, Out
+    body = {"id": "test.Checked", "inputs": [In("image", Image)], "outputs": [Out("image", Image)],
+            "params": [Int("n", 1)], "compute": lambda self, ctx, image: {"image": image}}
+    body.update(attrs)
+    return type("Checked", (NodeType,), body)
+
+
+def test_register_accepts_a_well_formed_type():
+    assert Registry().register(_node()).id == "test.Checked"
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"params": []} | {"inputs": "dup"}, "input names must be unique"),
+    ({"params": "dup"}, "param names must be unique"),
+    ({"params": "clash"}, "both an input and a param"),
+    ({"compute": lambda self, ctx, img: {}}, r"does not take the declared input\(s\) \['image'\]"),
+    ({"compute": lambda self, ctx, image, mask: {}}, r"requires \['mask'\]"),
+    ({"check": lambda self, params, ctx: []}, r"check\(\) must take \(self, ctx\).*ctx.params"),
+    ({"verify": lambda self, ctx: True}, r"verify\(\) must take \(self, ctx, outputs\)"),
+])
+def test_register_rejects_an_interface_that_disagrees_with_itself(attrs, message):
+    from celgraph.core import Image, In, Int
+    attrs = dict(attrs)
+    if attrs.get("inputs") == "dup":
+        attrs["inputs"] = [In("image", Image), In("image", Image)]
+    if attrs.get("params") == "dup":
+        attrs["params"] = [Int("n", 1), Int("n", 2)]
+    if attrs.get("params") == "clash":
+        attrs["params"] = [Int("image", 1)]
+    with pytest.raises(TypeError, match=message):
+        Registry().register(_node(**attrs))
+
+
+def test_compute_may_take_inputs_as_keywords_or_leave_optional_ones_defaulted():
+    Registry().register(_node(compute=lambda self, ctx, **inputs: {}))
+    Registry().register(_node(compute=lambda self, ctx, image, extra=None: {}))

@@ -14,7 +14,7 @@ import pytest
 import celgraph as cg
 from celgraph.engine import NodeType, Out, String, register, registry
 from celgraph.engine.cache import DiskStore
-from celgraph.engine.types import FileRef
+from celgraph.core.types import FileRef
 
 from conftest import write_frames
 

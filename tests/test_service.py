@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 import pytest
 
-from celgraph.engine.errors import GraphInvalid
+from celgraph.core.errors import GraphInvalid
 from celgraph.nodes.io import read_image
 from celgraph.service._gen import graph_service_pb2 as pb
 from celgraph.service._gen import graph_service_pb2_grpc as pb_grpc

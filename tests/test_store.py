@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from celgraph.engine import DiskStore, ObjectCache, RamCache
-from celgraph.engine.hashing import canonical_json, file_digest, task_key
+from celgraph.core.hashing import canonical_json, file_digest, task_key
 
 
 def test_store_round_trips_arrays_nested_dicts_and_frame_keyed_values(tmp_path):
@@ -150,3 +150,28 @@ def test_file_digest_follows_content(tmp_path):
     d1 = file_digest(p)
     p.write_bytes(b"two")
     assert file_digest(p) != d1
+
+
+def test_locate_names_the_npy_of_an_output_and_the_folder_of_a_structured_one(tmp_path):
+    import numpy as np
+
+    from celgraph.engine.cache import DiskStore
+    store = DiskStore(tmp_path)
+    value = {"image": np.zeros((2, 2), np.float32), "clip": {1: np.ones(3), 2: np.full(3, 2.0)},
+             "sprites": {"plate": np.zeros(2), "layers": np.ones(2)}}
+    store.put("k" * 64, value, {"type": "t"})
+    kind, path = store.locate("k" * 64, "image")
+    assert kind == "array" and np.array_equal(np.load(path), value["image"])
+    kind, path = store.locate("k" * 64, "clip", 2)
+    assert kind == "array" and np.array_equal(np.load(path), value["clip"][2])
+    assert store.locate("k" * 64, "sprites") == ("entry", store.path("k" * 64))
+    assert store.locate("0" * 64, "image") is None
+
+
+def test_gc_sizes_and_ages_read_as_the_cli_takes_them():
+    from celgraph.engine.cache import parse_age, parse_size
+    assert parse_size("500M") == 500 << 20 and parse_size("20G") == 20 << 30 and parse_size("1.5KiB") == 1536
+    assert parse_age("12h") == 12 * 3600 and parse_age("30") == 30 * 86400 and parse_age("2w") == 14 * 86400
+    for bad, parse in (("lots", parse_size), ("1y", parse_age)):
+        with pytest.raises(ValueError, match="cannot read"):
+            parse(bad)

@@ -170,3 +170,81 @@ def test_frames_outside_the_scene_are_bad_frames(engine):
     with pytest.raises(cg.GraphInvalid) as e:
         engine.run(g, frames=[7])
     assert e.value.issues[0].code == "bad_frames"
+
+
+def test_graph_run_resolves_and_normalises_once(tmp_path, monkeypatch):
+    """`graph run`: one resolve of the scene, one normalisation of each node's params; the planner
+    and the tasks use what it returned."""
+    import importlib
+    import json
+
+    from celgraph import cli
+    from celgraph.engine import runtime
+    validate_module = importlib.import_module("celgraph.graph.validate")   # the package's `validate` is the function
+    resolves, normalised = [], []
+    real_resolve, real_normalize = validate_module.resolve, validate_module.normalize_params
+
+    def counting_resolve(*a, **kw):
+        resolves.append(a[0])
+        return real_resolve(*a, **kw)
+
+    def counting_normalize(node_type, raw, node=None):
+        normalised.append(node)
+        return real_normalize(node_type, raw, node)
+    monkeypatch.setattr(runtime, "resolve", counting_resolve)
+    monkeypatch.setattr(cli, "resolve", counting_resolve)
+    monkeypatch.setattr(validate_module, "normalize_params", counting_normalize)
+    path = tmp_path / "scene.json"
+    path.write_text(json.dumps({"celgraph": 1, "frames": "1-3", "nodes": {
+        "s": {"type": "test.Source"},
+        "a": {"type": "test.AddConst", "inputs": {"image": "s.image"}, "params": {"amount": 2}}}}))
+    assert cli.main(["run", str(path), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert len(resolves) == 1
+    assert sorted(normalised) == ["a", "s"]
+
+
+def test_the_planner_takes_only_a_resolved_graph(engine):
+    from celgraph.engine.planner import make_plan
+    g = scene({"s": {"type": "test.Source"}})
+    with pytest.raises(TypeError, match="ResolvedGraph"):
+        make_plan(g)
+    plan = make_plan(cg.graph.resolve(g))
+    assert sorted(plan.tasks) == [("s", 1), ("s", 2), ("s", 3)]
+
+
+def test_run_without_raising_reports_an_invalid_scene_as_a_status(engine):
+    g = scene({"a": {"type": "test.AddConst"}, "x": {"type": "NoSuchNode"}})
+    events = []
+    result = engine.run(g, raise_on_error=False, on_event=events.append)
+    assert result.status == "invalid" and result.plan is None
+    assert sorted(i.code for i in result.error.issues) == ["missing_input", "unknown_type"]
+    assert events == []
+    with pytest.raises(cg.GraphInvalid):
+        engine.run(g)
+
+
+def test_run_without_raising_reports_bad_targets_and_frames_as_a_status(engine):
+    g = scene({"s": {"type": "test.Source"}})
+    result = engine.run(g, targets=["nope"], frames=[7], raise_on_error=False)
+    assert result.status == "invalid"
+    assert sorted(i.code for i in result.error.issues) == ["bad_frames", "unknown_target"]
+
+
+def test_check_hooks_see_the_normalised_params():
+    from celgraph.core import CheckContext, Int, Issue, NodeType, Out, Image, Registry
+
+    class Picky(NodeType):
+        id = "test.Picky"
+        outputs = [Out("image", Image)]
+        params = [Int("n", 3)]
+
+        def check(self, ctx: CheckContext):
+            return [Issue("param_out_of_range", f"n={ctx.params.n} is odd", ctx.node, "n")] if ctx.params.n % 2 else []
+
+        def compute(self, ctx):
+            return {"image": None}
+    reg = Registry()
+    reg._loaded_entry_points = True
+    reg.register(Picky)
+    issues = cg.graph.validate(scene({"p": {"type": "test.Picky"}}), reg)
+    assert [(i.node, i.message) for i in issues] == [("p", "n=3 is odd")]

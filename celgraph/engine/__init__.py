@@ -1,12 +1,12 @@
-"""The runtime: port types, NodeType base + registry, hashing, caches, planner, executor, events, errors."""
+"""The runtime (above `celgraph.graph`): caches, the planner, executors (local threads, Dask),
+events. It also re-exports the descriptor layer (`celgraph.core`), so node authors keep writing
+``from celgraph.engine import NodeType, In, Out, Float, Image``."""
+from ..core import *  # noqa: F401,F403  (the node-authoring names; engine is above core)
+from ..core import __all__ as _core_names
+from ..core.params import PathParam as Path  # noqa: F401  (PathParam's old name, kept for plug-ins; not in __all__)
 from .cache import DiskStore, ObjectCache, RamCache, default_cache_dir
-from .errors import CODES, Cancelled, CelgraphError, GraphInvalid, Issue, NodeFailed
 from .events import Event
-from .node import CheckContext, Context, In, NodeType, Out, Params
-from .params import Bool, Choice, Float, Int, IntList, Param, ParamError, Path, String
-from .registry import Registry, register, registry
 from .runtime import CacheCheckFailed, CancelToken, Engine, RunResult, default_engine
-from .types import (PORT_TYPES, FileRef, Flow, Image, Labels, LineArt, Mask, PortType, PortTypeError,
-                    Sprites, Transforms, as_image)
 
-__all__ = [n for n in dir() if not n.startswith("_")]
+__all__ = [*_core_names, "DiskStore", "ObjectCache", "RamCache", "default_cache_dir", "Event",
+           "CacheCheckFailed", "CancelToken", "Engine", "RunResult", "default_engine"]

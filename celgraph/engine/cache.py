@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -143,6 +144,21 @@ class RamCache:
                 _, (_, s) = self._items.popitem(last=False)
                 self._bytes -= s
 
+    def locate(self, key: str, output: str, frame: int | None = None) -> tuple[str, Path] | None:
+        """Where one output of an entry lies on disk, for clients that read the shared store
+        directly: ("array", its .npy file) — at `frame`, for a clip task's {frame: value} output —
+        or ("entry", the entry's folder) when the value is structured (a dict of arrays). None when
+        the entry is not in the store. The one place outside `put`/`get` that knows the layout."""
+        meta = self.meta(key)
+        if meta is None:
+            return None
+        sub = dict(meta.get("value", {}).get("$dict", [])).get(output)
+        if frame is not None and isinstance(sub, dict):
+            sub = dict(sub.get("$dict", [])).get(frame)
+        if isinstance(sub, dict) and "$array" in sub:
+            return "array", self.path(key) / f"a{sub['$array']}.npy"
+        return "entry", self.path(key)
+
     def __contains__(self, key: str) -> bool:
         with self._lock:
             return key in self._items
@@ -210,6 +226,21 @@ class DiskStore:
 
     def path(self, key: str) -> Path:
         return self.objects / key[:2] / key
+
+    def locate(self, key: str, output: str, frame: int | None = None) -> tuple[str, Path] | None:
+        """Where one output of an entry lies on disk, for clients that read the shared store
+        directly: ("array", its .npy file) — at `frame`, for a clip task's {frame: value} output —
+        or ("entry", the entry's folder) when the value is structured (a dict of arrays). None when
+        the entry is not in the store. The one place outside `put`/`get` that knows the layout."""
+        meta = self.meta(key)
+        if meta is None:
+            return None
+        sub = dict(meta.get("value", {}).get("$dict", [])).get(output)
+        if frame is not None and isinstance(sub, dict):
+            sub = dict(sub.get("$dict", [])).get(frame)
+        if isinstance(sub, dict) and "$array" in sub:
+            return "array", self.path(key) / f"a{sub['$array']}.npy"
+        return "entry", self.path(key)
 
     def __contains__(self, key: str) -> bool:
         return os.path.isfile(os.path.join(self._objects, key[:2], key, "meta.json"))
@@ -334,3 +365,22 @@ class DiskStore:
             removed += 1
             freed += e.bytes
         return removed, freed
+
+
+DEFAULT_RAM_CACHE = "2G"      # graph run / graph serve --ram-cache default
+
+
+def parse_size(text: str) -> int:
+    """"500M", "20G", "1.5T", "4096" → bytes (binary units), for `gc(max_bytes=...)`."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?)i?b?\s*", text.lower())
+    if not m:
+        raise ValueError(f"cannot read size {text!r} (e.g. 500M, 20G)")
+    return int(float(m[1]) * 1024 ** " kmgt".index(m[2] or " "))
+
+
+def parse_age(text: str) -> float:
+    """"12h", "30d", "2w", "90s" (a bare number is days) → seconds, for `gc(older_than_s=...)`."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([smhdw]?)\s*", text.lower())
+    if not m:
+        raise ValueError(f"cannot read age {text!r} (e.g. 12h, 30d)")
+    return float(m[1]) * {"": 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]

@@ -20,7 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
-from .errors import Cancelled, CelgraphError, NodeFailed
+from ..core.errors import Cancelled, CelgraphError, NodeFailed
+from .runtime import Engine
 from .task import run_task, spec_of
 
 _worker_engines: dict[str, object] = {}
@@ -29,7 +30,6 @@ _worker_lock = threading.Lock()
 
 def _worker_engine(store_root: str):
     """One Engine per worker process and store: its object cache keeps models loaded between tasks."""
-    from .runtime import Engine
     with _worker_lock:
         if store_root not in _worker_engines:
             threads = os.environ.get("CELGRAPH_WORKER_THREADS")

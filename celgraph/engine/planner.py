@@ -1,25 +1,30 @@
-"""The planner: requested outputs → (node, frame) tasks with cache keys → a networkx DAG of the
-tasks that must actually run (cache hits dropped).
+"""The planner: a resolved graph's requested outputs → (node, frame) tasks with cache keys → a
+networkx DAG of the tasks that must actually run (cache hits dropped).
 
 Per-frame nodes give one task per frame; clip-scope nodes one task for the scene's whole frame
 range, whatever chunk of frames was requested (so farm chunks share it). A task's key is hashed
 from its node type, version, normalised params, the keys of the input values it reads, its frame
 and the node's fingerprint of outside files — never from node names.
+
+The planner takes a `ResolvedGraph` (graph/validate.py `resolve`): the scene is already checked,
+its node types looked up and its params normalised, once.
 """
 from __future__ import annotations
 
 import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from .errors import GraphInvalid, Issue, NodeFailed
-from .hashing import node_signature, task_key_from
-from .node import Context, NodeType, Params
+from ..core.errors import NodeFailed
+from ..core.hashing import node_signature, task_key_from
+from ..core.node import Context, NodeType, Params
 
-if TYPE_CHECKING:  # graph imports engine, not the other way round at import time
-    from ..graph.scene import Graph
+if TYPE_CHECKING:       # annotations only: the planner takes a resolved graph, it never builds one
+    from ..graph.validate import ResolvedGraph
 
 TaskId = tuple[str, "int | None"]      # (node name, frame) — frame None for a clip task
 
@@ -51,65 +56,72 @@ class Task:
 
 @dataclass
 class Plan:
-    graph: "Graph"
-    frames: list[int]                 # the scene's frames (clip range)
-    requested: list[int]              # frames asked for
-    targets: list[str]
+    resolved: "ResolvedGraph"
     tasks: dict[TaskId, Task]         # every task reachable from the targets
     dag: nx.DiGraph                   # the tasks to compute, edges upstream → downstream
     target_tasks: list[TaskId]
     cached: list[TaskId]              # cache hits where the walk stopped
 
     @property
+    def graph(self):
+        return self.resolved.graph
+
+    @property
+    def frames(self) -> list[int]:
+        """The scene's frames (the clip range)."""
+        return self.resolved.frames
+
+    @property
+    def requested(self) -> list[int]:
+        return self.resolved.requested
+
+    @property
+    def targets(self) -> list[str]:
+        return self.resolved.targets
+
+    @property
+    def base_dir(self) -> Path:
+        return self.resolved.base_dir
+
+    @property
     def n_compute(self) -> int:
         return self.dag.number_of_nodes()
 
 
-def _context(graph, name, node_type, params, frame, frames, **kw) -> Context:
-    return Context(name, node_type, params, frame, frames, graph.base_dir, **kw)
+
+def hook_context(resolved: "ResolvedGraph", node: str, frame: int | None) -> Context:
+    """The context of a node's planning hooks (frames_needed, fingerprint, verify). Running tasks
+    get theirs from their TaskSpec (engine/task.py), which holds the same facts plus the caches."""
+    r = resolved.nodes[node]
+    return Context(node, r.node, r.params, frame, resolved.frames, resolved.base_dir)
 
 
-def make_plan(graph: "Graph", targets: list[str] | None = None, frames: list[int] | None = None,
-              is_cached=None, registry=None) -> Plan:
-    """Expand the graph into tasks. `is_cached(task) -> bool` decides cache hits (None: no cache)."""
-    # Planning allocates many small objects and no reference cycles: keep the cyclic garbage
-    # collector out of it (it otherwise rescans the run's earlier allocations, doubling the time).
+def make_plan(resolved: "ResolvedGraph", is_cached=None) -> Plan:
+    """Expand a resolved graph into tasks. `is_cached(task) -> bool` decides cache hits (None: no cache)."""
+    if not hasattr(resolved, "requested"):
+        raise TypeError("make_plan takes a ResolvedGraph (celgraph.graph.resolve), not "
+                        f"{type(resolved).__name__}")
+    with gc_paused():
+        return _make_plan(resolved, is_cached)
+
+
+@contextmanager
+def gc_paused():
+    """Planning (and resolving) allocates many small objects and no reference cycles: keep the
+    cyclic garbage collector out of it (it otherwise rescans the run's earlier allocations,
+    doubling the time)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _make_plan(graph, targets, frames, is_cached, registry)
+        yield
     finally:
         if enabled:
             gc.enable()
 
 
-def _make_plan(graph, targets, frames, is_cached, registry) -> Plan:
-    from ..graph.frames import parse_frames
-    from ..graph.validate import normalize_params, validate
-    from .registry import registry as default_registry
-    registry = registry or default_registry
-
-    issues = validate(graph, registry)
-    if issues:
-        raise GraphInvalid(issues)
-    scene_frames = parse_frames(graph.frames)
-    requested = scene_frames if frames is None else sorted(set(frames))
-    outside = [f for f in requested if f not in set(scene_frames)]
-    if outside:
-        raise GraphInvalid([Issue("bad_frames", f"frames {outside[:5]} are outside the scene's frames "
-                                                f"{graph.frames!r}", field="frames")])
-    consumers = {src.split(".")[0] for spec in graph.nodes.values() for src in spec.inputs.values()}
-    if targets is None:
-        targets = [n for n in graph.nodes if n not in consumers]
-    bad = [t for t in targets if t not in graph.nodes]
-    if bad:
-        raise GraphInvalid([Issue("unknown_target", f"target '{t}' is not a node of the scene", t) for t in bad])
-
-    instances: dict[str, tuple[NodeType, Params]] = {}
-    for name, spec in graph.nodes.items():
-        t = registry.get(spec.type)
-        instances[name] = (t(), normalize_params(t, spec.params, name)[0])
-
+def _make_plan(resolved: "ResolvedGraph", is_cached) -> Plan:
+    graph, scene_frames = resolved.graph, resolved.frames
+    instances = {name: (r.node, r.params) for name, r in resolved.nodes.items()}
     tasks: dict[TaskId, Task] = {}
     signatures = {name: node_signature(type(inst).id, type(inst).version,
                                        {p.name: params[p.name] for p in type(inst).params if p.hashed})
@@ -129,7 +141,7 @@ def _make_plan(graph, targets, frames, is_cached, registry) -> Plan:
         spec = graph.nodes[name]
         needed, fingerprint = {}, None
         if (has_needed[name] and frame is not None) or has_fp[name]:
-            ctx = _context(graph, name, inst, params, frame, scene_frames)
+            ctx = hook_context(resolved, name, frame)
             try:
                 if has_needed[name] and frame is not None:
                     needed = inst.frames_needed(ctx)
@@ -168,8 +180,8 @@ def _make_plan(graph, targets, frames, is_cached, registry) -> Plan:
         return task
 
     target_ids: list[TaskId] = []
-    for name in targets:
-        for f in requested:
+    for name in resolved.targets:
+        for f in resolved.requested:
             tid = expand(task_id(name, f)).id
             if tid not in target_ids:
                 target_ids.append(tid)
@@ -195,32 +207,4 @@ def _make_plan(graph, targets, frames, is_cached, registry) -> Plan:
         for dep in tasks[tid].deps:
             if dep in dag:
                 dag.add_edge(dep, tid)
-    return Plan(graph, scene_frames, requested, list(targets), tasks, dag, target_ids, cached)
-
-
-def farm_jobs(graph: "Graph", scene_path: str, chunk: int, targets: list[str] | None = None,
-              frames: list[int] | None = None, registry=None, cache_dir: str | None = None) -> list[dict]:
-    """Jobs for a render farm (OpenCue, Deadline, Tractor): one job computing the clip-scope nodes
-    the targets need (once, for the whole range), then per-frame chunks of `chunk` frames that
-    depend on it. Chunks are safe to run in parallel on one shared cache folder."""
-    from ..graph.frames import format_frames, parse_frames
-    from .registry import registry as default_registry
-    registry = registry or default_registry
-    plan = make_plan(graph, targets, frames, registry=registry)
-    clip_nodes = sorted({t.node for t in plan.tasks.values() if t.frame is None})
-    frames = plan.requested
-    per_frame_targets = [n for n in plan.targets if n not in clip_nodes]
-    base = ["graph", "run", scene_path] + (["--cache-dir", str(cache_dir)] if cache_dir else [])
-    jobs: list[dict] = []
-    if clip_nodes:
-        jobs.append({"id": "clip", "frames": format_frames(parse_frames(graph.frames)),
-                     "command": base + ["--targets", ",".join(clip_nodes), "--frames", str(frames[0])],
-                     "depends": [], "note": "clip-scope nodes: whole frame range, run once"})
-    if per_frame_targets:
-        for i in range(0, len(frames), chunk):
-            part = frames[i:i + chunk]
-            spec = format_frames(part)
-            jobs.append({"id": f"frames-{spec}", "frames": spec,
-                         "command": base + ["--frames", spec, "--targets", ",".join(per_frame_targets)],
-                         "depends": ["clip"] if clip_nodes else []})
-    return jobs
+    return Plan(resolved, tasks, dag, target_ids, cached)

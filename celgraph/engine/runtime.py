@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import Cancelled, CelgraphError, GraphInvalid, NodeFailed
+from ..core.hashing import canonical_json, sha256_text
+from ..core.registry import registry as default_registry
+from ..graph.frames import parse_frames
+from ..graph.scene import OutputRef
+from ..graph.validate import ResolvedGraph, resolve
 from .cache import DiskStore, ObjectCache, RamCache, default_cache_dir, freeze
-from .errors import Cancelled, CelgraphError, NodeFailed
 from .events import EventBus, Listener
-from .hashing import canonical_json, sha256_text
-from .node import Context
+from .planner import Plan, Task, TaskId, gc_paused, hook_context, make_plan
 from .task import CacheCheckFailed, run_task, spec_of  # noqa: F401 (CacheCheckFailed re-exported)
-from .planner import Plan, Task, TaskId, make_plan
 
 
 class CancelToken:
@@ -39,8 +42,8 @@ class CancelToken:
 
 @dataclass
 class RunResult:
-    status: str                                    # succeeded | failed | cancelled
-    plan: Plan
+    status: str                                    # succeeded | failed | cancelled | invalid
+    plan: Plan | None                              # None when the scene was invalid
     computed: int = 0
     cached: int = 0
     seconds: float = 0.0
@@ -66,7 +69,6 @@ class Engine:
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, use_disk_cache: bool = True,
                  ram_bytes: int = 2 << 30, registry=None):
-        from .registry import registry as default_registry
         self.registry = registry or default_registry
         self.store = DiskStore(cache_dir or default_cache_dir()) if use_disk_cache else None
         self.ram = RamCache(ram_bytes)
@@ -83,7 +85,7 @@ class Engine:
                 self.ram.put(key, v)
         return v
 
-    def _is_cached(self, task: Task, plan_graph) -> bool:
+    def _is_cached(self, task: Task, resolved: ResolvedGraph) -> bool:
         if task.key in self.ram:
             value = self.ram.get(task.key)
         elif self.store is not None and task.key in self.store:
@@ -91,8 +93,7 @@ class Engine:
         else:
             return False
         if task.type.side_effect:
-            ctx = Context(task.node, task.type, task.params, task.frame, [], plan_graph.base_dir)
-            return value is not None and bool(task.type.verify(ctx, value))
+            return value is not None and bool(task.type.verify(hook_context(resolved, task.node, task.frame), value))
         return True
 
     def memo(self, node_type, parts, compute, use_cache: bool = True):
@@ -118,9 +119,15 @@ class Engine:
             self._memo_locks.pop(key, None)
         return value
 
+    def resolve(self, graph, targets=None, frames=None) -> ResolvedGraph:
+        """The scene checked and resolved against this engine's registry (GraphInvalid otherwise)."""
+        return graph if isinstance(graph, ResolvedGraph) else resolve(graph, self.registry, targets, frames)
+
     def plan(self, graph, targets=None, frames=None, use_cache: bool = True) -> Plan:
-        return make_plan(graph, targets, frames, registry=self.registry,
-                         is_cached=(lambda t: self._is_cached(t, graph)) if use_cache else None)
+        """Plan a scene (or an already resolved graph, whose own targets and frames then count)."""
+        with gc_paused():
+            resolved = self.resolve(graph, targets, frames)
+            return make_plan(resolved, is_cached=(lambda t: self._is_cached(t, resolved)) if use_cache else None)
 
     # ---- running ----------------------------------------------------------------------------
     def run(self, graph, targets=None, frames=None, workers: int | None = None, use_cache: bool = True,
@@ -129,15 +136,23 @@ class Engine:
         """Plan and execute. use_cache=False recomputes everything and leaves the caches as they
         were. check=True recomputes cache hits and compares them (a wrong hash fails the run).
         executor: None runs on this process's thread pool (`workers` threads); a DaskExecutor runs
-        the tasks on a Dask cluster through the shared disk store."""
-        from ..graph.frames import parse_frames
-        if isinstance(frames, (str, int)):
-            frames = parse_frames(frames)
+        the tasks on a Dask cluster through the shared disk store.
+
+        `graph` is a scene or a ResolvedGraph (then its own targets and frames count). With
+        raise_on_error=False every problem is reported in the result, none raised: an invalid
+        scene (or targets, frames) as status "invalid" with a GraphInvalid error, a node failing
+        while planning (a fingerprint reading a vanished file) as "failed"; neither emits events."""
+        t0 = time.perf_counter()
+        try:
+            plan = self.plan(graph, targets, frames, use_cache=use_cache and not check)
+        except (GraphInvalid, NodeFailed) as e:
+            if raise_on_error:
+                raise
+            return RunResult("invalid" if isinstance(e, GraphInvalid) else "failed", None, error=e,
+                             seconds=time.perf_counter() - t0)
         listeners = on_event if isinstance(on_event, list) else [on_event]
         bus = EventBus(listeners)
         cancel = cancel or CancelToken()
-        t0 = time.perf_counter()
-        plan = self.plan(graph, targets, frames, use_cache=use_cache and not check)
         bus.emit("run_started", data={"tasks": len(plan.tasks), "compute": plan.n_compute,
                                       "cached": len(plan.cached), "frames": plan.requested,
                                       "targets": plan.targets})
@@ -173,8 +188,6 @@ class Engine:
         return result
 
     def evaluate(self, graph, output, frame: int | None = None, **options):
-        from ..graph.frames import parse_frames
-        from ..graph.scene import OutputRef
         ref = OutputRef.parse(output) if isinstance(output, str) else output
         if frame is None:
             frame = parse_frames(graph.frames)[0]
@@ -222,7 +235,8 @@ class _Run:
 
     def _compute(self, task: Task) -> dict:
         spec = spec_of(self.plan, task, self.use_cache, self.check)
-        value, seconds, stored = run_task(self.engine, spec, self.load, self.bus.emit, lambda: self.stopping)
+        value, seconds, stored = run_task(self.engine, spec, self.load, self.bus.emit, lambda: self.stopping,
+                                          node_type=type(task.type))
         with self.lock:
             self.computed += 1
             self.compute_seconds += seconds

@@ -17,9 +17,9 @@ from typing import Any, Callable
 import numpy as np
 
 from .cache import freeze
-from .errors import Cancelled, CelgraphError, NodeFailed
-from .node import Context, Params
-from .types import PortTypeError
+from ..core.errors import Cancelled, CelgraphError, NodeFailed
+from ..core.node import Context, Params
+from ..core.types import PortTypeError
 
 
 class CacheCheckFailed(CelgraphError):
@@ -56,7 +56,7 @@ def spec_of(plan, task, use_cache: bool = True, check: bool = False) -> TaskSpec
     reads = tuple(Read(r.name, tuple((plan.tasks[up].key, out, f, up[1] is None) for up, out, f in r.refs),
                        r.per_frame) for r in task.reads)
     return TaskSpec(task.node, type(task.type).id, dict(task.params), task.frame, tuple(plan.frames),
-                    str(plan.graph.base_dir), task.key, reads, use_cache, check)
+                    str(plan.base_dir), task.key, reads, use_cache, check)
 
 
 def device_for(pref: str) -> str:
@@ -89,12 +89,14 @@ def on_torch_thread(fn: Callable, *args, **kwargs):
 
 
 def run_task(engine, spec: TaskSpec, load: Callable[[str], dict | None],
-             emit: Callable[..., Any], stopping: Callable[[], bool]) -> tuple[dict, float, float]:
+             emit: Callable[..., Any], stopping: Callable[[], bool], node_type=None) -> tuple[dict, float, float]:
     """Compute one task and store its result. Returns (outputs, compute seconds, store seconds).
 
-    Raises NodeFailed (naming node, type and frame) on any error in the node, Cancelled when the
-    run is stopping. A failed task stores nothing."""
-    node_type = engine.registry.get(spec.type_id)
+    `node_type`: the resolved type where the plan is at hand (local threads); a Dask worker has
+    only the spec and looks the type up in its own registry. Raises NodeFailed (naming node, type
+    and frame) on any error in the node, Cancelled when the run is stopping. A failed task stores
+    nothing."""
+    node_type = node_type or engine.registry.get(spec.type_id)
     if node_type is None:
         raise NodeFailed(spec.node, spec.type_id, spec.frame,
                          LookupError(f"node type {spec.type_id} is not installed here"))

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.errors import GraphInvalid, Issue
+from ..core.atomic import write_text
+from ..core.errors import GraphInvalid, Issue
+from ..core.registry import registry
 
 SCENE_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -84,7 +85,6 @@ class NodeHandle:
         return self
 
     def _only_output(self) -> OutputRef:
-        from ..engine.registry import registry
         t = registry.get(self.graph.nodes[self.name].type)
         if t is None or len(t.outputs) != 1:
             raise ValueError(f"node '{self.name}' has several outputs: link one, e.g. {self.name}['image']")
@@ -95,7 +95,10 @@ class NodeHandle:
 
 
 class Graph:
-    """A scene: frames, named node instances, links. Build it in Python or load scene.json."""
+    """A scene: frames, named node instances, links. Build it in Python or load scene.json.
+
+    This is the scene model only; `celgraph.Graph` (celgraph/api.py) adds `validate`, `run` and
+    `evaluate`, the conveniences that reach the engine one floor up."""
 
     def __init__(self, frames: Any = "1", base_dir: str | os.PathLike | None = None):
         self.version = SCENE_VERSION
@@ -135,21 +138,6 @@ class Graph:
     def __getitem__(self, name: str) -> NodeHandle:
         return self.node(name)
 
-    # ---- running (same engine as `graph run`) --------------------------------------------
-    def validate(self) -> list[Issue]:
-        from .validate import validate
-        return validate(self)
-
-    def run(self, targets=None, frames=None, **options):
-        """Run the graph (default: every node nothing else reads from). See Engine.run."""
-        from ..engine.runtime import default_engine
-        return default_engine(options.pop("cache_dir", None)).run(self, targets=targets, frames=frames, **options)
-
-    def evaluate(self, output: OutputRef | str, frame: int | None = None, **options):
-        """Compute (or fetch from cache) one output at one frame; returns a read-only value."""
-        from ..engine.runtime import default_engine
-        return default_engine(options.pop("cache_dir", None)).evaluate(self, output, frame, **options)
-
     # ---- scene.json ------------------------------------------------------------------------
     def to_dict(self) -> dict:
         known = {"celgraph": self.version, "frames": self.frames,
@@ -170,18 +158,8 @@ class Graph:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write scene.json atomically (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.dumps())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self.path = path
-        return path
+        self.path = write_text(path, self.dumps())
+        return self.path
 
     @classmethod
     def from_dict(cls, data: Any, base_dir: str | os.PathLike | None = None) -> "Graph":

@@ -1,43 +1,61 @@
-"""Scene validation: every problem at once, each with a stable code and the node it concerns."""
+"""Scene validation and resolution: every problem at once, each with a stable code and the node
+it concerns — or, for a valid scene, the resolved graph the planner runs.
+
+`resolve` is the one place a scene's node types are looked up, its params normalised and its
+frames and targets checked. `Engine.run`, `graph validate` and the service call it once per
+request and hand the `ResolvedGraph` on; nothing downstream looks a node type up by name or
+normalises params again.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import networkx as nx
 
-from ..engine.errors import Issue
-from ..engine.node import CheckContext, NodeType, Params
-from ..engine.params import ParamError
-from ..engine.registry import Registry, registry as default_registry
+from ..core.errors import GraphInvalid, Issue
+from ..core.node import CheckContext, NodeType, Params, normalize_params
+from ..core.registry import Registry, registry as default_registry
 from .frames import FrameRangeError, parse_frames
-from .scene import Graph, OutputRef
+from .scene import Graph, NodeSpec, OutputRef
 
 
-def normalize_params(node_type: type[NodeType], raw: dict, node: str | None = None) -> tuple[Params, list[Issue]]:
-    """Raw scene params → checked values with defaults filled in, plus the problems found."""
-    issues: list[Issue] = []
-    out = Params()
-    for name in raw:
-        if node_type.param(name) is None:
-            known = ", ".join(p.name for p in node_type.params) or "none"
-            issues.append(Issue("unknown_param", f"{node_type.name()} has no param '{name}' (params: {known})",
-                                node, name))
-    for p in node_type.params:
-        value = raw.get(p.name, p.default)
-        try:
-            out[p.name] = p.check(value)
-        except ParamError as e:
-            issues.append(Issue(e.code, str(e), node, p.name))
-    return out, issues
+@dataclass(frozen=True)
+class ResolvedNode:
+    """A node instance ready to plan: its spec, its type (and an instance of it), normalised params."""
+    name: str
+    spec: NodeSpec
+    type: type[NodeType]
+    node: NodeType
+    params: Params
 
 
-def validate(graph: Graph, registry: Registry = default_registry, skip_checks=frozenset()) -> list[Issue]:
-    """Every problem of the scene. `skip_checks`: nodes whose own check (files exist, ...) is not run
+@dataclass(frozen=True)
+class ResolvedGraph:
+    """A validated scene: the only thing the planner accepts."""
+    graph: Graph
+    nodes: dict[str, ResolvedNode]
+    frames: list[int]          # the scene's frames (the clip range)
+    requested: list[int]       # the frames asked for (default: all of them)
+    targets: list[str]         # the nodes asked for (default: every node nothing else reads from)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.graph.base_dir
+
+
+def resolve(graph: Graph, registry: Registry | None = None, targets: list[str] | None = None,
+            frames: str | int | list[int] | None = None, skip_checks=frozenset()) -> ResolvedGraph:
+    """Check the scene (and the targets and frames asked for) and resolve it; raises GraphInvalid
+    with every problem found. `skip_checks`: nodes whose own check (files exist, ...) is not run
     (the service's refused paths: a client must not learn whether they exist)."""
+    registry = registry or default_registry
     issues: list[Issue] = []
     if graph.version != 1:
         issues.append(Issue("bad_version", f"scene format version {graph.version!r} is not supported"))
-    frames: list[int] | None = None
+    scene_frames: list[int] | None = None
     try:
-        frames = parse_frames(graph.frames)
+        scene_frames = parse_frames(graph.frames)
     except FrameRangeError as e:
         issues.append(Issue("bad_frames", str(e), field="frames"))
 
@@ -98,10 +116,43 @@ def validate(graph: Graph, registry: Registry = default_registry, skip_checks=fr
         path = " → ".join([*cycle, cycle[0]])
         issues.append(Issue("cycle", f"links form a cycle: {path}", cycle[0]))
 
-    if frames is not None:
+    instances = {name: types[name]() for name in params_ok}
+    if scene_frames is not None:
         for name, params in params_ok.items():
             if name in skip_checks:
                 continue
-            ctx = CheckContext(name, frames, graph.base_dir)
-            issues += types[name]().check(params, ctx)
-    return issues
+            issues += instances[name].check(CheckContext(name, params, scene_frames, graph.base_dir))
+
+    requested = scene_frames
+    if frames is not None:
+        try:
+            requested = sorted(set(parse_frames(frames) if isinstance(frames, (str, int)) else frames))
+        except FrameRangeError as e:
+            requested = None
+            issues.append(Issue("bad_frames", f"frames: {e}", field="frames"))
+        if requested is not None and scene_frames is not None:
+            outside = [f for f in requested if f not in set(scene_frames)]
+            if outside:
+                issues.append(Issue("bad_frames", f"frames {outside[:5]} are outside the scene's frames "
+                                                  f"{graph.frames!r}", field="frames"))
+    if targets is None:
+        consumers = {src.split(".")[0] for spec in graph.nodes.values() for src in spec.inputs.values()}
+        targets = [n for n in graph.nodes if n not in consumers]
+    for t in targets:
+        if t not in graph.nodes:
+            issues.append(Issue("unknown_target", f"target '{t}' is not a node of the scene", t))
+    if issues:
+        raise GraphInvalid(issues)
+    nodes = {name: ResolvedNode(name, spec, types[name], instances[name], params_ok[name])
+             for name, spec in graph.nodes.items()}
+    return ResolvedGraph(graph, nodes, scene_frames, requested, list(targets))
+
+
+def validate(graph: Graph, registry: Registry | None = None, targets: list[str] | None = None,
+             frames: str | int | list[int] | None = None, skip_checks=frozenset()) -> list[Issue]:
+    """Every problem of the scene (and of the targets and frames asked for); [] when it is valid."""
+    try:
+        resolve(graph, registry, targets, frames, skip_checks)
+    except GraphInvalid as e:
+        return e.issues
+    return []

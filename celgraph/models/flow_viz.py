@@ -10,11 +10,11 @@ Flow arrays are H×W×2 float32 in pixels, channel 0 = +x right, channel 1 = +y 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..core.atomic import atomic_write
 
 __all__ = ["flow_to_color", "flow_wheel", "color_wheel", "read_flo", "write_flo", "FLO_MAGIC"]
 
@@ -110,14 +110,8 @@ def write_flo(path, flow: np.ndarray) -> Path:
     if f.ndim != 3 or f.shape[-1] != 2:
         raise ValueError(f"expected an H×W×2 flow, got shape {f.shape}")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.array([FLO_MAGIC], "<f4").tofile(fh)
-            np.array([f.shape[1], f.shape[0]], "<i4").tofile(fh)
-            f.astype("<f4").tofile(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as fh:
+        np.array([FLO_MAGIC], "<f4").tofile(fh)
+        np.array([f.shape[1], f.shape[0]], "<i4").tofile(fh)
+        f.astype("<f4").tofile(fh)
     return path

@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._weights import save_state
+from .safetensors_io import save_state
 
 __all__ = ["LightUNet", "GapUNet", "light_unet", "gap_unet", "build", "count_parameters", "receptive_field",
            "predict_logits", "close_gaps", "context_margin", "tile_grid", "save_weights", "load_weights", "ARCHS",

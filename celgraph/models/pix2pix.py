@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._weights import read_metadata, save_state
+from .safetensors_io import read_metadata, save_state
 
 __all__ = ["UNetGenerator", "PatchDiscriminator", "flat_base", "build_generator", "build_discriminator",
            "count_parameters", "init_weights", "make_input", "colorize", "save_weights", "load_weights", "ARCHS",

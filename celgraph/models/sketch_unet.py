@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._weights import read_metadata, save_state
+from .safetensors_io import read_metadata, save_state
 
 __all__ = ["SketchUNet", "sketch_unet", "build", "count_parameters", "fuse_batchnorm", "predict", "save_weights", "load_weights",
            "ARCHS"]

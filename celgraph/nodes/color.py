@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import (Bool, CheckContext, Choice, Context, Float, Image, In, Int, IntList, Issue, Labels, LineArt,
-                      Mask, NodeType, Out, Path as PathParam)
-from ..engine.hashing import file_digest
-from ._weights import bundled_file, weights_issues
-from .flow import FLOW_PARAMS, FlowRAFT
+from ..core import (Bool, CheckContext, Choice, Context, Float, Image, In, Int, IntList, Issue, Labels, LineArt,
+                      Mask, NodeType, Out, PathParam)
+from ..core.hashing import file_digest
+from .modelfiles import bundled_file, load_model, weights_issues
+from . import flowpairs
+from .flowpairs import FLOW_PARAMS
 
 BUNDLED = "colorize_pix2pix.safetensors"
 MODES = ("hints", "reference", "model")
@@ -80,7 +81,8 @@ class Colorize(NodeType):
     def uses_torch(self, params) -> bool:
         return params["mode"] == "model"
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         issues = []
         if params["mode"] == "model":
             issues += weights_issues(self._model_path(params, ctx), ctx.node,
@@ -89,7 +91,7 @@ class Colorize(NodeType):
             if params["key_frames"] and not set(params["key_frames"]) & set(ctx.frames):
                 issues.append(Issue("bad_frames", f"none of the key frames {params['key_frames']} is in the scene's frames",
                                     ctx.node, "key_frames"))
-            issues += FlowRAFT().check({**params, "offsets": [1]}, ctx)
+            issues += flowpairs.weight_issues(ctx)
         return issues
 
     def _key(self, ctx: Context) -> int:
@@ -114,9 +116,8 @@ class Colorize(NodeType):
         p = ctx.params
         if p.mode == "model":
             return {"model": file_digest(self._model_path(p, ctx))}
-        if p.mode == "reference" and FlowRAFT()._backend(p) != "dis":
-            return {"flow_weights": file_digest(FlowRAFT()._weights_path(p, ctx))}
-        return None
+        digest = flowpairs.weights_digest(ctx) if p.mode == "reference" else None
+        return None if digest is None else {"flow_weights": digest}
 
     # ---- compute ------------------------------------------------------------------------
     def compute(self, ctx: Context, lines, hints=None, reference=None):
@@ -158,7 +159,7 @@ class Colorize(NodeType):
             pairs = list(zip(path[:-1], path[1:]))
             # compose from the key side: flow(s → key) = flow(s → s') ∘ flow(s' → key)
             for i, (a, b) in enumerate(reversed(pairs)):
-                step = FlowRAFT().pair(ctx, ctx.input_key("lines", a), ctx.input_key("lines", b),
+                step = flowpairs.pair(ctx, ctx.input_key("lines", a), ctx.input_key("lines", b),
                                        _paper(lines[a]), _paper(lines[b]))
                 total = step if total is None else hf.compose_flows(step, total)
                 ctx.progress(0.2 + 0.6 * (i + 1) / len(pairs), 1, f"flow {a}→{b}")
@@ -180,10 +181,7 @@ class Colorize(NodeType):
         from ..models.pix2pix import colorize, load_weights
         p = ctx.params
         path = self._model_path(p, ctx)
-        device = ctx.device if p.device == "auto" else p.device
-        key = ("colorize_pix2pix", file_digest(path), device)
-        model, meta = ctx.objects.get(key, lambda: load_weights(path, device)) if ctx.objects is not None \
-            else load_weights(path, device)
+        (model, meta), device = load_model(ctx, "colorize_pix2pix", path, lambda d: load_weights(path, d))
         guide = guide_mask = None
         unsure = np.zeros(lines_t.shape, bool)
         if hints is not None:

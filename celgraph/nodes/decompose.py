@@ -19,10 +19,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..engine import (Bool, CheckContext, Choice, Context, FileRef, Float, Image, In, Int, IntList, Issue, Labels, Mask,
-                      NodeType, Out, Path as PathParam, Sprites, Transforms)
-from ..engine.hashing import file_digest
-from .flow import FLOW_PARAMS, FlowBundle, FlowRAFT
+from ..core import (Bool, CheckContext, Choice, Context, FileRef, Float, Image, In, Int, IntList, Issue, Labels, Mask,
+                      NodeType, Out, PathParam, Sprites, Transforms)
+from ..core.atomic import write_bytes
+from ..core.hashing import file_digest
+from . import flowpairs
+from .flow import FlowBundle
+from .flowpairs import FLOW_PARAMS
+from .modelfiles import model_device
 
 # ---- settings shared by the optimising nodes ---------------------------------------------------------
 
@@ -96,7 +100,8 @@ class WarmupAlpha(NodeType):
                "reference_height": "reference_height", "seed": "seed", "objects": "objects",
                "checkpoint_every": "checkpoint_every"}
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if len(params["trim_px"]) != 3:
             return [Issue("param_out_of_range", "trim_px needs three thresholds (px)", ctx.node, "trim_px")]
         return []
@@ -110,7 +115,7 @@ class WarmupAlpha(NodeType):
         pairs = [(index[f], index[f + k], np.asarray(fl, np.float32))
                  for f in frames for k, fl in sorted((bundle.get(f) or {}).items()) if f + k in index]
         rgb = np.stack([_rgb(image[f]) for f in frames])
-        device = _device(ctx)
+        device = model_device(ctx)
         with _threads(ctx):
             labels, _ = decompose_labels(cfg, rgb, pairs, device=device, progress=_progress(ctx, "WarmupAlpha"),
                                          checkpoint=_checkpointer(self, ctx, ["image", "bundle"], device))
@@ -154,11 +159,12 @@ class WarmupHomography(NodeType):
         *FLOW_PARAMS,
     ]
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
-        return FlowRAFT().weight_issues(params, ctx)        # it computes extra pairs through FlowRAFT
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        return flowpairs.weight_issues(ctx)        # it computes extra pairs like FlowRAFT
 
     def fingerprint(self, ctx: Context):
-        return FlowRAFT().fingerprint(ctx)          # the RAFT weights digest, when RAFT computes pairs
+        digest = flowpairs.weights_digest(ctx)     # the RAFT weights, when RAFT computes pairs
+        return None if digest is None else {"weights": digest}
 
     def compute(self, ctx: Context, image, labels, bundle=None):
         from ..models.decompose.chain import chain, normalise, uv_pattern
@@ -166,7 +172,6 @@ class WarmupHomography(NodeType):
         frames = list(ctx.frames)
         n_obj = _count_objects(labels, ctx.params.objects)
         h, w = next(iter(image.values())).shape[:2]
-        flow_node = FlowRAFT()
         pairs: dict[tuple[int, int], np.ndarray] = {}
 
         def flow(i: int, j: int) -> np.ndarray:
@@ -174,7 +179,7 @@ class WarmupHomography(NodeType):
             if (fi, fj) not in pairs:
                 got = (bundle or {}).get(fi, {}).get(fj - fi)
                 if got is None:
-                    got = flow_node.pair(ctx, ctx.input_key("image", fi), ctx.input_key("image", fj),
+                    got = flowpairs.pair(ctx, ctx.input_key("image", fi), ctx.input_key("image", fj),
                                          image[fi], image[fj])
                 pairs[(fi, fj)] = np.asarray(got, np.float32)
             return pairs[(fi, fj)]
@@ -264,7 +269,7 @@ class SpriteLearn(NodeType):
         lab = _stack(labels, frames)
         if lab.max() >= n or lab.min() < 0:
             raise ValueError(f"labels go from {lab.min()} to {lab.max()} but there are {n} transforms per frame")
-        device = _device(ctx)
+        device = model_device(ctx)
         with _threads(ctx):
             ex, _ = learn_sprites(cfg, rgb, lab, tr, device=device, progress=_progress(ctx, "SpriteLearn"),
                                   checkpoint=_checkpointer(self, ctx, ["image", "labels", "transforms"], device))
@@ -317,7 +322,8 @@ class WriteTransforms(NodeType):
     outputs = [Out("file", FileRef, "{path, sha256, bytes} of the written file")]
     params = [PathParam("path", "", help="output file, .json or .npz", file="out")]
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if not params["path"]:
             return [Issue("param_type", "no output path given", ctx.node, "path")]
         if not params["path"].lower().endswith((".json", ".npz")):
@@ -337,8 +343,6 @@ class WriteTransforms(NodeType):
     def compute(self, ctx: Context, transforms):
         import io
         import json
-        import os
-        import uuid
         target = ctx.resolve(ctx.params.path).resolve()
         frames = list(ctx.frames)
         mats = _stack(transforms, frames)
@@ -350,13 +354,7 @@ class WriteTransforms(NodeType):
             buf = io.BytesIO()
             np.savez(buf, frames=np.asarray(frames), matrices=mats)
             data = buf.getvalue()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_bytes(target, data)
         ref = {"path": str(target), "sha256": file_digest(target), "bytes": target.stat().st_size}
         return {"file": {f: ref for f in frames}}
 
@@ -404,17 +402,6 @@ def _config(node: NodeType, ctx: Context, presets: dict, fields: dict):
             continue
         changes[field] = tuple(float(x) for x in v) if isinstance(v, list) else v
     return replace(presets[p.preset], **changes)
-
-
-def _device(ctx: Context) -> str:
-    want = ctx.params.device
-    if want == "auto":
-        return ctx.device
-    if want == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise RuntimeError("device=cuda but no CUDA GPU is available (use auto or cpu)")
-    return want
 
 
 def _checkpointer(node: NodeType, ctx: Context, inputs: list[str], device: str):

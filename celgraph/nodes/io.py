@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import time
-import uuid
-import zlib
 from pathlib import Path
 
 import numpy as np
 import OpenImageIO as oiio
 
-from ..engine import (Choice, CheckContext, Context, FileRef, Image, In, Int, Issue, NodeType, Out,
-                      Path as PathParam)
-from ..engine.hashing import file_digest
-from ..engine.types import PortType, as_image
+from ..core import (Choice, CheckContext, Context, FileRef, Image, In, Int, Issue, NodeType, Out,
+                      PathParam)
+from ..core.atomic import WRITER, atomic_path
+from ..core.hashing import file_digest
+from ..core.types import PortType, as_image
+from ..graph.frames import format_frames
 
 _PATTERN = re.compile(r"(#+)|%(0?\d*)d|\$F(\d*)")
 
@@ -79,9 +78,6 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: str = "a
     pixels = np.ascontiguousarray(as_image(pixels))
     if BIT_DEPTHS[bit_depth].startswith("uint"):
         pixels = np.clip(pixels, 0.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # the temp name says who writes it (host, pid), so a later run can sweep what a kill left
-    tmp = path.with_name(f".{path.stem}.{_WRITER}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     buf = oiio.ImageBuf(pixels)
     # OpenImageIO stamps the time of writing into EXR, TIFF and DPX headers unless DateTime is set;
     # empty leaves it out, so equal pixels give equal bytes and Write's recorded digest settles.
@@ -90,19 +86,15 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: str = "a
         buf.specmod().channelnames = ("R", "G")
     if bit_depth == "10":
         buf.specmod().attribute("oiio:BitsPerSample", 10)
-    try:
+    with atomic_path(path) as tmp:          # the temp name keeps the extension: it picks the format
         if not buf.write(os.fspath(tmp), BIT_DEPTHS[bit_depth]):
             raise OSError(f"cannot write {os.fspath(path)!r}: {buf.geterror() or oiio.geterror()}")
         if ext == ".dpx":       # the header's ImageFileName (offset 36, 100 bytes) holds the temp path
             with open(tmp, "r+b") as f:
                 f.seek(36)
                 f.write(path.name.encode()[:99].ljust(100, b"\0"))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
-_WRITER = f"{zlib.crc32(socket.gethostname().encode()):08x}-{os.getpid()}"    # host, process
 _TEMP = re.compile(r"^\.(?P<stem>.+)\.(?:(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-)?[0-9a-f]{8}\.tmp(?P<ext>\.\w+)$")
 STALE_TEMP_S = 600      # a temp of another machine (or of a dead writer's pid reused) untouched this long is stale
 _swept: dict[tuple[str, str], float] = {}
@@ -131,7 +123,7 @@ def sweep_stale_temps(pattern_path: Path, now: float | None = None) -> list[Path
             age = now - e.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        mine = m["host"] is not None and m["host"] == _WRITER.split("-")[0]
+        mine = m["host"] is not None and m["host"] == WRITER.split("-")[0]
         if not (age > STALE_TEMP_S or (mine and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])))):
             continue
         if e.is_file(follow_symlinks=False):
@@ -172,7 +164,8 @@ class Read(NodeType):
     def _existing(self, ctx: CheckContext, params) -> dict[int, Path]:
         return {f: p for f in ctx.frames if (p := self._file(ctx, params, f)).is_file()}
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if not params["path"]:
             return [Issue("file_not_found", "no path given", ctx.node, "path")]
         existing = self._existing(ctx, params)
@@ -183,7 +176,6 @@ class Read(NodeType):
                           + (" (nor any other frame of the sequence)" if is_sequence(params["path"]) else ""),
                           ctx.node, "path")]
         if missing and params["missing"] == "error":
-            from ..graph.frames import format_frames
             return [Issue("file_not_found", f"frames {format_frames(missing)} of {params['path']} are missing "
                                             "(set missing to hold or black to render anyway)", ctx.node, "path")]
         return []
@@ -253,7 +245,8 @@ class Write(NodeType):
     ]
     side_effect = True
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if not params["path"]:
             return [Issue("param_type", "no output path given", ctx.node, "path")]
         issues = []

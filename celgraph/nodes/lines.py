@@ -34,10 +34,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..engine import (Bool, Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
-                      Path as PathParam)
-from ..engine.hashing import file_digest
-from ._weights import bundled_file, weights_issues
+from ..core import (Bool, Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
+                    PathParam)
+from ..core.hashing import file_digest
+from .modelfiles import bundled_file, load_model, weights_issues
 
 BUNDLED_WEIGHTS = {"gapunet": "gapfill_gapunet.safetensors", "lite": "gapfill_lite.safetensors"}
 # What GapFill uses by default, by bench/real.py --suite gapfill (gaps cut into real production line
@@ -113,7 +113,8 @@ class GapFill(NodeType):
     def uses_torch(self, params) -> bool:
         return params["method"] == "model"
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if params["method"] != "model":
             return []
         return weights_issues(self._weights_path(params, ctx), ctx.node,
@@ -140,11 +141,10 @@ class GapFill(NodeType):
         return {"lines": closed, "added": added, "preview": preview(lines, added)}
 
     def _model_close(self, ctx: Context, lines: np.ndarray) -> np.ndarray:
-        from ..models.gapfill import close_gaps
+        from ..models.gapfill import close_gaps, fuse_for_inference, load_weights
         p = ctx.params
-        device = ctx.device if p.device == "auto" else p.device
         path = self._weights_path(p, ctx)
-        model = self._model(ctx, path, device)
+        model, device = load_model(ctx, "gapfill", path, lambda d: fuse_for_inference(load_weights(path, device=d)[0]))
 
         def progress(done, total):
             ctx.progress(done, total, "closing gaps")
@@ -154,14 +154,6 @@ class GapFill(NodeType):
                                half=p.precision == "fp16", progress=progress)
         return closed
 
-    def _model(self, ctx: Context, path: Path, device: str):
-        from ..models.gapfill import fuse_for_inference, load_weights
-
-        def load():
-            return fuse_for_inference(load_weights(path, device=device)[0])
-
-        key = ("gapfill", file_digest(path), device)
-        return ctx.objects.get(key, load) if ctx.objects is not None else load()
 
 
 def preview(lines: np.ndarray, added: np.ndarray) -> np.ndarray:

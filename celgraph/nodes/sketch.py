@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import (Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
-                      Path as PathParam)
-from ..engine.hashing import file_digest
-from ._weights import bundled_file, weights_issues
+from ..core import (Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
+                      PathParam)
+from ..core.hashing import file_digest
+from .modelfiles import bundled_file, load_model, weights_issues
 
 BUNDLED = "sketch_unet.safetensors"
 
@@ -57,7 +57,8 @@ class Sketch(NodeType):
     def uses_torch(self, params) -> bool:
         return params["method"] == "model"
 
-    def check(self, params, ctx: CheckContext) -> list[Issue]:
+    def check(self, ctx: CheckContext) -> list[Issue]:
+        params = ctx.params
         if params["method"] != "model":
             return []
         return weights_issues(self._weights_path(params, ctx), ctx.node,
@@ -72,14 +73,12 @@ class Sketch(NodeType):
     def _model(self, ctx: Context):
         from ..models.sketch_unet import fuse_batchnorm, load_weights
         path = self._weights_path(ctx.params, ctx)
-        device = ctx.device if ctx.params.device == "auto" else ctx.params.device
 
-        def load():
+        def load(device):
             model, meta = load_weights(path, device=device)
             return fuse_batchnorm(model), meta
 
-        key = ("sketch_unet", file_digest(path), device)
-        model, meta = ctx.objects.get(key, load) if ctx.objects is not None else load()
+        (model, meta), device = load_model(ctx, "sketch_unet", path, load)
         return model, meta, device
 
     def compute(self, ctx: Context, image):

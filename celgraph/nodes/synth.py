@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import Bool, Context, Flow, Image, Int, Labels, LineArt, Mask, NodeType, Out, Transforms
+from ..core import Bool, Context, Flow, Image, Int, Labels, LineArt, Mask, NodeType, Out, Transforms
 
 
 class SynthClip(NodeType):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..engine import Choice, Context, Float, Image, In, LineArt, NodeType, Out
-from ..engine.types import as_image
+from ..core import Choice, Context, Float, Image, In, LineArt, NodeType, Out
+from ..core.types import as_image
 
 
 class Blur(NodeType):

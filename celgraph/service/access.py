@@ -13,8 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..engine.errors import Issue
-from ..engine.node import CheckContext
+from ..core.errors import Issue
+from ..core.node import CheckContext
 
 
 def default_shared_folder() -> Path:
@@ -46,7 +46,7 @@ class FileAccess:
             node_type = registry.get(spec.type)
             if node_type is None:
                 continue
-            ctx = CheckContext(name, frames or [], graph.base_dir)
+            ctx = CheckContext(name, {}, frames or [], graph.base_dir)
             for p in node_type.params:
                 value = spec.params.get(p.name, p.default)
                 if p.kind != "path" or not isinstance(value, str) or not value:

@@ -27,6 +27,9 @@ import signal
 import sys
 import threading
 
+from ..core.errors import CelgraphError, GraphInvalid
+from ..engine.cache import DEFAULT_RAM_CACHE, parse_age, parse_size
+
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_REFUSED, EXIT_CANCELLED = 0, 1, 2, 3, 4, 130
 STATE_EXIT = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "interrupted": EXIT_FAILED,
               "cancelled": EXIT_CANCELLED}
@@ -47,12 +50,11 @@ def cmd_serve(args) -> int:
     import logging
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from ..engine.errors import CelgraphError
     from .server import GraphServer, ServiceConfigError
     executor = None
     try:
         if args.executor != "local":
-            from ..engine.distributed import executor_from_cli
+            from ..engine.distributed import executor_from_cli      # loads dask
             executor = executor_from_cli(args.executor, args.scheduler, args.dask_workers)
         server = GraphServer(host=args.host, port=args.port, token=args.token or None, max_jobs=args.max_jobs,
                              cache_dir=args.cache_dir, state_dir=args.state_dir, base_dir=args.base_dir,
@@ -211,7 +213,6 @@ def cmd_remote(args) -> int:
     except ImportError as e:          # grpcio missing from this Python
         _emit({"type": "error", "code": "no_grpc", "message": f"grpcio is not importable here: {e}"})
         return EXIT_UNREACHABLE
-    from ..engine.errors import GraphInvalid
     client = None
     try:
         client = _client(args)
@@ -243,8 +244,6 @@ def cmd_remote(args) -> int:
 
 def add_parsers(sub) -> None:
     """Register `serve` and `remote` on the `graph` command's sub-parsers."""
-    from ..cli import DEFAULT_RAM_CACHE, _parse_age, _parse_size
-
     s = sub.add_parser("serve", help="run the gRPC server (loopback by default; other addresses need --token)",
                        description="Serve celgraph.v1.GraphService (+ health, reflection). Prints one JSON line "
                                    "{\"type\": \"serving\", \"address\": ...} when ready; stop with Ctrl-C/SIGTERM.")
@@ -265,7 +264,7 @@ def add_parsers(sub) -> None:
                    help="a folder submitted scenes may read and write (repeatable; default: the host plug-ins' "
                         "shared folder, $CELGRAPH_SHARED or <tmp>/celgraph_shared, and --base-dir). "
                         "Paths outside are refused with path_not_allowed")
-    s.add_argument("--ram-cache", type=_parse_size, default=_parse_size(DEFAULT_RAM_CACHE), metavar="SIZE",
+    s.add_argument("--ram-cache", type=parse_size, default=parse_size(DEFAULT_RAM_CACHE), metavar="SIZE",
                    help=f"bound of the shared in-memory result cache (default {DEFAULT_RAM_CACHE}; 0: none)")
     s.add_argument("--max-message-mb", type=float, default=64.0, help="largest request/response (default 64 MiB)")
     s.add_argument("--keep-jobs", type=int, default=1000, help="finished job records kept (default 1000)")
@@ -335,8 +334,8 @@ def add_parsers(sub) -> None:
     p.add_argument("action", choices=("du", "ls", "clear", "gc"))
     p.add_argument("--limit", type=int, default=0, help="ls: at most this many entries")
     p.add_argument("--force", action="store_true", help="clear even while jobs run; gc: allow --max-size 0")
-    p.add_argument("--max-size", type=_parse_size, help="gc: shrink to this size (500M, 20G)")
-    p.add_argument("--older-than", type=_parse_age, help="gc: drop entries unused this long (12h, 30d)")
+    p.add_argument("--max-size", type=parse_size, help="gc: shrink to this size (500M, 20G)")
+    p.add_argument("--older-than", type=parse_age, help="gc: drop entries unused this long (12h, 30d)")
     p = add("health", r_health, "the standard health check (exit 0 when SERVING)")
     p.add_argument("--service", default="", help="service name (default: the whole server)")
     add("info", r_info, "server version, limits, store and base folders, issue codes")

@@ -17,13 +17,14 @@ import hashlib
 import json
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import grpc
 
-from ..engine.errors import CelgraphError, GraphInvalid, Issue
+from ..core.atomic import atomic_write
+from ..core.errors import CelgraphError, GraphInvalid, Issue
+from ..graph.scene import Graph
 from ._gen import graph_service_pb2 as pb
 from ._gen import graph_service_pb2_grpc as pb_grpc
 
@@ -196,7 +197,6 @@ class Client:
     @staticmethod
     def _scene(scene, base_dir) -> tuple[str, str]:
         """scene.json text and base_dir from a path, a Graph, a dict or JSON text."""
-        from ..graph.scene import Graph
         if isinstance(scene, Graph):
             return scene.dumps(), base_dir or (str(scene.base_dir) if scene.path is not None else "")
         if isinstance(scene, dict):
@@ -301,40 +301,31 @@ class Client:
         call = self._stub.ReadOutput(pb.ReadOutputRequest(job_id=job_id, path=str(path), chunk_size=chunk_size),
                                      timeout=None, metadata=self._metadata)
         digest = hashlib.sha256()
-        parts: list[bytes] = []
-        out, tmp = None, None
-        if dest is not None:
-            dest = Path(dest)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-            out = open(tmp, "wb")
-        n, total = 0, None
-        try:
+
+        def receive(write) -> int:
+            n, total = 0, None
             for chunk in call:
                 total = chunk.total_bytes if total is None else total
                 digest.update(chunk.data)
                 n += len(chunk.data)
-                if out is not None:
-                    out.write(chunk.data)
-                else:
-                    parts.append(chunk.data)
+                write(chunk.data)
                 if chunk.last:
                     break
             if total is not None and n != total:
                 raise ServiceError("data_loss", f"{path}: got {n} of {total} bytes")
-            if out is not None:
-                out.close()
-                os.replace(tmp, dest)
-                return {"path": str(path), "dest": str(dest), "bytes": n, "sha256": digest.hexdigest()}
-            return b"".join(parts)
+            return n
+        try:
+            if dest is None:
+                parts: list[bytes] = []
+                receive(parts.append)
+                return b"".join(parts)
+            with atomic_write(dest, "wb") as out:     # a broken stream leaves no file behind
+                n = receive(out.write)
+            return {"path": str(path), "dest": str(dest), "bytes": n, "sha256": digest.hexdigest()}
         except grpc.RpcError as e:
             raise _error(e) from None
         finally:
             call.cancel()
-            if out is not None and not out.closed:
-                out.close()
-            if tmp is not None and tmp.exists():
-                tmp.unlink()
 
     # ---- cache ----
     def cache_du(self) -> dict:

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 import uuid
@@ -27,8 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from ..engine.errors import CelgraphError, GraphInvalid, Issue, NodeFailed
+from ..core.atomic import write_text
+from ..core.errors import CelgraphError, GraphInvalid, Issue, NodeFailed
+from ..core.registry import registry as default_registry
 from ..engine.runtime import CancelToken
+from ..graph.frames import FrameRangeError, parse_frames
+from ..graph.scene import Graph
+from ..graph.validate import resolve
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +103,7 @@ class JobRecord:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text)
 
 
 class JobStore:
@@ -197,8 +194,7 @@ class Job:
         self._events: list[dict] | None = events if events is not None else (
             [] if record.state not in TERMINAL else None)
         self._log = None
-        self.graph = None          # the parsed scene while queued/running
-        self.frames_list: list[int] | None = None
+        self.graph = None          # the resolved scene (ResolvedGraph) while queued/running
 
     @property
     def id(self) -> str:
@@ -269,58 +265,37 @@ class Job:
 
 def check_submission(scene_text: str, base_dir: Path, targets: list[str] | None, frames: str | None,
                      registry=None, access=None):
-    """Parse and validate what a client sent: (graph, frames list or None, issues). `access`: the
-    FileAccess every file the scene names must keep to (service/access.py)."""
-    from ..graph.frames import FrameRangeError, parse_frames
-    from ..graph.scene import Graph
-    from ..graph.validate import validate
-    from ..engine.registry import registry as default_registry
+    """Parse and resolve what a client sent: (ResolvedGraph or None, issues). `access`: the
+    FileAccess every file the scene names must keep to (service/access.py); the nodes it refuses
+    are not checked further, so a client cannot learn whether a file outside exists."""
     registry = registry or default_registry
     try:
         data = json.loads(scene_text)
     except (ValueError, TypeError) as e:
-        return None, None, [Issue("bad_scene", f"the scene is not valid JSON: {e}")]
+        return None, [Issue("bad_scene", f"the scene is not valid JSON: {e}")]
     if "\x00" in str(base_dir):
-        return None, None, [Issue("bad_path", "base_dir holds a NUL character", field="base_dir")]
+        return None, [Issue("bad_path", "base_dir holds a NUL character", field="base_dir")]
     # a base_dir outside the allowed folders is not looked at (that would tell whether it exists):
     # the relative paths that resolve against it are refused below
     if (access is None or access.allows(base_dir)) and not base_dir.is_dir():
-        return None, None, [Issue("file_not_found", f"base_dir {str(base_dir)!r} is not a folder on the server",
-                                  field="base_dir")]
+        return None, [Issue("file_not_found", f"base_dir {str(base_dir)!r} is not a folder on the server",
+                            field="base_dir")]
     try:
         graph = Graph.from_dict(data, base_dir=base_dir)
     except GraphInvalid as e:
-        return None, None, e.issues
-    refused: set[str] = set()
+        return None, e.issues
+    refused_issues, refused = [], set()
     if access is not None:
         try:
             scene_frames = parse_frames(graph.frames)
         except FrameRangeError:
-            scene_frames = None
-        issues, refused = access.check_graph(graph, scene_frames, registry)
-    else:
-        issues = []
-    issues += validate(graph, registry, skip_checks=refused)
-    frames_list = None
-    if frames:
-        try:
-            frames_list = parse_frames(frames)
-        except FrameRangeError as e:
-            issues.append(Issue("bad_frames", f"frames: {e}", field="frames"))
-        else:
-            try:
-                scene_frames = set(parse_frames(graph.frames))
-            except FrameRangeError:
-                scene_frames = None            # already reported by validate
-            if scene_frames is not None:
-                outside = [f for f in frames_list if f not in scene_frames]
-                if outside:
-                    issues.append(Issue("bad_frames", f"frames {outside[:5]} are outside the scene's frames "
-                                                      f"{graph.frames!r}", field="frames"))
-    for t in targets or []:
-        if t not in graph.nodes:
-            issues.append(Issue("unknown_target", f"target '{t}' is not a node of the scene", t))
-    return graph, frames_list, issues
+            scene_frames = None                 # resolve reports it
+        refused_issues, refused = access.check_graph(graph, scene_frames, registry)
+    try:
+        resolved = resolve(graph, registry, targets or None, frames or None, skip_checks=refused)
+    except GraphInvalid as e:
+        return None, refused_issues + e.issues
+    return (None, refused_issues) if refused_issues else (resolved, [])
 
 
 class JobManager:
@@ -390,7 +365,7 @@ class JobManager:
 
     def validate(self, scene_text: str, base_dir: str | None = None, targets=None, frames=None) -> list[Issue]:
         return check_submission(scene_text, self.resolve_base_dir(base_dir), targets, frames,
-                                self.engine.registry, self.access)[2]
+                                self.engine.registry, self.access)[1]
 
     def get(self, job_id: str) -> Job:
         with self._lock:
@@ -418,8 +393,7 @@ class JobManager:
         if label and len(label) > MAX_LABEL:
             raise GraphInvalid([Issue("bad_label", f"the label is {len(label):,} characters long; "
                                                    f"at most {MAX_LABEL} are accepted", field="label")])
-        graph, frames_list, issues = check_submission(scene_text, base, targets, frames, self.engine.registry,
-                                                      self.access)
+        resolved, issues = check_submission(scene_text, base, targets, frames, self.engine.registry, self.access)
         if issues:
             raise GraphInvalid(issues)
         if self.count("queued") >= self.max_queue:
@@ -428,7 +402,7 @@ class JobManager:
                         frames=frames or "", base_dir=str(base), label=label or "", workers=max(0, int(workers)),
                         no_cache=bool(no_cache), scene=scene_text)
         job = Job(rec, self.store, [])
-        job.graph, job.frames_list = graph, frames_list
+        job.graph = resolved        # resolved once, here: the engine plans it as it is
         self.store.save(rec)
         with self._lock:
             self._jobs[rec.id] = job
@@ -459,20 +433,13 @@ class JobManager:
         rec = job.record
         try:
             if self.access is not None:     # again: a folder may have become a symlink since the submit
-                from ..graph.frames import parse_frames
-                refused = self.access.check_graph(job.graph, parse_frames(job.graph.frames), self.engine.registry)[0]
+                refused = self.access.check_graph(job.graph.graph, job.graph.frames, self.engine.registry)[0]
                 if refused:
                     raise GraphInvalid(refused)
-            result = self.engine.run(job.graph, targets=rec.targets or None, frames=job.frames_list,
-                                     workers=rec.workers or None, use_cache=not rec.no_cache,
+            result = self.engine.run(job.graph, workers=rec.workers or None, use_cache=not rec.no_cache,
                                      on_event=lambda ev: self._on_engine_event(job, ev), cancel=job.cancel,
                                      raise_on_error=False,
                                      executor=self.executor if not rec.no_cache else None)
-        except GraphInvalid as e:          # planning found what validation could not (a file vanished)
-            self._finish(job, "failed", {"code": "graph_invalid", "message": str(e),
-                                         "issues": [i.to_dict() for i in e.issues]})
-        except NodeFailed as e:            # planning: a node's fingerprint / frames_needed raised
-            self._finish(job, "failed", _node_failed(e))
         except Exception as e:             # noqa: BLE001 — a bug must not leave the job "running"
             log.exception("job %s crashed", job.id)
             self._finish(job, "failed", {"code": "internal", "message": f"{type(e).__name__}: {e}",
@@ -526,7 +493,6 @@ class JobManager:
             task = plan.tasks[tid]
             ntype = type(task.type)
             frames = [task.frame] if task.frame is not None else plan.requested
-            tree = None
             for port in ntype.outputs:
                 for f in frames:
                     v = result.value(task.node, port.name, f)
@@ -537,9 +503,7 @@ class JobManager:
                         continue
                     if store is None or task.key not in store:
                         continue                     # no_cache: the value lived in memory only
-                    if tree is None:
-                        tree = (store.meta(task.key) or {}).get("value", {})
-                    out.append({**row, **_store_location(store, task.key, tree, port.name,
+                    out.append({**row, **_store_location(store, task.key, port.name,
                                                          f if task.frame is None else None)})
         return out
 
@@ -607,21 +571,15 @@ def _node_failed(e: NodeFailed) -> dict:
             "frame": e.frame, "exception": type(e.exc).__name__}
 
 
-def _store_location(store, key: str, tree: dict, output: str, frame: int | None) -> dict:
+def _store_location(store, key: str, output: str, frame: int | None) -> dict:
     """The .npy file holding one output (at one frame, for clip tasks) in a store entry, or the entry
     folder when the value is structured (a dict of arrays)."""
-    folder = store.path(key)
-    sub = dict(tree.get("$dict", [])).get(output)
-    if frame is not None and isinstance(sub, dict):
-        sub = {k: v for k, v in sub.get("$dict", [])}.get(frame)
-    if isinstance(sub, dict) and "$array" in sub:
-        path = folder / f"a{sub['$array']}.npy"
-        try:
-            size = path.stat().st_size
-        except OSError:
-            size = 0
-        return {"kind": "array", "path": str(path), "sha256": "", "bytes": size}
-    return {"kind": "entry", "path": str(folder), "sha256": "", "bytes": 0}
+    kind, path = store.locate(key, output, frame) or ("entry", store.path(key))
+    try:
+        size = path.stat().st_size if kind == "array" else 0
+    except OSError:
+        size = 0
+    return {"kind": kind, "path": str(path), "sha256": "", "bytes": size}
 
 
 def issues_by_node(issues: list[Issue]) -> dict[str, list[Issue]]:

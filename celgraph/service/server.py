@@ -26,7 +26,10 @@ from pathlib import Path
 import grpc
 from google.protobuf import any_pb2, struct_pb2
 
-from ..engine.errors import CODES, CelgraphError, GraphInvalid, Issue
+from .. import __version__
+from ..core.errors import CODES, CelgraphError, GraphInvalid, Issue
+from ..core.types import PORT_TYPES
+from ..engine import Engine
 from ._gen import graph_service_pb2 as pb
 from .access import FileAccess, default_shared_folder
 from ._gen import graph_service_pb2_grpc as pb_grpc
@@ -250,7 +253,6 @@ class GraphServicer(pb_grpc.GraphServiceServicer):
                 types.append(t)
         else:
             types = reg.all()
-        from ..engine.types import PORT_TYPES
         return pb.ListNodeTypesResponse(
             node_types=[node_type_message(t) for t in types],
             port_types=[pb.PortTypeDescriptor(name=p.name, doc=p.doc, accepts=list(p.accepts))
@@ -401,7 +403,6 @@ class GraphServicer(pb_grpc.GraphServiceServicer):
         return pb.CacheRemoved(root=str(store.root), removed=n, bytes=freed)
 
     def GetServerInfo(self, request, context):
-        from .. import __version__
         s = self.server
         return pb.ServerInfo(version=__version__, store_root=str(self.engine.store.root),
                              state_dir=str(s.job_store.root), base_dir=str(self.manager.base_dir),
@@ -447,7 +448,6 @@ class GraphServer:
         from grpc_health.v1 import health, health_pb2, health_pb2_grpc
         from grpc_reflection.v1alpha import reflection
 
-        from ..engine import Engine
         if self.engine is None:
             self.engine = Engine(self.cache_dir, ram_bytes=self.ram_bytes)
         if self.engine.store is None:

@@ -50,7 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from ..engine.errors import CelgraphError
+from ..core.errors import CelgraphError
 from .jobs import JobNotFound, _store_location, valid_job_id
 
 log = logging.getLogger(__name__)

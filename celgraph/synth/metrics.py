@@ -156,3 +156,58 @@ def spurious_ink(pred_bin, gt_bin, tol=1.0):
 def false_closures(pred_bin, input_bin, open_mask):
     """Ink added by a gap closer (pred and not input) inside the open-end mask, in pixels."""
     return int((_b(pred_bin) & ~_b(input_bin) & _b(open_mask)).sum())
+
+
+def ciede2000(rgb1: np.ndarray, rgb2: np.ndarray) -> np.ndarray:
+    """CIEDE2000 colour difference of sRGB colours (…×3, 0..1), via OpenCV's Lab (D65)."""
+    def lab(x):
+        x = np.clip(np.asarray(x, np.float32).reshape(-1, 1, 3), 0, 1)
+        return cv2.cvtColor(x, cv2.COLOR_RGB2Lab).reshape(-1, 3).astype(np.float64)
+
+    (L1, a1, b1), (L2, a2, b2) = lab(rgb1).T, lab(rgb2).T
+    C1, C2 = np.hypot(a1, b1), np.hypot(a2, b2)
+    Cm = (C1 + C2) / 2
+    G = 0.5 * (1 - np.sqrt(Cm ** 7 / (Cm ** 7 + 25.0 ** 7)))
+    a1p, a2p = (1 + G) * a1, (1 + G) * a2
+    C1p, C2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p, h2p = np.degrees(np.arctan2(b1, a1p)) % 360, np.degrees(np.arctan2(b2, a2p)) % 360
+    dLp, dCp = L2 - L1, C2p - C1p
+    dh = h2p - h1p
+    dh = np.where(C1p * C2p == 0, 0, np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh)))
+    dHp = 2 * np.sqrt(C1p * C2p) * np.sin(np.radians(dh) / 2)
+    Lpm, Cpm = (L1 + L2) / 2, (C1p + C2p) / 2
+    hs = h1p + h2p
+    hpm = np.where(C1p * C2p == 0, hs, np.where(np.abs(h1p - h2p) <= 180, hs / 2,
+                                                np.where(hs < 360, (hs + 360) / 2, (hs - 360) / 2)))
+    T = (1 - 0.17 * np.cos(np.radians(hpm - 30)) + 0.24 * np.cos(np.radians(2 * hpm))
+         + 0.32 * np.cos(np.radians(3 * hpm + 6)) - 0.20 * np.cos(np.radians(4 * hpm - 63)))
+    dtheta = 30 * np.exp(-(((hpm - 275) / 25) ** 2))
+    Rc = 2 * np.sqrt(Cpm ** 7 / (Cpm ** 7 + 25.0 ** 7))
+    Sl = 1 + 0.015 * (Lpm - 50) ** 2 / np.sqrt(20 + (Lpm - 50) ** 2)
+    Sc, Sh = 1 + 0.045 * Cpm, 1 + 0.015 * Cpm * T
+    Rt = -np.sin(np.radians(2 * dtheta)) * Rc
+    return np.sqrt((dLp / Sl) ** 2 + (dCp / Sc) ** 2 + (dHp / Sh) ** 2 + Rt * (dCp / Sc) * (dHp / Sh))
+
+
+def region_accuracy(pred: np.ndarray, gt_fill: np.ndarray, regions: np.ndarray, lines: np.ndarray,
+                    min_pixels: int = 20, max_de: float = 10.0, skip=(0,)) -> tuple[int, int]:
+    """(correct, counted): ground-truth regions (ids not in ``skip``, at least ``min_pixels`` px
+    farther than 1 px from ink) whose median predicted colour lies within CIEDE2000 ``max_de`` of
+    the region's dominant ground-truth colour (measured on the pixels of that colour)."""
+    inner = cv2.distanceTransform((np.asarray(lines) < 0.5).astype(np.uint8), cv2.DIST_L2, 3) > 1
+    pred, gt_fill = np.asarray(pred)[:, :, :3], np.asarray(gt_fill)[:, :, :3]
+    got, want = [], []
+    for i in np.unique(regions):
+        if i in skip:
+            continue
+        m = (regions == i) & inner
+        if m.sum() < min_pixels:
+            continue
+        q = np.round(gt_fill[m] * 31).astype(np.int64) @ np.array([1024, 32, 1])
+        vals, counts = np.unique(q, return_counts=True)
+        dom = q == vals[counts.argmax()]
+        want.append(gt_fill[m][dom].mean(0))
+        got.append(np.median(pred[m][dom], 0))
+    if not got:
+        return 0, 0
+    return int((ciede2000(np.array(got), np.array(want)) < max_de).sum()), len(got)

@@ -92,7 +92,7 @@ class String(Param):
 
 
 @dataclass(frozen=True)
-class Path(String):
+class PathParam(String):
     """A file path (or frame pattern), resolved against the scene file's folder.
 
     file: "in" for files the node reads (checked for existence by the node's validate hook),

@@ -7,20 +7,25 @@ from pathlib import Path
 
 import torch.nn as nn
 
+from ..core.atomic import atomic_path
+
+
+def save_tensors(tensors: dict, path, metadata: dict[str, str]) -> Path:
+    """Write ``tensors`` with string ``metadata`` to ``path`` atomically (a reader never sees half a
+    file; two writers never share a temporary file)."""
+    from safetensors.torch import save_file
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
 
 def save_state(model: nn.Module, path, header: dict[str, str], metadata: dict | None = None) -> Path:
-    """Write ``model``'s state dict to ``path`` (through a temporary file, so a reader never sees
-    half a file) with ``header`` and then ``metadata`` in the safetensors header."""
-    from safetensors.torch import save_file
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``model``'s state dict to ``path`` (atomically) with ``header`` and then ``metadata``
+    in the safetensors header."""
     meta = dict(header)
     meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
-    return path
+    return save_tensors(state, path, meta)
 
 
 def read_metadata(path, fmt: str, what: str) -> dict:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import Cancelled, Issue
-from .params import Param
+from .params import Param, ParamError
 from .types import PortType
 
 
@@ -109,8 +109,9 @@ class NodeType:
         }
 
     # ---- hooks a node type may override -------------------------------------------------
-    def check(self, params: Params, ctx: "CheckContext") -> list[Issue]:
-        """Extra validation beyond param types/ranges (e.g. input files exist). Cheap; no compute."""
+    def check(self, ctx: "CheckContext") -> list[Issue]:
+        """Extra validation beyond param types/ranges (e.g. input files exist), reading ctx.params.
+        Cheap; no compute."""
         return []
 
     def frames_needed(self, ctx: "Context") -> dict[str, list[int]]:
@@ -130,10 +131,29 @@ class NodeType:
         raise NotImplementedError(f"{type(self).__name__} does not implement compute()")
 
 
+def normalize_params(node_type: type[NodeType], raw: dict, node: str | None = None) -> tuple[Params, list[Issue]]:
+    """Raw scene params → checked values with defaults filled in, plus the problems found."""
+    issues: list[Issue] = []
+    out = Params()
+    for name in raw:
+        if node_type.param(name) is None:
+            known = ", ".join(p.name for p in node_type.params) or "none"
+            issues.append(Issue("unknown_param", f"{node_type.name()} has no param '{name}' (params: {known})",
+                                node, name))
+    for p in node_type.params:
+        value = raw.get(p.name, p.default)
+        try:
+            out[p.name] = p.check(value)
+        except ParamError as e:
+            issues.append(Issue(e.code, str(e), node, p.name))
+    return out, issues
+
+
 @dataclass
 class CheckContext:
-    """What validation hooks can see: the scene's frames and folder."""
+    """What every hook can see: the node's name, its normalised params, the scene's frames and folder."""
     node: str
+    params: Params
     frames: list[int]
     base_dir: pathlib.Path
 
@@ -151,9 +171,8 @@ class Context(CheckContext):
                  cancelled: Callable[[], bool] | None = None,
                  input_keys: dict[str, dict[int, str]] | None = None,
                  memo: Callable[..., Any] | None = None):
-        super().__init__(node, frames, base_dir)
+        super().__init__(node, params, frames, base_dir)
         self.type = node_type
-        self.params = params
         self.frame = frame
         self.objects = objects
         self._device = device

@@ -32,6 +32,7 @@ class Registry:
             raise TypeError(f"{node_type!r} is not a NodeType with an id")
         if node_type.scope not in ("frame", "clip"):
             raise TypeError(f"{node_type.id}: scope must be 'frame' or 'clip'")
+        check_interface(node_type)
         existing = self._by_id.get(node_type.id)
         if existing is not None and existing is not node_type:
             raise ValueError(f"node type id {node_type.id!r} is registered twice "
@@ -83,6 +84,42 @@ class Registry:
     def all(self) -> list[type[NodeType]]:
         self.load_entry_points()
         return sorted(self._by_id.values(), key=lambda t: (t.category, t.id))
+
+
+def check_interface(node_type: type[NodeType]) -> None:
+    """A node type's declared interface agrees with itself and with its methods, so a typo fails
+    when the type is registered (at import), not at its first run. TypeError naming the problem."""
+    where = node_type.id
+    for what, names in (("input", [i.name for i in node_type.inputs]), ("output", [o.name for o in node_type.outputs]),
+                        ("param", [p.name for p in node_type.params])):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise TypeError(f"{where}: {what} names must be unique; {dup} declared twice")
+    inputs = [i.name for i in node_type.inputs]
+    both = sorted(set(inputs) & {p.name for p in node_type.params})
+    if both:
+        raise TypeError(f"{where}: {both} is both an input and a param (the Python API could not tell them apart)")
+    sig = inspect.signature(node_type.compute)
+    args = list(sig.parameters.values())[2:]        # after self, ctx
+    kinds = {a.kind for a in args}
+    if node_type.compute is not NodeType.compute and inspect.Parameter.VAR_KEYWORD not in kinds:
+        named = {a.name for a in args if a.kind in (a.POSITIONAL_OR_KEYWORD, a.KEYWORD_ONLY)}
+        missing = [n for n in inputs if n not in named]
+        if missing:
+            raise TypeError(f"{where}: compute() does not take the declared input(s) {missing}")
+    extra = [a.name for a in args if a.kind in (a.POSITIONAL_OR_KEYWORD, a.KEYWORD_ONLY)
+             and a.name not in inputs and a.default is inspect.Parameter.empty]
+    if extra:
+        raise TypeError(f"{where}: compute() requires {extra}, which are not declared inputs (inputs: {inputs})")
+    for hook, n_args in (("check", 1), ("frames_needed", 1), ("fingerprint", 1), ("verify", 2)):
+        fn = getattr(node_type, hook)
+        if fn is getattr(NodeType, hook):
+            continue
+        params = list(inspect.signature(fn).parameters.values())[1:]
+        if len(params) != n_args and not any(p.kind == p.VAR_POSITIONAL for p in params):
+            expected = "ctx" if n_args == 1 else "ctx, outputs"
+            raise TypeError(f"{where}: {hook}() must take (self, {expected}), got ({', '.join(['self'] + [p.name for p in params])})"
+                            + (" — the params are ctx.params" if hook == "check" else ""))
 
 
 registry = Registry()
