@@ -118,7 +118,7 @@ def test_a_write_sweeps_the_temp_files_killed_writes_left_and_nothing_else(tmp_p
     write_frames(tmp_path, "in.####.png", [1])
     out = tmp_path / "out"
     out.mkdir()
-    host = cgio._WRITER.split("-")[0]
+    host = cgio.WRITER.split("-")[0]
     old = time.time() - 2 * cgio.STALE_TEMP_S
     stale = [out / f".o.0001.{host}-{dead_pid()}-0123abcd.tmp.exr",      # our naming, writer gone
              out / ".o.0007.89abcdef.tmp.exr"]                            # an older version's, long untouched

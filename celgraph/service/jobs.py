@@ -440,6 +440,9 @@ class JobManager:
                                      on_event=lambda ev: self._on_engine_event(job, ev), cancel=job.cancel,
                                      raise_on_error=False,
                                      executor=self.executor if not rec.no_cache else None)
+        except GraphInvalid as e:          # the allowed-roots check again at start: a path now leads outside
+            self._finish(job, "failed", {"code": "graph_invalid", "message": str(e),
+                                         "issues": [i.to_dict() for i in e.issues]})
         except Exception as e:             # noqa: BLE001 — a bug must not leave the job "running"
             log.exception("job %s crashed", job.id)
             self._finish(job, "failed", {"code": "internal", "message": f"{type(e).__name__}: {e}",
