@@ -144,21 +144,6 @@ class RamCache:
                 _, (_, s) = self._items.popitem(last=False)
                 self._bytes -= s
 
-    def locate(self, key: str, output: str, frame: int | None = None) -> tuple[str, Path] | None:
-        """Where one output of an entry lies on disk, for clients that read the shared store
-        directly: ("array", its .npy file) — at `frame`, for a clip task's {frame: value} output —
-        or ("entry", the entry's folder) when the value is structured (a dict of arrays). None when
-        the entry is not in the store. The one place outside `put`/`get` that knows the layout."""
-        meta = self.meta(key)
-        if meta is None:
-            return None
-        sub = dict(meta.get("value", {}).get("$dict", [])).get(output)
-        if frame is not None and isinstance(sub, dict):
-            sub = dict(sub.get("$dict", [])).get(frame)
-        if isinstance(sub, dict) and "$array" in sub:
-            return "array", self.path(key) / f"a{sub['$array']}.npy"
-        return "entry", self.path(key)
-
     def __contains__(self, key: str) -> bool:
         with self._lock:
             return key in self._items

@@ -416,8 +416,7 @@ class WebServer:
         if key is None or key not in store:
             raise HttpError(HTTPStatus.NOT_FOUND, f"{node}.{output} at frame {frame} is not computed (yet) "
                                                   f"in job {job.id}")
-        tree = (store.meta(key) or {}).get("value", {})
-        loc = _store_location(store, key, tree, output, frame if clip else None)
+        loc = _store_location(store, key, output, frame if clip else None)
         if loc["kind"] != "array":
             raise HttpError(HTTPStatus.NOT_FOUND, f"{node}.{output} at frame {frame} is not a picture")
         return loc["path"], port
