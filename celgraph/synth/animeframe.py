@@ -12,11 +12,13 @@ blurred (depth of field) and never has drawn lines.
 (docs/synth.md): it recolours ``fill`` and re-inks it with a new ``lines`` layer, so the returned
 ``lines`` is exactly the ink in the returned ``color``:
 
-* **line weight** — ``lines' = clip((lines − a)/(1 − a))`` with ``a`` a smooth random field
-  (0 … ``thin``): the soft stroke profile is cut lower, so strokes get thinner and taper where
-  ``a`` is high; strokes too faint for ``a`` vanish from both image and truth;
+* **line weight** — the strokes are eroded by 1 px a side where a smooth field says so (frames
+  above 256 rows: their strokes are 2-4 px wide, real 720p lines 1-2 px), then
+  ``lines' = clip((lines − a)/(1 − a))`` with ``a`` a smooth random field (0 … ``thin``): the
+  soft stroke profile is cut lower, so strokes get thinner and taper where ``a`` is high;
+  strokes too faint vanish from both image and truth;
 * **ink colour** — black-ish (``p_black``) or colour-traced: the fill beside the line (sprite
-  colours only, blurred) times a darkness 0.2-0.65 with a saturation boost;
+  colours only, blurred) times a darkness 0.2-0.75 with a saturation boost;
 * **dark parts** — 0-2 regions darkened to 0.04-0.2 value (shading kept);
 * **soft gradients** — sprite fills times 1 ± a smooth field (amplitude 0-0.18);
 * **background** — the plate (outside the sprites) blurred with σ 0.8-4 px (``p_blur``).
@@ -66,9 +68,16 @@ def anime_style(frame: dict, rng: np.random.Generator, thin: float | None = None
         blurred = cv2.GaussianBlur(fill, (0, 0), rng.uniform(0.8, 4.0) * max(unit / 2.8, 0.5))
         fill = sprite[..., None] * fill + (1.0 - sprite[..., None]) * blurred
     fill = np.clip(fill, 0.0, 1.0)
-    # line weight: cut the soft stroke profile at a smooth random level
+    # line weight: erode the strokes (1 px a side) where a smooth field says so, then cut the soft
+    # stroke profile at a smooth random level: 1-2 px lines at 720p, tapering
     top = rng.uniform(0.2, 0.6) if thin is None else float(thin)
-    a = _field(rng, H, W, 0.0, top, 40 * unit) if top > 0 else np.zeros((H, W), np.float32)
+    if top > 0:
+        ero = cv2.erode(lines, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        f = _field(rng, H, W, 0.0, 1.0, 40 * unit) * min(1.0, max(0.0, (unit - 1.0) / 1.5))
+        lines = (1.0 - f) * lines + f * ero
+        a = _field(rng, H, W, 0.0, top, 40 * unit)
+    else:
+        a = np.zeros((H, W), np.float32)
     new_lines = np.clip((lines - a) / (1.0 - a), 0.0, 1.0)
     new_lines[new_lines < 1e-3] = 0.0
     # ink colour
@@ -82,7 +91,7 @@ def anime_style(frame: dict, rng: np.random.Generator, thin: float | None = None
         local = np.where(wsum > 0.05, local, fill)
         hsv = cv2.cvtColor(np.clip(local, 0, 1).astype(np.float32), cv2.COLOR_RGB2HSV)
         hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(1.1, 1.6) + 0.1, 0, 1)
-        hsv[..., 2] = hsv[..., 2] * rng.uniform(0.2, 0.65)
+        hsv[..., 2] = hsv[..., 2] * rng.uniform(0.2, 0.75)
         ink = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     color = new_lines[..., None] * ink + (1.0 - new_lines[..., None]) * fill
     return {"color": np.clip(color, 0, 1).astype(np.float32), "fill": fill.astype(np.float32),
