@@ -1,9 +1,12 @@
 """Train the Sketch U-Net on synthetic colour frames: ``graph train sketch``.
 
-Data (:func:`make_pool`): seeded frames of :func:`celgraph.synth.make_clip` (80 %: painted plate,
-1-4 cel-shaded sprites; 456×256 to 1280×720, so outline widths of ≈ 1.6-3 px) and of
-:func:`celgraph.synth.make_lineart` (20 %: flat-coloured items on paper, colour-traced lines), each
-degraded once by :func:`celgraph.synth.degrade_photo` with its default ranges (JPEG 40-95,
+Data (:func:`make_pool`): seeded frames, ``--anime`` (default 50 %) of them TV-anime frames —
+make_clip frames restyled by :func:`celgraph.synth.animeframe.anime_style` (1-2 px colour-traced
+outlines of varying weight, near-black parts, soft gradients, blurred plates: what real frames
+such as Violet's look like) — and the rest, as in the first recipe (``--anime 0``), frames of
+:func:`celgraph.synth.make_clip` (80 %: painted plate, 1-4 cel-shaded sprites; 456×256 to
+1280×720, so outline widths of ≈ 1.6-3 px) and of :func:`celgraph.synth.make_lineart` (20 %:
+flat-coloured items on paper, colour-traced lines), each degraded once by :func:`celgraph.synth.degrade_photo` with its default ranges (JPEG 40-95,
 down/up-scaling ×0.5-1, blur σ 0-1, noise σ 0-5/255, lighting gradients, hue/saturation jitter),
 15 % with screentone (strength 0.15-0.5), 10 % left clean. The target is the exact ink layer
 (``lines``): shadow and highlight boundaries and the plate's painted detail lines are **not**
@@ -21,9 +24,12 @@ atomically every ``ckpt_every`` steps (model, optimiser, step, RNG, config); SIG
 and exit (resume with ``--resume``). Every ``eval_every`` steps the model runs on the whole
 validation frames and the **binarisation threshold maximising F1 within 1 px** is searched;
 ``OUT/best.pt`` keeps the best F1. At the end the best model is exported to safetensors with its
-threshold in the header (``--export``; default ``OUT/sketch_unet.safetensors``).
+threshold in the header (``--export``; default ``OUT/sketch_unet.safetensors``). ``--init WEIGHTS``
+starts from trained weights instead of random ones (fine-tuning).
 
-    graph train sketch --steps 3000 --batch 12 --crop 128 --out runs/sketch      # the bundled weights
+    graph train sketch --anime 0 --steps 3000 --pool runs/pool1 --out runs/sketch1   # stage 1 of the bundled weights
+    graph train sketch --init runs/sketch1/sketch_unet.safetensors --steps 1200 --lr 1e-3 \
+        --pool-frames 400 --pool runs/pool2 --out runs/sketch2                        # stage 2 (MODEL_CARD)
     graph train sketch --out runs/sketch --resume
     graph train sketch --eval-only celgraph/models/weights/sketch_unet.safetensors
 """
