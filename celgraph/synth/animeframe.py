@@ -17,8 +17,9 @@ blurred (depth of field) and never has drawn lines.
   ``lines' = clip((lines − a)/(1 − a))`` with ``a`` a smooth random field (0 … ``thin``): the
   soft stroke profile is cut lower, so strokes get thinner and taper where ``a`` is high;
   strokes too faint vanish from both image and truth;
-* **ink colour** — black-ish (``p_black``) or colour-traced: the fill beside the line (sprite
-  colours only, blurred) times a darkness 0.2-0.75 with a saturation boost;
+* **ink colour** — black-ish (``p_black``) or colour-traced: the hue of the fill beside the line
+  (sprite colours only, blurred) with a saturation boost, and a value 0.2-0.75 × the darkest
+  sprite fill within reach (so next to a near-black part the line is darker still);
 * **dark parts** — 0-2 regions darkened to 0.04-0.2 value (shading kept);
 * **soft gradients** — sprite fills times 1 ± a smooth field (amplitude 0-0.18);
 * **background** — the plate (outside the sprites) blurred with σ 0.8-4 px (``p_blur``).
@@ -91,7 +92,12 @@ def anime_style(frame: dict, rng: np.random.Generator, thin: float | None = None
         local = np.where(wsum > 0.05, local, fill)
         hsv = cv2.cvtColor(np.clip(local, 0, 1).astype(np.float32), cv2.COLOR_RGB2HSV)
         hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(1.1, 1.6) + 0.1, 0, 1)
-        hsv[..., 2] = hsv[..., 2] * rng.uniform(0.2, 0.75)
+        # the value: a share of the darkest sprite fill within reach, so the outline of a near-black
+        # part is darker still and merges with it, as traced ink does
+        r = int(round(s))
+        vmin = cv2.erode(np.where(sprite > 0.05, fill.max(2), 1.0).astype(np.float32),
+                         cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        hsv[..., 2] = np.minimum(hsv[..., 2], vmin) * rng.uniform(0.2, 0.75)
         ink = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     color = new_lines[..., None] * ink + (1.0 - new_lines[..., None]) * fill
     return {"color": np.clip(color, 0, 1).astype(np.float32), "fill": fill.astype(np.float32),
