@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 BENCH = Path(__file__).parent.parent / "bench"
 
 
@@ -62,3 +64,37 @@ def test_reliability_bench_shows_outputs_that_settle(tmp_path):
             for cells in [[c.strip() for c in line.strip("|").split("|")]]}
     assert rows["`--check` a second later"] == ["0", "10"]
     assert rows["o.0002.exr deleted"] == ["0", "1"] and rows["next run"] == ["0", "0"]
+
+
+def _realbench_sketch():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from realbench import sketch
+    finally:
+        sys.path.remove(str(BENCH))
+    return sketch
+
+
+def test_real_sketch_pair_is_split_at_its_opaque_area_and_scored_within_2px():
+    """A hand-made Anime2Sketch pair: a transparent margin, input | drawing, captions in the corners."""
+    sk = _realbench_sketch()
+    h, w = 40, 50
+    rgba = np.zeros((h + 6, 2 * w + 9, 4), np.float32)        # transparent margin: bottom 6, right 9
+    rgba[:h, :2 * w] = 1.0
+    rgba[:h, 10, :3] = 0.0                                     # input: a vertical stroke at x 10
+    rgba[:h, w + 12, :3] = 0.2                                 # drawing: its line at x 12 (2 px off), ink 0.8
+    rgba[h - 3:h, 2 * w - 6:2 * w, :3] = 0.0                   # drawing's caption (bottom-right corner)
+    inp, ink, valid = sk.split_pair(rgba)
+    assert inp.shape == (h, w, 3) and ink.shape == valid.shape == (h, w)
+    assert np.allclose(ink[:, 12], 0.8) and not valid[h - 1, w - 1] and valid[0, w - 1] and valid[h - 1, 0]
+    truth = ink >= sk.TRUTH_INK
+    pred = inp[..., 0] < 0.5                                   # the input's stroke, 2 px from the drawing's
+    assert sk.masked_prf(pred, truth, valid) == (1.0, 1.0, 1.0)               # within 2 px: all found
+    assert sk.masked_prf(pred, truth, valid, tol=1.0)[2] == 0.0               # not within 1 px
+    extra = pred.copy()
+    extra[:, 30] = True                                        # a stroke the drawing does not have
+    p, r, f = sk.masked_prf(extra, truth, valid)
+    assert r == 1.0 and abs(p - 0.5) < 1e-9 and abs(f - 2 / 3) < 1e-9
+    caption = pred.copy()
+    caption[h - 2, w - 4:] = True                              # ink in the caption box is not counted
+    assert sk.masked_prf(caption, truth, valid) == (1.0, 1.0, 1.0)

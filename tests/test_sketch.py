@@ -105,6 +105,55 @@ def test_sketch_training_loss_decreases_and_resumes(tmp_path):
     assert (tmp_path / "run" / "sketch_unet_tiny.safetensors").is_file()
 
 
+def test_sketch_training_starts_from_init_weights(tmp_path):
+    """--init: the first eval sees the given weights' network (fine-tuning), not a random one."""
+    from celgraph.models.sketch_unet import build, save_weights
+    from celgraph.train.sketch import TrainConfig, frame_patches, sketch_frame, train
+    torch.manual_seed(7)
+    start = build("sketch_unet_tiny")
+    save_weights(start, tmp_path / "start.safetensors")
+    d = sketch_frame(4242, size=(224, 160), source="clip")
+    data = frame_patches(d, np.random.default_rng(0), 4)
+    cfg = TrainConfig(arch="sketch_unet_tiny", steps=1, batch=2, crop=64, lr=0.0, out=str(tmp_path / "run"),
+                      eval_every=0, ckpt_every=1, init=str(tmp_path / "start.safetensors"))
+    train(cfg, data=data, val=[d], echo=lambda s: None)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)["model"]
+    # lr 0: the weights stay those of start (BatchNorm running statistics move with the batch)
+    for k, v in start.state_dict().items():
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(best[k], v), k
+
+
+def test_anime_frames_are_seeded_and_their_lines_are_the_ink_in_the_pixels():
+    from celgraph.synth import make_clip
+    from celgraph.synth.animeframe import anime_style, make_anime_frame
+    a, b = make_anime_frame(5, 160, 96), make_anime_frame(5, 160, 96)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["color"], make_anime_frame(6, 160, 96)["color"])
+    # colour = lines·ink + (1 − lines)·fill exactly: paper-side pixels are the fill, full ink the ink colour
+    L = a["lines"][..., None]
+    assert np.allclose(a["color"], L * a["ink"] + (1 - L) * a["fill"], atol=1e-6)
+    assert a["lines"].max() == 1.0 and a["lines"].min() == 0.0
+    # outlines: on the ink the pixels are darker than the fill beside them
+    full = a["lines"] >= 0.99
+    assert (luminance(a["ink"])[full] < luminance(a["fill"])[full]).mean() > 0.95
+    # thinning only removes ink; no cut keeps the frame's own lines; the plate has no ink
+    frame = make_clip(5, width=160, height=96, n_frames=1, flow=False).frames[0]
+    thin = anime_style(frame, np.random.default_rng(1), thin=0.6)
+    same = anime_style(frame, np.random.default_rng(1), thin=0.0)
+    assert np.all(thin["lines"] <= frame["lines"] + 1e-6) and thin["lines"].sum() < frame["lines"].sum()
+    assert np.allclose(same["lines"], np.where(frame["lines"] < 1e-3, 0, frame["lines"]))
+    off_sprites = frame["alpha"].sum(0) == 0
+    assert off_sprites.any() and thin["lines"][off_sprites].max() == 0.0
+
+
+def test_sketch_frame_draws_anime_frames():
+    from celgraph.train.sketch import sketch_frame
+    d = sketch_frame(11, size=(160, 96), source="anime")
+    assert d["image"].shape == (96, 160, 3) and d["lines"].shape == (96, 160) and d["lines"].max() > 0.5
+    assert np.array_equal(d["lines"], sketch_frame(11, size=(160, 96), source="anime")["lines"])
+
+
 def test_best_threshold_maximises_f1():
     from celgraph.train.sketch import best_threshold
     gt = np.zeros((20, 20), np.float32)

@@ -32,7 +32,7 @@ class Sketch(NodeType):
     `xdog` is the classical baseline (eXtended Difference of Gaussians on luminance): no weights,
     but it draws every colour edge. `threshold` 0 keeps the calibrated value (model) or 0.5 (xdog).
     """
-    id, version, category = "celgraph.Sketch", 1, "Lines"
+    id, version, category = "celgraph.Sketch", 2, "Lines"
     inputs = [In("image", Image, help="colour frame (RGB, or RGBA over white paper)")]
     outputs = [Out("lines", LineArt, "soft ink coverage, 0 paper .. 1 ink"),
                Out("binary", LineArt, "binarised ink: 1 where lines ≥ threshold, else 0")]

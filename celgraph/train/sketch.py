@@ -1,9 +1,12 @@
 """Train the Sketch U-Net on synthetic colour frames: ``graph train sketch``.
 
-Data (:func:`make_pool`): seeded frames of :func:`celgraph.synth.make_clip` (80 %: painted plate,
-1-4 cel-shaded sprites; 456×256 to 1280×720, so outline widths of ≈ 1.6-3 px) and of
-:func:`celgraph.synth.make_lineart` (20 %: flat-coloured items on paper, colour-traced lines), each
-degraded once by :func:`celgraph.synth.degrade_photo` with its default ranges (JPEG 40-95,
+Data (:func:`make_pool`): seeded frames, ``--anime`` (default 50 %) of them TV-anime frames —
+make_clip frames restyled by :func:`celgraph.synth.animeframe.anime_style` (1-2 px colour-traced
+outlines of varying weight, near-black parts, soft gradients, blurred plates: what real frames
+such as Violet's look like) — and the rest, as in the first recipe (``--anime 0``), frames of
+:func:`celgraph.synth.make_clip` (80 %: painted plate, 1-4 cel-shaded sprites; 456×256 to
+1280×720, so outline widths of ≈ 1.6-3 px) and of :func:`celgraph.synth.make_lineart` (20 %:
+flat-coloured items on paper, colour-traced lines), each degraded once by :func:`celgraph.synth.degrade_photo` with its default ranges (JPEG 40-95,
 down/up-scaling ×0.5-1, blur σ 0-1, noise σ 0-5/255, lighting gradients, hue/saturation jitter),
 15 % with screentone (strength 0.15-0.5), 10 % left clean. The target is the exact ink layer
 (``lines``): shadow and highlight boundaries and the plate's painted detail lines are **not**
@@ -21,9 +24,12 @@ atomically every ``ckpt_every`` steps (model, optimiser, step, RNG, config); SIG
 and exit (resume with ``--resume``). Every ``eval_every`` steps the model runs on the whole
 validation frames and the **binarisation threshold maximising F1 within 1 px** is searched;
 ``OUT/best.pt`` keeps the best F1. At the end the best model is exported to safetensors with its
-threshold in the header (``--export``; default ``OUT/sketch_unet.safetensors``).
+threshold in the header (``--export``; default ``OUT/sketch_unet.safetensors``). ``--init WEIGHTS``
+starts from trained weights instead of random ones (fine-tuning).
 
-    graph train sketch --steps 3000 --batch 12 --crop 128 --out runs/sketch      # the bundled weights
+    graph train sketch --anime 0 --steps 3000 --pool runs/pool1 --out runs/sketch1   # stage 1 of the bundled weights
+    graph train sketch --init runs/sketch1/sketch_unet.safetensors --steps 1200 --lr 1e-3 \
+        --pool-frames 400 --pool runs/pool2 --out runs/sketch2                        # stage 2 (MODEL_CARD)
     graph train sketch --out runs/sketch --resume
     graph train sketch --eval-only celgraph/models/weights/sketch_unet.safetensors
 """
@@ -51,6 +57,7 @@ __all__ = ["TrainConfig", "sketch_frame", "eval_frames", "make_pool", "load_pool
            "POOL_SEED0", "VAL_SEEDS", "SIZES"]
 
 POOL_SEED0 = 2_000_000
+ANIME = 0.5             # share of "anime" frames in the training pool (0: the first recipe)
 VAL_SEEDS = tuple(range(700_000, 700_008))
 DEFAULT_POOL = os.environ.get("CELGRAPH_SKETCH_POOL", "/work/scratch/sketch/pool")
 SIZES = ((456, 256), (640, 360), (960, 540), (1280, 720))
@@ -70,18 +77,26 @@ def degrade(color: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return degrade_photo(color, rng, screentone=tone)
 
 
-def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | None = None) -> dict:
+def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | None = None,
+                 anime: float = ANIME) -> dict:
     """One seeded sample: {"image": degraded colour H×W×3, "clean": clean colour, "lines": exact ink}.
 
-    ``source``: "clip" (a make_clip frame) or "lineart" (a make_lineart page); None draws it
-    (80 / 20)."""
+    ``source``: "clip" (a make_clip frame), "anime" (one restyled as a TV anime frame by
+    :func:`celgraph.synth.animeframe.anime_style`) or "lineart" (a make_lineart page); None draws
+    it: "anime" with probability ``anime``, else clip / lineart 80 / 20 (``anime`` 0 gives exactly
+    the frames of the first recipe)."""
     from celgraph.synth import make_clip, make_lineart
+    from celgraph.synth.animeframe import anime_style
     rng = np.random.default_rng([seed, 0x5E7C])
     W, H = size or SIZES[int(rng.choice(len(SIZES), p=SIZE_P))]
-    source = source or ("clip" if rng.random() < 0.8 else "lineart")
-    if source == "clip":
+    if source is None:
+        u = rng.random()
+        source = "anime" if u < anime else ("clip" if (u - anime) / (1.0 - anime) < 0.8 else "lineart")
+    if source in ("clip", "anime"):
         clip = make_clip(seed, width=W, height=H, n_frames=2, flow=False)
         fr = clip.frames[int(rng.integers(2))]
+        if source == "anime":
+            fr = anime_style(fr, np.random.default_rng([seed, 0xA17E]))
         color, lines = fr["color"], fr["lines"]
     else:
         s = make_lineart(seed, W, H)
@@ -89,13 +104,14 @@ def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | N
     return {"image": degrade(color, rng), "clean": np.asarray(color, np.float32), "lines": np.asarray(lines, np.float32)}
 
 
-def eval_frames(seeds=VAL_SEEDS, sizes=((456, 256), (960, 540))) -> list[dict]:
+def eval_frames(seeds=VAL_SEEDS, sizes=((456, 256), (960, 540)), anime: int = 4) -> list[dict]:
     """Fixed held-out frames: each seed at each size (clip frames; the first seed of each size
-    also as a make_lineart page)."""
+    also as a make_lineart page), then the first ``anime`` seeds as "anime" frames at 1280×720."""
     out = []
     for W, H in sizes:
         for i, s in enumerate(seeds):
             out.append(sketch_frame(s, (W, H), "lineart" if i == 0 else "clip"))
+    out += [sketch_frame(s, (1280, 720), "anime") for s in seeds[:anime]]
     return out
 
 
@@ -130,11 +146,12 @@ def frame_patches(d: dict, rng: np.random.Generator, n: int) -> dict[str, np.nda
 
 
 def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 800, per_frame: int = 8, shard_frames: int = 50,
-              seed0: int = POOL_SEED0, echo=print) -> Path:
+              seed0: int = POOL_SEED0, echo=print, anime: float = ANIME) -> Path:
     """Write (or complete) a patch pool of ``frames`` frames × ``per_frame`` patches, in shards of
-    ``shard_frames`` frames; existing shards are kept, so an interrupted run continues."""
+    ``shard_frames`` frames; existing shards are kept, so an interrupted run continues (with the
+    same ``anime`` share: a pool folder holds one recipe)."""
     return _pool.write_pool(pool, frames, shard_frames, lambda f: frame_patches(
-        sketch_frame(seed0 + f), np.random.default_rng([seed0 + f, 31]), per_frame), echo)
+        sketch_frame(seed0 + f, anime=anime), np.random.default_rng([seed0 + f, 31]), per_frame), echo)
 
 
 def load_pool(pool: str | Path) -> dict[str, np.ndarray]:
@@ -213,6 +230,8 @@ class TrainConfig(RunConfig):
     seed: int = 0
     pool: str = DEFAULT_POOL
     pool_frames: int = 800
+    anime: float = ANIME
+    init: str | None = None
     # run settings (may change on resume)
     out: str = "runs/sketch"
     ckpt_every: int = 100
@@ -222,7 +241,7 @@ class TrainConfig(RunConfig):
     export: str | None = None
 
 
-TRAJECTORY_FIELDS = ("arch", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed")
+TRAJECTORY_FIELDS = ("arch", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed", "anime", "init")
 
 
 def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None = None,
@@ -234,11 +253,18 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
     run = Run(cfg, echo)
     torch.manual_seed(cfg.seed)
     model = build(cfg.arch)
+    if cfg.init:                                  # fine-tune: start from these weights (resume overrides)
+        from celgraph.models.sketch_unet import load_weights
+        init, _ = load_weights(cfg.init)
+        if init.widths != model.widths:
+            raise ValueError(f"--init {cfg.init}: widths {init.widths} are not {cfg.arch}'s {model.widths}")
+        model.load_state_dict(init.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.wdecay)
     run.begin(resume, {"model": model, "optimizer": opt}, {"params": count_parameters(model)}, best=-1.0,
               best_threshold=0.5)
     if data is None:
-        data = run.load_pool(make_pool, load_pool, complete=_pool.count_shards(cfg.pool) * 50 >= cfg.pool_frames)
+        data = run.load_pool(lambda *a, **k: make_pool(*a, anime=cfg.anime, **k), load_pool,
+                             complete=_pool.count_shards(cfg.pool) * 50 >= cfg.pool_frames)
     if val is None:
         val = eval_frames()
     n = len(data["x"])
@@ -282,6 +308,10 @@ def add_sketch_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add_batch_arguments(g, d, crop_help=f"training crop side in px, ≤ {PATCH}, a multiple of 32", lr_help="peak learning rate")
     g.add_argument("--pos-weight", type=float, default=None, help=f"BCE weight of ink pixels (default {d.pos_weight})")
     g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
+    g.add_argument("--anime", type=float, default=None,
+                   help=f"share of TV-anime-styled frames in a new pool (default {d.anime}; 0: the first recipe)")
+    g.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="start from these Sketch .safetensors weights (fine-tuning) instead of random ones")
     r = p.add_argument_group("run")
     add_run_arguments(r, d, out_help="run folder: log.jsonl, last.pt, best.pt, weights", frames_help="frames in the pool",
                       export_help="final safetensors (default OUT/<arch>.safetensors)")
@@ -311,7 +341,7 @@ def cmd_train_sketch(args) -> int:
         print(json.dumps({k: v for k, v in r.items() if k != "f1_by_threshold"}, indent=2))
         return EXIT_OK
     if args.make_pool:
-        make_pool(args.pool, frames=args.pool_frames)
+        make_pool(args.pool, frames=args.pool_frames, anime=TrainConfig().anime if args.anime is None else args.anime)
         return EXIT_OK
     cfg = config_from_args(TrainConfig, args, TRAJECTORY_FIELDS, pool_run_settings(args))
     if cfg is None:

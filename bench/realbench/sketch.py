@@ -1,0 +1,174 @@
+"""The ``sketch`` suite of bench/real.py: Sketch on real illustrations and anime frames.
+
+Score: F1 of ink pixels within 2 px (:func:`celgraph.synth.metrics.line_prf`) against
+Anime2Sketch's drawings (``anime2sketch/pairs/*_in_out.png``). Each pair is one RGBA image: a
+transparent margin (bottom and right), then the colour input on the left half of the opaque area
+and Anime2Sketch's drawing of it on the right half, each half with an "Input"/"Output" caption in
+its bottom-right corner; :data:`CAPTION` (that corner, as fractions of the half) is left out of the
+score in both halves. (Splitting the whole image at half its width instead, margin included,
+shifts the drawing by half the margin, 8-10 px: F1 then falls to about 0.34 / 0.29 for model /
+XDoG, which is where the issue's "0.38 / 0.35" came from.) The drawing is a peer's output, not
+ground truth: its ink is where 1 − luminance ≥ :data:`TRUTH_INK` (0.25: Anime2Sketch draws its
+thin lines in grey, 0.3-0.5 ink; at 0.5 they break into dashes). Each method is scored at its default binarisation (the node's:
+the threshold stored with the weights, 0.5 for XDoG) and at the one threshold that maximises its
+mean F1 over the pairs (searched over :data:`THRESHOLDS`; an upper bound, chosen on the test data).
+
+Violet (``violet/1280x720``, no truth) and the two Anime2Sketch inputs without a drawing are shown
+in ``docs/sketch_real_contact_sheet.png`` with both methods, and the share of pixels each method
+inks on the Violet frames is printed (the backgrounds there are painted, without drawn lines).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from celgraph.models.xdog import luminance, xdog
+from celgraph.synth import metrics
+
+from .common import load, table
+
+TOL = 2.0
+TRUTH_INK = 0.25
+CAPTION = (0.86, 0.68)          # the caption box: rows below 86 % of the half's height, columns right of 68 %
+THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2)) + (0.97, 0.99)
+SHEET = "sketch_real_contact_sheet.png"
+
+
+def split_pair(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input RGB, drawing's ink coverage, valid mask) of an Anime2Sketch ``*_in_out`` image
+    (H×W×4, 0..1, straight alpha): the opaque area split into halves, captions masked out."""
+    opaque = rgba[..., 3] > 0.5
+    rows = np.flatnonzero(opaque.mean(1) > 0.5)
+    cols = np.flatnonzero(opaque.mean(0) > 0.5)
+    if not len(rows) or not len(cols):
+        raise ValueError("no opaque area in the pair image")
+    area = rgba[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1, :3]
+    h, w = area.shape[0], area.shape[1] // 2
+    left, right = area[:, :w], area[:, area.shape[1] - w:]
+    valid = np.ones((h, w), bool)
+    valid[int(CAPTION[0] * h):, int(CAPTION[1] * w):] = False
+    return np.ascontiguousarray(left), 1.0 - luminance(right), valid
+
+
+def masked_prf(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray, tol: float = TOL) -> tuple[float, float, float]:
+    """(precision, recall, F1) within ``tol`` px of binary ink masks, counting only ``valid`` pixels
+    (ink outside it is neither predicted nor missed)."""
+    return metrics.line_prf(np.logical_and(pred, valid), np.logical_and(truth, valid), tol)
+
+
+def _methods(weights: Path | None = None):
+    """[(name, soft-ink function, default threshold)] for the model (bundled or ``weights``) and XDoG."""
+    from celgraph.models.sketch_unet import fuse_batchnorm, load_weights, predict
+    from celgraph.nodes.sketch import bundled_weights
+    model, meta = load_weights(weights or bundled_weights())
+    model = fuse_batchnorm(model)
+    return [("Sketch model (celgraph U-Net)", lambda im: predict(model, im), float(meta.get("threshold", 0.5))),
+            ("Sketch xdog (classical baseline)", xdog, 0.5)]
+
+
+def pair_scores(data: Path, methods, quick: bool = False) -> dict:
+    """{method: {"default": (P, R, F1) means, "best": (threshold, P, R, F1), "curve": {t: F1}}}."""
+    pairs = sorted((data / "anime2sketch" / "pairs").glob("*_in_out.png"))
+    if not pairs:
+        raise FileNotFoundError(f"no anime2sketch/pairs/*_in_out.png under {data}")
+    if quick:
+        pairs = pairs[:1]
+    split = [split_pair(load(p)) for p in pairs]
+    out = {}
+    for name, fn, t_def in methods:
+        softs = [fn(inp) for inp, _, _ in split]
+        prf = {}
+        for t in sorted(set(THRESHOLDS) | {t_def}):
+            prf[t] = np.mean([masked_prf(s >= t, ink >= TRUTH_INK, valid)
+                              for s, (_, ink, valid) in zip(softs, split)], axis=0)
+        best = max(prf, key=lambda t: prf[t][2])
+        out[name] = {"default": (t_def, *prf[t_def]), "best": (best, *prf[best]),
+                     "curve": {t: float(v[2]) for t, v in prf.items()}}
+    return out
+
+
+def violet_frames(data: Path, quick: bool = False) -> list[Path]:
+    frames = sorted((data / "violet" / "1280x720").glob("*.png"))
+    return frames[:2] if quick else frames
+
+
+def violet_ink(data: Path, methods, quick: bool = False) -> dict:
+    """{method: mean share of pixels inked at its default threshold on the Violet frames}."""
+    frames = [load(p) for p in violet_frames(data, quick)]
+    return {name: float(np.mean([(fn(f) >= t) .mean() for f in frames])) for name, fn, t in methods}
+
+
+# ---------------------------------------------------------------- contact sheet
+
+def _cell(img: np.ndarray, text: str, width: int) -> np.ndarray:
+    """An RGB uint8 cell ``width`` px wide (area-resized), with a caption bar."""
+    img = np.clip(np.asarray(img, np.float32), 0, 1)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, 2)
+    h = round(img.shape[0] * width / img.shape[1])
+    img = cv2.resize(img[..., :3], (width, h), interpolation=cv2.INTER_AREA) if img.shape[1] != width else img[..., :3]
+    img = (img * 255).round().astype(np.uint8)
+    bar = np.full((22, width, 3), 255, np.uint8)
+    cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([bar, img])
+
+
+def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: int = 640) -> Path:
+    """Rows: Violet frames (whole, then 1:1 crops of the face and ribbon) and the Anime2Sketch inputs;
+    columns: the input, then each method's binary lines (black on white) at its default threshold."""
+    rows = []
+    violet = violet_frames(data, quick)
+    picks = [violet[0], violet[len(violet) // 2]]
+    crops = {violet[len(violet) // 2]: (130, 430, 420, 1060)}       # y0, y1, x0, x1: face profile, chin, ribbon
+    inputs = sorted((data / "anime2sketch" / "inputs").iterdir())
+    items = [(p.parent.name + "/" + p.name, load(p), None) for p in picks]
+    items += [(p.parent.name + "/" + p.name + " (1:1 crop)", load(p), c) for p, c in crops.items()]
+    items += [("anime2sketch/" + p.name, load(p), None) for p in (inputs[:1] if quick else inputs)]
+    for label, img, crop in items:
+        img = img[..., :3]
+        if crop is not None:
+            y0, y1, x0, x1 = crop
+            img = img[y0:y1, x0:x1]
+        cells = [_cell(img, label, width)]
+        for name, fn, t in methods:
+            cells.append(_cell(1.0 - (fn(img) >= t), f"{name.split(' (')[0]} (t {t:g})", width))
+        hmax = max(c.shape[0] for c in cells)
+        cells = [np.vstack([c, np.full((hmax - c.shape[0], width, 3), 255, np.uint8)]) for c in cells]
+        rows.append(np.hstack(cells))
+    sheet = np.vstack(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    tmp.replace(path)
+    return path
+
+
+# ---------------------------------------------------------------- the suite
+
+def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> str:
+    methods = _methods(weights)
+    scores = pair_scores(data, methods, quick)
+    ink = violet_ink(data, methods, quick)
+    sheet = contact_sheet(data, docs / SHEET, methods, quick)
+    rows = []
+    for name, s in scores.items():
+        t, p, r, f = s["default"]
+        tb, pb, rb, fb = s["best"]
+        rows.append([name, f"{t:g}", f"{p:.3f}", f"{r:.3f}", f"**{f:.3f}**", f"{tb:g}", f"{fb:.3f}",
+                     f"{100 * ink[name]:.2f} %"])
+    n = len(sorted((data / "anime2sketch" / "pairs").glob("*_in_out.png"))[:1 if quick else None])
+    head = ["method", "default threshold", "precision", "recall", f"F1 @ {TOL:g} px", "best threshold",
+            f"F1 @ {TOL:g} px at best", "Violet pixels inked"]
+    return (f"F1 of ink pixels within {TOL:g} px against Anime2Sketch's drawings ({n} pairs of "
+            f"`anime2sketch/pairs`, captions masked; drawing ink = 1 − luminance ≥ {TRUTH_INK}), mean over "
+            f"pairs, at each method's default threshold and at its best one (searched on these pairs). "
+            f"Violet: share of pixels inked at the default threshold over {len(violet_frames(data, quick))} "
+            f"frames of `violet/1280x720`.\n\n" + table(head, rows) +
+            f"\n\nContact sheet: `docs/{sheet.name}` (Violet frames, a 1:1 crop of the face profile and "
+            f"ribbon, the Anime2Sketch inputs; binary lines at the default threshold).\n")
+
+
+def run(data: Path, docs: Path, quick: bool) -> str:
+    return report(data, docs, quick)
