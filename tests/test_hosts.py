@@ -109,8 +109,18 @@ def source_frames(folder, frames=(1, 2, 3)):
     return pattern
 
 
+def natron_init(monkeypatch):
+    """Natron's start-up: run hosts/natron/init.py, on a Python without inspect.getargspec (3.11+,
+    as in Natron 2.5's); monkeypatch puts inspect back afterwards."""
+    monkeypatch.setattr(inspect, "getargspec", None, raising=False)
+    monkeypatch.delattr(inspect, "getargspec")
+    path = HOSTS / "natron" / "init.py"
+    exec(compile(path.read_text(), str(path), "exec"), {"__file__": str(path), "__name__": "init"})
+
+
 @pytest.fixture
-def natron(host_env):
+def natron(host_env, monkeypatch):
+    natron_init(monkeypatch)
     fake = NatronEngine._FAKE
     app = fake.reset()
     fake.timeline = (1, 3)
@@ -378,7 +388,8 @@ def test_natron_node_builds_its_params_from_the_live_schema(natron, server):
     assert size.get() == blur["max"]                    # Natron clamps to setMaximum
     assert blur["help"] in vars(size)["_help"] and "range" in vars(size)["_help"]
     assert group.getParam("cgp_celgraph_Merge_operation") is None       # the previous type's params go
-    assert group.getNode("cgIn1") is None and group.getNode("cgWrite0").getInput(0) is group.getNode("cgIn0")
+    assert vars(group.getNode("cgIn1"))["_label"] == "(unused)"          # kept: destroy() is deferred
+    assert group.getNode("cgWrite0").getInput(0) is group.getNode("cgIn0")
     assert group.getNode("cgWrite0").getPluginID() == "fr.inria.built-in.Write"
     assert group.getNode(celgraph_natron.RESULT).getPluginID() == "fr.inria.built-in.Read"
     # the panel was built on the main thread; no Qt here, so nothing structural came from a worker
@@ -398,8 +409,10 @@ def test_natron_run_blurs_real_frames_through_the_bridge_and_loads_the_result(na
         assert natron_session(app, group).wait(90)
     status = natron_status(group)
     assert status.startswith("done: 3 frames"), status
-    filename = group.getNode(celgraph_natron.RESULT).getParam("filename").get()
+    result = group.getNode(celgraph_natron.RESULT)
+    filename = result.getParam("filename").get()
     assert filename.startswith(str(host_env / "shared")) and filename.endswith("out_image.####.exr")
+    assert (result.getParam("firstFrame").get(), result.getParam("lastFrame").get()) == (1, 3)   # point 8
     assert_blurred(filename, source)
     job = natron_session(app, group).last_job
     from celgraph.service.client import Client
@@ -463,6 +476,136 @@ def test_natron_errors_end_up_in_the_status_line(natron, host_env, monkeypatch):
     assert down.getParam("cg_type").getOption(0) == celgraph_natron.NO_TYPES
     down.getParam("cg_run").trigger()
     assert natron_status(down).startswith("error (no_type)")
+
+
+# ---- what real Natron 2.5 does (issue 18, points 1-9) -------------------------------------------
+
+def test_natron_callbacks_need_getargspec_which_init_py_restores(natron, monkeypatch):
+    # point 1: Natron checks callbacks with inspect.getargspec, gone in Python 3.11
+    app, pid, fake = natron
+    monkeypatch.delattr(inspect, "getargspec")
+    group = app.createNode(pid)
+    status = natron_status(group)
+    fake.press(group.getParam("cg_refresh"))
+    assert natron_status(group) == status and "Failed to get signature of onParamChanged" in fake.errors[-1]
+    natron_init(monkeypatch)                       # what Natron does at start-up with our init.py
+    spec = inspect.getargspec(AnimeGraph.paramChanged)
+    assert spec.args == ["thisParam", "thisNode", "thisGroup", "app", "userEdited"] and spec.defaults is None
+    group.getParam("cg_status").set("")
+    fake.press(group.getParam("cg_refresh"))
+    assert natron_status(group).startswith("ready"), natron_status(group)
+
+
+def test_natron_defaults_are_applied_although_set_default_value_does_not(natron, server, host_env):
+    # point 2: setDefaultValue leaves the current value alone in Natron 2.5
+    app, pid, fake = natron
+    probe = app.createNode("fr.inria.openfx.ReadOIIO").getParam("firstFrame")
+    probe.setDefaultValue(7)
+    assert probe.get() == 0 and probe.getDefaultValue() == 7
+    probe.restoreDefaultValue()
+    assert probe.get() == 7
+    group = app.createNode(pid)
+    assert group.getParam("cg_address").get() == server["address"]
+    assert group.getParam("cg_shared").get() == str(host_env / "shared")
+    assert (group.getParam("cg_first").get(), group.getParam("cg_last").get()) == (1, 3)
+    types = group.getParam("cg_type")
+    fake.user_set(types, choose(types, "Blur"))
+    assert group.getParam("cgp_celgraph_Blur_size").get() == live_schema(server, "celgraph.Blur")["params"][0]["default"]
+    fake.user_set(types, choose(types, "Sketch"))
+    sketch = live_schema(server, "celgraph.Sketch")
+    for p in sketch["params"]:
+        spec = ch.param_specs({"id": "celgraph.Sketch", "params": [p]})[0]
+        assert group.getParam(spec["name"]).get() == spec["default"], p["name"]
+
+
+def test_natron_scripts_choose_the_type_and_set_params_with_set(natron, host_env):
+    # points 3 and 4: a script's set() fires the callback with userEdited=False, and it must count
+    app, pid, fake = natron
+    fake.background = True                                    # NatronRenderer: Run waits
+    group = app.createNode(pid)
+    seen = []
+    real = celgraph_natron.param_changed
+
+    def spy(thisParam, thisNode, thisGroup, app, userEdited):
+        seen.append((thisParam.getScriptName(), userEdited))
+        real(thisParam, thisNode, thisGroup, app, userEdited)
+
+    celgraph_natron.param_changed = spy
+    try:
+        group.getParam("cg_type").set("Blur (Filter)")          # by label, as a TD would
+        group.getParam("cgp_celgraph_Blur_size").set(1.5)
+        source = source_frames(host_env)
+        group.connectInput(0, app.createReader(source))
+        group.getParam("cg_run").trigger()
+    finally:
+        celgraph_natron.param_changed = real
+    assert ("cg_type", False) in seen and ("cg_run", False) in seen
+    assert ("cg_status", False) in seen                       # the plug-in's own writes call back too
+    assert natron_status(group).startswith("done: 3 frames"), natron_status(group)
+    assert json.loads(group.getParam("cg_schema").get())["id"] == "celgraph.Blur"
+    assert_blurred(group.getNode(celgraph_natron.RESULT).getParam("filename").get(), source)
+
+
+def test_natron_type_changes_survive_deferred_destroy(natron):
+    # point 5: destroy() is deferred, so the plug-in keeps and reuses its internal nodes
+    app, pid, fake = natron
+    node = app.createNode("fr.inria.built-in.Input")
+    node.destroy()
+    assert app.getNode(node.getScriptName()) is node                 # still there until the event loop
+    fake.process_events()
+    assert app.getNode(node.getScriptName()) is None
+    group = app.createNode(pid)
+    types = group.getParam("cg_type")
+    for name in ("Merge", "Blur", "Merge"):
+        fake.user_set(types, choose(types, name))
+    fake.process_events()                                            # a deferred destroy lands now
+    assert not [c for c in fake.calls if c[2] == "destroy" and c[1] != node.getScriptName()]
+    assert group.getMaxInputCount() == 2
+    assert [vars(group.getNode("cgIn%d" % i))["_label"] for i in range(2)] == ["a", "b"]
+    assert [n.getScriptName() for n in vars(group)["_children"]
+            if n.getPluginID() == "fr.inria.built-in.Input"] == ["cgIn0", "cgIn1"]     # arrow i is cgIn<i>
+
+
+def test_natron_callback_is_set_through_get_param(natron):
+    # point 6: onParamChanged is an attribute of the registered wrapper only
+    app, pid, fake = natron
+    group = app.createNode(pid)
+    with pytest.raises(AttributeError, match="registered node wrapper"):
+        group.onParamChanged
+    assert group.getParam("onParamChanged").get() == celgraph_natron.CALLBACK
+    for path in host_sources():
+        assert ".onParamChanged" not in path.read_text(), path
+
+
+def test_natron_reader_frame_ranges_and_set_persistent(natron, host_env):
+    # point 8: only createReader detects a sequence's range; point 9: setPersistent is the real name
+    app, pid, fake = natron
+    source = source_frames(host_env, (4, 5, 6))
+    read = app.createReader(source)
+    assert (read.getParam("firstFrame").get(), read.getParam("lastFrame").get()) == (4, 6)
+    plain = app.createNode("fr.inria.openfx.ReadOIIO")
+    plain.getParam("filename").set(source)
+    assert (plain.getParam("firstFrame").get(), plain.getParam("lastFrame").get()) == (0, 0)
+    group = app.createNode(pid)
+    status = group.getParam("cg_status")
+    with pytest.raises(AttributeError, match="setPersistant"):
+        status.setPersistant(False)
+    assert vars(status)["_persistent"] is False and vars(group.getParam("cg_uid"))["_persistent"] is True
+
+
+def test_nuke_scripts_choose_the_type_with_set_value(nk, host_env):
+    # knobChanged runs only for panel edits: Run applies a type a script chose with setValue
+    group = nuke_node(nk)
+    group["cg_type"].setValue("Blur (Filter)")
+    celgraph_nuke.apply_type(group)                               # what a script calls to get the knobs
+    group["cgp_celgraph_Blur_size"].setValue(1.5)
+    source = source_frames(host_env)
+    group.setInput(0, nuke.nodes.Read(file=source, first=1, last=3))
+    group["cg_last"].setValue(3)
+    group["cg_type"].setValue("Grade (Color)")
+    nk.press(group["cg_run"])
+    assert settle(nk, group).startswith("done: 3 frames")
+    assert json.loads(group["cg_schema"].value())["id"] == "celgraph.Grade"
 
 
 # ---- Nuke --------------------------------------------------------------------------------------------

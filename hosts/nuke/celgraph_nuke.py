@@ -139,7 +139,10 @@ def apply_type(node):
     desc = next((d for (l, _), d in zip(ch.type_labels(session.types), session.types) if l == label), None)
     if desc is None:
         return
-    node["cg_schema"].setValue(json.dumps(desc))
+    text = json.dumps(desc)
+    if node["cg_schema"].value() == text:
+        return                              # already built (run() calls this for scripts)
+    node["cg_schema"].setValue(text)
     _build_knobs(node, desc)
     _build_inputs(node, desc)
     out = node["cg_output"]
@@ -231,6 +234,8 @@ def run(node=None):
             plan = ch.plan_scene_run(settings, node["cg_scene"].value(), node["cg_targets"].value(),
                                      first, last, name, node["cg_show"].value())
         else:
+            # knobChanged runs only for panel edits: a script that set cg_type gets its type here
+            apply_type(node)
             desc = _desc(node)
             params = ch.scene_params(desc, lambda kname, spec: _value(node, kname)) if desc else {}
             ports = ch.describe_ports(desc) if desc else []
