@@ -424,7 +424,8 @@ def test_natron_run_blurs_real_frames_through_the_bridge_and_loads_the_result(na
     worker = fake.calls_from_other_threads()
     assert worker and {(c[1], c[2]) for c in worker} <= {
         (group.getScriptName() + ".cg_status", "set"), ("cgResult.filename", "set"),
-        ("cgResult.firstFrame", "set"), ("cgResult.lastFrame", "set"), ("cgResult.filename", "reloadFile")}
+        ("cgResult.firstFrame", "set"), ("cgResult.lastFrame", "set"), ("cgResult.outputComponents", "set"),
+        ("cgResult.filename", "reloadFile")}
     assert ("cgResult.filename", "reloadFile", ()) == worker[-1][1:]
     assert imports and all(name.split(".")[0] in sys.stdlib_module_names | HOST_MODULES and not level
                            for _, name, level in imports), imports
@@ -575,6 +576,35 @@ def test_natron_callback_is_set_through_get_param(natron):
     assert group.getParam("onParamChanged").get() == celgraph_natron.CALLBACK
     for path in host_sources():
         assert ".onParamChanged" not in path.read_text(), path
+
+
+def test_natron_shows_line_art_as_a_drawing(natron, host_env):
+    # point 7: a LineArt comes back as black ink on white (celgraph.Ink), read as RGBA
+    app, pid, fake = natron
+    fake.background = True
+    group = app.createNode(pid)
+    group.getParam("cg_type").set("ToLineArt (Lines)")
+    source = source_frames(host_env)
+    group.connectInput(0, app.createReader(source))
+    group.getParam("cg_run").trigger()
+    assert natron_status(group).startswith("done: 3 frames"), natron_status(group)
+    read = group.getNode(celgraph_natron.RESULT)
+    components = read.getParam("outputComponents")
+    assert components.getOption(components.get()) == "RGBA"
+    for f in (1, 2, 3):
+        out = read_image(ch.frame_file(read.getParam("filename").get(), f))
+        src = read_image(ch.frame_file(source, f))
+        assert out.shape == (16, 16, 4)
+        np.testing.assert_allclose(out[..., 3], 1.0)
+        np.testing.assert_allclose(out[0, 0, :3], 0.0, atol=1e-6)          # black source: full ink, black
+        expected = 1.0 - np.clip(1.0 - src[8, 8, :3] @ np.float32([0.2126, 0.7152, 0.0722]), 0, 1)
+        np.testing.assert_allclose(out[8, 8, :3], expected, atol=1e-3)     # the bright pixel: paper
+    desc = {"id": "x.M", "outputs": [{"name": "m", "type": "Mask"}, {"name": "l", "type": "LineArt"}]}
+    plan = ch.plan_node_run(ch.load_settings(), desc, {}, [], "m", 1, 1, "n")
+    assert plan["output_type"] == "Mask" and ch.READ_COMPONENTS["Mask"] == "Alpha"
+    assert "cg_ink" not in json.loads(plan["scene_text"])["nodes"]
+    lines = json.loads(ch.plan_node_run(ch.load_settings(), desc, {}, [], "l", 1, 1, "n")["scene_text"])["nodes"]
+    assert lines["cg_out"]["inputs"]["image"] == "cg_ink.image" and lines["cg_ink"]["type"] == "celgraph.Ink"
 
 
 def test_natron_reader_frame_ranges_and_set_persistent(natron, host_env):

@@ -84,6 +84,32 @@ class ToLineArt(NodeType):
         return {"lines": np.clip((hi - luma) / (hi - lo), 0.0, 1.0).astype(np.float32)}
 
 
+class Ink(NodeType):
+    """LineArt → Image: the drawing as people expect to see it, black ink on white paper.
+
+    Write writes what it gets, so a LineArt goes to an EXR as its coverage (one channel, a matte a
+    compositor can use); put Ink before a Write to an 8- or 16-bit PNG/TIFF/JPEG, or before a host's
+    Read, to get the drawing. paper "white": RGB = 1 − coverage, alpha 1; "none": premultiplied
+    black ink, alpha = coverage, to lay over a plate.
+    """
+    id, version, category = "celgraph.Ink", 1, "Lines"
+    inputs = [In("lines", LineArt)]
+    outputs = [Out("image", Image, "RGBA drawing")]
+    params = [Choice("paper", "white", choices=("white", "none"),
+                     help="white: opaque drawing on white paper; none: ink only, alpha = coverage")]
+
+    def compute(self, ctx: Context, lines):
+        ink = np.clip(np.asarray(lines, np.float32).reshape(lines.shape[:2]), 0.0, 1.0)
+        out = np.empty(ink.shape + (4,), np.float32)
+        if ctx.params.paper == "white":
+            out[:, :, :3] = (1.0 - ink)[:, :, None]
+            out[:, :, 3] = 1.0
+        else:
+            out[:, :, :3] = 0.0
+            out[:, :, 3] = ink
+        return {"image": out}
+
+
 def _rgba(x: np.ndarray) -> np.ndarray:
     x = as_image(x)
     if x.shape[2] == 4:

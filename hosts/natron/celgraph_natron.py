@@ -290,12 +290,14 @@ def run(app, group):
 
 
 def show_result(group, result):
-    """Point the internal ReadOIIO at what the server wrote."""
+    """Point the internal ReadOIIO at what the server wrote, with the components its type needs."""
     read = group.getNode(RESULT)
     filename = read.getParam("filename")
     filename.set(result["pattern"])
     read.getParam("firstFrame").set(int(result["first"]))
     read.getParam("lastFrame").set(int(result["last"]))
+    # a one-channel EXR would come into RGBA as RGB = 1 (white): a Mask is a matte in alpha
+    read.getParam("outputComponents").set(result.get("components") or "RGBA")
     filename.reloadFile()
 
 
