@@ -43,3 +43,15 @@ def test_flow_speed_flop_count_extrapolates_exactly():
     with torch.inference_mode(), FlopCounterMode(display=False) as fc:
         model(torch.zeros(1, 3, 32, 48), torch.zeros(1, 3, 32, 48), iters=4, test_mode=True)
     assert abs(bench.raft_gflop(model, 45, 30, 4) - fc.get_total_flops() / 1e9) < 1e-9     # padded to 48×32
+
+
+def test_reformat_bench_runs_on_a_small_frame(tmp_path):
+    out = tmp_path / "reformat.md"
+    env = {**__import__("os").environ, "CELGRAPH_REAL": str(tmp_path / "no-real")}
+    r = subprocess.run([sys.executable, str(BENCH / "reformat.py"), "--size", "192x108", "--small", "46x26",
+                        "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| auto"))
+    assert 15 < float(row.split("|")[2]) < 60
+    assert "every id is one of the input's: True" in text

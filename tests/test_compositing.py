@@ -44,3 +44,79 @@ def test_ink_then_to_line_art_gives_the_coverage_back():
     lines = rng.random((8, 9), dtype=np.float32)
     back = run_node("ToLineArt", image=run_node("Ink", lines=lines)["image"])["lines"]
     np.testing.assert_allclose(back, lines, atol=1e-5)
+
+
+# ---- Reformat ----------------------------------------------------------------------------------------
+
+def smooth_plate(h=108, w=192, seed=0):
+    """A band-limited RGBA plate (what area/lanczos can bring back well), premultiplied, alpha 1."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    rgb = np.stack([0.5 + 0.4 * np.sin(x / 17.0 + c) * np.cos(y / 13.0 - c) for c in rng.random(3) * 6], axis=2)
+    return np.concatenate([rgb, np.ones((h, w, 1), np.float32)], axis=2).astype(np.float32)
+
+
+def psnr(a, b):
+    return 10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b) ** 2))
+
+
+def test_reformat_sizes_keep_the_pixel_aspect_when_one_side_is_given():
+    plate = smooth_plate()
+    assert run_node("Reformat", image=plate, mode="size", width=96)["image"].shape == (54, 96, 4)
+    assert run_node("Reformat", image=plate, mode="size", height=27)["image"].shape == (27, 48, 4)
+    assert run_node("Reformat", image=plate, mode="size", width=50, height=40)["image"].shape == (40, 50, 4)
+    assert run_node("Reformat", image=plate, mode="scale", scale=0.25)["image"].shape == (27, 48, 4)
+
+
+def test_reformat_area_shrink_averages_the_pixels_it_covers():
+    img = np.arange(16, dtype=np.float32).reshape(4, 4, 1)
+    out = run_node("Reformat", image=img, mode="size", width=2, filter="area")["image"]
+    np.testing.assert_allclose(out[..., 0], [[2.5, 4.5], [10.5, 12.5]])
+    auto = run_node("Reformat", image=img, mode="size", width=2)["image"]               # auto = area when shrinking
+    np.testing.assert_array_equal(auto, out)
+
+
+def test_reformat_down_and_back_to_the_reference_size():
+    plate = smooth_plate()
+    small = run_node("Reformat", image=plate, mode="size", width=46, height=26)["image"]  # 1920x1080 -> 456x256
+    assert small.shape == (26, 46, 4)
+    back = run_node("Reformat", image=small, reference=plate, mode="reference")["image"]
+    assert back.shape == plate.shape
+    assert psnr(back, plate) > 30                          # smooth content comes back closely
+    worse = run_node("Reformat", image=small, reference=plate, mode="reference", filter="nearest")["image"]
+    assert psnr(back, plate) > psnr(worse, plate) + 3      # and the filter matters
+
+
+def test_reformat_labels_stay_integer_ids_of_the_input():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 5, (12, 20)).astype(np.int32)
+    labels[0, 0] = 2 ** 30 + 7                             # beyond float32's exact integers
+    up = run_node("ReformatLabels", labels=labels, mode="scale", scale=3.0)["labels"]
+    assert up.dtype == np.int32 and up.shape == (36, 60)
+    assert set(np.unique(up)) <= set(np.unique(labels)) and up[0, 0] == 2 ** 30 + 7
+    np.testing.assert_array_equal(up[1::3, 1::3], labels)  # each input pixel's centre keeps its id
+    ref = np.zeros((12, 20, 3), np.float32)
+    back = run_node("ReformatLabels", labels=up, reference=ref, mode="reference")["labels"]
+    np.testing.assert_array_equal(back, labels)
+
+
+def test_reformat_lines_stay_coverage_and_flow_vectors_scale():
+    lines = np.zeros((20, 20), np.float32)
+    lines[:, 10] = 1.0
+    up = run_node("ReformatLines", lines=lines, mode="scale", scale=2.0, filter="lanczos")["lines"]
+    assert up.shape == (40, 40) and up.min() >= 0.0 and up.max() <= 1.0
+    flow = np.zeros((10, 20, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 3.0, -1.0
+    small = run_node("ReformatFlow", flow=flow, mode="size", width=10, height=10)["flow"]
+    np.testing.assert_allclose(small[..., 0], 1.5, atol=1e-6)
+    np.testing.assert_allclose(small[..., 1], -1.0, atol=1e-6)
+
+
+def test_reformat_errors_name_the_node_and_param():
+    t = registry.get("Reformat")
+    params, issues = normalize_params(t, {"mode": "size"})
+    from celgraph.engine.node import CheckContext
+    issues = t().check(params, CheckContext("small", [1], Path.cwd()))
+    assert [(i.code, i.node, i.field) for i in issues] == [("param_out_of_range", "small", "width")]
+    with pytest.raises(ValueError, match="n .*celgraph.Reformat.* frame 1: mode 'reference' needs the reference"):
+        run_node("Reformat", image=smooth_plate(), mode="reference")

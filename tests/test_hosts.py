@@ -511,7 +511,8 @@ def test_natron_defaults_are_applied_although_set_default_value_does_not(natron,
     assert (group.getParam("cg_first").get(), group.getParam("cg_last").get()) == (1, 3)
     types = group.getParam("cg_type")
     fake.user_set(types, choose(types, "Blur"))
-    assert group.getParam("cgp_celgraph_Blur_size").get() == live_schema(server, "celgraph.Blur")["params"][0]["default"]
+    blur = live_schema(server, "celgraph.Blur")["params"][0]
+    assert group.getParam("cgp_celgraph_Blur_size").get() == blur["default"]
     fake.user_set(types, choose(types, "Sketch"))
     sketch = live_schema(server, "celgraph.Sketch")
     for p in sketch["params"]:
