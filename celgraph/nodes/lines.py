@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .. import colorspace as cs
 from ..engine import (Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
                       Path as PathParam)
 from ..engine.hashing import file_digest
@@ -57,7 +58,8 @@ class GapFill(NodeType):
     tiled over frames of any size. Outputs the closed line art, the added ink as a mask and a
     preview with the added ink in red over the input.
     """
-    id, version, category = "celgraph.GapFill", 1, "Lines"
+    id, version, category = "celgraph.GapFill", 2, "Lines"
+    color_space = cs.DISPLAY                         # the preview is a display image
     inputs = [In("lines", LineArt, help="ink coverage 0..1 (a Mask links in too; an Image via ToLineArt)")]
     outputs = [Out("lines", LineArt, "the closed line art: the input plus the added ink at coverage 1"),
                Out("added", Mask, "1 where ink was added (closed − input where positive)"),
@@ -123,7 +125,7 @@ class GapFill(NodeType):
         else:
             closed = self._model_close(ctx, lines)
         added = np.maximum(closed - lines, 0.0).astype(np.float32)
-        return {"lines": closed, "added": added, "preview": preview(lines, added)}
+        return {"lines": closed, "added": added, "preview": cs.node_out(self, preview(lines, added))}
 
     def _model_close(self, ctx: Context, lines: np.ndarray) -> np.ndarray:
         from ..models.gapfill import close_gaps

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import colorspace as cs
 from ..engine import (Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
                       Path as PathParam)
 from ..engine.hashing import file_digest
@@ -32,7 +33,8 @@ class Sketch(NodeType):
     `xdog` is the classical baseline (eXtended Difference of Gaussians on luminance): no weights,
     but it draws every colour edge. `threshold` 0 keeps the calibrated value (model) or 0.5 (xdog).
     """
-    id, version, category = "celgraph.Sketch", 1, "Lines"
+    id, version, category = "celgraph.Sketch", 2, "Lines"
+    color_space = cs.DISPLAY                         # trained on sRGB frames
     inputs = [In("image", Image, help="colour frame (RGB, or RGBA over white paper)")]
     outputs = [Out("lines", LineArt, "soft ink coverage, 0 paper .. 1 ink"),
                Out("binary", LineArt, "binarised ink: 1 where lines ≥ threshold, else 0")]
@@ -84,6 +86,7 @@ class Sketch(NodeType):
 
     def compute(self, ctx: Context, image):
         p = ctx.params
+        image = cs.node_in(self, image)
         if p.method == "xdog":
             from ..models.xdog import xdog
             soft = xdog(image, sigma=p.xdog_sigma, k=p.xdog_k, p=p.xdog_p, epsilon=p.xdog_epsilon, phi=p.xdog_phi)
