@@ -120,3 +120,82 @@ def test_reformat_errors_name_the_node_and_param():
     assert [(i.code, i.node, i.field) for i in issues] == [("param_out_of_range", "small", "width")]
     with pytest.raises(ValueError, match="n .*celgraph.Reformat.* frame 1: mode 'reference' needs the reference"):
         run_node("Reformat", image=smooth_plate(), mode="reference")
+
+
+# ---- colour management: the same drawing from an sRGB PNG and a linear EXR -----------------------
+
+def drawing(h=96, w=128):
+    """A display-referred (sRGB) drawing: the line art of a procedural frame over pale colours,
+    every stroke cut at one column so GapFill has gaps to close."""
+    from celgraph.synth import make_clip
+    clip = make_clip(5, width=w, height=h, n_frames=1, flow=False).to_dict()
+    ink = clip["lines"][0].copy()
+    ink[:, w // 2:w // 2 + 3] = 0.0                      # a cut through every stroke: gaps to close
+    paper = 0.75 + 0.25 * clip["color"][0]               # pale colours, the line art drawn over them
+    return (paper * (1.0 - ink[:, :, None])).astype(np.float32)
+
+
+def colour_graph(tmp_path, path, colorspace="auto"):
+    import celgraph as cg
+    g = cg.Graph(frames="1", base_dir=tmp_path)
+    r = g.add("Read", name="read", path=path, colorspace=colorspace)
+    g.add("Sketch", name="sketch", image=r["image"])
+    lines = g.add("ToLineArt", name="lines", image=r["image"])
+    g.add("GapFill", name="fill", lines=lines["lines"])
+    return g
+
+
+def test_the_same_drawing_as_srgb_png_or_linear_exr_gives_the_same_lines(tmp_path, engine):
+    from celgraph.nodes.io import read_image, write_image
+    write_image(tmp_path / "drawing.png", drawing(), "16")           # what a paint package saves
+    linear = colorspace.to_working(read_image(tmp_path / "drawing.png"), "sRGB")
+    write_image(tmp_path / "drawing.exr", linear, "float")           # what Natron or Nuke hands over
+    runs = {p: engine.run(colour_graph(tmp_path, p), frames=[1]) for p in ("drawing.png", "drawing.exr")}
+    png, exr = runs["drawing.png"], runs["drawing.exr"]
+    # stated tolerance: OCIO's sRGB curve is exact to ~3e-5, far below what changes a line
+    for node, output in (("sketch", "lines"), ("lines", "lines"), ("fill", "lines"), ("fill", "added")):
+        a, b = png.value(node, output, 1), exr.value(node, output, 1)
+        assert np.abs(a - b).max() < 1e-3, (node, output, np.abs(a - b).max())
+    assert png.value("fill", "added", 1).sum() > 5                   # GapFill did close something
+    # without colour management (the EXR's linear values taken as sRGB) the lines differ
+    raw = engine.run(colour_graph(tmp_path, "drawing.exr", colorspace="sRGB"), frames=[1], targets=["lines", "sketch"])
+    assert np.abs(raw.value("lines", "lines", 1) - png.value("lines", "lines", 1)).max() > 0.1
+    assert np.abs(raw.value("sketch", "lines", 1) - png.value("sketch", "lines", 1)).mean() > 5e-3
+
+
+def test_read_then_write_leaves_pixels_unchanged_when_the_colour_space_matches(tmp_path, engine):
+    import celgraph as cg
+    from celgraph.nodes.io import read_image, write_image
+    rng = np.random.default_rng(3)
+    rgba = rng.random((16, 20, 4), dtype=np.float32)
+    rgba[..., :3] *= rgba[..., 3:]
+    write_image(tmp_path / "a.png", rgba, "8")
+    write_image(tmp_path / "b.exr", rgba * 4.0, "half")              # scene-linear values above 1 too
+    write_image(tmp_path / "c.tif", rgba[..., :3], "16")
+    g = cg.Graph(frames="1", base_dir=tmp_path)
+    for name, src in (("a", "a.png"), ("b", "b.exr"), ("c", "c.tif")):
+        r = g.add("Read", name=f"read_{name}", path=src)
+        g.add("Write", name=f"write_{name}", image=r["image"], path=f"out/{src}", bit_depth="auto")
+    engine.run(g)
+    for src in ("a.png", "b.exr"):                                   # 8-bit and EXR: exactly
+        np.testing.assert_array_equal(read_image(tmp_path / "out" / src), read_image(tmp_path / src), err_msg=src)
+    # 16 bits: within one code value (OCIO's sRGB curve round trip is exact to ~3e-5)
+    np.testing.assert_allclose(read_image(tmp_path / "out" / "c.tif"), read_image(tmp_path / "c.tif"), atol=1.01 / 65535)
+    lin = engine.evaluate(g, "read_a.image", 1)                     # and in between it was linear
+    assert lin[..., :3].mean() < read_image(tmp_path / "a.png")[..., :3].mean() - 0.05
+
+
+def test_colorspace_params_are_checked_and_ocio_is_honoured(tmp_path, monkeypatch):
+    import celgraph as cg
+    from celgraph.nodes.io import write_image
+    write_image(tmp_path / "a.exr", np.zeros((4, 4, 3), np.float32))
+    g = cg.Graph(frames="1", base_dir=tmp_path)
+    r = g.add("Read", name="read", path="a.exr", colorspace="Rec.9999")
+    g.add("Write", name="write", image=r["image"], path="o.png", colorspace="ACEScg")
+    issues = g.validate()
+    assert [(i.code, i.node, i.field) for i in issues] == [("param_out_of_range", "read", "colorspace")]
+    assert "unknown colour space 'Rec.9999'" in issues[0].message
+    assert colorspace.resolve("ACEScg") == "ACEScg" and colorspace.working() == "Linear Rec.709 (sRGB)"
+    monkeypatch.setenv("OCIO", str(tmp_path / "no-such-config.ocio"))
+    with pytest.raises(Exception):
+        colorspace.resolve("ACEScg")                 # $OCIO is the config that is asked (and it is missing)

@@ -760,3 +760,17 @@ def test_grpc_transport_runs_the_same_plan_where_grpc_is_importable(server, host
     assert session.submit(settings, plan, results.append, sync=True), session.status
     assert results[0]["pattern"] == plan["out_pattern"] and (results[0]["first"], results[0]["last"]) == (1, 2)
     assert_blurred(plan["out_pattern"], source, frames=(1, 2))
+
+
+def test_host_scenes_carry_the_colour_space_of_the_frames(host_env, monkeypatch):
+    desc = {"id": "celgraph.Blur", "inputs": [{"name": "image", "type": "Image"}],
+            "outputs": [{"name": "image", "type": "Image"}], "params": []}
+
+    def spaces():
+        plan = ch.plan_node_run(ch.load_settings(), desc, {}, ["image"], "image", 1, 1, "n")
+        nodes = json.loads(plan["scene_text"])["nodes"]
+        return nodes["cg_in_image"]["params"]["colorspace"], nodes["cg_out"]["params"]["colorspace"]
+
+    assert spaces() == ("linear", "linear")            # Natron's and Nuke's default linear (Rec.709)
+    monkeypatch.setenv("CELGRAPH_COLORSPACE", "ACEScg")   # a studio whose hosts work in ACEScg
+    assert spaces() == ("ACEScg", "ACEScg")

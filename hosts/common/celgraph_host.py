@@ -50,7 +50,7 @@ READ_COMPONENTS = {"Image": "RGBA", "LineArt": "RGBA", "Mask": "Alpha", "Labels"
 PARAM_PREFIX = "cgp_"              # host param/knob names: cgp_<type slug>_<param>; UI ones are cg_*
 _ENV = {"address": "CELGRAPH_ADDRESS", "bridge": "CELGRAPH_BRIDGE", "token": "CELGRAPH_TOKEN",
         "transport": "CELGRAPH_TRANSPORT", "shared": "CELGRAPH_SHARED", "path_map": "CELGRAPH_PATH_MAP",
-        "timeout": "CELGRAPH_TIMEOUT"}
+        "timeout": "CELGRAPH_TIMEOUT", "colorspace": "CELGRAPH_COLORSPACE"}
 # the embedded interpreter's variables would break the Python that runs the bridge
 _SCRUB_ENV = ("PYTHONHOME", "PYTHONPATH", "PYTHONEXECUTABLE", "PYTHONSTARTUP", "PYTHONNOUSERSITE")
 
@@ -88,7 +88,7 @@ def one_line(text, limit=400):
 
 def load_settings(default_transport="auto", **overrides):
     """The settings dict: address, bridge, token, transport (auto|bridge|grpc), shared, path_map,
-    timeout. Empty overrides (a blank panel field) fall through to the environment and the file."""
+    timeout, colorspace (the OCIO space of the EXRs the host writes and reads back: its linear). Empty overrides (a blank panel field) fall through to the environment and the file."""
     cfg = {}
     path = os.environ.get("CELGRAPH_HOST_CONFIG") or os.path.join(os.path.expanduser("~"), ".celgraph",
                                                                   "host.json")
@@ -103,7 +103,7 @@ def load_settings(default_transport="auto", **overrides):
     defaults = {"address": DEFAULT_ADDRESS, "bridge": DEFAULT_BRIDGE, "token": "",
                 "transport": default_transport,
                 "shared": os.path.join(tempfile.gettempdir(), "celgraph_shared"), "path_map": "",
-                "timeout": 30.0}
+                "timeout": 30.0, "colorspace": "linear"}
     s = {}
     for key, default in defaults.items():
         value = overrides.get(key)
@@ -603,14 +603,15 @@ def new_run_dir(shared, node_name):
     return path
 
 
-def node_scene(desc, params, inputs, output, out_pattern, frames, label=""):
+def node_scene(desc, params, inputs, output, out_pattern, frames, label="", colorspace="linear"):
     """scene.json for one node type: each input port fed by an EXR sequence (celgraph.Read), the
     chosen output written as a float EXR sequence (celgraph.Write, the target "cg_out"). A LineArt
-    output goes through celgraph.Ink first, so the host shows a drawing, not white."""
+    output goes through celgraph.Ink first, so the host shows a drawing, not white. `colorspace`:
+    the space of the host's EXRs, both ways (celgraph converts to and from its working space)."""
     nodes, links = {}, {}
     for port in sorted(inputs):
         reader = "cg_in_" + slug(port)
-        nodes[reader] = {"type": "celgraph.Read", "params": {"path": inputs[port]}}
+        nodes[reader] = {"type": "celgraph.Read", "params": {"path": inputs[port], "colorspace": colorspace}}
         links[port] = reader + ".image"
     nodes["cg_node"] = {"type": desc["id"], "inputs": links, "params": params}
     source = "cg_node." + output
@@ -618,7 +619,7 @@ def node_scene(desc, params, inputs, output, out_pattern, frames, label=""):
         nodes["cg_ink"] = {"type": "celgraph.Ink", "inputs": {"lines": source}, "params": {"paper": "white"}}
         source = "cg_ink.image"
     nodes["cg_out"] = {"type": "celgraph.Write", "inputs": {"image": source},
-                       "params": {"path": out_pattern, "bit_depth": "float"}}
+                       "params": {"path": out_pattern, "bit_depth": "float", "colorspace": colorspace}}
     return {"celgraph": 1, "frames": frames, "nodes": nodes, "ui": {"made_by": "celgraph host plug-in",
                                                                      "label": label}}
 
@@ -649,7 +650,7 @@ def plan_node_run(settings, desc, params, connected, output, first, last, node_n
     out_local = os.path.join(run_dir, "out_%s.####.exr" % slug(output))
     label = "%s %s" % (node_name, desc["id"])
     scene = node_scene(desc, params, dict((p, v["server"]) for p, v in inputs.items()), output,
-                       pmap.to_server(out_local), frames, label)
+                       pmap.to_server(out_local), frames, label, settings.get("colorspace") or "linear")
     return {"mode": "node", "frames": frames, "first": int(first), "last": int(last), "run_dir": run_dir,
             "inputs": inputs, "out_pattern": out_local, "scene_text": json.dumps(scene, indent=1),
             "base_dir": pmap.to_server(run_dir), "targets": ["cg_out"], "label": label,
