@@ -37,7 +37,7 @@ HOSTS = ROOT / "hosts"
 FAKES = ROOT / "tests" / "hosts"
 _SCRIPT = Path(sys.executable).with_name("graph")
 GRAPH = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "celgraph.cli"]
-HOST_MODULES = {"celgraph_host", "celgraph_natron", "celgraph_nuke", "AnimeGraph", "init", "menu"}
+HOST_MODULES = {"celgraph_host", "celgraph_natron", "celgraph_nuke", "AnimeGraph", "init", "menu", "celgraph_menu_types"}
 for _p in (FAKES / "fake_natron", FAKES / "fake_nuke", HOSTS / "natron", HOSTS / "nuke", HOSTS / "common"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
@@ -774,3 +774,61 @@ def test_host_scenes_carry_the_colour_space_of_the_frames(host_env, monkeypatch)
     assert spaces() == ("linear", "linear")            # Natron's and Nuke's default linear (Rec.709)
     monkeypatch.setenv("CELGRAPH_COLORSPACE", "ACEScg")   # a studio whose hosts work in ACEScg
     assert spaces() == ("ACEScg", "ACEScg")
+
+
+# ---- per-type menu entries (graph hosts install) -----------------------------------------------------
+
+def test_hosts_install_gives_each_node_type_its_own_natron_and_nuke_entry(natron, nk, server, host_env,
+                                                                           monkeypatch):
+    app, _, fake = natron
+    nat, nkdir = host_env / "natron", host_env / "nuke"
+    nat.mkdir()
+    gone = nat / "AnimeGraph_celgraph_Gone.py"          # what an older install wrote for a type now gone
+    gone.write_text("# Natron PyPlug\n" + __import__("celgraph.service.hostmenu").service.hostmenu.GENERATED + "\n")
+    mine = nat / "AnimeGraph_custom.py"                 # somebody's own file: never touched
+    mine.write_text("# Natron PyPlug\n")
+    r = subprocess.run([*GRAPH, "hosts", "install", "--natron", str(nat), "--nuke", str(nkdir),
+                        "--address", server["address"], "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    assert {"celgraph.GapFill", "celgraph.Sketch", "celgraph.Blur", "celgraph.Reformat"} <= set(done["types"])
+    assert "celgraph.Write" not in done["types"] and done["removed"] == [str(gone)]
+    assert not gone.exists() and mine.exists()
+
+    # Natron: Anime › GapFill makes a node with GapFill's panel only
+    import importlib.util
+    modules = {}
+    for type_id in ("celgraph.GapFill", "celgraph.Blur"):
+        path = nat / ("AnimeGraph_%s.py" % type_id.replace(".", "_"))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        modules[type_id] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(modules[type_id])
+    pid = fake.register_pyplug(modules["celgraph.GapFill"])
+    assert pid == "org.celgraph.node.celgraph.GapFill"
+    assert (modules["celgraph.GapFill"].getGrouping(), modules["celgraph.GapFill"].getLabel()) == ("Anime", "GapFill")
+    node = app.createNode(pid)
+    assert natron_status(node).startswith("ready"), natron_status(node)
+    assert json.loads(node.getParam("cg_schema").get())["id"] == "celgraph.GapFill"
+    assert node.getParam("cgp_celgraph_GapFill_max_gap") is not None
+    assert not vars(node.getParam("cg_type"))["_visible"] and not vars(node.getParam("cg_mode"))["_visible"]
+    assert vars(node.getNode("cgIn0"))["_label"] == "lines"
+    # ... and Anime › Blur runs, in NatronRenderer
+    fake.background = True
+    blur = app.createNode(fake.register_pyplug(modules["celgraph.Blur"]))
+    source = source_frames(host_env)
+    blur.connectInput(0, app.createReader(source))
+    blur.getParam("cg_run").trigger()
+    assert natron_status(blur).startswith("done: 3 frames"), natron_status(blur)
+    assert_blurred(blur.getNode(celgraph_natron.RESULT).getParam("filename").get(), source)
+
+    # Nuke: menu.py picks up celgraph_menu_types.py: Nodes › Anime › GapFill
+    monkeypatch.syspath_prepend(str(nkdir))
+    monkeypatch.delitem(sys.modules, "celgraph_menu_types", raising=False)
+    exec((HOSTS / "nuke" / "menu.py").read_text(), {"__name__": "menu"})
+    entries = dict(nk.menus["Nodes/Anime"])
+    assert {"celgraph Node", "celgraph Scene", "GapFill", "Sketch", "Reformat"} <= set(entries)
+    exec(entries["GapFill"], {"__name__": "__main__"})
+    group = nuke.toNode("GapFill1")
+    assert group is not None and settle(nk, group, 60).startswith("ready"), group["cg_status"].value()
+    assert json.loads(group["cg_schema"].value())["id"] == "celgraph.GapFill"
+    assert not vars(group["cg_type"])["_visible"] and not vars(group["cg_scene"])["_visible"]

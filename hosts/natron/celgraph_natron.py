@@ -54,10 +54,19 @@ PAGE = "cg_page"
 
 # ---- creation --------------------------------------------------------------------------------------
 
-def create_instance(app, group):
-    """PyPlug createInstance: the panel and the internal nodes, then the node types (ListNodeTypes)."""
+FIXED_HIDDEN = ("cg_mode", "cg_type", "cg_scene", "cg_targets", "cg_show")   # not for a one-type node
+
+
+def create_instance(app, group, type_id=""):
+    """PyPlug createInstance: the panel and the internal nodes, then the node types (ListNodeTypes).
+    With a type_id (the per-type PyPlugs `graph hosts install` writes) the node is that type only:
+    no mode or type chooser, no scene fields."""
     try:
         _build_panel(app, group)
+        if type_id:
+            group.getParam("cg_fixed").set(type_id)
+            for name in FIXED_HIDDEN:
+                group.getParam(name).setVisible(False)
         out = _create(app, OUTPUT_ID, group)
         read = _create(app, READ_ID, group)
         read.setScriptName(RESULT)
@@ -129,7 +138,7 @@ def _build_panel(app, group):
     p = add(group.createStringParam("cg_status", "status"), "What the node is doing, or why it failed.")
     p.setType(label_type.eStringTypeLabel)
     p.setPersistent(False)                  # a saved project does not keep "running..."
-    for name in ("cg_schema", "cg_uid"):
+    for name in ("cg_schema", "cg_uid", "cg_fixed"):
         p = add(group.createStringParam(name, name), "internal")
         p.setType(label_type.eStringTypeCustom)
         p.setVisible(False)
@@ -149,10 +158,13 @@ def _apply_types(app, group, descs):
     choice = group.getParam("cg_type")
     choice.setOptions([(label, _first_line(d.get("doc"))) for (label, _), d in zip(labels, descs)]
                       or [(NO_TYPES, "")])
-    current = (_desc(group) or {}).get("id")
+    fixed = group.getParam("cg_fixed").get()
+    current = fixed or (_desc(group) or {}).get("id")
     ids = [i for _, i in labels]
     choice.set(ids.index(current) if current in ids else 0)
     apply_type(app, group)
+    if fixed and fixed not in ids:
+        _status(group, "error (no_type): the server at %s has no node type %s" % (_settings(group)["address"], fixed))
 
 
 def apply_type(app, group):
