@@ -200,7 +200,7 @@ def decomposition_suite(cfg, engine) -> list[Row]:
             engine.run(g, targets=targets)
             seconds[node] = time.perf_counter() - t0       # "flow" includes drawing the clip
         r = engine.run(g, targets=["clip", "flow", "alpha", "homo", "homo_gt", "sprites"])
-        images = np.stack([r.value("clip", "image", f) for f in frames])
+        images = np.stack([shown(r.value("clip", "image", f)) for f in frames])
         gt = np.stack([r.value("clip", "objects", f) for f in frames])
         gt_masks = [gt == k for k in range(n)]
         gt_tr = np.stack([r.value("clip", "transforms", f) for f in frames])
@@ -258,8 +258,8 @@ def decomposition_suite(cfg, engine) -> list[Row]:
         rows += iou_rows(task, method, "alpha", match([labels == k for k in range(n)], gt_masks)[1],
                          "alpha = warm-up labels")
         alpha = np.stack([r.value("sprites", "sprites", f)["alpha"] for f in frames])
-        plate = np.stack([r.value("sprites", "plate", f) for f in frames])
-        comp = np.stack([r.value("sprites", "composite", f) for f in frames])
+        plate = np.stack([shown(r.value("sprites", "plate", f)) for f in frames])
+        comp = np.stack([shown(r.value("sprites", "composite", f)) for f in frames])
         method = f"SpriteLearn `{preset}`"
         _, ious = match([alpha[:, k] >= 0.5 for k in range(n)], gt_masks)
         additive = alpha[:, 0, ..., None] * plate + alpha[:, 1:].sum(1)[..., None] * images
@@ -373,12 +373,24 @@ def _quick(cfg) -> bool:
 
 
 def _write_sequence(folder: Path, name: str, arrays: list[np.ndarray], ext: str = "png") -> str:
-    """Frames 1..N of a sequence on disk (what a user's Read node would see); returns the pattern."""
+    """Frames 1..N of a sequence on disk (what a user's Read node would see); returns the pattern.
+    The arrays are display-referred (sRGB, as drawn): an EXR gets them scene-linear, as a
+    compositor would write it."""
+    from celgraph.colorspace import to_working
     from celgraph.nodes.io import frame_path, write_image
     pattern = str(folder / f"{name}.####.{ext}")
     for i, a in enumerate(arrays, start=1):
+        if ext == "exr" and np.ndim(a) == 3 and np.shape(a)[2] >= 3:
+            a = to_working(np.asarray(a, np.float32), "sRGB")
         write_image(frame_path(pattern, i), a, "float" if ext == "exr" else "auto")
     return pattern
+
+
+def shown(image: np.ndarray) -> np.ndarray:
+    """An Image value (scene-linear) as displayed (sRGB): the space the ground truth and the
+    metrics (PSNR, CIEDE2000) are in."""
+    from celgraph.colorspace import from_working
+    return from_working(np.asarray(image, np.float32), "sRGB")
 
 
 def _timed_run(engine, g, targets, frames) -> tuple[object, float]:
@@ -573,9 +585,9 @@ def _colorize_hints(engine, tmp: Path, quick: bool) -> list[Row]:
         ok = total = 0
         psnr = []
         for i, p in enumerate(pages, start=1):
-            a, b = region_accuracy(r.value("col", "fill", i), p["fill"], p["regions"], p["lines"])
+            a, b = region_accuracy(shown(r.value("col", "fill", i)), p["fill"], p["regions"], p["lines"])
             ok, total = ok + a, total + b
-            psnr.append(metrics.psnr(r.value("col", "image", i)[:, :, :3], p["color"]))
+            psnr.append(metrics.psnr(shown(r.value("col", "image", i))[:, :, :3], p["color"]))
         rows += [Row(task, label, COLOR_METRICS[0], f"{100 * ok / max(total, 1):.1f} %",
                      f"{ok}/{total} regions" + ("; goal ≥ 99 %" if "dot" in label else "")),
                  Row(task, label, "PSNR (dB)", fmt(np.mean(psnr), 2), "vs the colour page; shadows are not hinted")]
@@ -605,10 +617,11 @@ def _colorize_reference(engine, tmp: Path, quick: bool) -> list[Row]:
             g.add("Colorize", name="col", mode="reference", lines=clip["lines"], reference=clip["image"], **params)
             r = engine.run(g)
             for f in range(2, n + 1):
-                a, b = region_accuracy(r.value("col", "fill", f), r.value("clip", "fill", f),
+                a, b = region_accuracy(shown(r.value("col", "fill", f)), shown(r.value("clip", "fill", f)),
                                        r.value("clip", "regions", f), r.value("clip", "lines", f))
                 ok, total = ok + a, total + b
-                psnr.append(metrics.psnr(r.value("col", "image", f)[:, :, :3], r.value("clip", "image", f)))
+                psnr.append(metrics.psnr(shown(r.value("col", "image", f))[:, :, :3],
+                                         shown(r.value("clip", "image", f))))
         rows += [Row(task, label, COLOR_METRICS[0], f"{100 * ok / max(total, 1):.1f} %",
                      f"{ok}/{total} sprite regions (base, shadow, highlight, pattern) over frames 2-{n}"),
                  Row(task, label, "PSNR (dB)", fmt(np.mean(psnr), 2), "whole frame, painted plate included")]
@@ -638,7 +651,7 @@ def _colorize_model(engine, tmp: Path, quick: bool) -> list[Row]:
         ok = total = 0
         psnr = []
         for i, p in enumerate(pages, start=1):
-            img = r.value("col", "image", i)[:, :, :3]
+            img = shown(r.value("col", "image", i))[:, :, :3]
             a, b = region_accuracy(img, p["fill"], p["regions"], p["lines"])
             ok, total = ok + a, total + b
             psnr.append(metrics.psnr(img, p["color"]))

@@ -5,9 +5,10 @@ The config is `$OCIO` when set, else OCIO 2's built-in default config (nothing t
 The convention: **the Image port is scene-linear**, in the working space `WORKING` (Linear Rec.709,
 sRGB primaries: what OIIO calls `lin_rec709`, and the linear space of Natron's and Nuke's default
 configs). Read converts a file's pixels into it and Write out of it. Nodes whose maths or weights
-expect display-referred values (Sketch, ToLineArt, Ink, Colorize, ColorHints, FlowRAFT) declare
-`color_space = DISPLAY` and call `node_in` / `node_out` at the start and end of compute. So a
-drawing gives the same result from an sRGB PNG and from a linear EXR.
+expect display-referred values (Sketch, ToLineArt, Ink, Colorize, ColorHints, FlowRAFT, SynthClip,
+the decomposition nodes, previews) declare `color_space = DISPLAY` and call `node_in` /
+`node_out` at the start and end of compute. So a drawing gives the same result from an sRGB PNG
+and from a linear EXR.
 
 Only colour is converted: alpha stays as it is (premultiplied colour is unpremultiplied for the
 conversion, then premultiplied again). A 1-channel value is grey, a 2-channel one grey + alpha.
@@ -84,6 +85,13 @@ def convert(pixels: np.ndarray, src: str, dst: str) -> np.ndarray:
     if out.has_error:
         raise ValueError(f"colour conversion {src} → {dst} failed: {out.geterror()}")
     res = np.asarray(out.get_pixels(oiio.FLOAT), np.float32).reshape(rgba.shape)
+    if {resolve(src), resolve(dst)} == {resolve(DISPLAY), resolve(WORKING)}:
+        # the sRGB curve maps 0..1 onto 0..1, but OCIO's fast CPU path overshoots (1 → 1.000024):
+        # keep in-range values in range (0..alpha, premultiplied), so white stays exactly white
+        alpha = rgba[:, :, 3:4] if rgba.shape[2] == 4 else np.float32(1.0)
+        rgb, src_rgb = res[:, :, :3], rgba[:, :, :3]
+        inside = (src_rgb >= 0.0) & (src_rgb <= alpha)
+        res[:, :, :3] = np.where(inside, np.clip(rgb, 0.0, alpha), rgb)
     if c in (1, 2):
         res = np.concatenate([res[:, :, :1], res[:, :, 3:]], axis=2)
     return res.reshape(arr.shape)
