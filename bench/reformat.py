@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from celgraph.colorspace import from_working, to_working  # noqa: E402
 from celgraph.engine import registry  # noqa: E402
 from celgraph.engine.node import Context  # noqa: E402
 from celgraph.graph import normalize_params  # noqa: E402
@@ -50,7 +51,9 @@ def round_trip(img, small, down, up):
 
 
 def psnr(a, b):
-    mse = float(np.mean((np.asarray(a[..., :3], np.float64) - b[..., :3]) ** 2))
+    """PSNR of two scene-linear images as displayed (sRGB, peak 1)."""
+    a, b = (from_working(np.asarray(x[..., :3], np.float32), "sRGB") for x in (a, b))
+    mse = float(np.mean((np.asarray(a, np.float64) - b) ** 2))
     return 10 * np.log10(1.0 / mse) if mse > 0 else float("inf")
 
 
@@ -69,11 +72,13 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     clip = make_clip(7, width=W, height=H, n_frames=1, flow=False).to_dict()
-    frame = np.concatenate([clip["color"][0], np.ones((H, W, 1), np.float32)], axis=2)
+    # scene-linear, as Read gives a frame to Reformat (the procedural colours are sRGB)
+    frame = to_working(np.concatenate([clip["color"][0], np.ones((H, W, 1), np.float32)], axis=2), "sRGB")
     regions = clip["regions"][0]
     lines = [f"# Reformat down and back ({W}×{H} → {small[0]}×{small[1]} → {W}×{H})", "",
              f"`python bench/reformat.py --size {a.size} --small {a.small}` on {platform.machine()}, "
-             f"Python {platform.python_version()}. PSNR over RGB, peak 1, against the original frame.", "",
+             f"Python {platform.python_version()}. Reformat filters scene-linear pixels (as Read gives them); "
+             "PSNR over RGB as displayed (sRGB), peak 1, against the original frame.", "",
              f"## Procedural frame (celgraph.synth seed 7, {W}×{H}: plate, sprites, 1-3 px ink lines)", "",
              "| filter | PSNR dB | seconds (down + up) |", "|---|---|---|"]
     for label, down, up in FILTERS:
@@ -97,9 +102,9 @@ def main(argv=None):
                   f"the input's: {subset}."]
 
     if REAL.is_dir():
-        from celgraph.nodes.io import read_image
+        from celgraph.nodes.io import read_linear
         files = sorted(REAL.glob("*.png"))
-        frames = [read_image(f) for f in files]
+        frames = [read_linear(f) for f in files]
         h, w = frames[0].shape[:2]
         lines += ["", f"## Real anime frames (violet, {len(files)} frames, {w}×{h} → {small[0]}×{small[1]} → "
                       f"{w}×{h}; measurement only)", "", "| filter | mean PSNR dB | min | max |", "|---|---|---|---|"]
