@@ -380,7 +380,7 @@ def _write_sequence(folder: Path, name: str, arrays: list[np.ndarray], ext: str 
     from celgraph.nodes.io import frame_path, write_image
     pattern = str(folder / f"{name}.####.{ext}")
     for i, a in enumerate(arrays, start=1):
-        if ext == "exr" and np.ndim(a) == 3 and np.shape(a)[2] >= 3:
+        if ext == "exr":                                # colour and grey drawings alike
             a = to_working(np.asarray(a, np.float32), "sRGB")
         write_image(frame_path(pattern, i), a, "float" if ext == "exr" else "auto")
     return pattern
