@@ -29,6 +29,7 @@ import numpy as np
 import celgraph as cg
 from celgraph.synth import make_clip
 from celgraph.synth.metrics import region_accuracy
+from qualitybench.common import shown
 
 SHOW, OTHER_SHOW = range(400, 406), range(500, 503)
 TRAIN, VAL, TEST = range(0, 10), range(10, 12), range(12, 16)      # frame indices (0-based)
@@ -70,12 +71,12 @@ def score(engine, weights: str | None, cuts) -> tuple[int, int, float]:
         frames = [f + 1 for f in TEST]
         r = engine.run(g, targets=["col", "clip"], frames=frames)
         for f in frames:
-            img = r.value("col", "image", f)[:, :, :3]
-            a, b = region_accuracy(img, r.value("clip", "fill", f), r.value("clip", "regions", f),
+            img = shown(r.value("col", "image", f))[:, :, :3]          # compared as displayed (sRGB)
+            a, b = region_accuracy(img, shown(r.value("clip", "fill", f)), r.value("clip", "regions", f),
                                    r.value("clip", "lines", f))
             ok, total = ok + a, total + b
             sprite = r.value("clip", "objects", f) > 0
-            err = np.mean((img[sprite] - r.value("clip", "image", f)[:, :, :3][sprite]) ** 2)
+            err = np.mean((img[sprite] - shown(r.value("clip", "image", f))[:, :, :3][sprite]) ** 2)
             psnr.append(10 * np.log10(1.0 / max(err, 1e-10)))
     return ok, total, float(np.mean(psnr))
 

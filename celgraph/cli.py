@@ -370,6 +370,14 @@ def _service_commands(sub) -> None:
 _EXTRA_COMMANDS.append(_service_commands)
 
 
+def _hosts_commands(sub) -> None:
+    from .service.hostmenu import add_parser     # `graph hosts install`
+    add_parser(sub)
+
+
+_EXTRA_COMMANDS.append(_hosts_commands)
+
+
 TRAINERS = ("celgraph.train.gapfill:add_gapfill_train_parser", "celgraph.train.sketch:add_sketch_train_parser",
             "celgraph.train.colorize:add_colorize_train_parser")
 

@@ -153,12 +153,18 @@ def chain(frames="1-3", value=0.0, amount=1.0) -> cg.Graph:
 
 
 def write_frames(folder, pattern="in.####.png", frames=range(1, 4), value=None, size=(8, 8)):
-    """Write a small PNG sequence; frame f gets value f/10 unless `value` is given."""
+    """Write a small PNG sequence; frame f gets value f/10 unless `value` is given: scene-linear, as
+    Read gives it back (the files hold its sRGB encoding, in 16 bits so the round trip stays within
+    half an 8-bit step)."""
+    from celgraph.colorspace import from_working
     from celgraph.nodes.io import frame_path, write_image
     paths = []
     for f in frames:
         p = folder / frame_path(pattern, f)
         v = f / 10 if value is None else value
-        write_image(p, np.full((*size, 3), v, np.float32))
+        if p.suffix == ".exr":
+            write_image(p, np.full((*size, 3), v, np.float32))
+        else:
+            write_image(p, from_working(np.full((*size, 3), v, np.float32), "sRGB"), "16")
         paths.append(p)
     return paths

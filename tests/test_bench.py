@@ -98,3 +98,15 @@ def test_real_sketch_pair_is_split_at_its_opaque_area_and_scored_within_2px():
     caption = pred.copy()
     caption[h - 2, w - 4:] = True                              # ink in the caption box is not counted
     assert sk.masked_prf(caption, truth, valid) == (1.0, 1.0, 1.0)
+
+
+def test_reformat_bench_runs_on_a_small_frame(tmp_path):
+    out = tmp_path / "reformat.md"
+    env = {**__import__("os").environ, "CELGRAPH_REAL": str(tmp_path / "no-real")}
+    r = subprocess.run([sys.executable, str(BENCH / "reformat.py"), "--size", "192x108", "--small", "46x26",
+                        "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| auto"))
+    assert 15 < float(row.split("|")[2]) < 60
+    assert "every id is one of the input's: True" in text

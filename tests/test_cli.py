@@ -15,7 +15,7 @@ import pytest
 
 import celgraph as cg
 from celgraph.engine import DiskStore
-from celgraph.nodes.io import read_image, write_image
+from celgraph.nodes.io import read_image, read_linear, write_image
 
 from conftest import write_frames
 
@@ -107,7 +107,8 @@ def test_run_output_is_the_blurred_input(graph, tmp_path):
     assert graph("run", scene, "--cache-dir", tmp_path / "cache").returncode == 0
     g = cg.Graph.load(scene)
     expected = cg.Engine(tmp_path / "other-cache").evaluate(g, "blur.image", 1)
-    np.testing.assert_allclose(read_image(tmp_path / "out" / "out.0001.png"), expected, atol=0.5 / 255 + 1e-6)
+    # half an 8-bit sRGB step, times the sRGB → linear slope (at most 2.3)
+    np.testing.assert_allclose(read_linear(tmp_path / "out" / "out.0001.png"), expected, atol=2.3 * 0.5 / 255)
 
 
 def test_second_run_computes_nothing(graph, tmp_path, scene):
@@ -376,7 +377,7 @@ def test_nodes_lists_every_built_in_type(graph):
 def test_nodes_describes_one_type(graph):
     r = graph("nodes", "Read")
     assert r.returncode == 0
-    assert r.stdout.startswith("Read (celgraph.Read v1, IO")
+    assert r.stdout.startswith("Read (celgraph.Read v2, IO")
     for text in ("path", "missing", "offset", "one of ['error', 'hold', 'black']", "default 'error'"):
         assert text in r.stdout, text
 
@@ -523,8 +524,8 @@ def test_two_processes_sharing_a_cache_dir_both_succeed_with_the_same_outputs(tm
     assert outputs(tmp_path / "out") == [f"out.{f:04d}.png" for f in range(1, 13)]
     reference = cg.Engine(tmp_path / "reference-cache").run(cg.Graph.load(scene), targets=["blur"])
     for f in range(1, 13):
-        np.testing.assert_allclose(read_image(tmp_path / "out" / f"out.{f:04d}.png"),
-                                   reference.value("blur", "image", f), atol=0.5 / 255 + 1e-6)
+        np.testing.assert_allclose(read_linear(tmp_path / "out" / f"out.{f:04d}.png"),
+                                   reference.value("blur", "image", f), atol=2.3 * 0.5 / 255)
     store = DiskStore(cache)
     assert store.du()[0] == 36                 # one entry per task, however the two raced
     assert list(store.tmp.iterdir()) == []

@@ -107,7 +107,7 @@ def test_preview_and_flowviz_are_colour_images(engine):
     g.add("FlowViz", name="viz", flow=g["flow"]["forward"])
     r = engine.run(g, targets=["viz", "flow"], frames=[2])
     for v in (r.value("viz", "image", 2), r.value("flow", "preview", 2)):
-        assert v.shape == (96, 128, 3) and 0 <= v.min() and v.max() <= 1
+        assert v.shape == (96, 128, 3) and 0 <= v.min() and v.max() <= 1 + 1e-4     # OCIO: 1 → 1.000024
 
 
 def test_working_scale_returns_full_size_flow_in_full_size_pixels(engine):
@@ -182,7 +182,8 @@ def test_raft_pairs_of_a_clip_share_each_frames_features(engine, small_raft_weig
     r = engine.run(g, targets=["flow", "src"])
     assert len(encoded) == 4                       # 6 pairs over 4 frames, one encoding per frame
     model, _ = raft.load_raft(small_raft_weights)
-    src = [r.value("src", "image", f) for f in (1, 2, 3, 4)]
+    from celgraph.colorspace import from_working
+    src = [from_working(r.value("src", "image", f), "sRGB") for f in (1, 2, 3, 4)]      # RAFT sees sRGB
     for f in (1, 2, 3):
         np.testing.assert_allclose(r.value("flow", "forward", f), raft.raft_flow(model, src[f - 1], src[f], iters=2),
                                    atol=1e-4)

@@ -37,7 +37,7 @@ HOSTS = ROOT / "hosts"
 FAKES = ROOT / "tests" / "hosts"
 _SCRIPT = Path(sys.executable).with_name("graph")
 GRAPH = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "celgraph.cli"]
-HOST_MODULES = {"celgraph_host", "celgraph_natron", "celgraph_nuke", "AnimeGraph", "init", "menu"}
+HOST_MODULES = {"celgraph_host", "celgraph_natron", "celgraph_nuke", "AnimeGraph", "init", "menu", "celgraph_menu_types"}
 for _p in (FAKES / "fake_natron", FAKES / "fake_nuke", HOSTS / "natron", HOSTS / "nuke", HOSTS / "common"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
@@ -111,8 +111,18 @@ def source_frames(folder, frames=(1, 2, 3)):
     return pattern
 
 
+def natron_init(monkeypatch):
+    """Natron's start-up: run hosts/natron/init.py, on a Python without inspect.getargspec (3.11+,
+    as in Natron 2.5's); monkeypatch puts inspect back afterwards."""
+    monkeypatch.setattr(inspect, "getargspec", None, raising=False)
+    monkeypatch.delattr(inspect, "getargspec")
+    path = HOSTS / "natron" / "init.py"
+    exec(compile(path.read_text(), str(path), "exec"), {"__file__": str(path), "__name__": "init"})
+
+
 @pytest.fixture
-def natron(host_env):
+def natron(host_env, monkeypatch):
+    natron_init(monkeypatch)
     fake = NatronEngine._FAKE
     app = fake.reset()
     fake.timeline = (1, 3)
@@ -380,7 +390,8 @@ def test_natron_node_builds_its_params_from_the_live_schema(natron, server):
     assert size.get() == blur["max"]                    # Natron clamps to setMaximum
     assert blur["help"] in vars(size)["_help"] and "range" in vars(size)["_help"]
     assert group.getParam("cgp_celgraph_Merge_operation") is None       # the previous type's params go
-    assert group.getNode("cgIn1") is None and group.getNode("cgWrite0").getInput(0) is group.getNode("cgIn0")
+    assert vars(group.getNode("cgIn1"))["_label"] == "(unused)"          # kept: destroy() is deferred
+    assert group.getNode("cgWrite0").getInput(0) is group.getNode("cgIn0")
     assert group.getNode("cgWrite0").getPluginID() == "fr.inria.built-in.Write"
     assert group.getNode(celgraph_natron.RESULT).getPluginID() == "fr.inria.built-in.Read"
     # the panel was built on the main thread; no Qt here, so nothing structural came from a worker
@@ -400,8 +411,10 @@ def test_natron_run_blurs_real_frames_through_the_bridge_and_loads_the_result(na
         assert natron_session(app, group).wait(90)
     status = natron_status(group)
     assert status.startswith("done: 3 frames"), status
-    filename = group.getNode(celgraph_natron.RESULT).getParam("filename").get()
+    result = group.getNode(celgraph_natron.RESULT)
+    filename = result.getParam("filename").get()
     assert filename.startswith(str(host_env / "shared")) and filename.endswith("out_image.####.exr")
+    assert (result.getParam("firstFrame").get(), result.getParam("lastFrame").get()) == (1, 3)   # point 8
     assert_blurred(filename, source)
     job = natron_session(app, group).last_job
     from celgraph.service.client import Client
@@ -413,7 +426,8 @@ def test_natron_run_blurs_real_frames_through_the_bridge_and_loads_the_result(na
     worker = fake.calls_from_other_threads()
     assert worker and {(c[1], c[2]) for c in worker} <= {
         (group.getScriptName() + ".cg_status", "set"), ("cgResult.filename", "set"),
-        ("cgResult.firstFrame", "set"), ("cgResult.lastFrame", "set"), ("cgResult.filename", "reloadFile")}
+        ("cgResult.firstFrame", "set"), ("cgResult.lastFrame", "set"), ("cgResult.outputComponents", "set"),
+        ("cgResult.filename", "reloadFile")}
     assert ("cgResult.filename", "reloadFile", ()) == worker[-1][1:]
     assert imports and all(name.split(".")[0] in sys.stdlib_module_names | HOST_MODULES and not level
                            for _, name, level in imports), imports
@@ -465,6 +479,166 @@ def test_natron_errors_end_up_in_the_status_line(natron, host_env, monkeypatch):
     assert down.getParam("cg_type").getOption(0) == celgraph_natron.NO_TYPES
     down.getParam("cg_run").trigger()
     assert natron_status(down).startswith("error (no_type)")
+
+
+# ---- what real Natron 2.5 does (issue 18, points 1-9) -------------------------------------------
+
+def test_natron_callbacks_need_getargspec_which_init_py_restores(natron, monkeypatch):
+    # point 1: Natron checks callbacks with inspect.getargspec, gone in Python 3.11
+    app, pid, fake = natron
+    monkeypatch.delattr(inspect, "getargspec")
+    group = app.createNode(pid)
+    status = natron_status(group)
+    fake.press(group.getParam("cg_refresh"))
+    assert natron_status(group) == status and "Failed to get signature of onParamChanged" in fake.errors[-1]
+    natron_init(monkeypatch)                       # what Natron does at start-up with our init.py
+    spec = inspect.getargspec(AnimeGraph.paramChanged)
+    assert spec.args == ["thisParam", "thisNode", "thisGroup", "app", "userEdited"] and spec.defaults is None
+    group.getParam("cg_status").set("")
+    fake.press(group.getParam("cg_refresh"))
+    assert natron_status(group).startswith("ready"), natron_status(group)
+
+
+def test_natron_defaults_are_applied_although_set_default_value_does_not(natron, server, host_env):
+    # point 2: setDefaultValue leaves the current value alone in Natron 2.5
+    app, pid, fake = natron
+    probe = app.createNode("fr.inria.openfx.ReadOIIO").getParam("firstFrame")
+    probe.setDefaultValue(7)
+    assert probe.get() == 0 and probe.getDefaultValue() == 7
+    probe.restoreDefaultValue()
+    assert probe.get() == 7
+    group = app.createNode(pid)
+    assert group.getParam("cg_address").get() == server["address"]
+    assert group.getParam("cg_shared").get() == str(host_env / "shared")
+    assert (group.getParam("cg_first").get(), group.getParam("cg_last").get()) == (1, 3)
+    types = group.getParam("cg_type")
+    fake.user_set(types, choose(types, "Blur"))
+    blur = live_schema(server, "celgraph.Blur")["params"][0]
+    assert group.getParam("cgp_celgraph_Blur_size").get() == blur["default"]
+    fake.user_set(types, choose(types, "Sketch"))
+    sketch = live_schema(server, "celgraph.Sketch")
+    for p in sketch["params"]:
+        spec = ch.param_specs({"id": "celgraph.Sketch", "params": [p]})[0]
+        assert group.getParam(spec["name"]).get() == spec["default"], p["name"]
+
+
+def test_natron_scripts_choose_the_type_and_set_params_with_set(natron, host_env):
+    # points 3 and 4: a script's set() fires the callback with userEdited=False, and it must count
+    app, pid, fake = natron
+    fake.background = True                                    # NatronRenderer: Run waits
+    group = app.createNode(pid)
+    seen = []
+    real = celgraph_natron.param_changed
+
+    def spy(thisParam, thisNode, thisGroup, app, userEdited):
+        seen.append((thisParam.getScriptName(), userEdited))
+        real(thisParam, thisNode, thisGroup, app, userEdited)
+
+    celgraph_natron.param_changed = spy
+    try:
+        group.getParam("cg_type").set("Blur (Filter)")          # by label, as a TD would
+        group.getParam("cgp_celgraph_Blur_size").set(1.5)
+        source = source_frames(host_env)
+        group.connectInput(0, app.createReader(source))
+        group.getParam("cg_run").trigger()
+    finally:
+        celgraph_natron.param_changed = real
+    assert ("cg_type", False) in seen and ("cg_run", False) in seen
+    assert ("cg_status", False) in seen                       # the plug-in's own writes call back too
+    assert natron_status(group).startswith("done: 3 frames"), natron_status(group)
+    assert json.loads(group.getParam("cg_schema").get())["id"] == "celgraph.Blur"
+    assert_blurred(group.getNode(celgraph_natron.RESULT).getParam("filename").get(), source)
+
+
+def test_natron_type_changes_survive_deferred_destroy(natron):
+    # point 5: destroy() is deferred, so the plug-in keeps and reuses its internal nodes
+    app, pid, fake = natron
+    node = app.createNode("fr.inria.built-in.Input")
+    node.destroy()
+    assert app.getNode(node.getScriptName()) is node                 # still there until the event loop
+    fake.process_events()
+    assert app.getNode(node.getScriptName()) is None
+    group = app.createNode(pid)
+    types = group.getParam("cg_type")
+    for name in ("Merge", "Blur", "Merge"):
+        fake.user_set(types, choose(types, name))
+    fake.process_events()                                            # a deferred destroy lands now
+    assert not [c for c in fake.calls if c[2] == "destroy" and c[1] != node.getScriptName()]
+    assert group.getMaxInputCount() == 2
+    assert [vars(group.getNode("cgIn%d" % i))["_label"] for i in range(2)] == ["a", "b"]
+    assert [n.getScriptName() for n in vars(group)["_children"]
+            if n.getPluginID() == "fr.inria.built-in.Input"] == ["cgIn0", "cgIn1"]     # arrow i is cgIn<i>
+
+
+def test_natron_callback_is_set_through_get_param(natron):
+    # point 6: onParamChanged is an attribute of the registered wrapper only
+    app, pid, fake = natron
+    group = app.createNode(pid)
+    with pytest.raises(AttributeError, match="registered node wrapper"):
+        group.onParamChanged
+    assert group.getParam("onParamChanged").get() == celgraph_natron.CALLBACK
+    for path in host_sources():
+        assert ".onParamChanged" not in path.read_text(), path
+
+
+def test_natron_shows_line_art_as_a_drawing(natron, host_env):
+    # point 7: a LineArt comes back as black ink on white (celgraph.Ink), read as RGBA
+    app, pid, fake = natron
+    fake.background = True
+    group = app.createNode(pid)
+    group.getParam("cg_type").set("ToLineArt (Lines)")
+    source = source_frames(host_env)
+    group.connectInput(0, app.createReader(source))
+    group.getParam("cg_run").trigger()
+    assert natron_status(group).startswith("done: 3 frames"), natron_status(group)
+    read = group.getNode(celgraph_natron.RESULT)
+    components = read.getParam("outputComponents")
+    assert components.getOption(components.get()) == "RGBA"
+    for f in (1, 2, 3):
+        out = read_image(ch.frame_file(read.getParam("filename").get(), f))
+        src = read_image(ch.frame_file(source, f))
+        assert out.shape == (16, 16, 4)
+        np.testing.assert_allclose(out[..., 3], 1.0)
+        np.testing.assert_allclose(out[0, 0, :3], 0.0, atol=1e-6)          # black source: full ink, black
+        expected = 1.0 - np.clip(1.0 - src[8, 8, :3] @ np.float32([0.2126, 0.7152, 0.0722]), 0, 1)
+        np.testing.assert_allclose(out[8, 8, :3], expected, atol=1e-3)     # the bright pixel: paper
+    desc = {"id": "x.M", "outputs": [{"name": "m", "type": "Mask"}, {"name": "l", "type": "LineArt"}]}
+    plan = ch.plan_node_run(ch.load_settings(), desc, {}, [], "m", 1, 1, "n")
+    assert plan["output_type"] == "Mask" and ch.READ_COMPONENTS["Mask"] == "Alpha"
+    assert "cg_ink" not in json.loads(plan["scene_text"])["nodes"]
+    lines = json.loads(ch.plan_node_run(ch.load_settings(), desc, {}, [], "l", 1, 1, "n")["scene_text"])["nodes"]
+    assert lines["cg_out"]["inputs"]["image"] == "cg_ink.image" and lines["cg_ink"]["type"] == "celgraph.Ink"
+
+
+def test_natron_reader_frame_ranges_and_set_persistent(natron, host_env):
+    # point 8: only createReader detects a sequence's range; point 9: setPersistent is the real name
+    app, pid, fake = natron
+    source = source_frames(host_env, (4, 5, 6))
+    read = app.createReader(source)
+    assert (read.getParam("firstFrame").get(), read.getParam("lastFrame").get()) == (4, 6)
+    plain = app.createNode("fr.inria.openfx.ReadOIIO")
+    plain.getParam("filename").set(source)
+    assert (plain.getParam("firstFrame").get(), plain.getParam("lastFrame").get()) == (0, 0)
+    group = app.createNode(pid)
+    status = group.getParam("cg_status")
+    with pytest.raises(AttributeError, match="setPersistant"):
+        status.setPersistant(False)
+    assert vars(status)["_persistent"] is False and vars(group.getParam("cg_uid"))["_persistent"] is True
+
+
+def test_nuke_scripts_choose_the_type_with_set_value(nk, host_env):
+    # knobChanged runs only for panel edits: Run applies a type a script chose with setValue
+    group = nuke_node(nk)
+    group["cg_type"].setValue("Blur (Filter)")
+    celgraph_nuke.apply_type(group)                               # what a script calls to get the knobs
+    group["cgp_celgraph_Blur_size"].setValue(1.5)
+    source = source_frames(host_env)
+    group.setInput(0, nuke.nodes.Read(file=source, first=1, last=3))
+    group["cg_last"].setValue(3)
+    group["cg_type"].setValue("Grade (Color)")
+    nk.press(group["cg_run"])
+    assert settle(nk, group).startswith("done: 3 frames")
+    assert json.loads(group["cg_schema"].value())["id"] == "celgraph.Grade"
 
 
 # ---- Nuke --------------------------------------------------------------------------------------------
@@ -588,3 +762,75 @@ def test_grpc_transport_runs_the_same_plan_where_grpc_is_importable(server, host
     assert session.submit(settings, plan, results.append, sync=True), session.status
     assert results[0]["pattern"] == plan["out_pattern"] and (results[0]["first"], results[0]["last"]) == (1, 2)
     assert_blurred(plan["out_pattern"], source, frames=(1, 2))
+
+
+def test_host_scenes_carry_the_colour_space_of_the_frames(host_env, monkeypatch):
+    desc = {"id": "celgraph.Blur", "inputs": [{"name": "image", "type": "Image"}],
+            "outputs": [{"name": "image", "type": "Image"}], "params": []}
+
+    def spaces():
+        plan = ch.plan_node_run(ch.load_settings(), desc, {}, ["image"], "image", 1, 1, "n")
+        nodes = json.loads(plan["scene_text"])["nodes"]
+        return nodes["cg_in_image"]["params"]["colorspace"], nodes["cg_out"]["params"]["colorspace"]
+
+    assert spaces() == ("linear", "linear")            # Natron's and Nuke's default linear (Rec.709)
+    monkeypatch.setenv("CELGRAPH_COLORSPACE", "ACEScg")   # a studio whose hosts work in ACEScg
+    assert spaces() == ("ACEScg", "ACEScg")
+
+
+# ---- per-type menu entries (graph hosts install) -----------------------------------------------------
+
+def test_hosts_install_gives_each_node_type_its_own_natron_and_nuke_entry(natron, nk, server, host_env,
+                                                                           monkeypatch):
+    app, _, fake = natron
+    nat, nkdir = host_env / "natron", host_env / "nuke"
+    nat.mkdir()
+    gone = nat / "AnimeGraph_celgraph_Gone.py"          # what an older install wrote for a type now gone
+    gone.write_text("# Natron PyPlug\n" + __import__("celgraph.service.hostmenu").service.hostmenu.GENERATED + "\n")
+    mine = nat / "AnimeGraph_custom.py"                 # somebody's own file: never touched
+    mine.write_text("# Natron PyPlug\n")
+    r = subprocess.run([*GRAPH, "hosts", "install", "--natron", str(nat), "--nuke", str(nkdir),
+                        "--address", server["address"], "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)
+    assert {"celgraph.GapFill", "celgraph.Sketch", "celgraph.Blur", "celgraph.Reformat"} <= set(done["types"])
+    assert "celgraph.Write" not in done["types"] and done["removed"] == [str(gone)]
+    assert not gone.exists() and mine.exists()
+
+    # Natron: Anime › GapFill makes a node with GapFill's panel only
+    import importlib.util
+    modules = {}
+    for type_id in ("celgraph.GapFill", "celgraph.Blur"):
+        path = nat / ("AnimeGraph_%s.py" % type_id.replace(".", "_"))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        modules[type_id] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(modules[type_id])
+    pid = fake.register_pyplug(modules["celgraph.GapFill"])
+    assert pid == "org.celgraph.node.celgraph.GapFill"
+    assert (modules["celgraph.GapFill"].getGrouping(), modules["celgraph.GapFill"].getLabel()) == ("Anime", "GapFill")
+    node = app.createNode(pid)
+    assert natron_status(node).startswith("ready"), natron_status(node)
+    assert json.loads(node.getParam("cg_schema").get())["id"] == "celgraph.GapFill"
+    assert node.getParam("cgp_celgraph_GapFill_max_gap") is not None
+    assert not vars(node.getParam("cg_type"))["_visible"] and not vars(node.getParam("cg_mode"))["_visible"]
+    assert vars(node.getNode("cgIn0"))["_label"] == "lines"
+    # ... and Anime › Blur runs, in NatronRenderer
+    fake.background = True
+    blur = app.createNode(fake.register_pyplug(modules["celgraph.Blur"]))
+    source = source_frames(host_env)
+    blur.connectInput(0, app.createReader(source))
+    blur.getParam("cg_run").trigger()
+    assert natron_status(blur).startswith("done: 3 frames"), natron_status(blur)
+    assert_blurred(blur.getNode(celgraph_natron.RESULT).getParam("filename").get(), source)
+
+    # Nuke: menu.py picks up celgraph_menu_types.py: Nodes › Anime › GapFill
+    monkeypatch.syspath_prepend(str(nkdir))
+    monkeypatch.delitem(sys.modules, "celgraph_menu_types", raising=False)
+    exec((HOSTS / "nuke" / "menu.py").read_text(), {"__name__": "menu"})
+    entries = dict(nk.menus["Nodes/Anime"])
+    assert {"celgraph Node", "celgraph Scene", "GapFill", "Sketch", "Reformat"} <= set(entries)
+    exec(entries["GapFill"], {"__name__": "__main__"})
+    group = nuke.toNode("GapFill1")
+    assert group is not None and settle(nk, group, 60).startswith("ready"), group["cg_status"].value()
+    assert json.loads(group["cg_schema"].value())["id"] == "celgraph.GapFill"
+    assert not vars(group["cg_type"])["_visible"] and not vars(group["cg_scene"])["_visible"]

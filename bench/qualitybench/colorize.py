@@ -10,7 +10,7 @@ import numpy as np
 import celgraph as cg
 from celgraph.synth import make_lineart, metrics
 
-from .common import Row, fmt, has, is_quick, missing, timed_run, write_sequence
+from .common import Row, fmt, has, is_quick, missing, shown, timed_run, write_sequence
 
 
 COLOR_METRICS = ["per-region colour accuracy (ΔE2000 < 10)", "PSNR (dB)"]
@@ -76,9 +76,9 @@ def _colorize_hints(engine, tmp: Path, quick: bool) -> list[Row]:
         ok = total = 0
         psnr = []
         for i, p in enumerate(pages, start=1):
-            a, b = metrics.region_accuracy(r.value("col", "fill", i), p["fill"], p["regions"], p["lines"])
+            a, b = metrics.region_accuracy(shown(r.value("col", "fill", i)), p["fill"], p["regions"], p["lines"])
             ok, total = ok + a, total + b
-            psnr.append(metrics.psnr(r.value("col", "image", i)[:, :, :3], p["color"]))
+            psnr.append(metrics.psnr(shown(r.value("col", "image", i))[:, :, :3], p["color"]))
         rows += [Row(task, label, COLOR_METRICS[0], f"{100 * ok / max(total, 1):.1f} %",
                      f"{ok}/{total} regions" + ("; goal ≥ 99 %" if "dot" in label else "")),
                  Row(task, label, "PSNR (dB)", fmt(np.mean(psnr), 2), "vs the colour page; shadows are not hinted")]
@@ -108,10 +108,11 @@ def _colorize_reference(engine, tmp: Path, quick: bool) -> list[Row]:
             g.add("Colorize", name="col", mode="reference", lines=clip["lines"], reference=clip["image"], **params)
             r = engine.run(g)
             for f in range(2, n + 1):
-                a, b = metrics.region_accuracy(r.value("col", "fill", f), r.value("clip", "fill", f),
+                a, b = metrics.region_accuracy(shown(r.value("col", "fill", f)), shown(r.value("clip", "fill", f)),
                                        r.value("clip", "regions", f), r.value("clip", "lines", f))
                 ok, total = ok + a, total + b
-                psnr.append(metrics.psnr(r.value("col", "image", f)[:, :, :3], r.value("clip", "image", f)))
+                psnr.append(metrics.psnr(shown(r.value("col", "image", f))[:, :, :3],
+                                         shown(r.value("clip", "image", f))))
         rows += [Row(task, label, COLOR_METRICS[0], f"{100 * ok / max(total, 1):.1f} %",
                      f"{ok}/{total} sprite regions (base, shadow, highlight, pattern) over frames 2-{n}"),
                  Row(task, label, "PSNR (dB)", fmt(np.mean(psnr), 2), "whole frame, painted plate included")]
@@ -141,7 +142,7 @@ def _colorize_model(engine, tmp: Path, quick: bool) -> list[Row]:
         ok = total = 0
         psnr = []
         for i, p in enumerate(pages, start=1):
-            img = r.value("col", "image", i)[:, :, :3]
+            img = shown(r.value("col", "image", i))[:, :, :3]
             a, b = metrics.region_accuracy(img, p["fill"], p["regions"], p["lines"])
             ok, total = ok + a, total + b
             psnr.append(metrics.psnr(img, p["color"]))

@@ -53,11 +53,23 @@ def is_quick(cfg) -> bool:
     return cfg == QUICK
 
 
+def shown(image: np.ndarray) -> np.ndarray:
+    """An Image value (scene-linear) as displayed (sRGB): the space the ground truth and the
+    metrics (PSNR, CIEDE2000) are in."""
+    from celgraph.colorspace import from_working
+    return from_working(np.asarray(image, np.float32), "sRGB")
+
+
 def write_sequence(folder: Path, name: str, arrays: list[np.ndarray], ext: str = "png") -> str:
-    """Frames 1..N of a sequence on disk (what a user's Read node would see); returns the pattern."""
+    """Frames 1..N of a sequence on disk (what a user's Read node would see); returns the pattern.
+    The arrays are display-referred (sRGB, as drawn): an EXR gets them scene-linear, as a
+    compositor would write it."""
+    from celgraph.colorspace import to_working
     from celgraph.nodes.io import frame_path, write_image
     pattern = str(folder / f"{name}.####.{ext}")
     for i, a in enumerate(arrays, start=1):
+        if ext == "exr":                                # colour and grey drawings alike
+            a = to_working(np.asarray(a, np.float32), "sRGB")
         write_image(frame_path(pattern, i), a, "float" if ext == "exr" else "auto")
     return pattern
 

@@ -8,7 +8,7 @@ import numpy as np
 import celgraph as cg
 from celgraph.synth import metrics
 
-from .common import Row, fmt, has, missing
+from .common import Row, fmt, has, missing, shown
 
 
 def decomposition_suite(cfg, engine) -> list[Row]:
@@ -118,7 +118,7 @@ def decomposition_suite(cfg, engine) -> list[Row]:
             engine.run(g, targets=targets)
             seconds[node] = time.perf_counter() - t0       # "flow" includes drawing the clip
         r = engine.run(g, targets=["clip", "flow", "alpha", "homo", "homo_gt", "sprites"])
-        images = np.stack([r.value("clip", "image", f) for f in frames])
+        images = np.stack([shown(r.value("clip", "image", f)) for f in frames])
         gt = np.stack([r.value("clip", "objects", f) for f in frames])
         gt_masks = [gt == k for k in range(n)]
         gt_tr = np.stack([r.value("clip", "transforms", f) for f in frames])
@@ -176,8 +176,8 @@ def decomposition_suite(cfg, engine) -> list[Row]:
         rows += iou_rows(task, method, "alpha", match([labels == k for k in range(n)], gt_masks)[1],
                          "alpha = warm-up labels")
         alpha = np.stack([r.value("sprites", "sprites", f)["alpha"] for f in frames])
-        plate = np.stack([r.value("sprites", "plate", f) for f in frames])
-        comp = np.stack([r.value("sprites", "composite", f) for f in frames])
+        plate = np.stack([shown(r.value("sprites", "plate", f)) for f in frames])
+        comp = np.stack([shown(r.value("sprites", "composite", f)) for f in frames])
         method = f"SpriteLearn `{preset}`"
         _, ious = match([alpha[:, k] >= 0.5 for k in range(n)], gt_masks)
         additive = alpha[:, 0, ..., None] * plate + alpha[:, 1:].sum(1)[..., None] * images

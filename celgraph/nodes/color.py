@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import colorspace as cs
 from ..core import (Bool, CheckContext, Choice, Context, Float, Image, In, Int, IntList, Issue, Labels, LineArt,
                       Mask, NodeType, Out, PathParam)
 from ..core.hashing import file_digest
@@ -43,7 +44,8 @@ class Colorize(NodeType):
     * `model`: a pix2pix U-Net (celgraph's bundled weights trained on synthetic cels, or your own
       from `graph train colorize`). Hints, when linked, are flat-filled first and guide it.
     """
-    id, version, category = "celgraph.Colorize", 1, "Color"
+    id, version, category = "celgraph.Colorize", 2, "Color"
+    color_space = cs.DISPLAY                         # hints, references and fills in sRGB
     inputs = [In("lines", LineArt, help="the line art (ink coverage); gap-close it first (GapFill) for big gaps"),
               In("hints", Image, optional=True,
                  help="colour hints: RGBA (alpha ≥ 0.5 is a hint) or RGB (non-black pixels are hints)"),
@@ -121,6 +123,10 @@ class Colorize(NodeType):
 
     # ---- compute ------------------------------------------------------------------------
     def compute(self, ctx: Context, lines, hints=None, reference=None):
+        out = self._colorize(ctx, lines, cs.node_in(self, hints), cs.node_in(self, reference))
+        return {**out, "image": cs.node_out(self, out["image"]), "fill": cs.node_out(self, out["fill"])}
+
+    def _colorize(self, ctx: Context, lines, hints, reference):
         from ..models import hintfill as hf
         p = ctx.params
         t = ctx.frame
@@ -206,7 +212,8 @@ class ColorHints(NodeType):
     Stands in for a colourist's hints in demos, tests and benchmarks (with SynthClip's image and
     lines), or re-uses a coloured frame's colours as hints for the same drawing.
     """
-    id, version, category = "celgraph.ColorHints", 1, "Color"
+    id, version, category = "celgraph.ColorHints", 2, "Color"
+    color_space = cs.DISPLAY
     inputs = [In("image", Image, help="the coloured frame"), In("lines", LineArt, help="its line art")]
     outputs = [Out("hints", Image, "RGBA hint dots/scribbles (alpha 1 where hinted)")]
     params = [Int("seed", 0, min=0, max=2**31 - 1, help="random choices (scribble directions, dropped regions)"),
@@ -220,6 +227,6 @@ class ColorHints(NodeType):
     def compute(self, ctx: Context, image, lines):
         from ..models.hintfill import sample_hints
         p = ctx.params
-        return {"hints": sample_hints(image, lines, seed=p.seed + ctx.frame, threshold=p.threshold,
-                                      radius=p.radius, scribble=p.scribble, spill=p.spill, drop=p.drop,
-                                      min_area=p.min_area)}
+        hints = sample_hints(cs.node_in(self, image), lines, seed=p.seed + ctx.frame, threshold=p.threshold,
+                             radius=p.radius, scribble=p.scribble, spill=p.spill, drop=p.drop, min_area=p.min_area)
+        return {"hints": cs.node_out(self, hints)}

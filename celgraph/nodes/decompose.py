@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .. import colorspace as cs
 from ..core import (Bool, CheckContext, Choice, Context, FileRef, Float, Image, In, Int, IntList, Issue, Labels, Mask,
                       NodeType, Out, PathParam, Sprites, Transforms)
 from ..core.atomic import write_bytes
@@ -60,7 +61,8 @@ class WarmupAlpha(NodeType):
     disagree (std > 4 px); its argmax gives the labels of every frame. Pixel thresholds are at a
     256-px frame height and scale with the frame.
     """
-    id, version, category = "celgraph.WarmupAlpha", 1, "Decompose"
+    id, version, category = "celgraph.WarmupAlpha", 2, "Decompose"
+    color_space = cs.DISPLAY                         # tuned on sRGB frames
     scope = "clip"
     device = "any"
     inputs = [In("image", Image, help="the clip"),
@@ -108,6 +110,7 @@ class WarmupAlpha(NodeType):
 
     def compute(self, ctx: Context, image, bundle):
         from ..models.decompose.peel import PRESETS, decompose_labels
+        image = cs.node_in(self, image)
         frames = list(ctx.frames)
         _check_sizes(image, bundle=None)
         cfg = _config(self, ctx, PRESETS, self._FIELDS)
@@ -121,7 +124,8 @@ class WarmupAlpha(NodeType):
                                          checkpoint=_checkpointer(self, ctx, ["image", "bundle"], device))
         colours = palette(cfg.objects)
         return {"labels": {f: labels[i] for i, f in enumerate(frames)},
-                "preview": {f: 0.5 * rgb[i] + 0.5 * colours[labels[i]] for i, f in enumerate(frames)}}
+                "preview": cs.node_out(self, {f: 0.5 * rgb[i] + 0.5 * colours[labels[i]]
+                                              for i, f in enumerate(frames)})}
 
 
 # ---- WarmupHomography -----------------------------------------------------------------------------
@@ -139,7 +143,8 @@ class WarmupHomography(NodeType):
     through FlowRAFT's pair cache with this node's flow settings (keep them equal to the FlowRAFT
     node's and even the bundle pairs are cache hits), once per pair for all objects.
     """
-    id, version, category = "celgraph.WarmupHomography", 1, "Decompose"
+    id, version, category = "celgraph.WarmupHomography", 2, "Decompose"
+    color_space = cs.DISPLAY
     scope = "clip"
     device = "any"
     inputs = [In("image", Image, help="the clip"),
@@ -168,6 +173,7 @@ class WarmupHomography(NodeType):
 
     def compute(self, ctx: Context, image, labels, bundle=None):
         from ..models.decompose.chain import chain, normalise, uv_pattern
+        image = cs.node_in(self, image)
         _check_sizes(image, labels=labels, bundle=None)
         frames = list(ctx.frames)
         n_obj = _count_objects(labels, ctx.params.objects)
@@ -198,7 +204,7 @@ class WarmupHomography(NodeType):
         for f in frames:
             onehot = np.stack([(labels[f] == k) for k in range(n_obj)]).astype(np.float32)
             preview[f] = uv_pattern(transforms[f], onehot)
-        return {"transforms": transforms, "preview": preview}
+        return {"transforms": transforms, "preview": cs.node_out(self, preview)}
 
 
 # ---- SpriteLearn --------------------------------------------------------------------------------------
@@ -215,7 +221,8 @@ class SpriteLearn(NodeType):
     apart with SpriteLayer), labels, the transforms, the layers re-composited over the plate, and a
     contact-sheet preview per frame.
     """
-    id, version, category = "celgraph.SpriteLearn", 1, "Decompose"
+    id, version, category = "celgraph.SpriteLearn", 2, "Decompose"
+    color_space = cs.DISPLAY                         # learns in sRGB; its Sprites hold sRGB (SpriteLayer converts)
     scope = "clip"
     device = "any"
     inputs = [In("image", Image, help="the clip"),
@@ -258,6 +265,7 @@ class SpriteLearn(NodeType):
 
         from ..models.decompose.chain import uv_pattern
         from ..models.decompose.sprites import PRESETS, learn_sprites
+        image = cs.node_in(self, image)
         frames = list(ctx.frames)
         _check_sizes(image, labels=labels)
         p = ctx.params
@@ -288,7 +296,7 @@ class SpriteLearn(NodeType):
             out["transforms"][f] = tr[i]
             out["composite"][f] = composite.astype(np.float32)
             out["preview"][f] = contact_sheet(rgb[i], uv_pattern(tr[i], a), composite, ex.plate[i], layers[1:])
-        return out
+        return {**out, **{k: cs.node_out(self, out[k]) for k in ("plate", "composite", "preview")}}
 
 
 # ---- taking the result apart ---------------------------------------------------------------------------
@@ -296,7 +304,8 @@ class SpriteLearn(NodeType):
 class SpriteLayer(NodeType):
     """One object of SpriteLearn's sprites as an image a compositor can use: premultiplied RGBA (object 0
     is the opaque background plate) and its alpha as a mask. Write it to EXR."""
-    id, version, category = "celgraph.SpriteLayer", 1, "Decompose"
+    id, version, category = "celgraph.SpriteLayer", 2, "Decompose"
+    color_space = cs.DISPLAY                         # Sprites hold sRGB values
     inputs = [In("sprites", Sprites, help="SpriteLearn.sprites")]
     outputs = [Out("image", Image, "premultiplied RGBA of the object (the plate for object 0)"),
                Out("alpha", Mask, "the object's alpha")]
@@ -308,7 +317,8 @@ class SpriteLayer(NodeType):
         if k >= len(layers):
             raise ValueError(f"object {k} does not exist: the sprites have {len(layers)} objects "
                              f"(0 … {len(layers) - 1})")
-        return {"image": np.asarray(layers[k], np.float32), "alpha": np.asarray(sprites["alpha"][k], np.float32)}
+        return {"image": cs.node_out(self, np.asarray(layers[k], np.float32)),
+                "alpha": np.asarray(sprites["alpha"][k], np.float32)}
 
 
 class WriteTransforms(NodeType):

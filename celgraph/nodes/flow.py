@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import colorspace as cs
 from ..core import CheckContext, Context, Float, Flow, Image, In, IntList, Issue, NodeType, Out
 from ..core.types import PortType, PortTypeError
 from . import flowpairs
@@ -44,7 +45,8 @@ class FlowRAFT(NodeType):
     `weights` names a file; `raft` (large) needs `weights` — e.g. the official raft-things.pth or
     raft-sintel.pth, loaded safely (weights only). `auto` picks what bench/quality.py shows is best.
     """
-    id, version, category = "celgraph.FlowRAFT", 1, "Flow"
+    id, version, category = "celgraph.FlowRAFT", 2, "Flow"
+    color_space = cs.DISPLAY                         # RAFT and DIS were tuned on sRGB frames
     inputs = [In("image", Image, help="the clip")]
     outputs = [Out("forward", Flow, "t → t+1, pixels (+x right, +y down)"),
                Out("backward", Flow, "t → t−1"),
@@ -79,6 +81,7 @@ class FlowRAFT(NodeType):
 
     # ---- compute ------------------------------------------------------------------------
     def compute(self, ctx: Context, image: dict):
+        image = cs.node_in(self, image)
         t = ctx.frame
         bundle = {}
         targets = self._targets(ctx)
@@ -92,12 +95,13 @@ class FlowRAFT(NodeType):
         from ..models.flow_viz import flow_to_color
         return {"forward": forward, "backward": backward,
                 "bundle": {k: v for k, v in bundle.items() if k in ctx.params.offsets},
-                "preview": flow_to_color(forward)}
+                "preview": cs.node_out(self, flow_to_color(forward))}
 
 
 class FlowViz(NodeType):
     """Flow → colour-wheel image (hue = direction, saturation = speed), for previews and QC."""
-    id, version, category = "celgraph.FlowViz", 1, "Flow"
+    id, version, category = "celgraph.FlowViz", 2, "Flow"
+    color_space = cs.DISPLAY                         # the colour wheel is a display image
     inputs = [In("flow", Flow)]
     outputs = [Out("image", Image)]
     params = [Float("max_flow", 0.0, min=0.0, max=10000.0,
@@ -105,4 +109,4 @@ class FlowViz(NodeType):
 
     def compute(self, ctx: Context, flow):
         from ..models.flow_viz import flow_to_color
-        return {"image": flow_to_color(flow, ctx.params.max_flow or None)}
+        return {"image": cs.node_out(self, flow_to_color(flow, ctx.params.max_flow or None))}

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 
-from ..core import (Choice, CheckContext, Context, FileRef, Image, In, Int, Issue, NodeType, Out,
+from .. import colorspace as cs
+from ..core import (Choice, CheckContext, Context, FileRef, Image, In, Int, Issue, NodeType, Out, String,
                       PathParam)
 from ..core.atomic import WRITER, atomic_path
 from ..core.hashing import file_digest
@@ -146,9 +147,11 @@ class Read(NodeType):
     """Read an image or an image sequence (EXR, PNG, TIFF, DPX, JPEG, ... through OpenImageIO).
 
     The file's content digest enters the cache key, so editing a frame on disk re-runs what
-    depends on it and nothing else.
+    depends on it and nothing else. Pixels come out scene-linear (celgraph.colorspace): converted
+    from the file's colour space (`colorspace`, auto: the file's tag, else sRGB for 8/16-bit
+    PNG/JPEG/TIFF, linear for EXR and float files).
     """
-    id, version, category = "celgraph.Read", 1, "IO"
+    id, version, category = "celgraph.Read", 2, "IO"
     outputs = [Out("image", Image, "float32 H×W×C, premultiplied")]
     params = [
         PathParam("path", "", help="file or sequence: plate.####.exr, plate.%04d.png, plate.$F4.tif",
@@ -156,6 +159,9 @@ class Read(NodeType):
         Choice("missing", "error", choices=("error", "hold", "black"),
                help="a missing frame is an error, holds the nearest earlier (else later) frame, or is black"),
         Int("offset", 0, help="file frame = scene frame + offset (e.g. 1000 for plates numbered 1001...)"),
+        String("colorspace", "auto", help="the files' colour space (an OCIO name, role or alias: sRGB, linear, "
+                                          "ACEScg, raw for data); auto: the file's tag, else sRGB for 8/16-bit "
+                                          "files, linear for EXR/float"),
     ]
 
     def _file(self, ctx: CheckContext, params, frame: int) -> Path:
@@ -168,6 +174,8 @@ class Read(NodeType):
         params = ctx.params
         if not params["path"]:
             return [Issue("file_not_found", "no path given", ctx.node, "path")]
+        if (bad := colorspace_issue(params, ctx)):
+            return [bad]
         existing = self._existing(ctx, params)
         missing = [f for f in ctx.frames if f not in existing]
         if not existing:
@@ -200,10 +208,28 @@ class Read(NodeType):
 
     def compute(self, ctx: Context):
         path, black = self._source(ctx)
-        pixels = read_image(path)
         if is_sequence(ctx.params.path):
             self._same_shape_as_first(ctx, path)
-        return {"image": np.zeros_like(pixels) if black else pixels}
+        if black:
+            return {"image": np.zeros_like(read_image(path))}
+        return {"image": read_linear(path, ctx.params.colorspace)}
+
+
+def read_linear(path: str | os.PathLike, colorspace: str = "auto") -> np.ndarray:
+    """read_image, converted into the scene-linear working space as Read does (the file's space:
+    `colorspace`, or for "auto" its tag, else by format)."""
+    return cs.to_working(read_image(path), cs.file_space(path, colorspace))
+
+
+def colorspace_issue(params, ctx: CheckContext) -> Issue | None:
+    """An Issue when the colorspace param names a space the OCIO config does not know."""
+    if params["colorspace"] == "auto":
+        return None
+    try:
+        cs.resolve(params["colorspace"])
+    except ValueError as e:
+        return Issue("param_out_of_range", str(e), ctx.node, "colorspace")
+    return None
 
     def _same_shape_as_first(self, ctx: Context, path: Path) -> None:
         """A sequence keeps one size and channel count: compare headers with its first frame on disk."""
@@ -233,15 +259,20 @@ AnyImage = PortType("AnyImage", "any image-like value (Image, Mask, LineArt, Flo
 class Write(NodeType):
     """Write an image sequence. Format from the extension; atomic (temp name, then rename).
 
-    A re-run skips a frame only if the file on disk still has the content this node wrote.
+    A re-run skips a frame only if the file on disk still has the content this node wrote. Colour
+    (3-4 channel values) is converted from scene-linear into `colorspace` (auto: sRGB for 8/10/16-bit
+    files, linear for EXR and half/float); 1-2 channel values (Mask, LineArt, Flow, Labels) are data
+    and are written as they are.
     """
-    id, version, category = "celgraph.Write", 2, "IO"     # 2: no DateTime stamp (bytes changed)
+    id, version, category = "celgraph.Write", 3, "IO"     # 2: no DateTime stamp; 3: colour managed
     inputs = [In("image", AnyImage, help="Image, Mask, LineArt or Flow (use EXR for flow)")]
     outputs = [Out("file", FileRef, "{path, sha256, bytes} of the written file")]
     params = [
         PathParam("path", "", help="output file or sequence, e.g. out/comp.####.exr", file="out"),
         Choice("bit_depth", "auto", choices=("auto", "8", "10", "16", "half", "float"),
                help="auto: half for EXR, 8 for PNG/JPEG, 16 for TIFF, 10 for DPX"),
+        String("colorspace", "auto", help="colour space of the files (OCIO name, role or alias: sRGB, linear, "
+                                          "ACEScg, raw); auto: sRGB for 8/10/16-bit, linear for EXR/half/float"),
     ]
     side_effect = True
 
@@ -249,7 +280,7 @@ class Write(NodeType):
         params = ctx.params
         if not params["path"]:
             return [Issue("param_type", "no output path given", ctx.node, "path")]
-        issues = []
+        issues = [bad] if (bad := colorspace_issue(params, ctx)) else []
         ext = Path(params["path"]).suffix.lower()
         if ext not in AUTO_DEPTH:
             issues.append(Issue("bad_path", f"cannot tell the format of {params['path']!r}: use one of "
@@ -279,5 +310,7 @@ class Write(NodeType):
         if time.time() - _swept.get(key, 0.0) > 60:      # once a minute per folder and pattern, not per frame
             _swept[key] = time.time()
             sweep_stale_temps(target.parent / Path(ctx.params.path).name)
+        if image.ndim == 3 and image.shape[2] in (3, 4):
+            image = cs.from_working(image, cs.write_space(target, ctx.params.bit_depth, ctx.params.colorspace))
         write_image(target, image, ctx.params.bit_depth)
         return {"file": {"path": str(target), "sha256": file_digest(target), "bytes": target.stat().st_size}}

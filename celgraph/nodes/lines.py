@@ -34,6 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .. import colorspace as cs
 from ..core import (Bool, Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
                     PathParam)
 from ..core.hashing import file_digest
@@ -64,6 +65,7 @@ class GapFill(NodeType):
     preview with the added ink in red over the input.
     """
     id, version, category = "celgraph.GapFill", 2, "Lines"
+    color_space = cs.DISPLAY                         # the preview is a display image
     inputs = [In("lines", LineArt, help="ink coverage 0..1 (a Mask links in too; an Image via ToLineArt)")]
     outputs = [Out("lines", LineArt, "the closed line art: the input plus the added ink at coverage 1"),
                Out("added", Mask, "1 where ink was added (closed − input where positive)"),
@@ -138,7 +140,7 @@ class GapFill(NodeType):
         else:
             closed = self._model_close(ctx, lines)
         added = np.maximum(closed - lines, 0.0).astype(np.float32)
-        return {"lines": closed, "added": added, "preview": preview(lines, added)}
+        return {"lines": closed, "added": added, "preview": cs.node_out(self, preview(lines, added))}
 
     def _model_close(self, ctx: Context, lines: np.ndarray) -> np.ndarray:
         from ..models.gapfill import close_gaps, fuse_for_inference, load_weights

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import colorspace as cs
 from ..core import (Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
                       PathParam)
 from ..core.hashing import file_digest
@@ -33,6 +34,7 @@ class Sketch(NodeType):
     but it draws every colour edge. `threshold` 0 keeps the calibrated value (model) or 0.5 (xdog).
     """
     id, version, category = "celgraph.Sketch", 2, "Lines"
+    color_space = cs.DISPLAY                         # trained on sRGB frames
     inputs = [In("image", Image, help="colour frame (RGB, or RGBA over white paper)")]
     outputs = [Out("lines", LineArt, "soft ink coverage, 0 paper .. 1 ink"),
                Out("binary", LineArt, "binarised ink: 1 where lines ≥ threshold, else 0")]
@@ -83,6 +85,7 @@ class Sketch(NodeType):
 
     def compute(self, ctx: Context, image):
         p = ctx.params
+        image = cs.node_in(self, image)
         if p.method == "xdog":
             from ..models.xdog import xdog
             soft = xdog(image, sigma=p.xdog_sigma, k=p.xdog_k, p=p.xdog_p, epsilon=p.xdog_epsilon, phi=p.xdog_phi)

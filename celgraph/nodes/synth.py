@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import colorspace as cs
 from ..core import Bool, Context, Flow, Image, Int, Labels, LineArt, Mask, NodeType, Out, Transforms
 
 
@@ -13,7 +14,8 @@ class SynthClip(NodeType):
     Deterministic from the seed. The clip has as many frames as the scene; frame i of the scene's
     frame list is clip frame i. See docs/synth.md for the conventions.
     """
-    id, version, category = "celgraph.SynthClip", 1, "Source"
+    id, version, category = "celgraph.SynthClip", 2, "Source"
+    color_space = cs.DISPLAY                         # painted in sRGB (the training data's space)
     scope = "clip"
     outputs = [
         Out("image", Image, "the colour frame (RGB)"),
@@ -53,4 +55,4 @@ class SynthClip(NodeType):
             out["flow_bw"][f] = fr["flow_bw"]
             out["occ_fw"][f] = fr["occ_fw"].astype(np.float32)
             out["transforms"][f] = np.concatenate([fr["plate_transform"][None], fr["transforms"]], axis=0)
-        return out
+        return {**out, "image": cs.node_out(self, out["image"]), "fill": cs.node_out(self, out["fill"])}

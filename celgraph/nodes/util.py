@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .. import colorspace as cs
 from ..core import Choice, Context, Float, Image, In, LineArt, NodeType, Out
 from ..core.types import as_image
 
@@ -68,20 +69,49 @@ class ToLineArt(NodeType):
     """Image → LineArt: ink = 1 − luminance, so dark strokes on white paper become ink 1.
 
     An image with alpha is first laid over white paper, so transparent pixels are paper, not ink.
+    Luminance is taken on display-referred (sRGB) values, as a drawing is seen.
     """
-    id, version, category = "celgraph.ToLineArt", 2, "Lines"
+    id, version, category = "celgraph.ToLineArt", 3, "Lines"
+    color_space = cs.DISPLAY
     inputs = [In("image", Image)]
     outputs = [Out("lines", LineArt)]
     params = [Float("black", 0.0, min=0.0, max=1.0, help="luminance at or below this is full ink"),
               Float("white", 1.0, min=0.0, max=1.0, help="luminance at or above this is paper")]
 
     def compute(self, ctx: Context, image):
-        img = as_image(image)
+        img = as_image(cs.node_in(self, image))
         luma = img[:, :, 0] if img.shape[2] < 3 else img[:, :, :3] @ np.float32([0.2126, 0.7152, 0.0722])
         if img.shape[2] in (2, 4):                  # premultiplied (grey or RGB) + alpha: over white paper
             luma = luma + (1.0 - img[:, :, -1])
         lo, hi = ctx.params.black, max(ctx.params.white, ctx.params.black + 1e-6)
         return {"lines": np.clip((hi - luma) / (hi - lo), 0.0, 1.0).astype(np.float32)}
+
+
+class Ink(NodeType):
+    """LineArt → Image: the drawing as people expect to see it, black ink on white paper.
+
+    Write writes what it gets, so a LineArt goes to an EXR as its coverage (one channel, a matte a
+    compositor can use); put Ink before a Write to an 8- or 16-bit PNG/TIFF/JPEG, or before a host's
+    Read, to get the drawing. paper "white": RGB = 1 − coverage, alpha 1; "none": premultiplied
+    black ink, alpha = coverage, to lay over a plate.
+    """
+    id, version, category = "celgraph.Ink", 1, "Lines"
+    color_space = cs.DISPLAY                       # the drawing's greys are display values
+    inputs = [In("lines", LineArt)]
+    outputs = [Out("image", Image, "RGBA drawing")]
+    params = [Choice("paper", "white", choices=("white", "none"),
+                     help="white: opaque drawing on white paper; none: ink only, alpha = coverage")]
+
+    def compute(self, ctx: Context, lines):
+        ink = np.clip(np.asarray(lines, np.float32).reshape(lines.shape[:2]), 0.0, 1.0)
+        out = np.empty(ink.shape + (4,), np.float32)
+        if ctx.params.paper == "white":
+            out[:, :, :3] = (1.0 - ink)[:, :, None]
+            out[:, :, 3] = 1.0
+        else:
+            out[:, :, :3] = 0.0
+            out[:, :, 3] = ink
+        return {"image": cs.node_out(self, out)}
 
 
 def _rgba(x: np.ndarray) -> np.ndarray:

@@ -43,11 +43,14 @@ IMAGE_TYPES = ("Image", "Mask", "LineArt", "Flow", "Labels")   # what an EXR can
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 TYPES_TTL = 300.0                  # seconds a ListNodeTypes answer is reused for a new node
 STATUS_INTERVAL = 0.1              # at most this often a progress line goes to the host UI
-INTERNAL_NODES = ("cg_node", "cg_out")   # node_scene's names for the wrapped node and its Write
+INTERNAL_NODES = ("cg_node", "cg_ink", "cg_out")   # node_scene's names: the wrapped node, Ink, the Write
+# What a host's Read should make of each output type's EXR: a drawing / picture in RGBA (LineArt
+# arrives as an Ink drawing), a matte in alpha (one-channel Mask and Labels), two flow channels.
+READ_COMPONENTS = {"Image": "RGBA", "LineArt": "RGBA", "Mask": "Alpha", "Labels": "Alpha", "Flow": "RGB"}
 PARAM_PREFIX = "cgp_"              # host param/knob names: cgp_<type slug>_<param>; UI ones are cg_*
 _ENV = {"address": "CELGRAPH_ADDRESS", "bridge": "CELGRAPH_BRIDGE", "token": "CELGRAPH_TOKEN",
         "transport": "CELGRAPH_TRANSPORT", "shared": "CELGRAPH_SHARED", "path_map": "CELGRAPH_PATH_MAP",
-        "timeout": "CELGRAPH_TIMEOUT"}
+        "timeout": "CELGRAPH_TIMEOUT", "colorspace": "CELGRAPH_COLORSPACE"}
 # the embedded interpreter's variables would break the Python that runs the bridge
 _SCRUB_ENV = ("PYTHONHOME", "PYTHONPATH", "PYTHONEXECUTABLE", "PYTHONSTARTUP", "PYTHONNOUSERSITE")
 
@@ -85,7 +88,7 @@ def one_line(text, limit=400):
 
 def load_settings(default_transport="auto", **overrides):
     """The settings dict: address, bridge, token, transport (auto|bridge|grpc), shared, path_map,
-    timeout. Empty overrides (a blank panel field) fall through to the environment and the file."""
+    timeout, colorspace (the OCIO space of the EXRs the host writes and reads back: its linear). Empty overrides (a blank panel field) fall through to the environment and the file."""
     cfg = {}
     path = os.environ.get("CELGRAPH_HOST_CONFIG") or os.path.join(os.path.expanduser("~"), ".celgraph",
                                                                   "host.json")
@@ -100,7 +103,7 @@ def load_settings(default_transport="auto", **overrides):
     defaults = {"address": DEFAULT_ADDRESS, "bridge": DEFAULT_BRIDGE, "token": "",
                 "transport": default_transport,
                 "shared": os.path.join(tempfile.gettempdir(), "celgraph_shared"), "path_map": "",
-                "timeout": 30.0}
+                "timeout": 30.0, "colorspace": "linear"}
     s = {}
     for key, default in defaults.items():
         value = overrides.get(key)
@@ -440,6 +443,11 @@ def image_outputs(desc):
     return [o["name"] for o in desc.get("outputs", []) if o.get("type") in IMAGE_TYPES]
 
 
+def output_type(desc, output):
+    """The port type name of one output of a node type ("" when unknown)."""
+    return next((o.get("type", "") for o in (desc or {}).get("outputs", []) if o.get("name") == output), "")
+
+
 def slug(text):
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
@@ -595,17 +603,23 @@ def new_run_dir(shared, node_name):
     return path
 
 
-def node_scene(desc, params, inputs, output, out_pattern, frames, label=""):
+def node_scene(desc, params, inputs, output, out_pattern, frames, label="", colorspace="linear"):
     """scene.json for one node type: each input port fed by an EXR sequence (celgraph.Read), the
-    chosen output written as a float EXR sequence (celgraph.Write, the target "cg_out")."""
+    chosen output written as a float EXR sequence (celgraph.Write, the target "cg_out"). A LineArt
+    output goes through celgraph.Ink first, so the host shows a drawing, not white. `colorspace`:
+    the space of the host's EXRs, both ways (celgraph converts to and from its working space)."""
     nodes, links = {}, {}
     for port in sorted(inputs):
         reader = "cg_in_" + slug(port)
-        nodes[reader] = {"type": "celgraph.Read", "params": {"path": inputs[port]}}
+        nodes[reader] = {"type": "celgraph.Read", "params": {"path": inputs[port], "colorspace": colorspace}}
         links[port] = reader + ".image"
     nodes["cg_node"] = {"type": desc["id"], "inputs": links, "params": params}
-    nodes["cg_out"] = {"type": "celgraph.Write", "inputs": {"image": "cg_node." + output},
-                       "params": {"path": out_pattern, "bit_depth": "float"}}
+    source = "cg_node." + output
+    if output_type(desc, output) == "LineArt":
+        nodes["cg_ink"] = {"type": "celgraph.Ink", "inputs": {"lines": source}, "params": {"paper": "white"}}
+        source = "cg_ink.image"
+    nodes["cg_out"] = {"type": "celgraph.Write", "inputs": {"image": source},
+                       "params": {"path": out_pattern, "bit_depth": "float", "colorspace": colorspace}}
     return {"celgraph": 1, "frames": frames, "nodes": nodes, "ui": {"made_by": "celgraph host plug-in",
                                                                      "label": label}}
 
@@ -636,11 +650,11 @@ def plan_node_run(settings, desc, params, connected, output, first, last, node_n
     out_local = os.path.join(run_dir, "out_%s.####.exr" % slug(output))
     label = "%s %s" % (node_name, desc["id"])
     scene = node_scene(desc, params, dict((p, v["server"]) for p, v in inputs.items()), output,
-                       pmap.to_server(out_local), frames, label)
+                       pmap.to_server(out_local), frames, label, settings.get("colorspace") or "linear")
     return {"mode": "node", "frames": frames, "first": int(first), "last": int(last), "run_dir": run_dir,
             "inputs": inputs, "out_pattern": out_local, "scene_text": json.dumps(scene, indent=1),
             "base_dir": pmap.to_server(run_dir), "targets": ["cg_out"], "label": label,
-            "result_node": "cg_out"}
+            "result_node": "cg_out", "output_type": output_type(desc, output)}
 
 
 def plan_scene_run(settings, scene_path, targets, first, last, node_name, result_node=""):
@@ -720,7 +734,7 @@ def job_result(job, plan, path_map=""):
     frames = sorted(files)
     pattern = sequence_pattern(files) or files[frames[0]]
     return {"pattern": pattern, "first": frames[0], "last": frames[-1], "files": [files[f] for f in frames],
-            "node": node, "output": output}
+            "node": node, "output": output, "components": READ_COMPONENTS.get(plan.get("output_type"), "RGBA")}
 
 
 # ---- the session: one host node's worker ---------------------------------------------------------

@@ -54,17 +54,27 @@ PAGE = "cg_page"
 
 # ---- creation --------------------------------------------------------------------------------------
 
-def create_instance(app, group):
-    """PyPlug createInstance: the panel and the internal nodes, then the node types (ListNodeTypes)."""
+FIXED_HIDDEN = ("cg_mode", "cg_type", "cg_scene", "cg_targets", "cg_show")   # not for a one-type node
+
+
+def create_instance(app, group, type_id=""):
+    """PyPlug createInstance: the panel and the internal nodes, then the node types (ListNodeTypes).
+    With a type_id (the per-type PyPlugs `graph hosts install` writes) the node is that type only:
+    no mode or type chooser, no scene fields."""
     try:
         _build_panel(app, group)
+        if type_id:
+            group.getParam("cg_fixed").set(type_id)
+            for name in FIXED_HIDDEN:
+                group.getParam(name).setVisible(False)
         out = _create(app, OUTPUT_ID, group)
         read = _create(app, READ_ID, group)
         read.setScriptName(RESULT)
         read.setPosition(0, 200)
         out.setPosition(0, 300)
         out.connectInput(0, read)
-        group.onParamChanged.set(CALLBACK)
+        # getParam works on any node object; the onParamChanged attribute only on Natron's wrapper
+        group.getParam("onParamChanged").set(CALLBACK)
         group.refreshUserParamsGUI()
         refresh_types(app, group)
     except Exception as e:
@@ -96,7 +106,7 @@ def _build_panel(app, group):
     p = add(group.createStringParam("cg_address", "server"),
             "celgraph server, HOST:PORT (graph serve). Default: $CELGRAPH_ADDRESS or 127.0.0.1:50051.")
     p.setType(label_type.eStringTypeDefault)
-    p.setDefaultValue(settings["address"])
+    _default(p, settings["address"])
     p = add(group.createChoiceParam("cg_mode", "mode"), "Run one node type on this node's inputs, "
                                                        "or a scene file as it is.")
     p.setOptions(list(MODES))
@@ -118,16 +128,17 @@ def _build_panel(app, group):
                                ("cg_last", "last frame", app.timelineGetRightBound())):
         p = add(group.createIntParam(name, label), "Frames to compute (celgraph frame = Natron frame).",
                 name == "cg_last")
-        p.setDefaultValue(int(value))
+        _default(p, int(value))
     p = add(group.createPathParam("cg_shared", "shared folder"),
             "Where inputs and results go as EXR: storage this machine and the server both see "
             "(default $CELGRAPH_SHARED).")
-    p.setDefaultValue(settings["shared"])
+    _default(p, settings["shared"])
     add(group.createButtonParam("cg_run", "Run"), "Render the inputs, send the job, load the result.", False)
     add(group.createButtonParam("cg_cancel", "Cancel"), "Cancel the running job on the server.")
     p = add(group.createStringParam("cg_status", "status"), "What the node is doing, or why it failed.")
     p.setType(label_type.eStringTypeLabel)
-    for name in ("cg_schema", "cg_uid"):
+    p.setPersistent(False)                  # a saved project does not keep "running..."
+    for name in ("cg_schema", "cg_uid", "cg_fixed"):
         p = add(group.createStringParam(name, name), "internal")
         p.setType(label_type.eStringTypeCustom)
         p.setVisible(False)
@@ -147,20 +158,27 @@ def _apply_types(app, group, descs):
     choice = group.getParam("cg_type")
     choice.setOptions([(label, _first_line(d.get("doc"))) for (label, _), d in zip(labels, descs)]
                       or [(NO_TYPES, "")])
-    current = (_desc(group) or {}).get("id")
+    fixed = group.getParam("cg_fixed").get()
+    current = fixed or (_desc(group) or {}).get("id")
     ids = [i for _, i in labels]
     choice.set(ids.index(current) if current in ids else 0)
     apply_type(app, group)
+    if fixed and fixed not in ids:
+        _status(group, "error (no_type): the server at %s has no node type %s" % (_settings(group)["address"], fixed))
 
 
 def apply_type(app, group):
-    """The chosen node type's params, input arrows and outputs."""
+    """The chosen node type's params, input arrows and outputs. Nothing to do when they are
+    already there: Natron calls back for every set(), the plug-in's own included."""
     session = _session(app, group)
     index = group.getParam("cg_type").get()
     if not 0 <= index < len(session.types):
         return
     desc = session.types[index]
-    group.getParam("cg_schema").set(json.dumps(desc))
+    text = json.dumps(desc)
+    if group.getParam("cg_schema").get() == text:
+        return
+    group.getParam("cg_schema").set(text)
     _build_params(group, desc)
     _build_inputs(app, group, desc)
     out = group.getParam("cg_output")
@@ -212,7 +230,7 @@ def _make_param(group, spec):
         if spec["max"] is not None:
             p.setMaximum(num(spec["max"]))
             p.setDisplayMaximum(num(spec["max"]))
-    p.setDefaultValue(spec["default"])
+    _default(p, spec["default"])
     p.setHelp(spec["help"])
     p.setAnimationEnabled(False)
     p.setEvaluateOnChange(False)
@@ -220,9 +238,13 @@ def _make_param(group, spec):
 
 
 def _build_inputs(app, group, desc):
-    """Input i (labelled with port i) → WriteOIIO cgWrite<i>; surplus ones from a previous type go."""
+    """Input i (labelled with port i) → WriteOIIO cgWrite<i>. Inputs a previous type needed stay,
+    labelled "(unused)" and ignored, and are reused when a later type needs them: destroy() is
+    deferred in NatronRenderer, so a destroyed cgIn1 would still be found and still count as an
+    input arrow, shifting the arrows of nodes made after it."""
     ports = ch.describe_ports(desc)
-    for i, (port, optional, _) in enumerate(ports):
+    i = 0
+    while i < len(ports) or group.getNode("cgIn%d" % i) is not None:
         inp = group.getNode("cgIn%d" % i)
         if inp is None:
             inp = _create(app, INPUT_ID, group)
@@ -233,13 +255,11 @@ def _build_inputs(app, group, desc):
             writer.setPosition(200 * i, 100)
             writer.connectInput(0, inp)
             writer.getParam("formatType").set(0)          # the input's size, not the project format
-        inp.setLabel(port + (" (optional)" if optional else ""))
-    i = len(ports)
-    while group.getNode("cgIn%d" % i) is not None:
-        for name in ("cgWrite%d" % i, "cgIn%d" % i):
-            node = group.getNode(name)
-            if node is not None:
-                node.destroy()
+        if i < len(ports):
+            port, optional, _ = ports[i]
+            inp.setLabel(port + (" (optional)" if optional else ""))
+        else:
+            inp.setLabel("(unused)")
         i += 1
 
 
@@ -260,6 +280,7 @@ def run(app, group):
             plan = ch.plan_scene_run(settings, group.getParam("cg_scene").get(), group.getParam("cg_targets").get(),
                                      first, last, name, group.getParam("cg_show").get())
         else:
+            apply_type(app, group)          # a no-op unless the chosen type's params are not built yet
             desc = _desc(group)
             params = ch.scene_params(desc, lambda pname, spec: _value(group, pname)) if desc else {}
             ports = ch.describe_ports(desc) if desc else []
@@ -281,16 +302,20 @@ def run(app, group):
 
 
 def show_result(group, result):
-    """Point the internal ReadOIIO at what the server wrote."""
+    """Point the internal ReadOIIO at what the server wrote, with the components its type needs."""
     read = group.getNode(RESULT)
     filename = read.getParam("filename")
     filename.set(result["pattern"])
     read.getParam("firstFrame").set(int(result["first"]))
     read.getParam("lastFrame").set(int(result["last"]))
+    # a one-channel EXR would come into RGBA as RGB = 1 (white): a Mask is a matte in alpha
+    read.getParam("outputComponents").set(result.get("components") or "RGBA")
     filename.reloadFile()
 
 
 def param_changed(thisParam, thisNode, thisGroup, app, userEdited):
+    """Natron calls this for every change, a script's set() and the plug-in's own writes included
+    (userEdited=False), so scripts can choose the type; apply_type is a no-op when nothing changed."""
     try:
         name = thisParam.getScriptName()
         if name == "cg_run":
@@ -299,8 +324,6 @@ def param_changed(thisParam, thisNode, thisGroup, app, userEdited):
             _session(app, thisNode).cancel()
         elif name == "cg_refresh":
             refresh_types(app, thisNode, force=True)
-        elif not userEdited:
-            return
         elif name == "cg_address":
             refresh_types(app, thisNode)
         elif name == "cg_type":
@@ -311,6 +334,12 @@ def param_changed(thisParam, thisNode, thisGroup, app, userEdited):
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
+
+def _default(param, value):
+    """Natron 2.5's setDefaultValue leaves the current value alone: apply it too."""
+    param.setDefaultValue(value)
+    param.restoreDefaultValue()
+
 
 def _value(group, name):
     return ch.require(group.getParam(name), "param", name).get()

@@ -1,10 +1,24 @@
 """celgraph start-up for Natron (runs in GUI and background mode, before any project exists).
 
-It only makes ../common (celgraph_host.py) importable; the AnimeGraph PyPlug next to this file
-is found by Natron itself through NATRON_PLUGIN_PATH.
+It makes ../common (celgraph_host.py) importable, and gives `inspect` back the `getargspec` that
+Python 3.11 removed: Natron 2.5 checks every Python callback's signature with it, and without it
+prints "Failed to get signature of onParamChanged callback" and never calls the callback (Run,
+Refresh and Cancel would do nothing). The AnimeGraph PyPlug next to this file is found by Natron
+itself through NATRON_PLUGIN_PATH.
 """
+import collections
+import inspect
 import os
 import sys
+
+if not hasattr(inspect, "getargspec"):
+    _ArgSpec = collections.namedtuple("ArgSpec", "args varargs keywords defaults")
+
+    def _getargspec(func):
+        spec = inspect.getfullargspec(func)
+        return _ArgSpec(spec.args, spec.varargs, spec.varkw, spec.defaults)
+
+    inspect.getargspec = _getargspec
 
 
 def _celgraph_common_dirs():

@@ -46,15 +46,24 @@ KNOB_CHANGED = "import celgraph_nuke\ncelgraph_nuke.knob_changed()"
 
 # ---- creation --------------------------------------------------------------------------------------
 
-def create(mode="node type"):
-    """Menu command: a celgraph Group (connected to the selection, as createNode does)."""
+FIXED_HIDDEN = ("cg_mode", "cg_type", "cg_scene", "cg_targets", "cg_show")   # not for a one-type node
+
+
+def create(mode="node type", type_id=""):
+    """Menu command: a celgraph Group (connected to the selection, as createNode does). With a
+    type_id (the per-type commands `graph hosts install` writes) it is that node type only."""
     try:
         group = nuke.createNode("Group", "", False)
+        base = ch.slug(type_id.rsplit(".", 1)[-1]) if type_id else "AnimeGraph"
         n = 1
-        while nuke.toNode("AnimeGraph%d" % n) is not None:
+        while nuke.toNode("%s%d" % (base, n)) is not None:
             n += 1
-        group["name"].setValue("AnimeGraph%d" % n)
+        group["name"].setValue("%s%d" % (base, n))
         _build_ui(group, mode)
+        if type_id:
+            group["cg_fixed"].setValue(type_id)
+            for name in FIXED_HIDDEN:
+                group[name].setVisible(False)
         with group:
             read = nuke.nodes.Read(name=RESULT)
             out = nuke.nodes.Output()
@@ -102,7 +111,7 @@ def _build_ui(group, mode):
         if tip:
             knob.setTooltip(tip)
         group.addKnob(knob)
-    for name in ("cg_schema", "cg_uid", "cg_made", "cg_inputs"):     # hidden state, saved with the script
+    for name in ("cg_schema", "cg_uid", "cg_made", "cg_inputs", "cg_fixed"):     # hidden state, saved with the script
         knob = nuke.String_Knob(name, name)
         knob.setVisible(False)
         group.addKnob(knob)
@@ -126,10 +135,13 @@ def _apply_types(node, descs):
     labels = ch.type_labels(descs)
     names = [label for label, _ in labels] or [NO_TYPES]
     ids = [i for _, i in labels]
-    current = (_desc(node) or {}).get("id")
+    fixed = node["cg_fixed"].value()
+    current = fixed or (_desc(node) or {}).get("id")
     node["cg_type"].setValues(names)
     node["cg_type"].setValue(names[ids.index(current)] if current in ids else names[0])
     apply_type(node)
+    if fixed and fixed not in ids:
+        _status(node, "error (no_type): the server at %s has no node type %s" % (_settings(node)["address"], fixed))
 
 
 def apply_type(node):
@@ -139,7 +151,10 @@ def apply_type(node):
     desc = next((d for (l, _), d in zip(ch.type_labels(session.types), session.types) if l == label), None)
     if desc is None:
         return
-    node["cg_schema"].setValue(json.dumps(desc))
+    text = json.dumps(desc)
+    if node["cg_schema"].value() == text:
+        return                              # already built (run() calls this for scripts)
+    node["cg_schema"].setValue(text)
     _build_knobs(node, desc)
     _build_inputs(node, desc)
     out = node["cg_output"]
@@ -231,6 +246,8 @@ def run(node=None):
             plan = ch.plan_scene_run(settings, node["cg_scene"].value(), node["cg_targets"].value(),
                                      first, last, name, node["cg_show"].value())
         else:
+            # knobChanged runs only for panel edits: a script that set cg_type gets its type here
+            apply_type(node)
             desc = _desc(node)
             params = ch.scene_params(desc, lambda kname, spec: _value(node, kname)) if desc else {}
             ports = ch.describe_ports(desc) if desc else []

@@ -17,12 +17,25 @@ whether or not files were written (renders go through _FAKE.render_hook, which a
 param-changed callbacks are "module.func" strings called with the keyword arguments thisParam,
 thisNode, thisGroup, app, userEdited.
 
+Behaviour seen in a real NatronRenderer 2.5 (Python 3.11) and modelled here (docs/hosts.md):
+the callback's signature is checked with inspect.getargspec, so without a replacement on Python
+>= 3.11 it never runs (an error is printed and kept in _FAKE.errors); every programmatic set()
+(and restoreDefaultValue, and a button's trigger()) fires the callback with userEdited=False;
+setDefaultValue does not change the current value; destroy() is deferred (the node stays
+reachable until _FAKE.process_events()); onParamChanged/onInputChanged are attributes only of the
+registered wrapper createInstance receives (getParam("onParamChanged") works on every node);
+createReader detects a sequence's frame range, createNode + filename.set does not; the method is
+setPersistent (not the documented setPersistant).
+
 Tests drive it through `_FAKE` (never used by plug-in code): reset(), register_pyplug(module),
-user_set(param, value), press(button), calls (what was done, from which thread), render_hook.
+user_set(param, value), press(button), process_events(), errors, calls (what was done, from
+which thread), render_hook.
 """
 from __future__ import print_function
 
 import importlib
+import inspect
+import os
 import re
 import sys
 import threading
@@ -68,6 +81,8 @@ class _Recorder(object):
         self.render_hook = None         # f(writer, frame, path, upstream) writes the frame
         self.timeline = (1, 1)
         self.script_editor = []
+        self.errors = []                # what Natron printed instead of calling a callback
+        self.pending_destroy = []       # destroy() is deferred until process_events()
         self.app = App()
         return self.app
 
@@ -92,22 +107,46 @@ class _Recorder(object):
         return pid
 
     def user_set(self, param, value):
-        """The user edits a param in the panel: set, then the holder's param-changed callback."""
-        param.set(value)
-        self.fire(param, user=True)
+        """The user edits a param in the panel: one callback, userEdited=True (a script's set()
+        fires it too, with userEdited=False)."""
+        if param._assign(value):
+            self.fire(param, user=True)
 
     def press(self, button):
         if not isinstance(button, ButtonParam):
             raise TypeError("press() takes a ButtonParam, got %r" % (button,))
         self.fire(button, user=True)
 
+    def process_events(self):
+        """What Natron's event loop does later: nodes whose destroy() was deferred go."""
+        for node in list(self.pending_destroy):
+            sibs = node._siblings()
+            if node in sibs:
+                sibs.remove(node)
+        self.pending_destroy = []
+
     def fire(self, param, user):
+        """Natron's param-changed dispatch: the callback named by the holder's onParamChanged
+        param, after checking its signature with inspect.getargspec (gone in Python 3.11: without
+        a replacement, Natron prints an error and never calls the callback)."""
         holder = param._holder
-        ref = holder._onParamChanged._value
+        ref_param = holder.getParam("onParamChanged") if isinstance(holder, Effect) else None
+        ref = ref_param._value if ref_param is not None else ""
         if not ref:
             return
         module, _, func = ref.rpartition(".")
         fn = getattr(importlib.import_module(module), func)
+        getargspec = getattr(inspect, "getargspec", None)
+        try:
+            spec = getargspec(fn)
+            if len(spec[0]) != 5:
+                raise TypeError("wrong number of arguments")
+        except Exception:
+            message = ("Failed to get signature of onParamChanged callback (%s): inspect.getargspec(%s) failed!"
+                       % (ref, ref))
+            print(message, file=sys.stderr)
+            self.errors.append(message)
+            return
         fn(thisParam=param, thisNode=holder, thisGroup=holder._parent, app=self.app, userEdited=user)
 
 
@@ -142,7 +181,7 @@ class Param(_Strict):
     def setAnimationEnabled(self, on):
         self._animates = bool(on)
 
-    def setPersistant(self, on):          # (sic), as in Natron
+    def setPersistent(self, on):          # the real 2.5 name (the generated docs say setPersistant)
         self._persistent = bool(on)
 
     def setVisible(self, on):
@@ -166,7 +205,6 @@ class _Valued(Param):
         Param.__init__(self, holder, name, label)
         self._default = default
         self._value = default
-        self._touched = False
 
     def _check(self, value):
         if not isinstance(value, self._type) or (self._type is not bool and isinstance(value, bool)):
@@ -179,20 +217,36 @@ class _Valued(Param):
     def getValue(self):
         return self.get()
 
-    def set(self, x, frame=None):
+    def _assign(self, x):
+        """Store a value without any callback; False when nothing was set."""
         x = self._check(x)
+        if x is None:
+            return False
         self._rec("set", x)
-        self._value, self._touched = x, True
+        self._value = x
+        return True
+
+    def set(self, x, frame=None):
+        """Like Natron: every programmatic set fires the holder's callback, userEdited=False."""
+        if self._assign(x):
+            _FAKE.fire(self, user=False)
 
     def setValue(self, value):
         self.set(value)
 
     def setDefaultValue(self, value):
+        """Like real Natron 2.5: the default changes, the current value does not."""
         value = self._check(value)
+        if value is None:
+            return
         self._rec("setDefaultValue", value)
         self._default = value
-        if not self._touched:
-            self._value = value
+
+    def getDefaultValue(self):
+        return self._default
+
+    def restoreDefaultValue(self, dimension=0):
+        self.set(self._default)
 
 
 class _Ranged(_Valued):
@@ -212,6 +266,11 @@ class _Ranged(_Valued):
         if dim != 0:
             raise IndexError("%s %s has one dimension" % (type(self).__name__, self._name))
         self.set(value)
+
+    def restoreDefaultValue(self, dimension=0):
+        if dimension != 0:
+            raise IndexError("%s %s has one dimension" % (type(self).__name__, self._name))
+        self.set(self._default)
 
     def setMinimum(self, v):
         self._rec("setMinimum", v)
@@ -327,22 +386,12 @@ class ChoiceParam(_Valued):
             raise IndexError("ChoiceParam %s: option %d out of range" % (self._name, value))
         return value
 
-    def set(self, x, frame=None):
-        x = self._check(x)
-        if x is not None:
-            self._rec("set", x)
-            self._value, self._touched = x, True
-
-    def setDefaultValue(self, value):
-        value = self._check(value)
-        if value is not None:
-            _Valued.setDefaultValue(self, value)
 
 
 class ButtonParam(Param):
     def trigger(self):
         self._rec("trigger")
-        _FAKE.fire(self, user=True)
+        _FAKE.fire(self, user=False)
 
 
 class PageParam(Param):
@@ -385,7 +434,7 @@ class ParametricParam(Param):
 
 
 class _Callback(_Strict):
-    """node.onParamChanged / node.onInputChanged: set("module.func")."""
+    """app.afterNodeCreated: set("module.func")."""
 
     def __init__(self, what):
         self._what, self._value = what, ""
@@ -439,12 +488,14 @@ class Effect(Group):
         self._label = name
         self._params = []
         self._inputs = {}
-        self._destroyed = False
-        self._onParamChanged = _Callback("onParamChanged")
-        self._onInputChanged = _Callback("onInputChanged")
+        self._registered = False        # True only while createInstance holds it (Natron's wrapper)
         self._user_page = None
         options = {"frameRange": ["union of input ranges", "timeline bounds", "manual"],
-                   "formatType": ["input stream format", "project format", "fixed format"]}
+                   "formatType": ["input stream format", "project format", "fixed format"],
+                   "outputComponents": ["RGBA", "RGB", "Alpha"]}
+        for pname in ("onParamChanged", "onInputChanged"):      # every node has them as params
+            p = StringParam(self, pname, pname)
+            self._params.append(p)
         for cls, pname in _BUILTIN_PARAMS.get(plugin_id, []):
             p = cls(self, pname, pname)
             if isinstance(p, ChoiceParam):
@@ -454,24 +505,31 @@ class Effect(Group):
     def __repr__(self):
         return "<Effect %s (%s)>" % (self._name, self._plugin_id)
 
+    def _wrapper_only(self, name):
+        if not self._registered:
+            raise AttributeError(name)                 # Python then asks __getattr__, below
+        return self.getParam(name)
+
+    def __getattr__(self, name):
+        if name in ("onParamChanged", "onInputChanged"):
+            raise AttributeError("NatronEngine stand-in: %s.%s exists only on Natron's registered node wrapper "
+                                 "(what createInstance receives, app.<scriptName>), not on an object from "
+                                 "app.createNode: use getParam(%r)" % (self._name, name, name))
+        return _Strict.__getattr__(self, name)
+
     @property
     def onParamChanged(self):
-        return self._onParamChanged
+        return self._wrapper_only("onParamChanged")
 
     @property
     def onInputChanged(self):
-        return self._onInputChanged
+        return self._wrapper_only("onInputChanged")
 
     def _rec(self, method, *args):
         _FAKE.record(self._name, method, *args)
 
-    def _alive(self):
-        if self._destroyed:
-            raise RuntimeError("NatronEngine stand-in: %s was destroyed" % self._name)
-
     # params
     def getParam(self, name):
-        self._alive()
         for p in self._params:
             if p._name == name:
                 return p
@@ -481,7 +539,6 @@ class Effect(Group):
         return list(self._params)
 
     def _create(self, cls, name, label, *extra):
-        self._alive()
         if not isinstance(name, str) or not _IDENT.match(name):
             raise ValueError("NatronEngine stand-in: param script name %r is not an identifier" % (name,))
         if self.getParam(name) is not None:
@@ -566,7 +623,7 @@ class Effect(Group):
 
     # graph
     def _input_nodes(self):
-        return [c for c in self._children if c._plugin_id == "fr.inria.built-in.Input" and not c._destroyed]
+        return [c for c in self._children if c._plugin_id == "fr.inria.built-in.Input"]
 
     def getMaxInputCount(self):
         if self._plugin_id in ("fr.inria.built-in.Group",) or self._plugin_id in _FAKE.pyplugs:
@@ -574,7 +631,6 @@ class Effect(Group):
         return 0 if self._plugin_id == "fr.inria.built-in.Input" else 1
 
     def connectInput(self, i, node):
-        self._alive()
         if not isinstance(node, Effect):
             raise TypeError("connectInput takes an Effect")
         if not 0 <= i < self.getMaxInputCount():
@@ -588,7 +644,7 @@ class Effect(Group):
 
     def getInput(self, i):
         node = self._inputs.get(i)
-        return None if node is None or node._destroyed else node
+        return node
 
     def getScriptName(self):
         return self._name
@@ -622,11 +678,10 @@ class Effect(Group):
         pass
 
     def destroy(self):
+        """Deferred, as in NatronRenderer: the node stays (getNode finds it, a group keeps its input
+        arrow) until the event loop runs (_FAKE.process_events())."""
         self._rec("destroy")
-        self._destroyed = True
-        sibs = self._siblings()
-        if self in sibs:
-            sibs.remove(self)
+        _FAKE.pending_destroy.append(self)
 
     def getRegionOfDefinition(self, time, view):
         return None
@@ -656,12 +711,21 @@ class App(_Strict):
         node = Effect(self, pid, parent, "%s%d" % (base, self._counts[base]))
         (parent._children if parent is not None else self._children).append(node)
         if pid in _FAKE.pyplugs:
-            _FAKE.pyplugs[pid].createInstance(self, node)
+            node._registered = True
+            try:
+                _FAKE.pyplugs[pid].createInstance(self, node)
+            finally:
+                node._registered = False
         return node
 
     def createReader(self, filename, group=None):
+        """Unlike createNode + filename.set, this detects a sequence's frame range (as Natron does)."""
         node = self.createNode("fr.inria.openfx.ReadOIIO", -1, group)
         node.getParam("filename").set(filename)
+        frames = _sequence_frames(filename)
+        if frames:
+            node.getParam("firstFrame").set(min(frames))
+            node.getParam("lastFrame").set(max(frames))
         return node
 
     def createWriter(self, filename, group=None):
@@ -712,6 +776,21 @@ class App(_Strict):
 
     def writeToScriptEditor(self, message):
         _FAKE.script_editor.append(str(message))
+
+
+def _sequence_frames(pattern):
+    """Frame numbers of the files on disk that match a #### pattern."""
+    m = re.search(r"#+", pattern)
+    if m is None:
+        return []
+    folder = os.path.dirname(pattern) or "."
+    rx = re.compile(re.escape(os.path.basename(pattern[:m.start()])) + r"(\d+)"
+                    + re.escape(pattern[m.end():]) + "$")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted(int(r.group(1)) for r in map(rx.match, names) if r)
 
 
 def _upstream(node):
