@@ -214,6 +214,17 @@ class Read(NodeType):
             return {"image": np.zeros_like(read_image(path))}
         return {"image": read_linear(path, ctx.params.colorspace)}
 
+    def _same_shape_as_first(self, ctx: Context, path: Path) -> None:
+        """A sequence keeps one size and channel count: compare headers with its first frame on disk."""
+        first = next((f for f in ctx.frames if self._file(ctx, ctx.params, f).is_file()), None)
+        ref = self._file(ctx, ctx.params, first) if first is not None else path
+        if ref == path:
+            return
+        (w, h, c), (rw, rh, rc) = _header_shape(path), _header_shape(ref)
+        if (w, h, c) != (rw, rh, rc):
+            raise ValueError(f"frame {ctx.frame}: {path} is {w}×{h} with {c} channels, but frame {first} ({ref}) "
+                             f"is {rw}×{rh} with {rc}: a sequence must keep one size and channel count")
+
 
 def read_linear(path: str | os.PathLike, colorspace: str = "auto") -> np.ndarray:
     """read_image, converted into the scene-linear working space as Read does (the file's space:
@@ -230,17 +241,6 @@ def colorspace_issue(params, ctx: CheckContext) -> Issue | None:
     except ValueError as e:
         return Issue("param_out_of_range", str(e), ctx.node, "colorspace")
     return None
-
-    def _same_shape_as_first(self, ctx: Context, path: Path) -> None:
-        """A sequence keeps one size and channel count: compare headers with its first frame on disk."""
-        first = next((f for f in ctx.frames if self._file(ctx, ctx.params, f).is_file()), None)
-        ref = self._file(ctx, ctx.params, first) if first is not None else path
-        if ref == path:
-            return
-        (w, h, c), (rw, rh, rc) = _header_shape(path), _header_shape(ref)
-        if (w, h, c) != (rw, rh, rc):
-            raise ValueError(f"frame {ctx.frame}: {path} is {w}×{h} with {c} channels, but frame {first} ({ref}) "
-                             f"is {rw}×{rh} with {rc}: a sequence must keep one size and channel count")
 
 
 def _header_shape(path: Path) -> tuple[int, int, int]:
