@@ -353,8 +353,8 @@ def _inside(lab: np.ndarray, p: np.ndarray, r: int) -> bool:
 # ---------------------------------------------------------------- reference (colour key) transfer
 
 def _quant_key(rgb: np.ndarray) -> np.ndarray:
-    q = np.round(np.clip(rgb, 0, 1) * 31).astype(np.int64)
-    return (q[..., 0] * 32 + q[..., 1]) * 32 + q[..., 2]
+    q = np.rint(np.clip(np.asarray(rgb, np.float32), 0, 1) * np.float32(31)).astype(np.int32)
+    return ((q[..., 0] * 32 + q[..., 1]) * 32 + q[..., 2]).astype(np.int64)
 
 
 def region_palettes(seg: Segmentation, color: np.ndarray, min_share: float = 0.005, min_pixels: int = 6,
@@ -370,11 +370,23 @@ def region_palettes(seg: Segmentation, color: np.ndarray, min_share: float = 0.0
     lab = np.where(inner, seg.labels, 0)
     ys, xs = np.nonzero(lab)
     rs = lab[ys, xs].astype(np.int64)
-    keys = _quant_key(color[ys, xs]) + rs * 32768
-    uk, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
-    sums = np.stack([np.bincount(inv, weights=color[ys, xs, c]) for c in range(3)], 1)
+    px = color[ys, xs]
+    q = _quant_key(px)
+    present = np.flatnonzero(np.bincount(q, minlength=32768))     # the colours in use, numbered compactly
+    cid = np.zeros(32768, np.int64)
+    cid[present] = np.arange(len(present))
+    nc = len(present)
+    keys = rs * nc + cid[q]
+    if (seg.n + 1) * nc <= 2 ** 25:                                # (region, colour) counts by bincount (fast)
+        cnt = np.bincount(keys, minlength=(seg.n + 1) * nc)
+        uk = np.flatnonzero(cnt)
+        cnt = cnt[uk]
+        sums = np.stack([np.bincount(keys, weights=px[:, c], minlength=(seg.n + 1) * nc)[uk] for c in range(3)], 1)
+    else:                                                          # many colours (painted frames): sort
+        uk, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+        sums = np.stack([np.bincount(inv, weights=px[:, c]) for c in range(3)], 1)
     means = sums / cnt[:, None]
-    regs = uk // 32768
+    regs = uk // nc
     total = np.bincount(rs, minlength=seg.n + 1)
     palettes: list[np.ndarray] = [np.zeros((0, 3), np.float32)] * (seg.n + 1)
     explained = np.zeros(seg.n + 1, np.float32)

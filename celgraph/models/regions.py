@@ -26,7 +26,8 @@ segment features for the same matching):
    neighbour term is added — a candidate whose key neighbours are the key matches of the region's
    own neighbours costs less (neighbours stay neighbours). Regions left out by the one-to-one
    assignment (a key region split in two by a new line) take their best candidate if it is under
-   ``null_cost``.
+   ``null_cost``; with a flow, a region still unmatched (reshaped, half hidden) takes the key
+   region that at least half of its pixels' flow lands in.
 5. **Confidence**: the cost gap to the best candidate of a *different key colour* (a mix-up
    between two regions of the same colour costs nothing), over ``null_cost``. No candidate under
    ``null_cost`` = no match: the caller leaves the region unpainted and flags it ``unsure``.
@@ -63,18 +64,16 @@ class Descriptors:
 def describe(seg: Segmentation) -> Descriptors:
     """Per-region descriptors of a segmentation (paper pixels only)."""
     n = seg.n
-    lab = np.where(seg.ink, 0, seg.labels).ravel()
-    H, W = seg.labels.shape
-    ys, xs = np.divmod(np.arange(H * W, dtype=np.int64), W)
-    sel = lab > 0
-    lab, xs, ys = lab[sel], xs[sel].astype(np.float64), ys[sel].astype(np.float64)
+    lab2 = np.where(seg.ink, 0, seg.labels)
+    ys, xs = np.nonzero(lab2)
+    lab = lab2[ys, xs]
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
     area = np.bincount(lab, minlength=n + 1).astype(np.float64)
     a = np.maximum(area, 1)
     cx, cy = np.bincount(lab, xs, n + 1) / a, np.bincount(lab, ys, n + 1) / a
-    dx, dy = xs - cx[lab], ys - cy[lab]
-    sxx = np.bincount(lab, dx * dx, n + 1) / a + 1 / 12
-    syy = np.bincount(lab, dy * dy, n + 1) / a + 1 / 12
-    sxy = np.bincount(lab, dx * dy, n + 1) / a
+    sxx = np.bincount(lab, xs * xs, n + 1) / a - cx * cx + 1 / 12      # raw moments (exact in float64
+    syy = np.bincount(lab, ys * ys, n + 1) / a - cy * cy + 1 / 12      # at any frame size we meet)
+    sxy = np.bincount(lab, xs * ys, n + 1) / a - cx * cy
     cov = np.stack([np.stack([sxx, sxy], -1), np.stack([sxy, syy], -1)], -2)
     tr = sxx + syy
     det = sxx * syy - sxy ** 2
@@ -87,6 +86,7 @@ def describe(seg: Segmentation) -> Descriptors:
     clipped = np.zeros(n + 1, bool)
     lab2 = seg.labels
     clipped[np.concatenate([lab2[0], lab2[-1], lab2[:, 0], lab2[:, -1]])] = True
+    clipped[0] = False
     return Descriptors(n, area, np.stack([cx, cy], 1), cov, inv, nbrs, clipped)
 
 
@@ -123,7 +123,7 @@ def global_motion(dt: Descriptors, dk: Descriptors, min_area: float = 30.0, k: i
     cv2.setRNGSeed(seed)
     m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=thr,
                                        maxIters=5000, confidence=0.999)
-    if m is None:
+    if m is None or not _plausible(m):
         return eye
 
     def support(mat):               # regions whose centroid lands within thr of an alike key region
@@ -132,6 +132,12 @@ def global_motion(dt: Descriptors, dk: Descriptors, min_area: float = 30.0, k: i
         return int(((dist < thr) & (np.abs(la_t - la_k[j]) < 0.7)).sum())
 
     return m if support(m) > support(eye) else eye
+
+
+def _plausible(m: np.ndarray) -> bool:
+    """A drawing's motion: scale within ×5 either way, no strong shear or squash."""
+    sv = np.linalg.svd(m[:, :2], compute_uv=False)
+    return bool(0.2 < sv[1] and sv[0] < 5 and sv[0] / sv[1] < 1.5 and np.linalg.det(m[:, :2]) > 0)
 
 
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -163,17 +169,19 @@ def _votes(seg_t: Segmentation, seg_k: Segmentation, disp: np.ndarray, inner: np
     """Per (t region, key region): the share of the t region's inner pixels a displacement field
     (H×W×2, t → key) takes into the key region. Returns a dict {(i, j): share}."""
     H, W = seg_t.labels.shape
-    gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-    mx, my = gx + disp[:, :, 0], gy + disp[:, :, 1]
+    mx = disp[:, :, 0] + np.arange(W, dtype=np.float32)[None, :]
+    my = disp[:, :, 1] + np.arange(H, dtype=np.float32)[:, None]
     inside = (mx >= 0) & (mx <= W - 1) & (my >= 0) & (my <= H - 1)
     k_lab = cv2.remap(np.where(seg_k.ink, 0, seg_k.labels).astype(np.float32), mx, my, cv2.INTER_NEAREST,
                       borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.int64)
-    t_lab = seg_t.labels.astype(np.int64)
+    t_lab = seg_t.labels
     m = inner & inside & (k_lab > 0)
-    key = t_lab[m] * (seg_k.n + 1) + k_lab[m]
-    u, cnt = np.unique(key, return_counts=True)
+    nk1 = seg_k.n + 1
+    cnt = np.bincount(t_lab[m].astype(np.int64) * nk1 + k_lab[m], minlength=(seg_t.n + 1) * nk1)
+    u = np.flatnonzero(cnt)
+    cnt = cnt[u]
     tot = np.bincount(t_lab[inner], minlength=seg_t.n + 1).astype(np.float64)
-    ii, jj = u // (seg_k.n + 1), u % (seg_k.n + 1)
+    ii, jj = u // nk1, u % nk1
     return {(int(i), int(j)): float(c / max(tot[i], 1)) for i, j, c in zip(ii, jj, cnt)}
 
 
@@ -181,10 +189,13 @@ def motion_field(labels: np.ndarray, m: np.ndarray, offset: np.ndarray) -> np.nd
     """H×W×2 displacement t → key: the fitted motion ``m`` (2×3) plus each region's ``offset``
     ((n+1)×2, indexed by ``labels``)."""
     H, W = labels.shape
-    gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-    dx = m[0, 0] * gx + m[0, 1] * gy + m[0, 2] - gx + offset[labels, 0]
-    dy = m[1, 0] * gx + m[1, 1] * gy + m[1, 2] - gy + offset[labels, 1]
-    return np.dstack([dx, dy]).astype(np.float32)
+    x, y = np.arange(W, dtype=np.float32)[None, :], np.arange(H, dtype=np.float32)[:, None]
+    m = m.astype(np.float32)
+    out = np.empty((H, W, 2), np.float32)
+    off = offset.astype(np.float32)[labels]
+    out[:, :, 0] = (m[0, 0] - 1) * x + (m[0, 1] * y + m[0, 2]) + off[:, :, 0]
+    out[:, :, 1] = m[1, 0] * x + ((m[1, 1] - 1) * y + m[1, 2]) + off[:, :, 1]
+    return out
 
 
 # cost weights: overlap, position, area, shape, flow, neighbours
@@ -265,7 +276,8 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
     t → key) is one cue; ``key_color`` ((n_k+1,) from :func:`key_colors`) makes the confidence
     ignore mix-ups between regions of one colour. Returns {"match": (n_t+1,) key region (0 = none),
     "cost": (n_t+1,), "confidence": (n_t+1,) 0..1, "motion": 2×3, "offset": (n_t+1)×2 (each
-    region's offset from the motion, for :func:`motion_field`)}."""
+    region's offset from the motion, for :func:`motion_field`), "flow_share": (n_t+1,) share of the
+    region's pixels the flow takes into its match (0 without a flow)}."""
     dt, dk = describe(seg_t), describe(seg_k)
     nt = dt.n
     inner = cv2.distanceTransform((~seg_t.ink).astype(np.uint8), cv2.DIST_L2, 3) > margin
@@ -326,7 +338,7 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
             a, inl = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC,
                                           ransacReprojThreshold=max(3.0, 0.02 * np.sqrt(dt.area.sum())),
                                           maxIters=2000, confidence=0.999)
-            if a is not None and inl.sum() >= 3:
+            if a is not None and inl.sum() >= 3 and _plausible(a):
                 m = a
                 sure = sure[inl.ravel() > 0]
             # each region's offset from the motion, predicted from its nearest sure neighbours
@@ -337,8 +349,21 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
             dist, nn = dist.reshape(nt + 1, kk), nn.reshape(nt + 1, kk)
             wgt = (sure[nn] != np.arange(nt + 1)[:, None]) / (dist + 10.0)
             pred_off = (wgt[:, :, None] * off[nn]).sum(1) / np.maximum(wgt.sum(1), 1e-9)[:, None]
+    if flow_votes:                  # a region nothing matched (reshaped, half hidden) follows a clear flow vote
+        fi = np.array([k[0] for k in flow_votes], np.int64)
+        fj = np.array([k[1] for k in flow_votes], np.int64)
+        fs = np.array(list(flow_votes.values()))
+        order = np.lexsort((fs, fi))
+        top_j, top_s = np.zeros(nt + 1, np.int64), np.zeros(nt + 1)
+        top_j[fi[order]], top_s[fi[order]] = fj[order], fs[order]
+        take = (match == 0) & (top_s >= 0.5)
+        take[0] = False
+        match[take], cost_of[take], conf[take] = top_j[take], null_cost, top_s[take]
     offset = pred_off.copy()
     has = match > 0
     offset[has] = dk.c[match[has]] - _apply(m, dt.c[has])
+    flow_share = np.zeros(nt + 1)
+    if flow_votes:
+        flow_share = np.array([flow_votes.get((i, int(match[i])), 0.0) for i in range(nt + 1)])
     return {"match": match, "cost": np.where(np.isfinite(cost_of), cost_of, null_cost), "confidence": conf,
-            "motion": m, "offset": offset}
+            "motion": m, "offset": offset, "flow_share": flow_share}
