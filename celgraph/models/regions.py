@@ -199,8 +199,8 @@ def motion_field(labels: np.ndarray, m: np.ndarray, offset: np.ndarray) -> np.nd
 
 
 # cost weights: overlap, position, area, shape, flow, neighbours
-W_OVERLAP, W_POS, W_AREA, W_SHAPE, W_FLOW, W_NBR = 1.0, 1.0, 1.0, 0.5, 1.0, 1.5
-POS_CAP = 2.0
+W_OVERLAP, W_POS, W_AREA, W_SHAPE, W_FLOW, W_NBR = 1.0, 1.0, 1.0, 0.5, 1.0, 3.0
+POS_CAP = 1.0
 
 
 def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, overlap: dict,
@@ -252,14 +252,17 @@ def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, ov
 
 
 def _neighbour_support(dt: Descriptors, dk: Descriptors, I, J, match):
-    """Share of i's border (by line length) with neighbours whose key match is j itself or a key
-    neighbour of j; 0.5 where i has no matched neighbour (no evidence either way)."""
-    out = np.full(len(I), 0.5)
+    """Share of i's border with neighbours whose key match is j itself or a key neighbour of j; 1
+    where i has no matched neighbour (no evidence either way: no penalty). Each neighbour's say is
+    its line length with i, scaled down when it is smaller than i: large regions anchor the small
+    ones inside or beside them, not the other way round."""
+    out = np.ones(len(I))
     cache: dict[int, list] = {}
     for r, (i, j) in enumerate(zip(I, J)):
         i, j = int(i), int(j)
         if i not in cache:
-            cache[i] = [(int(match[n]), w) for n, w in dt.nbrs[i].items() if match[n] > 0]
+            cache[i] = [(int(match[n]), w * min(1.0, dt.area[n] / max(dt.area[i], 1)))
+                        for n, w in dt.nbrs[i].items() if match[n] > 0]
         nb = cache[i]
         tot = sum(w for _, w in nb)
         if tot == 0:
