@@ -35,7 +35,7 @@ MIN_PX = 10
 SETS = {"laughing_girl": ("0000", 4), "smoke_explosion": ("00026", 5)}
 METHODS = [("regions (default)", {}),
            ("regions + flow cue", {"flow_cue": 1.0}),
-           ("flow (the older method)", {"match": "flow", "chain": False})]
+           ("flow (the older method)", {"match": "flow"})]
 
 
 def known_motion(img: np.ndarray, seed: int, interp: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +122,8 @@ def _known_motion(data: Path, tmp: Path, engine, quick: bool):
         key_path = str(data / "paintbucket" / name / "gt" / f"{key_file}.png")
         frames = f"1-{len(seeds) + 1}"
         engine.run(_graph(frames, pat, key_path, 1, {}), targets=["ink", "key_file"])
-        for label, params in METHODS:
-            g = _graph(frames, pat, key_path, 1, params)
+        for label, params in METHODS:                 # each moved frame is its own warp of the key: no chain
+            g = _graph(frames, pat, key_path, 1, {**params, "chain": False})
             t0 = time.perf_counter()
             r = engine.run(g, targets=["col"], workers=1)
             sec = (time.perf_counter() - t0) / len(seeds)
@@ -152,8 +152,7 @@ def _real_frames(data: Path, tmp: Path, engine, docs: Path, quick: bool):
         lines_pat = str(folder / "line" / f"{pat}.png")
         key_path = str(folder / "gt" / f"{key_file}.png")
         frame_list = ",".join(str(f) for f in sorted(frames + [key]))
-        for label, params in methods:
-            params = {**params, "chain": True} if params.get("match") == "flow" else params
+        for label, params in methods:                 # consecutive frames: chained (the default)
             g = _graph(frame_list, lines_pat, key_path, key, params)
             r = engine.run(g, targets=["col"], workers=1)
             unsure = total = 0
@@ -178,7 +177,8 @@ def _real_frames(data: Path, tmp: Path, engine, docs: Path, quick: bool):
 
 
 def contact_sheet(sheet_rows, tile: int = 300, per_row: int = 7) -> np.ndarray:
-    """Rows of tiles: the key's colours, then each frame coloured (unsure regions tinted magenta)."""
+    """Rows of tiles: the key's colours, then each frame coloured (unsure regions hatched magenta,
+    so their colour — or their transparency, when nothing matched — still shows)."""
     lines_out = []
     for title, key_img, tiles in sheet_rows:
         chosen = tiles if len(tiles) <= per_row - 1 else [tiles[i] for i in
@@ -186,8 +186,10 @@ def contact_sheet(sheet_rows, tile: int = 300, per_row: int = 7) -> np.ndarray:
         row = [_tile(_over_white(key_img), tile, "key")]
         for f, img, unsure in chosen:
             rgb = _over_white(img)
-            tint = unsure > 0.5
-            rgb[tint] = 0.5 * rgb[tint] + 0.5 * np.array([1.0, 0.0, 1.0], np.float32)
+            h, w = unsure.shape
+            yy, xx = np.mgrid[0:h, 0:w]
+            hatch = (unsure > 0.5) & ((xx + yy) % max(6, w // 150) < max(2, w // 400))
+            rgb[hatch] = (1.0, 0.0, 1.0)
             row.append(_tile(rgb, tile, str(f)))
         while len(row) < per_row:
             row.append(np.full((tile, tile, 3), 255, np.uint8))
@@ -229,6 +231,6 @@ def run(data: Path, docs: Path, quick: bool) -> str:
            "machine.", "",
            "### Real consecutive frames", "",
            table(["clip", "method", "frames", "regions marked unsure (≥ 20 px)"], real_rows), "",
-           "Contact sheet: `docs/colorize_real.png` (key colours first, then frames; unsure regions tinted "
-           "magenta)."]
+           "Contact sheet: `docs/colorize_real.png` (key colours first, then frames; unsure regions hatched "
+           "magenta; unmatched regions are left transparent)."]
     return "\n".join(out)

@@ -24,8 +24,9 @@ segment features for the same matching):
    key region; then, three rounds: the motion is refitted as an affine on the matches, each
    region's local offset is predicted from its matched spatial neighbours (a smooth warp), and a
    neighbour term is added — a candidate whose key neighbours are the key matches of the region's
-   own neighbours costs less (neighbours stay neighbours). Regions left out by the one-to-one
-   assignment (a key region split in two by a new line) take their best candidate if it is under
+   own neighbours costs less (neighbours stay neighbours; the term is relative to the region's
+   best-supported candidate, and larger neighbours have more say than smaller ones). Regions left
+   out by the one-to-one assignment (a key region split in two by a new line) take their best candidate if it is under
    ``null_cost``; with a flow, a region still unmatched (reshaped, half hidden) takes the key
    region that at least half of its pixels' flow lands in.
 5. **Confidence**: the cost gap to the best candidate of a *different key colour* (a mix-up
@@ -47,7 +48,7 @@ from scipy.spatial import cKDTree
 
 from .hintfill import Segmentation, region_adjacency
 
-__all__ = ["Descriptors", "describe", "global_motion", "match_regions", "motion_field", "key_colors"]
+__all__ = ["Descriptors", "describe", "global_motion", "match_regions", "motion_field", "fit_motion", "key_colors"]
 
 
 @dataclass
@@ -303,8 +304,11 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
         shape_q = np.c_[shape_t, (np.log(np.maximum(dt.area, 1)) + 2 * np.log(max(s, 1e-6))) * 0.5]
         I, J, cost = _costs(dt, dk, m, pred, overlap, flow_votes, flow_weight, 6, 4, tree_k, tree_shape,
                             shape_k, shape_q)
-        if rnd > 0:
-            cost = cost + W_NBR * (1 - _neighbour_support(dt, dk, I, J, match))
+        if rnd > 0:                 # neighbour term, relative to i's best-supported candidate (when no
+            sup = _neighbour_support(dt, dk, I, J, match)      # candidate is supported, it says nothing)
+            best_sup = np.zeros(nt + 1)
+            np.maximum.at(best_sup, I, sup)
+            cost = cost + W_NBR * (best_sup[I] - sup)
         match = np.zeros(nt + 1, np.int64)
         cost_of = np.full(nt + 1, np.inf)
         if len(I):
@@ -370,3 +374,22 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
         flow_share = np.array([flow_votes.get((i, int(match[i])), 0.0) for i in range(nt + 1)])
     return {"match": match, "cost": np.where(np.isfinite(cost_of), cost_of, null_cost), "confidence": conf,
             "motion": m, "offset": offset, "flow_share": flow_share}
+
+
+def fit_motion(seg_t: Segmentation, seg_k: Segmentation, match: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(2×3 affine t → key, (n_t+1)×2 per-region offsets) from a given match — for a match made
+    step by step through in-between frames, to place the key's colours inside the regions."""
+    dt, dk = describe(seg_t), describe(seg_k)
+    match = np.asarray(match, np.int64)
+    m = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    sure = np.flatnonzero((match > 0) & ~dt.clipped & ~dk.clipped[match])
+    if len(sure) >= 3:
+        a, _ = cv2.estimateAffine2D(dt.c[sure].astype(np.float32), dk.c[match[sure]].astype(np.float32),
+                                    method=cv2.RANSAC, ransacReprojThreshold=max(3.0, 0.02 * np.sqrt(dt.area.sum())),
+                                    maxIters=2000, confidence=0.999)
+        if a is not None and _plausible(a):
+            m = a
+    offset = np.zeros((dt.n + 1, 2))
+    has = match > 0
+    offset[has] = dk.c[match[has]] - _apply(m, dt.c[has])
+    return m, offset

@@ -131,7 +131,7 @@ class Colorize(NodeType):
             return {}
         keys = self._keys(ctx)
         lines = {ctx.frame, *keys}
-        if _uses_flow(ctx.params):
+        if _uses_flow(ctx.params) or ctx.params.chain:
             for k in keys:
                 lines.update(self._path(ctx, k))
         return {"lines": sorted(lines), "reference": sorted(keys)}
@@ -221,8 +221,12 @@ class Colorize(NodeType):
         found = []
         for n, k in enumerate(keys):
             lo, hi = 0.2 + 0.6 * n / len(keys), 0.2 + 0.6 * (n + 1) / len(keys)
-            flow = self._flow_to_key(ctx, lines, k, lo, hi) if p.flow_cue > 0 and k != ctx.frame else None
-            r = rg.match_regions(seg, segs[k], flow, rg.key_colors(segs[k], reference[k]), flow_weight=p.flow_cue)
+            if p.chain and p.flow_cue == 0 and len(self._path(ctx, k)) > 2:
+                r, flow = self._chained_match(ctx, seg, segs[k], lines, reference, k, lo, hi), None
+            else:
+                flow = self._flow_to_key(ctx, lines, k, lo, hi) if p.flow_cue > 0 and k != ctx.frame else None
+                r = rg.match_regions(seg, segs[k], flow, rg.key_colors(segs[k], reference[k]),
+                                     flow_weight=p.flow_cue)
             found.append((k, r, flow))
         cost = np.stack([np.where(r["match"] > 0, r["cost"], np.inf) for _, r, _ in found])
         best = np.zeros(seg.n + 1, np.int64)
@@ -243,6 +247,47 @@ class Colorize(NodeType):
             fill[px], alpha[px] = out["fill"][px], out["alpha"][px]
             unsure_r[mine] = (r["match"][mine] == 0) | (r["confidence"][mine] < p.confidence)
         return fill, alpha, unsure_r
+    def _pair_match(self, ctx: Context, lines: dict, a: int, b: int, key_rgb) -> np.ndarray:
+        """Region match frame a → frame b as an (n_a+1)×3 array: key region, cost, confidence."""
+        from ..models import hintfill as hf
+        from ..models import regions as rg
+        p = ctx.params
+        sa, sb = hf.segment(lines[a], p.threshold, p.close_gaps), hf.segment(lines[b], p.threshold, p.close_gaps)
+        flow = None
+        if p.flow_cue > 0:
+            flow = FlowRAFT().pair(ctx, ctx.input_key("lines", a), ctx.input_key("lines", b),
+                                   _paper(lines[a]), _paper(lines[b]))
+        r = rg.match_regions(sa, sb, flow, None if key_rgb is None else rg.key_colors(sb, key_rgb),
+                             flow_weight=p.flow_cue)
+        return np.stack([r["match"], r["cost"], r["confidence"]], 1).astype(np.float64)
+
+    def _chained_match(self, ctx: Context, seg, seg_k, lines: dict, reference, k: int, lo: float, hi: float):
+        """Region match t → key made frame by frame (t → t±1 → … → key), each step cached and shared
+        by the frames whose path crosses it; a region is as sure as its least sure step."""
+        from ..models import regions as rg
+        p = ctx.params
+        path = self._path(ctx, k)
+        settings = {"threshold": p.threshold, "close_gaps": p.close_gaps, "flow_cue": p.flow_cue,
+                    "flow": FlowRAFT()._pair_settings(ctx) if p.flow_cue > 0 else None}
+        match = np.arange(seg.n + 1)
+        conf = np.ones(seg.n + 1)
+        cost = np.zeros(seg.n + 1)
+        steps = list(zip(path[:-1], path[1:]))
+        for i, (a, b) in enumerate(steps):
+            last = b == k
+            parts = {"regions_pair": settings, "from": ctx.input_key("lines", a), "to": ctx.input_key("lines", b),
+                     "key": ctx.input_key("reference", k) if last else None}
+            step = ctx.cached(parts, lambda: self._pair_match(ctx, lines, a, b, reference[k] if last else None))
+            m_step = step[:, 0].astype(np.int64)
+            ok = match > 0
+            conf = np.where(ok, np.minimum(conf, step[match, 2]), 0.0)
+            cost = np.maximum(cost, np.where(ok, step[match, 1], np.inf))
+            match = np.where(ok, m_step[match], 0)
+            ctx.progress(lo + (hi - lo) * (i + 1) / len(steps), 1, f"regions {a}→{b}")
+        motion, offset = rg.fit_motion(seg, seg_k, match)
+        return {"match": match, "cost": np.where(match > 0, cost, np.inf), "confidence": conf,
+                "motion": motion, "offset": offset, "flow_share": np.zeros(seg.n + 1)}
+
     def _model_mode(self, ctx: Context, seg, lines_t, hints):
         from ..models import hintfill as hf
         from ..models.pix2pix import colorize, load_weights
