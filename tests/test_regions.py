@@ -155,3 +155,16 @@ def test_on_a_tie_between_keys_the_nearer_one_wins(tmp_path):
     (tmp_path / "b").mkdir()
     assert np.allclose(_two_key_scene(tmp_path / "a", [a] * 4, keys, 2)[70, 60], RED + (1.0,), atol=0.01)
     assert np.allclose(_two_key_scene(tmp_path / "b", [a] * 4, keys, 3)[70, 60], PINK + (1.0,), atol=0.01)
+
+
+def test_chained_matching_follows_a_region_frame_by_frame(tmp_path):
+    # the bar shrinks and moves a little each frame; after three frames it no longer looks like the
+    # key's bar, but each step does
+    frames = [draw([("circle", (45, 45), 18), ("rect", (20 + 12 * i, 95), (120 - 10 * i, 118 - 2 * i))])
+              for i in range(4)]
+    key_rgb = paint(frames[0], {(5, 5): PAPER, (45, 45): RED, (60, 105): GREEN})
+    st, sk, r = match(frames[3], frames[0], key_rgb)
+    assert key_colour_of(st, sk, r, key_rgb, 70, 104) != GREEN      # straight to the key: lost
+    fill = _two_key_scene(tmp_path, frames, {1: key_rgb}, 4)
+    assert np.allclose(fill[104, 70], GREEN + (1.0,), atol=0.01)
+    assert np.allclose(fill[45, 45], RED + (1.0,), atol=0.01)
