@@ -3,7 +3,7 @@
 * **Known motion**: each key frame's line art and colours (``gt/``) moved by seeded similarities
   (rotation ±20°, scale 0.85-1.15, shift ±6 %) plus a mild smooth warp (a 4×4 random field,
   cubic-interpolated, 0.6 % of the width); the truth is the moved ``gt``. The moved line art is
-  re-binarised (coverage ≥ 0.35), since production line art is aliased, and the key frame's edge
+  re-binarised (coverage ≥ 0.2, low enough that resampling opens no gap in the 1-px lines), since production line art is aliased, and the key frame's edge
   is drawn into it as a line (what lies beyond the key's edge is unknown and not scored). Region
   accuracy: a region of the moved key (at least ``MIN_PX`` paper pixels in view) is right when
   most of its paper pixels have the key's colour for it (transparent regions: no colour);
@@ -64,7 +64,7 @@ def moved_pair(line_rgba: np.ndarray, gt: np.ndarray, seed: int):
     the moved key region ids and the in-view mask."""
     ink, valid = known_motion(np.ascontiguousarray(line_rgba[:, :, 3]), seed, cv2.INTER_LINEAR)
     edge = cv2.morphologyEx(valid.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    ink = ((ink >= 0.35) | edge).astype(np.float32)
+    ink = ((ink >= 0.2) | edge).astype(np.float32)
     truth, _ = known_motion(np.ascontiguousarray(gt), seed, cv2.INTER_NEAREST)
     key_seg = hf.segment(line_rgba[:, :, 3], 0.5, 0.0)
     regions, _ = known_motion(np.where(key_seg.ink, 0, key_seg.labels).astype(np.float32), seed, cv2.INTER_NEAREST)

@@ -232,12 +232,13 @@ def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, ov
     J = np.array([p[1] for p in pairs], np.int64)
     ov = np.array([overlap.get((int(i), int(j)), 0.0) for i, j in pairs])
     size = np.sqrt(np.maximum(dk.area[J], 1))
-    pos = np.minimum(np.linalg.norm(pred[I] - dk.c[J], axis=1) / (0.5 * size + 4.0), POS_CAP)
+    pos = np.minimum(np.linalg.norm(pred[I] - dk.c[J], axis=1) / (0.5 * size + 8.0), POS_CAP)
     area = np.abs(np.log(np.maximum(dt.area[I], 1) * s2 / np.maximum(dk.area[J], 1)))
     cov_t = np.einsum("ab,nbc,dc->nad", A, dt.cov[I], A)      # t shape moved into the key frame
     cov_k = dk.cov[J]
     scale = np.maximum(np.trace(cov_k, axis1=1, axis2=2), 1e-6)
     shape = np.minimum(np.linalg.norm((cov_t - cov_k).reshape(len(I), -1), axis=1) / scale, 2.0)
+    shape *= np.minimum(1.0, np.minimum(dt.area[I], dk.area[J]) / 100.0)     # a speck's shape says little
     # a region cut by the frame's edge: its centroid and shape are not the key's, and it may only be
     # smaller (t cut) or larger (key cut) than its match
     ct, ck = dt.clipped[I], dk.clipped[J]
