@@ -178,8 +178,8 @@ def _real_frames(data: Path, tmp: Path, engine, docs: Path, quick: bool):
 
 
 def contact_sheet(sheet_rows, tile: int = 300, per_row: int = 7) -> np.ndarray:
-    """Rows of tiles: the key's colours, then each frame coloured (unsure regions hatched magenta,
-    so their colour — or their transparency, when nothing matched — still shows)."""
+    """Rows of tiles: the key's colours, then each frame coloured; unsure regions hatched magenta
+    (their colour still shows), regions nothing matched (left transparent) on a grey checker."""
     lines_out = []
     for title, key_img, tiles in sheet_rows:
         chosen = tiles if len(tiles) <= per_row - 1 else [tiles[i] for i in
@@ -189,7 +189,10 @@ def contact_sheet(sheet_rows, tile: int = 300, per_row: int = 7) -> np.ndarray:
             rgb = _over_white(img)
             h, w = unsure.shape
             yy, xx = np.mgrid[0:h, 0:w]
-            hatch = (unsure > 0.5) & ((xx + yy) % max(6, w // 150) < max(2, w // 400))
+            step = max(8, w // 60)
+            empty = (img[:, :, 3] < 0.5) & (unsure > 0.5)       # nothing matched: a grey checker
+            rgb[empty & (((xx // step) + (yy // step)) % 2 == 0)] = 0.8
+            hatch = (unsure > 0.5) & ((xx + yy) % (2 * step) < max(2, w // 300))
             rgb[hatch] = (1.0, 0.0, 1.0)
             row.append(_tile(rgb, tile, str(f)))
         while len(row) < per_row:
@@ -233,5 +236,5 @@ def run(data: Path, docs: Path, quick: bool) -> str:
            "### Real consecutive frames", "",
            table(["clip", "method", "frames", "regions marked unsure (≥ 20 px)"], real_rows), "",
            "Contact sheet: `docs/colorize_real.png` (key colours first, then frames; unsure regions hatched "
-           "magenta; unmatched regions are left transparent)."]
+           "magenta over their colour; regions nothing matched are left transparent, shown on a grey checker)."]
     return "\n".join(out)

@@ -202,6 +202,7 @@ def motion_field(labels: np.ndarray, m: np.ndarray, offset: np.ndarray) -> np.nd
 # cost weights: overlap, position, area, shape, flow, neighbours
 W_OVERLAP, W_POS, W_AREA, W_SHAPE, W_FLOW, W_NBR = 1.0, 1.0, 1.0, 0.5, 1.0, 3.0
 POS_CAP = 1.0
+NULL_COST = 2.5                     # a candidate costing this or more is no match
 
 
 def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, overlap: dict,
@@ -275,7 +276,7 @@ def _neighbour_support(dt: Descriptors, dk: Descriptors, I, J, match):
 
 
 def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | None = None,
-                  key_color: np.ndarray | None = None, flow_weight: float = 1.0, null_cost: float = 2.5,
+                  key_color: np.ndarray | None = None, flow_weight: float = 1.0, null_cost: float = NULL_COST,
                   rounds: int = 3, margin: float = 1.5, seed: int = 0) -> dict[str, np.ndarray]:
     """Match every region of frame t to a key region (module doc). ``flow`` (optional, H×W×2,
     t → key) is one cue; ``key_color`` ((n_k+1,) from :func:`key_colors`) makes the confidence

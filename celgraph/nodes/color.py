@@ -263,7 +263,9 @@ class Colorize(NodeType):
 
     def _chained_match(self, ctx: Context, seg, seg_k, lines: dict, reference, k: int, lo: float, hi: float):
         """Region match t → key made frame by frame (t → t±1 → … → key), each step cached and shared
-        by the frames whose path crosses it; a region is as sure as its least sure step."""
+        by the frames whose path crosses it. A region is as sure as its least sure step: the last
+        step's confidence (against the key's colours), the others' cost against no match (their
+        frames have no colours to tell a harmless mix-up from a wrong one)."""
         from ..models import regions as rg
         p = ctx.params
         path = self._path(ctx, k)
@@ -280,7 +282,8 @@ class Colorize(NodeType):
             step = ctx.cached(parts, lambda: self._pair_match(ctx, lines, a, b, reference[k] if last else None))
             m_step = step[:, 0].astype(np.int64)
             ok = match > 0
-            conf = np.where(ok, np.minimum(conf, step[match, 2]), 0.0)
+            sure = step[:, 2] if last else np.clip(1 - step[:, 1] / rg.NULL_COST, 0, 1)
+            conf = np.where(ok, np.minimum(conf, sure[match]), 0.0)
             cost = np.maximum(cost, np.where(ok, step[match, 1], np.inf))
             match = np.where(ok, m_step[match], 0)
             ctx.progress(lo + (hi - lo) * (i + 1) / len(steps), 1, f"regions {a}→{b}")
