@@ -156,18 +156,22 @@ def _real_frames(data: Path, tmp: Path, engine, docs: Path, quick: bool):
         for label, params in methods:                 # consecutive frames: chained (the default)
             g = _graph(frame_list, lines_pat, key_path, key, params)
             r = engine.run(g, targets=["col"], workers=1)
-            unsure = total = 0
+            unsure = empty = total = 0
             tiles = []
             for f in frames:
                 regions, u = r.value("col", "regions", f), r.value("col", "unsure", f)
+                alpha = r.value("col", "fill", f)[:, :, 3]
                 ids, cnt = np.unique(regions, return_counts=True)
                 big = ids[cnt >= 20]
                 flagged = np.unique(regions[u > 0.5])
+                unpainted = np.unique(regions[(u > 0.5) & (alpha < 0.5)])
                 unsure += int(np.isin(big, flagged).sum())
+                empty += int(np.isin(big, unpainted).sum())
                 total += len(big)
                 tiles.append((f, r.value("col", "image", f), u))
             rows.append([name, label, f"{len(frames)} frames from key {key_file}",
-                         f"{100 * unsure / max(total, 1):.1f} % ({unsure}/{total})"])
+                         f"{100 * unsure / max(total, 1):.1f} % ({unsure}/{total})",
+                         f"{100 * empty / max(total, 1):.1f} % ({empty})"])
             if label == METHODS[0][0] or name == "laughing_girl":
                 sheet_rows.append((f"{name}, {label}", load(Path(key_path)), tiles))
     sheet = contact_sheet(sheet_rows)
@@ -234,7 +238,8 @@ def run(data: Path, docs: Path, quick: bool) -> str:
            "rows include RAFT-small), laughing_girl is 1600², smoke_explosion 1000²; wall clock on this "
            "2-core machine shared with other jobs, and the process's CPU seconds (all threads).", "",
            "### Real consecutive frames", "",
-           table(["clip", "method", "frames", "regions marked unsure (≥ 20 px)"], real_rows), "",
+           table(["clip", "method", "frames", "regions marked unsure (≥ 20 px)", "of which left unpainted (no match)"],
+                 real_rows), "",
            "Contact sheet: `docs/colorize_real.png` (key colours first, then frames; unsure regions hatched "
            "magenta over their colour; regions nothing matched are left transparent, shown on a grey checker)."]
     return "\n".join(out)

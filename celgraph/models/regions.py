@@ -153,16 +153,25 @@ def key_colors(seg_k: Segmentation, ref_rgba: np.ndarray) -> np.ndarray:
         ref = np.repeat(ref[:, :, None], 3, axis=2)
     if ref.shape[2] == 3:
         ref = np.concatenate([ref, np.ones(ref.shape[:2] + (1,), np.float32)], 2)
-    q = np.round(np.clip(ref[:, :, :4], 0, 1) * 31).astype(np.int64)
-    key = ((q[..., 0] * 32 + q[..., 1]) * 32 + q[..., 2]) * 32 + q[..., 3]
-    lab = np.where(seg_k.ink, 0, seg_k.labels).ravel().astype(np.int64)
+    q = np.rint(np.clip(ref[:, :, :4], 0, 1) * np.float32(31)).astype(np.int32)
+    key = (((q[..., 0] * 32 + q[..., 1]) * 32 + q[..., 2]) * 32 + q[..., 3]).ravel()
+    lab = np.where(seg_k.ink, 0, seg_k.labels).ravel()
     sel = lab > 0
-    comb = lab[sel] * (32 ** 4) + key.ravel()[sel]
-    u, c = np.unique(comb, return_counts=True)
-    regs = u // (32 ** 4)
-    order = np.lexsort((c, regs))
+    lab, key = lab[sel].astype(np.int64), key[sel]
+    present = np.flatnonzero(np.bincount(key, minlength=32 ** 4))     # colours in use, numbered compactly
+    cid = np.zeros(32 ** 4, np.int64)
+    cid[present] = np.arange(len(present))
+    nc = max(len(present), 1)
     out = np.full(seg_k.n + 1, -1, np.int64)
-    out[regs[order]] = (u % (32 ** 4))[order]
+    if (seg_k.n + 1) * nc <= 2 ** 25:
+        counts = np.bincount(lab * nc + cid[key], minlength=(seg_k.n + 1) * nc).reshape(seg_k.n + 1, nc)
+        has = counts.sum(1) > 0
+        out[has] = present[counts[has].argmax(1)]
+        return out
+    u, c = np.unique(lab * nc + cid[key], return_counts=True)          # many colours (painted keys): sort
+    regs = u // nc
+    order = np.lexsort((c, regs))
+    out[regs[order]] = present[(u % nc)[order]]
     return out
 
 
@@ -193,9 +202,12 @@ def motion_field(labels: np.ndarray, m: np.ndarray, offset: np.ndarray) -> np.nd
     x, y = np.arange(W, dtype=np.float32)[None, :], np.arange(H, dtype=np.float32)[:, None]
     m = m.astype(np.float32)
     out = np.empty((H, W, 2), np.float32)
-    off = offset.astype(np.float32)[labels]
-    out[:, :, 0] = (m[0, 0] - 1) * x + (m[0, 1] * y + m[0, 2]) + off[:, :, 0]
-    out[:, :, 1] = m[1, 0] * x + ((m[1, 1] - 1) * y + m[1, 2]) + off[:, :, 1]
+    for c, (row, col) in enumerate((((m[0, 0] - 1) * x, m[0, 1] * y + m[0, 2]),
+                                    (m[1, 0] * x, (m[1, 1] - 1) * y + m[1, 2]))):
+        plane = np.take(np.ascontiguousarray(offset[:, c], np.float32), labels)
+        plane += row
+        plane += col
+        out[:, :, c] = plane
     return out
 
 
