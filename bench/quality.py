@@ -596,8 +596,8 @@ def _colorize_reference(engine, tmp: Path, quick: bool) -> list[Row]:
     variants = [("Colorize reference (palette, chained flow)", {"match": "flow"}),
                 ("Colorize reference (flat, chained flow)", {"match": "flow", "shading": "flat"}),
                 ("Colorize reference (palette, direct flow to the key)", {"match": "flow", "chain": False}),
-                ("Colorize reference (regions + flow cue, chained flow)", {"flow_cue": 1.0}),
-                ("Colorize reference (regions alone, chained; the default)", {})]
+                ("Colorize reference (regions + flow cue, chained flow; the default)", {}),
+                ("Colorize reference (regions alone, chained)", {"flow_cue": 0.0})]
     for label, params in variants:
         ok = total = 0
         psnr = []

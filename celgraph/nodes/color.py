@@ -36,8 +36,9 @@ class Colorize(NodeType):
       `key_frames`; empty = the scene's first frame). `match = regions` (default) matches each
       region of t to a key region by shape, position after the drawing's overall motion, and
       neighbours (celgraph.models.regions), against the nearest key before and after t (the
-      lower cost wins, the nearer key on a tie); `flow_cue` > 0 adds the optical flow between the
-      line drawings as one more cue. `match = flow` is the older method: each region follows the
+      lower cost wins, the nearer key on a tie), with the optical flow between the line drawings
+      as one more cue (`flow_cue`; 0 = regions alone, matched frame by frame when `chain` is on).
+      `match = flow` is the older method: each region follows the
       flow (FlowRAFT settings below, frame by frame from the key when `chain` is on) to the key
       region it lands on. Colours are the key's, shadows and highlights included (`shading`
       palette). A region with no match stays unpainted; unmatched and unsure matches (below
@@ -69,8 +70,9 @@ class Colorize(NodeType):
         Choice("match", "regions", choices=("regions", "flow"),
                help="reference: regions = match regions by shape, motion and neighbours; flow = follow the "
                     "optical flow (the older method)"),
-        Float("flow_cue", 0.0, min=0.0, max=4.0,
-              help="reference, regions: weight of the optical flow as one cue (0 = no flow computed)"),
+        Float("flow_cue", 1.0, min=0.0, max=4.0,
+              help="reference, regions: weight of the optical flow as one cue; a region nothing else "
+                   "matches follows a clear flow vote (0 = no flow computed: regions alone, chained)"),
         Bool("chain", True, help="reference: follow the motion frame by frame from the key (robust to large "
                                  "motion) instead of one flow straight to the key"),
         Choice("shading", "palette", choices=("palette", "flat"),
