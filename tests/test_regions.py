@@ -101,12 +101,18 @@ def test_a_new_region_with_no_match_is_unsure_and_never_given_a_colour(tmp_path)
     ink = g.add("ToLineArt", name="ink", image=lines["image"])
     ref = g.add("Read", name="key", path=str(out / "key.png"))
     g.add("Colorize", name="col", mode="reference", lines=ink["lines"], reference=ref["image"], close_gaps=0.0,
-          backend="dis")                        # the flow cue (default) sees the bar over the box
+          flow_cue=0.0)                                                 # regions alone
+    g.add("Colorize", name="col_flow", mode="reference", lines=ink["lines"], reference=ref["image"],
+          close_gaps=0.0, backend="dis")                                # + the flow cue (default)
     res = cg.Engine(tmp_path / "cache").run(g, frames=[2])
     fill, unsure = res.value("col", "fill", 2), res.value("col", "unsure", 2)
     assert fill[70, 170, 3] == 0.0 and unsure[70, 170] == 1.0
     assert np.allclose(fill[70, 60], RED + (1.0,), atol=0.01) and unsure[70, 60] == 0.0
     assert np.allclose(fill[40, 140], BLUE + (1.0,), atol=0.01)
+    # with the flow cue the new bar shows the colour of the box it is drawn in, and stays flagged
+    fill, unsure = res.value("col_flow", "fill", 2), res.value("col_flow", "unsure", 2)
+    assert unsure[70, 170] == 1.0 and (fill[70, 170, 3] == 0.0 or np.allclose(fill[70, 170], BLUE + (1.0,), atol=0.01))
+    assert np.allclose(fill[70, 60], RED + (1.0,), atol=0.01) and unsure[70, 60] == 0.0
 
 
 def test_global_motion_recovers_a_rotation_and_scale():

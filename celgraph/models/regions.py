@@ -28,8 +28,8 @@ segment features for the same matching):
    best-supported candidate, and larger neighbours have more say than smaller ones). Regions left
    out by the one-to-one assignment (a key region split in two by a new line) take their best candidate if it is under
    ``null_cost``; with a flow, a region still unmatched (reshaped, half hidden) takes the key
-   region that at least half of its pixels' flow lands in, if their areas are within ×3 (a new
-   region drawn inside an old one stays unmatched).
+   region that at least half of its pixels' flow lands in — with no confidence unless their areas
+   are within ×3 (it may be a new region drawn inside an old one).
 5. **Confidence**: the cost gap to the best candidate of a *different key colour* (a mix-up
    between two regions of the same colour costs nothing), over ``null_cost``. No candidate under
    ``null_cost`` = no match: the caller leaves the region unpainted and flags it ``unsure``.
@@ -379,9 +379,10 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
         top_j, top_s = np.zeros(nt + 1, np.int64), np.zeros(nt + 1)
         top_j[fi[order]], top_s[fi[order]] = fj[order], fs[order]
         ratio = dt.area / np.maximum(dk.area[top_j], 1) / max(abs(np.linalg.det(m[:, :2])), 1e-6)
-        take = (match == 0) & (top_s >= 0.5) & (ratio > 1 / 3) & (ratio < 3)     # not a new region drawn inside
+        take = (match == 0) & (top_s >= 0.5)
         take[0] = False
-        match[take], cost_of[take], conf[take] = top_j[take], null_cost, top_s[take]
+        alike = (ratio > 1 / 3) & (ratio < 3)         # else maybe a new region drawn inside an old one: unsure
+        match[take], cost_of[take], conf[take] = top_j[take], null_cost, np.where(alike, top_s, 0.0)[take]
     offset = pred_off.copy()
     has = match > 0
     offset[has] = dk.c[match[has]] - _apply(m, dt.c[has])
