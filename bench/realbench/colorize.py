@@ -135,7 +135,7 @@ def _known_motion(data: Path, tmp: Path, engine, quick: bool):
                 per_seed.setdefault((name, label), []).append((seed, s))
             rows.append([name, label, f"{100 * totals[0] / totals[1]:.1f} % ({totals[0]}/{totals[1]})",
                          f"{100 * totals[2] / totals[3]:.2f} %",
-                         f"{min(100 * s[0] / s[1] for _, s in per_seed[(name, label)]):.1f} %",
+                         f"{min(100 * s[0] / s[1] for _, s in per_seed[(name, label)]):.2f} %",
                          f"{min(100 * s[2] / s[3] for _, s in per_seed[(name, label)]):.2f} %",
                          f"{sec:.2f} s / {cpu:.2f} s"])
             times[(name, label)] = sec
@@ -226,7 +226,7 @@ def run(data: Path, docs: Path, quick: bool) -> str:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     seeds_txt = "; ".join(
-        f"{name} {label.split(' ')[0]}: " + ", ".join(f"seed {sd} {100 * s[0] / s[1]:.1f} %/{100 * s[2] / s[3]:.2f} %"
+        f"{name} {label.split(' ')[0]}: " + ", ".join(f"seed {sd} {s[0]}/{s[1]} regions, {100 * s[2] / s[3]:.2f} % pixels"
                                                      for sd, s in v)
         for (name, label), v in per_seed.items() if label == METHODS[0][0])
     out = ["### Known motion (key frame moved by a seeded similarity + mild smooth warp)", "",
