@@ -245,11 +245,28 @@ def test_reference_mode_reads_the_frames_between_the_key_and_t():
     from celgraph.engine import Context, Params
     t = color_nodes.Colorize()
     params = Params({p.name: p.default for p in t.params})
-    params.update(mode="reference", key_frames=[2, 9])
+    params.update(mode="reference", key_frames=[2, 9], match="flow")
     ctx = Context("col", t, params, 6, list(range(1, 11)), base_dir=Path("."))
     assert t.frames_needed(ctx) == {"lines": [6, 7, 8, 9], "reference": [9]}
     params.update(chain=False)
     assert t.frames_needed(ctx) == {"lines": [6, 9], "reference": [9]}
+
+
+def test_region_matching_reads_the_nearest_key_on_each_side_and_the_frames_between_when_chained():
+    from pathlib import Path
+    from celgraph.engine import Context, Params
+    t = color_nodes.Colorize()
+    params = Params({p.name: p.default for p in t.params})
+    params.update(mode="reference", key_frames=[1, 2, 9, 10])
+    ctx = Context("col", t, params, 6, list(range(1, 11)), base_dir=Path("."))
+    assert t.frames_needed(ctx) == {"lines": [2, 3, 4, 5, 6, 7, 8, 9], "reference": [2, 9]}   # chained
+    assert t._keys(ctx) == [9, 2]                       # nearest first
+    params.update(chain=False)
+    assert t.frames_needed(ctx) == {"lines": [2, 6, 9], "reference": [2, 9]}
+    params.update(flow_cue=1.0)                         # the flow cue alone reads only t and the keys too
+    assert t.frames_needed(ctx) == {"lines": [2, 6, 9], "reference": [2, 9]}
+    ctx9 = Context("col", t, params, 9, list(range(1, 11)), base_dir=Path("."))
+    assert t.frames_needed(ctx9) == {"lines": [9], "reference": [9]}
 
 
 # ---- model mode ---------------------------------------------------------------------------------

@@ -96,9 +96,11 @@ def _colorize_reference(engine, tmp: Path, quick: bool) -> list[Row]:
     n, seeds, (w, h) = (4, [330], (192, 112)) if quick else (16, [330, 331, 332, 333], (456, 256))
     task = f"colourisation from a coloured key ({len(seeds)} clips × {n} frames {w}×{h}, key = frame 1)"
     rows = []
-    variants = [("Colorize reference (palette, chained flow)", {}),
-                ("Colorize reference (flat, chained flow)", {"shading": "flat"}),
-                ("Colorize reference (palette, direct flow to the key)", {"chain": False})]
+    variants = [("Colorize reference (palette, chained flow)", {"match": "flow"}),
+                ("Colorize reference (flat, chained flow)", {"match": "flow", "shading": "flat"}),
+                ("Colorize reference (palette, direct flow to the key)", {"match": "flow", "chain": False}),
+                ("Colorize reference (regions + flow cue, chained flow; the default)", {}),
+                ("Colorize reference (regions alone, chained)", {"flow_cue": 0.0})]
     for label, params in variants:
         ok = total = 0
         psnr = []

@@ -353,8 +353,8 @@ def _inside(lab: np.ndarray, p: np.ndarray, r: int) -> bool:
 # ---------------------------------------------------------------- reference (colour key) transfer
 
 def _quant_key(rgb: np.ndarray) -> np.ndarray:
-    q = np.round(np.clip(rgb, 0, 1) * 31).astype(np.int64)
-    return (q[..., 0] * 32 + q[..., 1]) * 32 + q[..., 2]
+    q = np.rint(np.clip(np.asarray(rgb, np.float32), 0, 1) * np.float32(31)).astype(np.int32)
+    return ((q[..., 0] * 32 + q[..., 1]) * 32 + q[..., 2]).astype(np.int64)
 
 
 def region_palettes(seg: Segmentation, color: np.ndarray, min_share: float = 0.005, min_pixels: int = 6,
@@ -363,16 +363,30 @@ def region_palettes(seg: Segmentation, color: np.ndarray, min_share: float = 0.0
     first; a colour needs ``min_share`` of the region and ``min_pixels`` px, colours quantised to 5
     bits per channel) and the share of the region's pixels the palette explains (near 1 for flat
     cel colours, low for painted areas). Pixels within ``margin`` px of ink are left out
-    (anti-aliasing)."""
+    (anti-aliasing), except in regions too thin to have any other."""
     inner = cv2.distanceTransform((~seg.ink).astype(np.uint8), cv2.DIST_L2, 3) > margin
+    thin = np.bincount(seg.labels[inner], minlength=seg.n + 1) == 0       # no pixel that far from ink:
+    inner |= thin[seg.labels] & ~seg.ink                                   # use all its paper pixels
     lab = np.where(inner, seg.labels, 0)
     ys, xs = np.nonzero(lab)
     rs = lab[ys, xs].astype(np.int64)
-    keys = _quant_key(color[ys, xs]) + rs * 32768
-    uk, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
-    sums = np.stack([np.bincount(inv, weights=color[ys, xs, c]) for c in range(3)], 1)
+    px = color[ys, xs]
+    q = _quant_key(px)
+    present = np.flatnonzero(np.bincount(q, minlength=32768))     # the colours in use, numbered compactly
+    cid = np.zeros(32768, np.int64)
+    cid[present] = np.arange(len(present))
+    nc = len(present)
+    keys = rs * nc + cid[q]
+    if (seg.n + 1) * nc <= 2 ** 25:                                # (region, colour) counts by bincount (fast)
+        cnt = np.bincount(keys, minlength=(seg.n + 1) * nc)
+        uk = np.flatnonzero(cnt)
+        cnt = cnt[uk]
+        sums = np.stack([np.bincount(keys, weights=px[:, c], minlength=(seg.n + 1) * nc)[uk] for c in range(3)], 1)
+    else:                                                          # many colours (painted frames): sort
+        uk, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+        sums = np.stack([np.bincount(inv, weights=px[:, c]) for c in range(3)], 1)
     means = sums / cnt[:, None]
-    regs = uk // 32768
+    regs = uk // nc
     total = np.bincount(rs, minlength=seg.n + 1)
     palettes: list[np.ndarray] = [np.zeros((0, 3), np.float32)] * (seg.n + 1)
     explained = np.zeros(seg.n + 1, np.float32)
@@ -389,8 +403,8 @@ def region_palettes(seg: Segmentation, color: np.ndarray, min_share: float = 0.0
 
 
 def reference_fill(seg_t: Segmentation, seg_k: Segmentation, ref_color: np.ndarray, flow: np.ndarray,
-                   shading: str = "palette", flat_share: float = 0.8, margin: float = 1.5
-                   ) -> dict[str, np.ndarray]:
+                   shading: str = "palette", flat_share: float = 0.8, margin: float = 1.5,
+                   match: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Colour the regions of frame t from a coloured key frame k (:func:`reference_fill` of Colorize).
 
     ``flow``: H×W×2 from t to k (pixel p of t sits at p + flow(p) in k). Every pixel of a t region
@@ -400,6 +414,8 @@ def reference_fill(seg_t: Segmentation, seg_k: Segmentation, ref_color: np.ndarr
     pixel to its match's palette, so cel shadows and highlights (no ink at their borders) follow
     the motion while every colour stays an exact key colour. Key regions whose palette explains
     under ``flat_share`` of their pixels (painted backgrounds, gradients) are warped as they are.
+    ``match`` (optional, (n_t+1,) key region per t region, 0 = none) skips the votes: the regions
+    are already matched (:mod:`celgraph.models.regions`) and the flow only places the colours.
     Returns {"fill": H×W×3, "alpha": H×W, "confidence": (n_t+1,), "match": (n_t+1,)}."""
     if shading not in ("palette", "flat"):
         raise ValueError(f"shading must be 'palette' or 'flat', got {shading!r}")
@@ -433,19 +449,24 @@ def reference_fill(seg_t: Segmentation, seg_k: Segmentation, ref_color: np.ndarr
         uk, cnt = np.unique(key, return_counts=True)
         return uk // (nk + 1), uk % (nk + 1), cnt
 
-    rt, rk, cnt = tally(inner_t & inside)
-    missing = np.setdiff1d(np.arange(1, nt + 1), rt)
-    if len(missing):                                   # regions with no inner pixel: all their pixels vote
-        m2 = np.isin(t_lab, missing) & inside
-        a, b, c = tally(m2)
-        rt, rk, cnt = np.concatenate([rt, a]), np.concatenate([rk, b]), np.concatenate([cnt, c])
-    total = np.bincount(rt, weights=cnt, minlength=nt + 1)
-    order = np.lexsort((cnt, rt))
-    match = np.zeros(nt + 1, np.int64)
-    best = np.zeros(nt + 1, np.float64)
-    match[rt[order]] = rk[order]
-    best[rt[order]] = cnt[order]
-    confidence = np.where(total > 0, best / np.maximum(total, 1), 0.0)
+    if match is None:
+        rt, rk, cnt = tally(inner_t & inside)
+        missing = np.setdiff1d(np.arange(1, nt + 1), rt)
+        if len(missing):                               # regions with no inner pixel: all their pixels vote
+            m2 = np.isin(t_lab, missing) & inside
+            a, b, c = tally(m2)
+            rt, rk, cnt = np.concatenate([rt, a]), np.concatenate([rk, b]), np.concatenate([cnt, c])
+        total = np.bincount(rt, weights=cnt, minlength=nt + 1)
+        order = np.lexsort((cnt, rt))
+        match = np.zeros(nt + 1, np.int64)
+        best = np.zeros(nt + 1, np.float64)
+        match[rt[order]] = rk[order]
+        best[rt[order]] = cnt[order]
+        confidence = np.where(total > 0, best / np.maximum(total, 1), 0.0)
+    else:
+        match = np.asarray(match, np.int64)
+        total = (match > 0).astype(np.float64)
+        confidence = total.copy()
     confidence[0] = 0.0
     palettes, explained = region_palettes(seg_k, rgb_ref, margin=margin)
     # key alpha per key region (transparent regions of an RGBA key stay transparent)

@@ -34,13 +34,17 @@ class Colorize(NodeType):
       tolerated: a scribble's spill into a neighbour region (under `spill` of the scribble) is
       ignored, hint pixels on ink count little, and a region's own hint beats a neighbour's
       spill. A region with no hint is transparent by default (`unhinted`) and shows in `unsure`.
-    * `reference`: colours frame t from the coloured key frame (`reference` input, read at the key
-      nearest to t among `key_frames`; empty = the scene's first frame). Each region follows the optical
-      flow (computed between the line drawings with the FlowRAFT settings below, frame by frame
-      from the key when `chain` is on) to the key region it lands on; its colours are the key's,
-      shadows and highlights included (`shading` palette). Regions matched by fewer than
-      `confidence` of their pixels use a hint when there is one, and show in `unsure`; a hint
-      always wins.
+    * `reference`: colours frame t from the coloured key frame(s) (`reference` input, read at
+      `key_frames`; empty = the scene's first frame). `match = regions` (default) matches each
+      region of t to a key region by shape, position after the drawing's overall motion, and
+      neighbours (celgraph.models.regions), against the nearest key before and after t (the
+      lower cost wins, the nearer key on a tie), with the optical flow between the line drawings
+      as one more cue (`flow_cue`; 0 = regions alone, matched frame by frame when `chain` is on).
+      `match = flow` is the older method: each region follows the
+      flow (FlowRAFT settings below, frame by frame from the key when `chain` is on) to the key
+      region it lands on. Colours are the key's, shadows and highlights included (`shading`
+      palette). A region with no match stays unpainted; unmatched and unsure matches (below
+      `confidence`) show in `unsure`; a hint always wins.
     * `model`: a pix2pix U-Net (celgraph's bundled weights trained on synthetic cels, or your own
       from `graph train colorize`). Hints, when linked, are flat-filled first and guide it.
     """
@@ -66,11 +70,19 @@ class Colorize(NodeType):
         Int("min_region", 8, min=0, max=10000, help="regions smaller than this (px) take their neighbour's colour"),
         Float("spill", 0.25, min=0.0, max=1.0, help="a scribble's part in another region below this share is ignored"),
         IntList("key_frames", [], help="reference: frames where the reference input is coloured; empty = the first frame"),
+        Choice("match", "regions", choices=("regions", "flow"),
+               help="reference: regions = match regions by shape, motion and neighbours; flow = follow the "
+                    "optical flow (the older method)"),
+        Float("flow_cue", 1.0, min=0.0, max=4.0,
+              help="reference, regions: weight of the optical flow as one cue; a region nothing else "
+                   "matches follows a clear flow vote (0 = no flow computed: regions alone, chained)"),
         Bool("chain", True, help="reference: follow the motion frame by frame from the key (robust to large "
                                  "motion) instead of one flow straight to the key"),
         Choice("shading", "palette", choices=("palette", "flat"),
                help="reference: palette keeps the key's shadows and highlights; flat = one colour per region"),
-        Float("confidence", 0.6, min=0.0, max=1.0, help="reference: matches below this share are unsure"),
+        Float("confidence", 0.6, min=0.0, max=1.0,
+              help="reference: matches below this are unsure (flow: share of the region's pixels; regions: "
+                   "cost margin to a differently coloured candidate, relative to no match)"),
         *FLOW_PARAMS,
         PathParam("model_weights", "", help="model: Colorize pix2pix .safetensors; empty = bundled", hashed=False),
     ]
@@ -93,16 +105,27 @@ class Colorize(NodeType):
             if params["key_frames"] and not set(params["key_frames"]) & set(ctx.frames):
                 issues.append(Issue("bad_frames", f"none of the key frames {params['key_frames']} is in the scene's frames",
                                     ctx.node, "key_frames"))
-            issues += flowpairs.weight_issues(ctx)
+            if _uses_flow(params):
+                issues += flowpairs.weight_issues(ctx)
         return issues
 
-    def _key(self, ctx: Context) -> int:
+    def _keys(self, ctx: Context) -> list[int]:
+        """The key frames frame t is coloured from, nearest first: the nearest key (flow), or the
+        nearest at or before t and the nearest at or after t (regions)."""
+        t = ctx.frame
         keys = [k for k in ctx.params.key_frames if k in ctx.frames] or [ctx.frames[0]]
-        return min(keys, key=lambda k: (abs(k - ctx.frame), k))
+        nearest = min(keys, key=lambda k: (abs(k - t), k))
+        if ctx.params.match == "flow" or t in keys:
+            return [nearest]
+        sides = [max((k for k in keys if k < t), default=None), min((k for k in keys if k > t), default=None)]
+        return sorted({k for k in sides if k is not None}, key=lambda k: (abs(k - t), k))
 
-    def _path(self, ctx: Context) -> list[int]:
-        """Frames from t to its key (both included), along the scene's frame list."""
-        t, k = ctx.frame, self._key(ctx)
+    def _key(self, ctx: Context) -> int:
+        return self._keys(ctx)[0]
+
+    def _path(self, ctx: Context, k: int | None = None) -> list[int]:
+        """Frames from t to key k (both included; default the nearest), along the scene's frame list."""
+        t, k = ctx.frame, self._key(ctx) if k is None else k
         if not ctx.params.chain:
             return [t] if t == k else [t, k]
         fs = sorted(ctx.frames)
@@ -112,13 +135,18 @@ class Colorize(NodeType):
     def frames_needed(self, ctx: Context):
         if ctx.params.mode != "reference":
             return {}
-        return {"lines": sorted(set(self._path(ctx))), "reference": [self._key(ctx)]}
+        keys = self._keys(ctx)
+        lines = {ctx.frame, *keys}
+        if _uses_flow(ctx.params) or ctx.params.chain:
+            for k in keys:
+                lines.update(self._path(ctx, k))
+        return {"lines": sorted(lines), "reference": sorted(keys)}
 
     def fingerprint(self, ctx: Context):
         p = ctx.params
         if p.mode == "model":
             return {"model": file_digest(self._model_path(p, ctx))}
-        digest = flowpairs.weights_digest(ctx) if p.mode == "reference" else None
+        digest = flowpairs.weights_digest(ctx) if p.mode == "reference" and _uses_flow(p) else None
         return None if digest is None else {"flow_weights": digest}
 
     # ---- compute ------------------------------------------------------------------------
@@ -148,31 +176,42 @@ class Colorize(NodeType):
                 "fill": hf.composite(fill, alpha, lines_t, "none"),
                 "regions": seg.labels, "unsure": unsure.astype(np.float32)}
 
+    def _flow_to_key(self, ctx: Context, lines: dict, k: int, lo: float, hi: float) -> np.ndarray:
+        """Flow from frame t to key k between the line drawings (chained frame by frame when `chain`)."""
+        from ..models import hintfill as hf
+        t = ctx.frame
+        if t == k:
+            return np.zeros(lines[t].shape + (2,), np.float32)
+        path = self._path(ctx, k)
+        total = None
+        pairs = list(zip(path[:-1], path[1:]))
+        # compose from the key side: flow(s → key) = flow(s → s') ∘ flow(s' → key)
+        for i, (a, b) in enumerate(reversed(pairs)):
+            step = flowpairs.pair(ctx, ctx.input_key("lines", a), ctx.input_key("lines", b),
+                                  _paper(lines[a]), _paper(lines[b]))
+            total = step if total is None else hf.compose_flows(step, total)
+            ctx.progress(lo + (hi - lo) * (i + 1) / len(pairs), 1, f"flow {a}→{b}")
+        return total
+
     def _reference_mode(self, ctx: Context, seg, lines: dict, hints, reference):
         from ..models import hintfill as hf
-        p, t, k = ctx.params, ctx.frame, self._key(ctx)
+        p, t = ctx.params, ctx.frame
         if reference is None:
             raise ValueError("reference mode needs the 'reference' input: link the coloured key frame")
-        ref = reference[k]
-        if ref.shape[:2] != lines[t].shape:
-            raise ValueError(f"the reference is {ref.shape[1]}×{ref.shape[0]} but the lines are "
-                             f"{lines[t].shape[1]}×{lines[t].shape[0]}")
-        seg_k = seg if t == k else hf.segment(lines[k], p.threshold, p.close_gaps)
-        path = self._path(ctx)
-        flow = np.zeros(lines[t].shape + (2,), np.float32)
-        if t != k:
-            total = None
-            pairs = list(zip(path[:-1], path[1:]))
-            # compose from the key side: flow(s → key) = flow(s → s') ∘ flow(s' → key)
-            for i, (a, b) in enumerate(reversed(pairs)):
-                step = flowpairs.pair(ctx, ctx.input_key("lines", a), ctx.input_key("lines", b),
-                                       _paper(lines[a]), _paper(lines[b]))
-                total = step if total is None else hf.compose_flows(step, total)
-                ctx.progress(0.2 + 0.6 * (i + 1) / len(pairs), 1, f"flow {a}→{b}")
-            flow = total
-        r = hf.reference_fill(seg, seg_k, ref, flow, shading=p.shading)
-        fill, alpha = r["fill"], r["alpha"]
-        unsure_r = r["confidence"] < p.confidence
+        keys = self._keys(ctx)
+        for k in keys:
+            if reference[k].shape[:2] != lines[t].shape:
+                raise ValueError(f"the reference at frame {k} is {reference[k].shape[1]}×{reference[k].shape[0]} "
+                                 f"but the lines are {lines[t].shape[1]}×{lines[t].shape[0]}")
+        segs = {k: seg if k == t else hf.segment(lines[k], p.threshold, p.close_gaps) for k in keys}
+        if p.match == "flow":
+            k = keys[0]
+            flow = self._flow_to_key(ctx, lines, k, 0.2, 0.8)
+            r = hf.reference_fill(seg, segs[k], reference[k], flow, shading=p.shading)
+            fill, alpha = r["fill"], r["alpha"]
+            unsure_r = r["confidence"] < p.confidence
+        else:
+            fill, alpha, unsure_r = self._match_regions(ctx, seg, segs, lines, reference, keys)
         unsure_r[0] = False
         if hints is not None:                   # hints win; unsure regions without a hint stay flagged
             colors, hinted = hf.hint_votes(seg, hints, p.spill)
@@ -181,6 +220,85 @@ class Colorize(NodeType):
             alpha = np.where(sel, np.float32(1.0), alpha)
             unsure_r &= ~hinted
         return fill, alpha, unsure_r[seg.labels]
+
+    def _match_regions(self, ctx: Context, seg, segs: dict, lines: dict, reference, keys: list[int]):
+        """Region matching against each key (nearest first); per region the lowest cost wins, the
+        nearer key on a tie. Returns (fill, alpha, unsure per region)."""
+        from ..models import hintfill as hf
+        from ..models import regions as rg
+        p = ctx.params
+        found = []
+        for n, k in enumerate(keys):
+            lo, hi = 0.2 + 0.6 * n / len(keys), 0.2 + 0.6 * (n + 1) / len(keys)
+            if p.chain and p.flow_cue == 0 and len(self._path(ctx, k)) > 2:
+                r, flow = self._chained_match(ctx, seg, segs[k], lines, reference, k, lo, hi), None
+            else:
+                flow = self._flow_to_key(ctx, lines, k, lo, hi) if p.flow_cue > 0 and k != ctx.frame else None
+                r = rg.match_regions(seg, segs[k], flow, rg.key_colors(segs[k], reference[k]),
+                                     flow_weight=p.flow_cue)
+            found.append((k, r, flow))
+        cost = np.stack([np.where(r["match"] > 0, r["cost"], np.inf) for _, r, _ in found])
+        best = np.zeros(seg.n + 1, np.int64)
+        for n in range(1, len(found)):                              # ties (within 0.05) stay with the nearer key
+            best = np.where(cost[n] < cost[best, np.arange(seg.n + 1)] - 0.05, n, best)
+        fill = np.zeros(seg.labels.shape + (3,), np.float32)
+        alpha = np.zeros(seg.labels.shape, np.float32)
+        unsure_r = np.ones(seg.n + 1, bool)
+        for n, (k, r, flow) in enumerate(found):
+            mine = best == n
+            disp = rg.motion_field(seg.labels, r["motion"], r["offset"])
+            if flow is not None:                    # the flow places the colours where it agrees with the match
+                agree = r["flow_share"] >= 0.5
+                disp = np.where(agree[seg.labels][:, :, None], flow, disp)
+            out = hf.reference_fill(seg, segs[k], reference[k], disp, shading=p.shading,
+                                    match=np.where(mine, r["match"], 0))
+            px = mine[seg.labels]
+            fill[px], alpha[px] = out["fill"][px], out["alpha"][px]
+            unsure_r[mine] = (r["match"][mine] == 0) | (r["confidence"][mine] < p.confidence)
+        return fill, alpha, unsure_r
+    def _pair_match(self, ctx: Context, lines: dict, a: int, b: int, key_rgb) -> np.ndarray:
+        """Region match frame a → frame b as an (n_a+1)×3 array: key region, cost, confidence."""
+        from ..models import hintfill as hf
+        from ..models import regions as rg
+        p = ctx.params
+        sa, sb = hf.segment(lines[a], p.threshold, p.close_gaps), hf.segment(lines[b], p.threshold, p.close_gaps)
+        flow = None
+        if p.flow_cue > 0:
+            flow = flowpairs.pair(ctx, ctx.input_key("lines", a), ctx.input_key("lines", b),
+                                  _paper(lines[a]), _paper(lines[b]))
+        r = rg.match_regions(sa, sb, flow, None if key_rgb is None else rg.key_colors(sb, key_rgb),
+                             flow_weight=p.flow_cue)
+        return np.stack([r["match"], r["cost"], r["confidence"]], 1).astype(np.float64)
+
+    def _chained_match(self, ctx: Context, seg, seg_k, lines: dict, reference, k: int, lo: float, hi: float):
+        """Region match t → key made frame by frame (t → t±1 → … → key), each step cached and shared
+        by the frames whose path crosses it. A region is as sure as its least sure step: the last
+        step's confidence (against the key's colours), the others' cost against no match (their
+        frames have no colours to tell a harmless mix-up from a wrong one)."""
+        from ..models import regions as rg
+        p = ctx.params
+        path = self._path(ctx, k)
+        settings = {"threshold": p.threshold, "close_gaps": p.close_gaps, "flow_cue": p.flow_cue,
+                    "flow": flowpairs.settings(ctx) if p.flow_cue > 0 else None}
+        match = np.arange(seg.n + 1)
+        conf = np.ones(seg.n + 1)
+        cost = np.zeros(seg.n + 1)
+        steps = list(zip(path[:-1], path[1:]))
+        for i, (a, b) in enumerate(steps):
+            last = b == k
+            parts = {"regions_pair": settings, "from": ctx.input_key("lines", a), "to": ctx.input_key("lines", b),
+                     "key": ctx.input_key("reference", k) if last else None}
+            step = ctx.cached(parts, lambda: self._pair_match(ctx, lines, a, b, reference[k] if last else None))
+            m_step = step[:, 0].astype(np.int64)
+            ok = match > 0
+            sure = step[:, 2] if last else np.clip(1 - step[:, 1] / rg.NULL_COST, 0, 1)
+            conf = np.where(ok, np.minimum(conf, sure[match]), 0.0)
+            cost = np.maximum(cost, np.where(ok, step[match, 1], np.inf))
+            match = np.where(ok, m_step[match], 0)
+            ctx.progress(lo + (hi - lo) * (i + 1) / len(steps), 1, f"regions {a}→{b}")
+        motion, offset = rg.fit_motion(seg, seg_k, match)
+        return {"match": match, "cost": np.where(match > 0, cost, np.inf), "confidence": conf,
+                "motion": motion, "offset": offset, "flow_share": np.zeros(seg.n + 1)}
 
     def _model_mode(self, ctx: Context, seg, lines_t, hints):
         from ..models import hintfill as hf
@@ -197,6 +315,10 @@ class Colorize(NodeType):
         ctx.progress(0.9, 1, "model")
         rgba = np.concatenate([rgb, np.ones(rgb.shape[:2] + (1,), np.float32)], axis=2)
         return {"image": rgba, "fill": rgba, "regions": seg.labels, "unsure": unsure.astype(np.float32)}
+
+
+def _uses_flow(params) -> bool:
+    return params["match"] == "flow" or params["flow_cue"] > 0
 
 
 def _paper(lines: np.ndarray) -> np.ndarray:

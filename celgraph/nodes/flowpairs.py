@@ -82,11 +82,11 @@ def weights_digest(ctx: Context) -> str | None:
 def pair(ctx: Context, from_key: str, to_key: str, img1: np.ndarray, img2: np.ndarray) -> np.ndarray:
     """Flow img1 → img2 (H×W×2, pixels) with the FLOW_PARAMS of ctx.params, as a cache entry keyed
     by the two images' content keys (ctx.input_key) and the settings."""
-    parts = {"pair": _settings(ctx), "from": from_key, "to": to_key}
+    parts = {"pair": settings(ctx), "from": from_key, "to": to_key}
     return ctx.cached(parts, lambda: _compute(ctx, _rgb(img1), _rgb(img2), (from_key, to_key)), owner=PairCache)
 
 
-def _settings(ctx: Context) -> dict:
+def settings(ctx: Context) -> dict:
     p, b = ctx.params, backend(ctx.params)
     settings = {"backend": b, "scale": p.scale}
     if b == "dis":
