@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 
 import celgraph as cg
+from celgraph.colorspace import from_working
 from celgraph.engine import registry
 from celgraph.models import hintfill as hf
 from celgraph.models import regions as rg
@@ -143,7 +144,9 @@ def _two_key_scene(tmp_path, drawings, keys, frame=2, **params):
     ref = g.add("Read", name="key", path=str(out / "key.####.png"), missing="black")
     g.add("Colorize", name="col", mode="reference", lines=ink["lines"], reference=ref["image"], close_gaps=0.0,
           key_frames=sorted(keys), **params)
-    return cg.Engine(tmp_path / "cache").run(g, frames=[frame]).value("col", "fill", frame)
+    fill = np.array(cg.Engine(tmp_path / "cache").run(g, frames=[frame]).value("col", "fill", frame))
+    fill[..., :3] = from_working(fill[..., :3], "sRGB")      # Image values are scene-linear; keys were sRGB
+    return fill
 
 
 def test_a_region_only_the_later_key_has_is_coloured_from_it(tmp_path):

@@ -236,7 +236,8 @@ def test_pictures_list_written_files_and_previews_per_frame(serve, tmp_path):
     import cv2
     img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     assert img.shape == (64, 64, 3)                               # 600 px, downsampled on the server
-    expected = round(np.clip(0.25 + 0.01 + 0.5, 0, 1) * 255)     # frame 1: value + f/100 + amount
+    from celgraph.colorspace import from_working                 # the PNG holds the linear value as sRGB
+    expected = round(float(from_working(np.full((1, 1, 3), 0.25 + 0.01 + 0.5, np.float32), "sRGB")[0, 0, 1]) * 255)
     assert abs(int(img[32, 32, 1]) - expected) <= 1
     # any image output of any node, live from the store (not a target: no file, no output row)
     status, _, png = get(w, f"api/jobs/{job}/thumb?node=add&output=mask&frame=2&size=32")
