@@ -17,7 +17,7 @@ Two data sources:
   workflow — with the same guides.
 
 ``PATCH``² patches (uint8) are stored as shards ``POOL/shard_NNNNN.npz`` (default
-``/work/scratch/colorize/pool`` or ``$CELGRAPH_COLORIZE_POOL``). Training: random ``crop``²
+``$CELGRAPH_COLORIZE_POOL``, else ``train/colorize/pool`` in the cache folder). Training: random ``crop``²
 crops + flips, pix2pix losses — G: BCE-GAN(D(A, G(A)), real) + λ·L1(G(A), B) with λ = 100;
 D: ½·[BCE(D(A, B), real) + BCE(D(A, G(A)), fake)] — Adam 2e-4, β = (0.5, 0.999), constant LR then
 linear decay to 0 over the second half (pix2pix's schedule). The GAN weight defaults to 0.1, not
@@ -53,7 +53,7 @@ __all__ = ["TrainConfig", "colorize_sample", "val_samples", "sample_patches", "m
 
 POOL_SEED0 = 3_000_000
 VAL_SEEDS = tuple(range(710_000, 710_006))
-DEFAULT_POOL = os.environ.get("CELGRAPH_COLORIZE_POOL", "/work/scratch/colorize/pool")
+DEFAULT_POOL = _pool.default_pool("colorize")
 SIZES = ((512, 288), (640, 360), (768, 432))
 PATCH = 160
 

@@ -13,7 +13,7 @@ must stay open. From each frame, 256² patches are cut around gaps (most), aroun
 ends and at random ink; each stores the degraded ink, the clean ink, the endpoint map of the
 degraded ink (:func:`celgraph.models.autoclose.endpoint_map`, as the node computes it) and the
 open-end mask. Pools are written as shards ``POOL/shard_NNNNN.npz`` (resumable; default
-``/work/scratch/gapfill/pool`` or ``$CELGRAPH_GAPFILL_POOL``). Frame seeds start at
+``$CELGRAPH_GAPFILL_POOL``, else ``train/gapfill/pool`` in the cache folder). Frame seeds start at
 :data:`POOL_SEED0`; the benchmark uses seeds 200-203, validation :data:`VAL_SEEDS`.
 
 Training (:func:`train`): random crops (default 192²) with the 8 flips/rotations; the target is
@@ -57,7 +57,7 @@ __all__ = ["TrainConfig", "make_pool", "load_pool", "make_inputs", "gap_loss", "
 
 POOL_SEED0 = 1_000_000
 VAL_SEEDS = (900_000, 900_001, 900_002, 900_003)
-DEFAULT_POOL = os.environ.get("CELGRAPH_GAPFILL_POOL", "/work/scratch/gapfill/pool")
+DEFAULT_POOL = _pool.default_pool("gapfill")
 SIZES = ((1920, 1080), (1280, 720), (960, 540))
 GENGA_SHARE = 0.5      # share of training frames drawn in the studio styles of celgraph.synth.genga
 PATCH = 256

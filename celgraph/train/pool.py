@@ -16,7 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_pool", "load_pool", "count_shards", "concat"]
+from celgraph.engine.cache import default_cache_dir
+
+__all__ = ["write_pool", "load_pool", "count_shards", "concat", "default_pool"]
+
+
+def default_pool(name: str) -> str:
+    """Where ``graph train NAME`` keeps its patch pool unless told: ``$CELGRAPH_<NAME>_POOL``, else
+    ``train/NAME/pool`` under celgraph's cache folder (``$CELGRAPH_CACHE``, default ~/.cache/celgraph)."""
+    from_env = os.environ.get(f"CELGRAPH_{name.upper()}_POOL")
+    if from_env:
+        return from_env
+    return str(default_cache_dir() / "train" / name / "pool")
 
 
 def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
