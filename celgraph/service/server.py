@@ -33,8 +33,8 @@ from ..engine import Engine
 from ._gen import graph_service_pb2 as pb
 from .access import FileAccess, default_shared_folder
 from ._gen import graph_service_pb2_grpc as pb_grpc
-from .jobs import (JobManager, JobNotFound, JobStore, QueueFull, ServerStopping, default_state_dir,
-                   issues_by_node, valid_job_id)
+from .jobs import JobManager, JobNotFound, QueueFull, ServerStopping, issues_by_node
+from .records import JobStore, default_state_dir, valid_job_id
 
 log = logging.getLogger(__name__)
 

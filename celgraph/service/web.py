@@ -51,7 +51,8 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..core.errors import CelgraphError
-from .jobs import JobNotFound, _store_location, valid_job_id
+from .jobs import JobNotFound, _store_location
+from .records import valid_job_id
 
 log = logging.getLogger(__name__)
 
