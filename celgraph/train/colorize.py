@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path

@@ -42,11 +42,9 @@ as the ``iters`` event); without validation, the training count.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -55,6 +53,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from celgraph.core.atomic import atomic_path, write_text
 from celgraph.models.raft import RAFT, InputPadder, load_raft, raft_large, raft_small, save_safetensors
 from celgraph.train.data import TEST_SEEDS, VAL_SEEDS, DataConfig, FlowPairs, eval_pairs
 
@@ -275,23 +274,12 @@ def evaluate_weights(weights, seeds: Sequence[int] = TEST_SEEDS, iters: Sequence
 # --------------------------------------------------------------------------------------------
 
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp") as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def _rng_state() -> dict:

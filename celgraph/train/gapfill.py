@@ -34,7 +34,6 @@ end the best model is exported to safetensors (``--export``; default
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path

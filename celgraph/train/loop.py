@@ -16,16 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
+
+from celgraph.core.atomic import atomic_path
 
 __all__ = ["Run", "RunConfig", "StopFlag", "atomic_save", "load_checkpoint", "CheckpointError", "warmup_cosine_lr", "descend", "positive", "nonneg",
            "add_batch_arguments", "add_run_arguments", "config_from_args", "checkpoint_config", "main_of",
@@ -39,14 +39,8 @@ EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130
 def atomic_save(obj, path: Path) -> None:
     """torch.save through a temporary file, so ``path`` is never half written."""
     import torch
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp") as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class CheckpointError(ValueError):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from celgraph.core.atomic import atomic_path
 from celgraph.engine.cache import default_cache_dir
 
 __all__ = ["write_pool", "load_pool", "count_shards", "concat", "default_pool"]
@@ -36,9 +37,8 @@ def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:                # keeps the .npz suffix, so numpy adds none
+        np.savez(tmp, **arrays)
 
 
 def write_pool(pool: str | Path, frames: int, shard_frames: int, frame_patches: Callable[[int], dict],
