@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 import celgraph as cg
 from celgraph.engine import (Choice, Context, Float, Image, In, Int, Mask, NodeType, Out, register,
                              registry)
+from celgraph.graph import normalize_params
 
 CALLS: Counter = Counter()          # (node name, frame) → number of computes
 _lock = threading.Lock()
@@ -168,3 +170,14 @@ def write_frames(folder, pattern="in.####.png", frames=range(1, 4), value=None, 
             write_image(p, from_working(np.full((*size, 3), v, np.float32), "sRGB"), "16")
         paths.append(p)
     return paths
+
+
+def run_node(type_name: str, frame: int = 1, **values):
+    """Call one node type's compute directly: numpy values are inputs, the rest params."""
+    t = registry.get(type_name)
+    inputs = {k: v for k, v in values.items() if isinstance(v, np.ndarray)}
+    params, issues = normalize_params(t, {k: v for k, v in values.items() if k not in inputs})
+    assert not issues, issues
+    ctx = Context("n", t(), params, frame, [frame], Path.cwd())
+    raw = t().compute(ctx, **inputs)
+    return {o.name: o.type.coerce(raw[o.name]) for o in t.outputs}

@@ -8,18 +8,9 @@ import pytest
 
 from celgraph import colorspace
 from celgraph.engine import registry
-from celgraph.core.node import Context
 from celgraph.graph import normalize_params
 
-
-def run_node(type_name: str, frame: int = 1, **values):
-    t = registry.get(type_name)
-    inputs = {k: v for k, v in values.items() if isinstance(v, np.ndarray)}
-    params, issues = normalize_params(t, {k: v for k, v in values.items() if k not in inputs})
-    assert not issues, issues
-    ctx = Context("n", t(), params, frame, [frame], Path.cwd())
-    raw = t().compute(ctx, **inputs)
-    return {o.name: o.type.coerce(raw[o.name]) for o in t.outputs}
+from conftest import run_node
 
 
 def test_ink_draws_black_ink_on_white_paper():

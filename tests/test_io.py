@@ -8,13 +8,11 @@ import pytest
 
 import celgraph as cg
 from celgraph import colorspace
-from celgraph.engine import NodeFailed, registry
-from celgraph.core.node import Context
-from celgraph.graph import normalize_params
+from celgraph.engine import NodeFailed
 from celgraph.nodes import io as cgio
 from celgraph.nodes.io import frame_path, is_sequence, read_image, write_image
 
-from conftest import CALLS, write_frames
+from conftest import CALLS, run_node, write_frames
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -33,17 +31,6 @@ def smooth_rgba(h=24, w=32, premultiplied=True, min_alpha=0.0) -> np.ndarray:
     if premultiplied:
         img[:, :, :3] *= img[:, :, 3:4]
     return img
-
-
-def run_node(type_name: str, frame: int = 1, **values):
-    """Call one node type's compute directly: numpy values are inputs, the rest params."""
-    t = registry.get(type_name)
-    inputs = {k: v for k, v in values.items() if isinstance(v, np.ndarray)}
-    params, issues = normalize_params(t, {k: v for k, v in values.items() if k not in inputs})
-    assert not issues, issues
-    ctx = Context("n", t(), params, frame, [frame], Path.cwd())
-    raw = t().compute(ctx, **inputs)
-    return {o.name: o.type.coerce(raw[o.name]) for o in t.outputs}
 
 
 def graph_in(folder: Path, frames="1-3") -> cg.Graph:

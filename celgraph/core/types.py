@@ -121,3 +121,9 @@ def as_image(value: np.ndarray) -> np.ndarray:
     """View any image-like port value (Image, Mask, LineArt, Flow) as H×W×C float32."""
     value = np.asarray(value, dtype=np.float32)
     return value[:, :, None] if value.ndim == 2 else value
+
+
+def as_rgb(value: np.ndarray) -> np.ndarray:
+    """An image-like value as H×W×3 float32: grey repeated, alpha and extra channels dropped."""
+    img = as_image(value)
+    return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img[:, :, :3]

@@ -24,6 +24,7 @@ from ..core import (Bool, CheckContext, Choice, Context, FileRef, Float, Image, 
                       NodeType, Out, PathParam, Sprites, Transforms)
 from ..core.atomic import write_bytes
 from ..core.hashing import file_digest
+from ..core.types import as_rgb
 from . import flowpairs
 from .flow import FlowBundle
 from .flowpairs import FLOW_PARAMS
@@ -117,7 +118,7 @@ class WarmupAlpha(NodeType):
         index = {f: i for i, f in enumerate(frames)}
         pairs = [(index[f], index[f + k], np.asarray(fl, np.float32))
                  for f in frames for k, fl in sorted((bundle.get(f) or {}).items()) if f + k in index]
-        rgb = np.stack([_rgb(image[f]) for f in frames])
+        rgb = np.stack([as_rgb(image[f]) for f in frames])
         device = model_device(ctx)
         with _threads(ctx):
             labels, _ = decompose_labels(cfg, rgb, pairs, device=device, progress=_progress(ctx, "WarmupAlpha"),
@@ -271,7 +272,7 @@ class SpriteLearn(NodeType):
         p = ctx.params
         cfg = replace(_config(self, ctx, PRESETS, self._FIELDS), jitter=p.jitter, ema=p.ema, bg_gate=p.bg_gate,
                       memory_switch=p.memory_switch, overwrite_switch=p.overwrite_switch)
-        rgb = np.stack([_rgb(image[f]) for f in frames])
+        rgb = np.stack([as_rgb(image[f]) for f in frames])
         tr = _stack(transforms, frames)
         n = tr.shape[1]
         lab = _stack(labels, frames)
@@ -434,15 +435,6 @@ def _progress(ctx: Context, what: str):
 
 def _stack(values: dict, frames) -> np.ndarray:
     return np.stack([np.asarray(values[f]) for f in frames])
-
-
-def _rgb(img: np.ndarray) -> np.ndarray:
-    img = np.asarray(img, np.float32)
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if img.shape[2] == 1:
-        return np.repeat(img, 3, axis=2)
-    return img[:, :, :3]
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core import CheckContext, Choice, Context, Float, Int, Issue, PathParam
 from ..core.hashing import file_digest
+from ..core.types import as_rgb
 from .modelfiles import bundled_file, load_model, weights_issues
 
 BUNDLED_WEIGHTS = {"raft_small": "raft_small_toon.safetensors"}
@@ -83,7 +84,7 @@ def pair(ctx: Context, from_key: str, to_key: str, img1: np.ndarray, img2: np.nd
     """Flow img1 → img2 (H×W×2, pixels) with the FLOW_PARAMS of ctx.params, as a cache entry keyed
     by the two images' content keys (ctx.input_key) and the settings."""
     parts = {"pair": settings(ctx), "from": from_key, "to": to_key}
-    return ctx.cached(parts, lambda: _compute(ctx, _rgb(img1), _rgb(img2), (from_key, to_key)), owner=PairCache)
+    return ctx.cached(parts, lambda: _compute(ctx, as_rgb(img1), as_rgb(img2), (from_key, to_key)), owner=PairCache)
 
 
 def settings(ctx: Context) -> dict:
@@ -133,15 +134,6 @@ def _compute(ctx: Context, img1: np.ndarray, img2: np.ndarray, keys: tuple[str, 
         sx, sy = w / flow.shape[1], h / flow.shape[0]
         flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])
     return flow.astype(np.float32)
-
-
-def _rgb(img: np.ndarray) -> np.ndarray:
-    img = np.asarray(img, np.float32)
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if img.shape[2] == 1:
-        return np.repeat(img, 3, axis=2)
-    return img[:, :, :3]
 
 
 @functools.lru_cache(maxsize=32)
