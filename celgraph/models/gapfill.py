@@ -434,8 +434,11 @@ def close_gaps(model: nn.Module, lines: np.ndarray, max_gap: float = 12.0, thres
     cut = math.log(confidence / (1.0 - confidence))
     added = np.zeros((H, W), bool)
     current = lines
+    ink_eps = None
     for k in range(max(1, passes)):
         eps = find_endpoints(ink | added)
+        if k == 0:
+            ink_eps = eps                      # nothing added yet: the input's own stroke ends
         if k:                      # later passes: only the tips of the ink added so far
             near = cv2.dilate(added.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
             eps = [e for e in eps if near[e.y, e.x]]
@@ -461,19 +464,20 @@ def close_gaps(model: nn.Module, lines: np.ndarray, max_gap: float = 12.0, thres
         from .autoclose import keep_separating
         added = keep_separating(ink, added)
     if match_width and added.any():
-        added = stroke_width_ink(ink, added)
+        added = stroke_width_ink(ink, added, ink_eps)
     closed = np.where(added, np.float32(1.0), lines).astype(np.float32)
     return closed, added
 
 
-def stroke_width_ink(ink: np.ndarray, added: np.ndarray) -> np.ndarray:
+def stroke_width_ink(ink: np.ndarray, added: np.ndarray, eps: list | None = None) -> np.ndarray:
     """Redraw each piece of added ink at the width of the strokes it continues: the piece's
     skeleton, widened to the median width of the input's stroke ends it touches (1-px strokes are
     continued as 8-connected 1-px lines). A network trained on thick synthetic strokes paints a
-    blob 2-4× wider than a real drawing's 1-px stroke; this keeps where it closes, not how wide."""
+    blob 2-4× wider than a real drawing's 1-px stroke; this keeps where it closes, not how wide.
+    ``eps``: the input's stroke ends when the caller already has them."""
     from .autoclose import find_endpoints, skeletonize
     ink, added = np.asarray(ink, bool), np.asarray(added, bool)
-    eps = find_endpoints(ink)
+    eps = find_endpoints(ink) if eps is None else eps
     n, lab, stats, _ = cv2.connectedComponentsWithStats(added.astype(np.uint8), connectivity=8)
     H, W = ink.shape
     out = np.zeros_like(added)
