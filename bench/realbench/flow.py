@@ -193,7 +193,7 @@ def report(data: Path, docs: Path, quick: bool) -> str:
         w, h = res["_size"]
         for n, _ in flows:
             r = res[n]
-            every = f", every {VIOLET_STRIDE}nd" if set_name == "violet" and VIOLET_STRIDE == 2 else ""
+            every = " (every 2nd)" if set_name == "violet" and VIOLET_STRIDE == 2 else ""
             rows.append([f"{set_name} ({res['_pairs']} pairs{every}, {w}×{h})", n, f"{r['seconds']:.3f}",
                          f"{r['own']:.4f}", f"{100 * r['share']:.1f} %", f"**{r['common']:.4f}**",
                          f"{r['inside']:.4f}"])
