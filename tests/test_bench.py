@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).parent.parent / "bench"
 
@@ -110,3 +111,49 @@ def test_reformat_bench_runs_on_a_small_frame(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| auto"))
     assert 15 < float(row.split("|")[2]) < 60
     assert "every id is one of the input's: True" in text
+
+
+def _realbench_flow():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from realbench import flow
+    finally:
+        sys.path.remove(str(BENCH))
+    return flow
+
+
+def test_real_flow_suite_scores_a_known_pan_at_zero_and_zero_flow_above_it(tmp_path):
+    """Three frames of a picture whose content moves 2 px left per frame: the true flow (−2, 0)
+    warps each next frame back exactly; zero flow does not; a flow its backward flow does not undo
+    is left out."""
+    import cv2
+    fl = _realbench_flow()
+    rng = np.random.default_rng(0)
+    big = cv2.GaussianBlur(rng.random((32, 60, 3)).astype(np.float32), (0, 0), 1.5)
+    big = (big - big.min()) / (big.max() - big.min())
+    paths = []
+    for t in range(3):
+        p = tmp_path / f"{t:03d}.png"
+        cv2.imwrite(str(p), (big[:, 10 + 2 * t:50 + 2 * t, ::-1] * 255).round().astype(np.uint8))
+        paths.append(p)
+    pairs = list(zip(paths[:-1], paths[1:]))
+
+    def const(dx):
+        return lambda a, b: np.broadcast_to(np.float32([dx, 0]), a.shape[:2] + (2,)).copy()
+
+    def true(a, b):                 # −2 forwards, +2 backwards
+        return const(-2 if _later(a, b) else 2)(a, b)
+
+    res = fl.score_set(pairs, [("zero flow (baseline)", const(0)), ("true", true)])
+    assert res["_pairs"] == 2 and tuple(res["_size"]) == (40, 32)
+    t, z = res["true"], res["zero flow (baseline)"]
+    assert t["own"] < 1e-6 and t["common"] < 1e-6 and t["share"] == pytest.approx(38 / 40)   # 2 columns leave
+    assert z["share"] == 1.0 and z["common"] > 0.02 and z["inside"] > 0.02
+    res = fl.score_set(pairs, [("true", true), ("one way", const(-2))])   # backwards it says −2 too
+    assert res["one way"]["share"] == 0.0 and np.isnan(res["one way"]["own"])
+    assert np.isnan(res["true"]["common"])          # nothing is consistent for every method
+
+
+def _later(a, b):
+    """Whether ``b`` is the later frame of the test's pan (its content 2 px further left)."""
+    return float(np.abs(a[:, 2:] - b[:, :-2]).mean()) < float(np.abs(b[:, 2:] - a[:, :-2]).mean())

@@ -17,7 +17,7 @@ FLOORS = {"core": 0, "graph": 1, "engine": 2}
 TOP = {"nodes", "service", "train", "cli", "api", "__init__"}
 LIBRARIES = {"models", "synth"}     # beside the engine, below the nodes: they may import core and each other
 # the one import of celgraph a host plug-in makes: the optional in-process gRPC transport
-HOST_EXCEPTIONS = {("hosts/common/celgraph_host.py", "celgraph.service")}   # `from celgraph.service import client`
+HOST_EXCEPTIONS = {("hosts/common/celgraph_host/transports.py", "celgraph.service")}   # `from celgraph.service import client`
 
 
 def _module_name(path: Path) -> str:

@@ -238,7 +238,7 @@ def crafted(path: Path, marker: Path) -> Path:
 
 def test_graph_train_resume_refuses_a_crafted_checkpoint_without_running_it(tmp_path, capsys):
     from celgraph.cli import main
-    for what in ("gapfill", "sketch", "colorize"):
+    for what in ("flow", "gapfill", "sketch", "colorize"):
         marker = tmp_path / f"ran-{what}"
         crafted(tmp_path / what / "last.pt", marker)
         assert main(["train", what, "--out", str(tmp_path / what), "--resume"]) == 2
@@ -246,7 +246,7 @@ def test_graph_train_resume_refuses_a_crafted_checkpoint_without_running_it(tmp_
         assert "not a plain checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["gapfill", "sketch", "colorize"])
+@pytest.mark.parametrize("module", ["flow", "gapfill", "sketch", "colorize"])
 def test_export_weights_refuses_a_crafted_checkpoint_without_running_it(tmp_path, module):
     import importlib
     from celgraph.train.loop import CheckpointError

@@ -248,6 +248,47 @@ def test_lineart_fullhd_and_photo():
 
 # ---------------------------------------------------------------- metrics
 
+def _shifted_pair(dx=2, dy=1):
+    """A smooth random picture and the same picture moved by (dx, dy) px: flow img1 -> img2 = (dx, dy)."""
+    rng = np.random.default_rng(3)
+    img1 = cv2.GaussianBlur(rng.random((40, 48, 3)).astype(np.float32), (0, 0), 2.0)
+    img2 = np.roll(img1, (dy, dx), axis=(0, 1))
+    return img1, img2
+
+
+def test_photometric_error_is_zero_for_the_true_shift_and_not_for_zero_flow():
+    img1, img2 = _shifted_pair(2, 1)
+    fw = np.broadcast_to(np.float32([2, 1]), (40, 48, 2)).copy()
+    inside = metrics.lands_inside(fw)
+    assert not inside[:, -2:].any() and not inside[-1:].any() and inside[:-1, :-2].all()
+    # away from the rolled-in border the true flow brings frame t+1 back onto frame t exactly
+    core = np.zeros((40, 48), bool)
+    core[2:-2, 3:-3] = True
+    assert metrics.photometric_error(img1, img2, fw, core) == pytest.approx(0.0, abs=1e-6)
+    zero = metrics.photometric_error(img1, img2, np.zeros_like(fw), core)
+    assert zero > 0.01
+    # half a pixel off: bilinear sampling blurs, the error lies between the two
+    assert 0 < metrics.photometric_error(img1, img2, fw + np.float32([0.5, 0]), core) < zero
+    # per pixel the mean over channels: a constant offset of 0.1 in one channel of three is 0.1 / 3
+    off = img2.copy()
+    off[..., 0] += 0.1
+    assert metrics.photometric_error(img1, off, fw, core) == pytest.approx(0.1 / 3, abs=1e-5)
+
+
+def test_forward_backward_consistency_marks_flow_the_backward_flow_does_not_undo():
+    fw = np.broadcast_to(np.float32([2, 1]), (40, 48, 2)).copy()
+    bw = -fw
+    ok = metrics.fb_consistent(fw, bw)
+    assert (ok == metrics.lands_inside(fw)).all()            # consistent wherever it lands inside
+    wrong = bw.copy()
+    wrong[10:20, 10:20] = 0.0                                # the backward flow says "still" there
+    ok2 = metrics.fb_consistent(fw, wrong)
+    # p + fw(p) lands in the square for p in rows 9..18, columns 8..17: those are now occluded
+    assert not ok2[9:19, 8:18].any() and ok2[25:35, 25:35].all()
+    # zero flow both ways is consistent everywhere
+    assert metrics.fb_consistent(np.zeros_like(fw), np.zeros_like(fw)).all()
+
+
 def test_metrics_sanity():
     rng = np.random.default_rng(0)
     flow = rng.normal(size=(20, 30, 2)).astype(np.float32)

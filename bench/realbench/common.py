@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from celgraph.nodes.io import read_image
@@ -18,3 +19,16 @@ def table(header: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def cell(img: np.ndarray, text: str, width: int) -> np.ndarray:
+    """A contact-sheet cell: RGB uint8, ``width`` px wide (area-resized), a caption bar on top."""
+    img = np.clip(np.asarray(img, np.float32), 0, 1)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, 2)
+    h = round(img.shape[0] * width / img.shape[1])
+    img = cv2.resize(img[..., :3], (width, h), interpolation=cv2.INTER_AREA) if img.shape[1] != width else img[..., :3]
+    img = (img * 255).round().astype(np.uint8)
+    bar = np.full((22, width, 3), 255, np.uint8)
+    cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([bar, img])

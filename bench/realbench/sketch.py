@@ -27,7 +27,7 @@ import numpy as np
 from celgraph.models.xdog import luminance, xdog
 from celgraph.synth import metrics
 
-from .common import load, table
+from .common import cell, load, table
 
 TOL = 2.0
 TRUTH_INK = 0.25
@@ -102,19 +102,6 @@ def violet_ink(data: Path, methods, quick: bool = False) -> dict:
 
 # ---------------------------------------------------------------- contact sheet
 
-def _cell(img: np.ndarray, text: str, width: int) -> np.ndarray:
-    """An RGB uint8 cell ``width`` px wide (area-resized), with a caption bar."""
-    img = np.clip(np.asarray(img, np.float32), 0, 1)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, 2)
-    h = round(img.shape[0] * width / img.shape[1])
-    img = cv2.resize(img[..., :3], (width, h), interpolation=cv2.INTER_AREA) if img.shape[1] != width else img[..., :3]
-    img = (img * 255).round().astype(np.uint8)
-    bar = np.full((22, width, 3), 255, np.uint8)
-    cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.vstack([bar, img])
-
-
 def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: int = 640) -> Path:
     """Rows: Violet frames (whole, then 1:1 crops of the face and ribbon) and the Anime2Sketch inputs;
     columns: the input, then each method's binary lines (black on white) at its default threshold."""
@@ -131,9 +118,9 @@ def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: i
         if crop is not None:
             y0, y1, x0, x1 = crop
             img = img[y0:y1, x0:x1]
-        cells = [_cell(img, label, width)]
+        cells = [cell(img, label, width)]
         for name, fn, t in methods:
-            cells.append(_cell(1.0 - (fn(img) >= t), f"{name.split(' (')[0]} (t {t:g})", width))
+            cells.append(cell(1.0 - (fn(img) >= t), f"{name.split(' (')[0]} (t {t:g})", width))
         hmax = max(c.shape[0] for c in cells)
         cells = [np.vstack([c, np.full((hmax - c.shape[0], width, 3), 255, np.uint8)]) for c in cells]
         rows.append(np.hstack(cells))

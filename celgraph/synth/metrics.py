@@ -39,6 +39,46 @@ def epe_report(pred, gt, occ):
     return {"all": epe(pred, gt), "noc": epe(pred, gt, ~_b(occ))}
 
 
+def warp_back(img, flow):
+    """``img`` sampled at p + flow(p) (bilinear, edges replicated): frame t+1 brought back to frame
+    t by the t → t+1 flow. img H x W (x C), flow H x W x 2 (px, +x right, +y down)."""
+    flow = np.asarray(flow, np.float32)
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(np.ascontiguousarray(img, np.float32), gx + flow[..., 0], gy + flow[..., 1],
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def lands_inside(flow):
+    """True where p + flow(p) falls inside the frame (the pixel has somewhere to come from)."""
+    flow = np.asarray(flow, np.float32)
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    x, y = gx + flow[..., 0], gy + flow[..., 1]
+    return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+
+
+def fb_consistent(fw, bw, alpha1=0.01, alpha2=0.5):
+    """Pixels whose forward flow the backward flow undoes (Sundaram et al. 2010, as UnFlow uses it):
+    |fw(p) + bw(p + fw(p))|^2 < alpha1 (|fw|^2 + |bw(p + fw)|^2) + alpha2, and p + fw(p) inside the
+    frame. Everything else counts as occluded (or as a flow that is wrong)."""
+    fw = np.asarray(fw, np.float32)
+    bw_at = warp_back(bw, fw)
+    d = ((fw + bw_at) ** 2).sum(-1)
+    return (d < alpha1 * ((fw ** 2).sum(-1) + (bw_at ** 2).sum(-1)) + alpha2) & lands_inside(fw)
+
+
+def photometric_error(img1, img2, flow, mask=None):
+    """Mean absolute error of ``img2`` warped back by the img1 → img2 ``flow`` against ``img1``
+    (per pixel the mean over channels), over ``mask`` (True = counted; default: pixels whose
+    flow lands inside the frame). Images in the same 0..1 space (display values for the real bench)."""
+    err = np.abs(warp_back(img2, flow) - np.asarray(img1, np.float32))
+    if err.ndim == 3:
+        err = err.mean(-1)
+    m = lands_inside(flow) if mask is None else _b(mask)
+    return float(err[m].mean()) if m.any() else float("nan")
+
+
 def iou(pred, gt):
     """Intersection over union of two masks (1.0 when both are empty)."""
     p, g = _b(pred), _b(gt)

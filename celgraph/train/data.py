@@ -43,7 +43,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from celgraph.synth import make_clip
+from celgraph.synth import make_clip, metrics
 
 __all__ = [
     "TRAIN_SEED_BASE", "TEST_SEEDS", "VAL_SEEDS", "DataConfig", "FlowPairs", "pair_flow",
@@ -80,12 +80,9 @@ def pair_flow(clip, t: int, t2: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Backward warp: out(p) = img(p + flow(p)), bilinear, edges replicated. H×W×C, H×W×2."""
-    import cv2
-    H, W = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-    return cv2.remap(np.ascontiguousarray(img, np.float32), gx + flow[..., 0], gy + flow[..., 1],
-                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    """Backward warp: out(p) = img(p + flow(p)), bilinear, edges replicated. H×W×C, H×W×2
+    (:func:`celgraph.synth.metrics.warp_back`)."""
+    return metrics.warp_back(img, flow)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,17 +16,21 @@ Recipe (``princeton-vl/RAFT`` ``train.py``; see /shared/reference/raft.md §9):
   weights on 456×256 frames: on 96×128 crops the coarse correlation levels barely exist and the
   network does not carry over to whole frames (see celgraph/models/MODEL_CARD.md).
 
-Runs are **resumable and deterministic** on the CPU for a given seed: every ``ckpt_every``
-steps ``OUT/last.pt`` is written atomically with the model, optimiser, scheduler and RNG states,
-the step, the best validation result and the elapsed time; a batch depends only on (seed, step),
+Runs go through :class:`celgraph.train.loop.Run`, like the patch trainers': they are **resumable
+and deterministic** on the CPU for a given seed: every ``ckpt_every`` steps ``OUT/last.pt`` is
+written atomically with the model, optimiser, scheduler and torch RNG states, the step, the best
+validation EPE and the training time (evaluation excluded); a batch depends only on (seed, step),
 so a resumed run continues exactly where the interrupted one was. SIGTERM / Ctrl-C save a
-checkpoint at the current step before exiting.
+checkpoint at the current step and end the run with a ``final`` record marked ``interrupted``.
+(Checkpoints written before this move — ``elapsed_s`` and a dict of RNG states — cannot be
+resumed; start a new run from their weights with ``--init``.)
 
 Outputs under ``OUT``: ``log.jsonl`` (one JSON object per line: ``start``/``resume``, ``train``
-every ``log_every`` steps with loss, EPE, lr, s/step; ``eval`` with validation EPE beside DIS;
-``final`` with the held-out test numbers), ``config.json``, ``last.pt``, ``best.pt`` (the model
-with the best validation EPE), and at the end the exported weights (safetensors, default
-``OUT/raft_<variant>_toon.safetensors``) and ``final.json``.
+every ``log_every`` steps with loss, grad norm, EPE, 1/3/5 px shares, lr, s/step; ``eval`` with
+validation EPE beside DIS; ``iters``; ``final`` with the held-out test numbers), ``config.json``,
+``last.pt``, ``best.pt`` (the model with the best validation EPE), and at the end the exported
+weights (safetensors, default ``OUT/raft_<variant>_toon.safetensors``; from ``best.pt``, or from
+``last.pt`` with ``--eval-every 0``, which validates nothing) and ``final.json``.
 
 Validation (checkpoint selection) uses whole 456×256 frames of synth seeds
 :data:`~celgraph.train.data.VAL_SEEDS`; the reported held-out test uses
@@ -41,9 +45,8 @@ as the ``iters`` event); without validation, the training count.
 """
 from __future__ import annotations
 
+import argparse
 import json
-import random
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -53,17 +56,21 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from celgraph.core.atomic import atomic_path, write_text
+from celgraph.core.atomic import write_text
 from celgraph.models.raft import RAFT, InputPadder, load_raft, raft_large, raft_small, save_safetensors
 from celgraph.train.data import TEST_SEEDS, VAL_SEEDS, DataConfig, FlowPairs, eval_pairs
 
+from .loop import (EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, TRAINING_GROUP, Run, RunConfig, add_batch_arguments,
+                   add_run_arguments, config_from_args, load_checkpoint, main_of, nonneg, positive, run_settings)
+
 __all__ = ["TrainConfig", "sequence_loss", "build_model", "make_optimizer", "train", "evaluate",
-           "dis_baseline", "evaluate_weights", "export_weights", "predict", "TRAJECTORY_FIELDS", "main",
-           "ITERS_SWEEP", "pick_iters", "recommend_iters"]
+           "dis_baseline", "evaluate_weights", "export_weights", "load_checkpoint", "predict", "TRAJECTORY_FIELDS",
+           "main", "ITERS_SWEEP", "pick_iters", "recommend_iters", "add_flow_arguments", "add_flow_train_parser",
+           "cmd_train_flow", "parse_crop"]
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     """One training run. Fields in :data:`TRAJECTORY_FIELDS` decide the weights; the others only
     how the run is carried out (and may change on resume)."""
     variant: str = "small"
@@ -273,41 +280,13 @@ def evaluate_weights(weights, seeds: Sequence[int] = TEST_SEEDS, iters: Sequence
 # checkpoints
 # --------------------------------------------------------------------------------------------
 
-def _atomic_save(obj, path: Path) -> None:
-    with atomic_path(path, suffix=".tmp") as tmp:
-        torch.save(obj, tmp)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    write_text(path, text)
-
-
-def _rng_state() -> dict:
-    nps = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "numpy": [nps[0], nps[1].tolist(), int(nps[2]), int(nps[3]), float(nps[4])],
-            "python": random.getstate()}
-
-
-def _set_rng_state(s: dict) -> None:
-    torch.set_rng_state(s["torch"])
-    n = s["numpy"]
-    np.random.set_state((n[0], np.asarray(n[1], np.uint32), n[2], n[3], n[4]))
-    py = s["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-
-
-def load_checkpoint(path) -> dict:
-    """A checkpoint written by :func:`train` (read with ``weights_only=True``)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def init_state(path, variant: str) -> dict:
     """Model weights to start a run from (a later stage on larger crops, as upstream's
     chairs → things): a checkpoint of :func:`train` (``best.pt``/``last.pt``) or any weights file
     :func:`celgraph.models.raft.load_raft` reads."""
     if str(path).endswith(".pt"):
         ck = load_checkpoint(path)
-        if isinstance(ck, dict) and "model" in ck and "config" in ck:
+        if "model" in ck and "config" in ck:
             return ck["model"]
     model, _ = load_raft(path, variant=variant)
     return model.state_dict()
@@ -322,26 +301,14 @@ def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
     model.load_state_dict(ck["model"])
     meta = {"trained_by": "celgraph.train.flow", "step": str(ck["step"]), "seed": str(cfg.seed),
             "iters": str(cfg.iters),        # what FlowRAFT's iters = 0 runs (train() passes the measured choice)
-            "data": "celgraph.synth make_clip 456x256 pairs k=1..3", **(metadata or {})}
+            "data": "celgraph.synth make_clip 456x256 pairs k=1..3",
+            **{k: str(v) for k, v in (metadata or {}).items()}}
     return save_safetensors(model, path, metadata=meta)
 
 
 # --------------------------------------------------------------------------------------------
-# the training loop
+# the training loop (celgraph.train.loop's Run, as the patch trainers use it)
 # --------------------------------------------------------------------------------------------
-
-class _Log:
-    def __init__(self, path: Path, echo: Callable[[str], None] | None):
-        self.path, self.echo = path, echo
-
-    def __call__(self, event: str, **kw) -> dict:
-        rec = {"event": event, "time": round(time.time(), 3), **kw}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        if self.echo:
-            self.echo(json.dumps(rec))
-        return rec
-
 
 def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
           echo: Callable[[str], None] | None = print) -> dict:
@@ -351,138 +318,80 @@ def train(cfg: TrainConfig, resume: bool = False, stop_at: int | None = None,
     ``cfg``'s); without it an existing ``last.pt`` is an error. ``stop_at``: stop (with a
     checkpoint) once this many steps are done, as an interruption would.
     """
-    torch.set_num_threads(max(1, int(cfg.threads)))
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    last, best_path = out / "last.pt", out / "best.pt"
-    log = _Log(out / "log.jsonl", echo)
-
+    last, final = out / "last.pt", out / "final.json"
+    if last.exists():
+        if not resume:
+            raise FileExistsError(f"{out} already holds a run (last.pt); pass resume=True / --resume, or another --out")
+        saved = TrainConfig.from_dict(load_checkpoint(last)["config"])
+        diff = {k: (getattr(saved, k), getattr(cfg, k)) for k in TRAJECTORY_FIELDS
+                if _norm(getattr(saved, k)) != _norm(getattr(cfg, k))}
+        if diff:
+            raise ValueError(f"cannot resume {out}: settings differ from the checkpoint's (saved, given): {diff}")
+    run = Run(cfg, echo or (lambda line: None))
     model = build_model(cfg.variant, cfg.seed)
     if cfg.init and not last.exists():
         model.load_state_dict(init_state(cfg.init, cfg.variant))
     model.train()
     opt, sched = make_optimizer(model, cfg)
-    step, elapsed, best = 0, 0.0, None
-    if last.exists():
-        if not resume:
-            raise FileExistsError(f"{out} already holds a run (last.pt); pass resume=True / --resume, or another --out")
-        ck = load_checkpoint(last)
-        saved = TrainConfig.from_dict(ck["config"])
-        diff = {k: (getattr(saved, k), getattr(cfg, k)) for k in TRAJECTORY_FIELDS
-                if _norm(getattr(saved, k)) != _norm(getattr(cfg, k))}
-        if diff:
-            raise ValueError(f"cannot resume {out}: settings differ from the checkpoint's (saved, given): {diff}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        _set_rng_state(ck["rng"])
-        step, elapsed, best = int(ck["step"]), float(ck["elapsed_s"]), ck.get("best")
-        log("resume", step=step, elapsed_s=round(elapsed, 1))
-    else:
-        _atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
-        log("start", config=cfg.to_dict(), params=sum(p.numel() for p in model.parameters()))
-
-    def checkpoint() -> None:
-        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                      "step": step, "rng": _rng_state(), "config": cfg.to_dict(), "best": best,
-                      "elapsed_s": elapsed}, last)
-
-    val_pairs = dis_val = None
-
-    def validate() -> None:
-        nonlocal val_pairs, dis_val, best
-        if val_pairs is None:
-            val_pairs = eval_pairs(cfg.val_seeds)
-            dis_val = dis_baseline(val_pairs)
-        res = evaluate(model, val_pairs, cfg.eval_iters)
-        improved = best is None or res["epe_all"] < best["epe_all"]
-        if improved:
-            best = {"step": step, "epe_all": res["epe_all"], "epe_noc": res["epe_noc"]}
-            _atomic_save({"model": model.state_dict(), "step": step, "config": cfg.to_dict(), "val": res}, best_path)
-        log("eval", step=step, split="val", raft=res, dis=dis_val, best=improved)
-
-    stop_flag = {"sig": None}
-
-    def _handler(signum, _frame):
-        stop_flag["sig"] = signum
-
-    old = {}
-    if _in_main_thread():
-        for s in (signal.SIGTERM, signal.SIGINT):
-            old[s] = signal.signal(s, _handler)
+    run.begin(resume, {"model": model, "optimizer": opt, "scheduler": sched},
+              {"params": sum(p.numel() for p in model.parameters())}, best=float("inf"), best_step=None)
+    if run.step >= cfg.steps and final.exists():               # resumed a finished run
+        run.close()
+        return json.loads(final.read_text())
 
     data = FlowPairs(cfg.data_config())
     end = cfg.steps if stop_at is None else min(cfg.steps, int(stop_at))
-    acc: dict[str, list] = {}
-    t_mark = t_prev = time.perf_counter()
-    n_mark = 0
-    trained = False
-    try:
-        if step < end:
-            for batch in data.batches(step, end, cfg.workers):
-                trained = True
-                preds = model(batch["img1"], batch["img2"], iters=cfg.iters)
-                loss, m = sequence_loss(preds, batch["flow"], batch["valid"], cfg.gamma)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                sched.step()
-                step += 1
-                n_mark += 1
-                now = time.perf_counter()
-                elapsed += now - t_prev          # wall time: data, model, evaluation, checkpoints
-                t_prev = now
-                for k, v in (("loss", loss.item()), ("grad_norm", float(gnorm)), *m.items()):
-                    acc.setdefault(k, []).append(v)
-                if step % cfg.log_every == 0 or step == end:
-                    log("train", step=step, lr=sched.get_last_lr()[0],
-                        **{k: float(np.nanmean(v)) for k, v in acc.items()},
-                        s_per_step=round((now - t_mark) / max(n_mark, 1), 3), elapsed_s=round(elapsed, 1))
-                    acc.clear()
-                    t_mark, n_mark = now, 0
-                if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-                    validate()
-                    elapsed += time.perf_counter() - t_prev
-                    t_prev = time.perf_counter()
-                if step % cfg.ckpt_every == 0 or step == end or stop_flag["sig"] is not None:
-                    checkpoint()
-                if stop_flag["sig"] is not None:
-                    log("interrupted", step=step, signal=int(stop_flag["sig"]))
-                    return {"step": step, "interrupted": True, "best": best}
-                if step >= end:
-                    break
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    batches = data.batches(run.step, max(end, run.step), cfg.workers)   # batch of step s: (seed, s) only
 
-    summary = {"step": step, "steps": cfg.steps, "elapsed_s": round(elapsed, 1), "best": best, "out": str(out)}
-    if step < cfg.steps:
-        return summary
-    if not trained and (out / "final.json").exists():          # resumed a finished run
-        return json.loads((out / "final.json").read_text())
-    if cfg.eval_every:
-        t0 = time.perf_counter()
-        validate()
-        elapsed += time.perf_counter() - t0
-        checkpoint()
-    src = best_path if best_path.exists() else last
-    export = Path(cfg.export) if cfg.export else out / f"raft_{cfg.variant}_toon.safetensors"
-    exported = load_checkpoint(src)
-    meta = None
-    if cfg.eval_every:          # recommend the iterations measured best on validation, not the training count
-        chosen = build_model(cfg.variant)
-        chosen.load_state_dict(exported["model"])
-        iters, sweep = recommend_iters(chosen, val_pairs)
-        meta = {"iters": str(iters)}
-        log("iters", split="val", epe_noc=sweep, chosen=iters)
-    export_weights(exported, export, metadata=meta)
-    summary.update(elapsed_s=round(elapsed, 1), best=best, weights=str(export), exported_from=src.name,
-                   exported_step=int(exported["step"]))
-    if cfg.final_eval:
-        summary["test"] = evaluate_weights(export, cfg.test_seeds, cfg.final_iters)
-    log("final", **summary)
-    _atomic_write_text(out / "final.json", json.dumps(summary, indent=2))
+    def train_step(_rng) -> dict:
+        batch = next(batches)
+        loss, m = sequence_loss(model(batch["img1"], batch["img2"], iters=cfg.iters), batch["flow"], batch["valid"],
+                                cfg.gamma)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()                                            # the one-cycle schedule (upstream's)
+        return {"loss": loss.item(), "grad_norm": float(gnorm),
+                **{k: (None if np.isnan(v) else v) for k, v in m.items()}}
+
+    val = {}
+
+    def validate() -> dict:
+        if not val:
+            val["pairs"] = eval_pairs(cfg.val_seeds)
+            val["dis"] = dis_baseline(val["pairs"])
+        res = evaluate(model, val["pairs"], cfg.eval_iters)
+        better = run.keep_best(res["epe_all"], lower_is_better=True, model=model.state_dict(), step=run.step, val=res)
+        if better:
+            run.extra["best_step"] = run.step
+        return {"split": "val", "raft": res, "dis": val["dis"], "best": better}
+
+    run.loop(train_step, validate if cfg.eval_every else None, [opt], lambda step: sched.get_last_lr()[0],
+             metrics=("loss", "grad_norm", "epe", "1px", "3px", "5px"), stop_at=stop_at)
+
+    def export(checkpoint: Path, path: Path, _meta: dict) -> dict:
+        exported = load_checkpoint(checkpoint)
+        meta = None
+        if cfg.eval_every:      # recommend the iterations measured best on validation, not the training count
+            chosen = build_model(cfg.variant)
+            chosen.load_state_dict(exported["model"])
+            iters, sweep = recommend_iters(chosen, val["pairs"] if val else eval_pairs(cfg.val_seeds))
+            meta = {"iters": str(iters)}
+            run.record("iters", split="val", epe_noc=sweep, chosen=iters)
+        export_weights(exported, path, metadata=meta)
+        more = {"exported_from": checkpoint.name, "exported_step": int(exported["step"])}
+        if cfg.final_eval:
+            more["test"] = evaluate_weights(path, cfg.test_seeds, cfg.final_iters)
+        return more
+
+    best = None if run.extra.get("best_step") is None else {"step": run.extra["best_step"], "epe_all": run.best}
+    summary = run.finish({"steps": cfg.steps, "best": best, "out": str(out)},
+                         Path(cfg.export) if cfg.export else out / f"raft_{cfg.variant}_toon.safetensors",
+                         export, source="best.pt" if cfg.eval_every and (out / "best.pt").exists() else "last.pt")
+    if "weights" in summary:
+        write_text(final, json.dumps(summary, indent=2))
     return summary
 
 
@@ -490,20 +399,103 @@ def _norm(v):
     return list(v) if isinstance(v, (tuple, list)) else v
 
 
-def _in_main_thread() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()
+# --------------------------------------------------------------------------------------------
+# command line: `graph train flow` (the shape of the other trainers', from celgraph.train.loop)
+# --------------------------------------------------------------------------------------------
+
+def parse_crop(text: str) -> tuple[int, int]:
+    """'192x256' (H×W) → (192, 256); both multiples of 8."""
+    try:
+        h, w = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"crop must be HxW, e.g. 192x256; got {text!r}") from None
+    if h <= 0 or w <= 0 or h % 8 or w % 8:
+        raise argparse.ArgumentTypeError(f"crop {text!r}: H and W must be positive multiples of 8")
+    return h, w
+
+
+def add_flow_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``graph train flow`` (also ``python -m celgraph.train.flow``)."""
+    d = TrainConfig()
+    g = p.add_argument_group(TRAINING_GROUP)
+    g.add_argument("--variant", choices=("small", "large"), default=None, help=f"RAFT-small or RAFT (default {d.variant})")
+    add_batch_arguments(g, d, crop_help="training crop H×W, multiples of 8", crop_type=parse_crop,
+                        lr_help="peak learning rate of the one-cycle schedule", batch_help="pairs per step")
+    g.add_argument("--wdecay", type=float, default=None, help=f"AdamW weight decay (default {d.wdecay})")
+    g.add_argument("--gamma", type=float, default=None, help=f"sequence-loss decay (default {d.gamma})")
+    g.add_argument("--iters", type=positive, default=None, help=f"refinement iterations in training (default {d.iters})")
+    g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the data stream (default {d.seed})")
+    g.add_argument("--max-gap", type=positive, default=None, help=f"largest frame gap k of a pair (default {d.max_gap})")
+    g.add_argument("--clip-reuse", type=positive, default=None,
+                   help=f"batches each rendered synth clip serves before a new one is drawn (default {d.clip_reuse})")
+    g.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="start from these weights (a run's best.pt/last.pt or a .safetensors/.pth file) "
+                        "instead of random ones, e.g. a second stage on larger crops")
+    r = p.add_argument_group("run")
+    add_run_arguments(r, d, out_help="run folder: log.jsonl, checkpoints, weights", frames_help=None,
+                      export_help="where the final safetensors go (default OUT/raft_<variant>_toon.safetensors)",
+                      eval_help="validate (and keep the best model) every N steps and at the end; 0 = never "
+                                "(the last model is exported)")
+    r.add_argument("--workers", type=nonneg, default=d.workers, help="DataLoader worker processes (default 0: in-process)")
+    r.add_argument("--stop-at", type=positive, default=None, metavar="N",
+                   help="stop after N steps with a checkpoint, as an interruption would (resume later with --resume)")
+    r.add_argument("--no-final-eval", action="store_true", help="skip the held-out test evaluation at the end")
+    r.add_argument("--eval-only", metavar="WEIGHTS", default=None,
+                   help="train nothing: print the held-out EPE of WEIGHTS beside DIS 'medium' as JSON")
+    r.add_argument("--json", action="store_true", help="print log records as JSON lines (default: short text)")
+    p.set_defaults(func=cmd_train_flow)
+    return p
+
+
+def add_flow_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``flow`` to the ``graph train`` sub-commands (``subparsers`` of the train parser)."""
+    p = subparsers.add_parser("flow", help="train RAFT-small / RAFT optical flow on synthetic cartoon pairs",
+                              description="Train RAFT-small / RAFT optical flow on celgraph.synth pairs after the "
+                                          "RAFT recipe (sequence loss γ, AdamW, one-cycle LR, grad clip 1.0); "
+                                          "resumable, deterministic for a seed on the CPU.")
+    return add_flow_arguments(p)
+
+
+def _short(line: str) -> None:
+    rec = json.loads(line)
+    ev = rec.pop("event")
+    if ev == "train":
+        epe = "  epe   —  " if rec.get("epe") is None else f"  epe {rec['epe']:.3f}"
+        print(f"step {rec['step']:>6}  loss {rec['loss']:.3f}{epe}  lr {rec['lr']:.2e}  "
+              f"{rec['s_per_step']:.2f} s/step  {rec['elapsed_s'] / 60:.1f} min", flush=True)
+    elif ev == "eval":
+        r, d = rec["raft"], rec["dis"]
+        print(f"eval  step {rec['step']}: EPE all {r['epe_all']:.3f} noc {r['epe_noc']:.3f}  "
+              f"(DIS {d['epe_all']:.3f} / {d['epe_noc']:.3f}){'  best' if rec['best'] else ''}", flush=True)
+    elif ev == "final":
+        print(json.dumps(rec, indent=2), flush=True)
+    else:
+        print(f"{ev}: {json.dumps(rec)}", flush=True)
+
+
+def cmd_train_flow(args) -> int:
+    if args.eval_only:
+        if not Path(args.eval_only).is_file():
+            print(f"error: no weights file {args.eval_only}", file=sys.stderr)
+            return EXIT_USAGE
+        print(json.dumps(evaluate_weights(args.eval_only, threads=args.threads), indent=2))
+        return EXIT_OK
+    cfg = config_from_args(TrainConfig, args, TRAJECTORY_FIELDS,
+                           {**run_settings(args), "workers": args.workers, "final_eval": not args.no_final_eval})
+    if cfg is None:
+        return EXIT_USAGE
+    echo = (lambda s: print(s, flush=True)) if args.json else _short
+    try:
+        res = train(cfg, resume=args.resume, stop_at=args.stop_at, echo=echo)
+    except (ValueError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_CANCELLED if res.get("interrupted") and args.stop_at is None else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m celgraph.train.flow [options]``: the same options as ``graph train flow``."""
-    import argparse
-
-    from celgraph.train.cli import add_flow_arguments
-    p = argparse.ArgumentParser(prog="python -m celgraph.train.flow", description=__doc__.split("\n")[0])
-    add_flow_arguments(p)
-    args = p.parse_args(argv)
-    return args.func(args)
+    return main_of("celgraph.train.flow", __doc__, add_flow_arguments, argv)
 
 
 if __name__ == "__main__":

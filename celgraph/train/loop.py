@@ -1,5 +1,5 @@
-"""What the patch trainers share (:mod:`.gapfill`, :mod:`.sketch`, :mod:`.colorize`): a run folder
-with its log and checkpoints, the step loop, and the command-line scaffolding.
+"""What the four trainers share (:mod:`.flow`, :mod:`.gapfill`, :mod:`.sketch`, :mod:`.colorize`):
+a run folder with its log and checkpoints, the step loop, and the command-line scaffolding.
 
 A run folder ``OUT`` holds ``log.jsonl`` (one JSON record a line: ``start``/``resume``, ``pool``,
 ``train``, ``eval``, ``final``), ``config.json``, ``last.pt`` (written atomically every
@@ -7,7 +7,8 @@ A run folder ``OUT`` holds ``log.jsonl`` (one JSON record a line: ``start``/``re
 best score, the elapsed training time, the torch RNG state and the config as JSON text) and
 ``best.pt`` (the networks at their best validation score). Checkpoints hold tensors and plain values
 only and are read weights-only (:func:`load_checkpoint`): a crafted ``last.pt`` cannot run code. The batch of step ``s`` is drawn from
-``numpy.random.default_rng([seed, s])``, so a resumed run continues exactly as an uninterrupted one.
+``numpy.random.default_rng([seed, s])`` (the flow trainer's from its own (seed, step) stream), so a
+resumed run continues exactly as an uninterrupted one.
 
 torch is imported where it is used, so the command line of a trainer loads without it.
 """
@@ -25,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from celgraph.core.atomic import atomic_path
+from celgraph.core.atomic import atomic_path, write_text
 
 __all__ = ["Run", "RunConfig", "StopFlag", "atomic_save", "load_checkpoint", "CheckpointError", "warmup_cosine_lr", "descend", "positive", "nonneg",
-           "add_batch_arguments", "add_run_arguments", "config_from_args", "checkpoint_config", "main_of",
+           "add_batch_arguments", "add_run_arguments", "run_settings", "pool_run_settings", "config_from_args",
+           "checkpoint_config", "main_of",
            "EXIT_OK", "EXIT_USAGE", "EXIT_CANCELLED"]
 
 EXIT_OK, EXIT_USAGE, EXIT_CANCELLED = 0, 2, 130
@@ -173,7 +175,7 @@ class Run:
             torch.set_rng_state(ck["rng"])
             self.record("resume", step=self.step)
         else:
-            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+            write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2))
             self.record("start", **start, config=self.cfg.to_dict())
 
     def load_pool(self, make_pool, load_pool, complete: bool) -> dict:
@@ -210,13 +212,14 @@ class Run:
 
         A step sets ``lr_at(step)`` on the ``optimizers`` and calls ``step_fn(rng)`` with the
         step's generator; it returns the step's values of ``metrics`` (None: not measured). Every
-        ``cfg.log_every`` steps a "train" record holds their means since the last one. Every
-        ``cfg.eval_every`` steps and after the last, ``eval_fn()`` returns the fields of an "eval"
-        record; its time does not count as training time. ``on_checkpoint()`` runs after each
-        periodic save."""
+        ``cfg.log_every`` steps a "train" record holds their means since the last one and the
+        seconds per step. Every ``cfg.eval_every`` steps and after the last, ``eval_fn()`` returns
+        the fields of an "eval" record (``eval_fn`` None: the run validates nothing); its time does
+        not count as training time. ``on_checkpoint()`` runs after each periodic save."""
         cfg = self.cfg
         window = {k: [] for k in metrics}
         t_last = time.time()
+        window_s, window_n = 0.0, 0
         with StopFlag() as stop:
             try:
                 while self.step < cfg.steps and not stop.now and (stop_at is None or self.step < stop_at):
@@ -231,13 +234,17 @@ class Run:
                     self.step += 1
                     now = time.time()
                     self.elapsed += now - t_last
+                    window_s, window_n = window_s + now - t_last, window_n + 1
                     t_last = now
                     if self.step % cfg.log_every == 0:
                         means = {k: float(np.mean(v)) if v else None for k, v in window.items()}
                         self.history.append(means)
-                        self.record("train", step=self.step, **means, lr=lr, elapsed_s=round(self.elapsed, 1))
+                        self.record("train", step=self.step, **means, lr=lr, s_per_step=round(window_s / window_n, 3),
+                                    elapsed_s=round(self.elapsed, 1))
                         window = {k: [] for k in metrics}
-                    if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.steps:
+                        window_s, window_n = 0.0, 0
+                    if eval_fn is not None and ((cfg.eval_every and self.step % cfg.eval_every == 0)
+                                                or self.step == cfg.steps):
                         self.record("eval", step=self.step, **eval_fn())
                         t_last = time.time()
                     if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
@@ -247,19 +254,27 @@ class Run:
             finally:
                 self.save_last()
 
-    def finish(self, results: dict, weights: Path, export, **metadata) -> dict:
+    def finish(self, results: dict, weights: Path, export, source: str = "best.pt", **metadata) -> dict:
         """Close the run and return its summary: step, ``results`` (the best score...), elapsed_s,
-        interrupted, and weights when the run is complete and has a best.pt — then
-        ``export(best_pt, weights, meta)`` has written that file first. The summary is also the
-        "final" record."""
+        interrupted, and weights when the run is complete and has the checkpoint ``source``
+        (best.pt; last.pt for a run that validates nothing) — then ``export(checkpoint, weights,
+        meta)`` has written that file first; a dict it returns joins the summary. The summary is
+        also the "final" record."""
         summary = {"step": self.step, **results, "elapsed_s": round(self.elapsed, 1),
                    "interrupted": self.step < self.cfg.steps}
-        if self.step >= self.cfg.steps and (self.out / "best.pt").exists():
-            export(self.out / "best.pt", weights, {"steps": self.step, "train_seconds": round(self.elapsed), **metadata})
+        if self.step >= self.cfg.steps and (self.out / source).exists():
+            more = export(self.out / source, weights, {"steps": self.step, "train_seconds": round(self.elapsed),
+                                                       **metadata})
             summary["weights"] = str(weights)
+            if isinstance(more, dict):
+                summary.update(more)
         self.record("final", **summary)
-        self._log.close()
+        self.close()
         return summary
+
+    def close(self) -> None:
+        """Close the log (finish does; call it when a run ends without finishing)."""
+        self._log.close()
 
 
 # ---------------------------------------------------------------- command line
@@ -283,32 +298,46 @@ def nonneg(text: str) -> int:
 TRAINING_GROUP = "training (fixed for a run; on --resume they default to the checkpoint's)"
 
 
-def add_batch_arguments(g, d: RunConfig, crop_help: str, lr_help: str) -> None:
-    """--steps, --batch, --crop (a side in px) and --lr of a patch trainer, defaults from ``d``."""
+def add_batch_arguments(g, d: RunConfig, crop_help: str, lr_help: str, crop_type=positive,
+                        batch_help: str = "patches per step") -> None:
+    """--steps, --batch, --crop and --lr of a trainer, defaults from ``d``. ``crop_type``: the
+    argparse type of --crop (a side in px; the flow trainer's is H×W)."""
+    crop = "x".join(str(v) for v in d.crop) if isinstance(d.crop, (tuple, list)) else d.crop
     g.add_argument("--steps", type=positive, default=None, help=f"optimiser steps (default {d.steps})")
-    g.add_argument("--batch", type=positive, default=None, help=f"patches per step (default {d.batch})")
-    g.add_argument("--crop", type=positive, default=None, help=f"{crop_help} (default {d.crop})")
+    g.add_argument("--batch", type=positive, default=None, help=f"{batch_help} (default {d.batch})")
+    g.add_argument("--crop", type=crop_type, default=None, metavar="HxW" if crop_type is not positive else None,
+                   help=f"{crop_help} (default {crop})")
     g.add_argument("--lr", type=float, default=None, help=f"{lr_help} (default {d.lr})")
 
 
-def add_run_arguments(r, d: RunConfig, out_help: str, frames_help: str, export_help: str) -> None:
-    """The run options of a patch trainer: folder, resume, pool, cadences, threads, export."""
+def add_run_arguments(r, d: RunConfig, out_help: str, frames_help: str | None, export_help: str,
+                      eval_help: str = "validate every N steps") -> None:
+    """The run options of a trainer: folder, resume, pool (a patch trainer's: ``frames_help`` not
+    None), cadences, threads, export."""
     r.add_argument("--out", default=d.out, help=f"{out_help} (default {d.out})")
     r.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    r.add_argument("--pool", default=d.pool, help=f"patch pool folder (default {d.pool})")
-    r.add_argument("--pool-frames", type=positive, default=d.pool_frames, help=f"{frames_help} (default {d.pool_frames})")
-    r.add_argument("--make-pool", action="store_true", help="only write (or complete) the patch pool")
-    r.add_argument("--eval-every", type=int, default=d.eval_every, help=f"validate every N steps (default {d.eval_every})")
+    if frames_help is not None:
+        r.add_argument("--pool", default=d.pool, help=f"patch pool folder (default {d.pool})")
+        r.add_argument("--pool-frames", type=positive, default=d.pool_frames,
+                       help=f"{frames_help} (default {d.pool_frames})")
+        r.add_argument("--make-pool", action="store_true", help="only write (or complete) the patch pool")
+    r.add_argument("--eval-every", type=nonneg, default=d.eval_every, help=f"{eval_help} (default {d.eval_every})")
     r.add_argument("--ckpt-every", type=positive, default=d.ckpt_every, help=f"checkpoint every N steps (default {d.ckpt_every})")
     r.add_argument("--log-every", type=positive, default=d.log_every, help=f"log every N steps (default {d.log_every})")
     r.add_argument("--threads", type=positive, default=d.threads, help=f"torch CPU threads (default {d.threads})")
     r.add_argument("--export", default=None, metavar="PATH", help=export_help)
 
 
+def run_settings(args) -> dict:
+    """The run settings of :func:`add_run_arguments` on a trainer's command line (they may change
+    on --resume)."""
+    return {"threads": args.threads, "ckpt_every": args.ckpt_every, "eval_every": args.eval_every,
+            "log_every": args.log_every, "export": args.export}
+
+
 def pool_run_settings(args) -> dict:
-    """The run settings of a patch trainer's command line (they may change on --resume)."""
-    return {"pool": args.pool, "pool_frames": args.pool_frames, "threads": args.threads, "ckpt_every": args.ckpt_every,
-            "eval_every": args.eval_every, "log_every": args.log_every, "export": args.export}
+    """The run settings of a patch trainer's command line: :func:`run_settings` and the pool."""
+    return {"pool": args.pool, "pool_frames": args.pool_frames, **run_settings(args)}
 
 
 def checkpoint_config(path) -> dict:

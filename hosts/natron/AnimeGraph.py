@@ -4,7 +4,7 @@
 A Natron PyPlug (Natron 2.5+, Python 3): Natron imports this file from a folder on
 NATRON_PLUGIN_PATH because of the marker line above, registers it under getPluginID(), and calls
 createInstance(app, group) inside the Group node it has just made. The work is in
-celgraph_natron.py (next to this file) and ../common/celgraph_host.py, standard library only.
+celgraph_natron.py (next to this file) and ../common/celgraph_host/, standard library only.
 """
 
 

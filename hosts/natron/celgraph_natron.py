@@ -1,7 +1,7 @@
 """The Natron side of the AnimeGraph PyPlug: its panel, its internal nodes, the Run button.
 
 Standard library and NatronEngine only (never NatronGui: PyPlugs also load in background mode).
-Everything that does not touch a Natron object lives in hosts/common/celgraph_host.py.
+Everything that does not touch a Natron object lives in hosts/common/celgraph_host/.
 
 Inside the group:  Input nodes cgIn0.. (one per input port of the chosen node type) → WriteOIIO
 cgWrite0.. (render the inputs to EXR on shared storage) ; ReadOIIO cgResult → Output (what the
@@ -27,7 +27,7 @@ def _add_common():
     here = os.path.dirname(os.path.abspath(__file__))
     for cand in (os.path.join(here, "..", "common"), os.path.join(here, "common")):
         cand = os.path.abspath(cand)
-        if os.path.isfile(os.path.join(cand, "celgraph_host.py")):
+        if os.path.isfile(os.path.join(cand, "celgraph_host", "__init__.py")):
             if cand not in sys.path:
                 sys.path.insert(0, cand)
             return

@@ -1,6 +1,6 @@
 """celgraph start-up for Natron (runs in GUI and background mode, before any project exists).
 
-It makes ../common (celgraph_host.py) importable, and gives `inspect` back the `getargspec` that
+It makes ../common (the celgraph_host package) importable, and gives `inspect` back the `getargspec` that
 Python 3.11 removed: Natron 2.5 checks every Python callback's signature with it, and without it
 prints "Failed to get signature of onParamChanged callback" and never calls the callback (Run,
 Refresh and Cancel would do nothing). The AnimeGraph PyPlug next to this file is found by Natron
@@ -30,7 +30,7 @@ def _celgraph_common_dirs():
     dirs += [d for d in os.environ.get("NATRON_PLUGIN_PATH", "").split(os.pathsep) if d]
     for d in dirs:
         common = os.path.abspath(os.path.join(d, "..", "common"))
-        if os.path.isfile(os.path.join(common, "celgraph_host.py")):
+        if os.path.isfile(os.path.join(common, "celgraph_host", "__init__.py")):
             yield common
 
 

@@ -2,7 +2,7 @@
 and a Read inside that shows what the server wrote.
 
 Standard library and `nuke` only; everything that does not touch a Nuke object is in
-hosts/common/celgraph_host.py. The default transport is the `graph remote` bridge subprocess:
+hosts/common/celgraph_host/. The default transport is the `graph remote` bridge subprocess:
 importing grpc/protobuf inside Nuke clashes with Nuke's own protobuf (set CELGRAPH_TRANSPORT=auto
 to use grpc where it is known to load).
 
@@ -26,7 +26,7 @@ def _add_common():
     here = os.path.dirname(os.path.abspath(__file__))
     for cand in (os.path.join(here, "..", "common"), os.path.join(here, "common")):
         cand = os.path.abspath(cand)
-        if os.path.isfile(os.path.join(cand, "celgraph_host.py")):
+        if os.path.isfile(os.path.join(cand, "celgraph_host", "__init__.py")):
             if cand not in sys.path:
                 sys.path.insert(0, cand)
             return

@@ -1,5 +1,5 @@
 """celgraph start-up for Nuke (runs in every mode, `nuke -t` included): makes ../common
-(celgraph_host.py) importable. Put this folder on NUKE_PATH (or nuke.pluginAddPath it)."""
+(the celgraph_host package) importable. Put this folder on NUKE_PATH (or nuke.pluginAddPath it)."""
 import os
 
 import nuke
@@ -11,7 +11,7 @@ def _celgraph_common():
     except NameError:                    # executed without a file name
         return None
     common = os.path.abspath(os.path.join(here, "..", "common"))
-    return common if os.path.isfile(os.path.join(common, "celgraph_host.py")) else None
+    return common if os.path.isfile(os.path.join(common, "celgraph_host", "__init__.py")) else None
 
 
 if _celgraph_common():
