@@ -284,6 +284,28 @@ def test_training_resumes_where_it_stopped(tmp_path):
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
 
+def test_training_starts_from_given_weights(tmp_path):
+    """--init (a fine-tune): step 0 is the given model, not a random one; the wrong variant is refused."""
+    from celgraph.models.gapfill import build, save_weights
+    from celgraph.train.gapfill import TrainConfig, train
+    data = tiny_data(4)
+    val = {k: v[:2] for k, v in data.items()}
+    torch.manual_seed(123)
+    start = build("gap_unet")
+    init = save_weights(start, tmp_path / "start.safetensors")
+    kw = dict(steps=1, batch=2, crop=64, lr=1e-12, log_every=100, eval_every=0, ckpt_every=100)
+    train(TrainConfig(**kw, out=str(tmp_path / "a"), init=str(init)), data=data, val=val, echo=lambda s: None)
+    got = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["model"]
+    ref = start.state_dict()
+    weights = [k for k in ref if k.endswith("weight")]
+    assert all(torch.allclose(got[k].float(), ref[k].float(), atol=1e-6) for k in weights)
+    train(TrainConfig(**kw, out=str(tmp_path / "b")), data=data, val=val, echo=lambda s: None)
+    fresh = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["model"]
+    assert not all(torch.allclose(fresh[k].float(), ref[k].float(), atol=1e-6) for k in weights)
+    with pytest.raises(ValueError, match="lite"):
+        train(TrainConfig(**kw, out=str(tmp_path / "c"), init=str(init), variant="lite"), data=data, val=val,
+              echo=lambda s: None)
+
 def test_train_command_line_parses():
     import argparse
     from celgraph.train.gapfill import add_gapfill_train_parser
@@ -291,8 +313,9 @@ def test_train_command_line_parses():
     sub = ap.add_subparsers()
     add_gapfill_train_parser(sub)
     args = ap.parse_args(["gapfill", "--variant", "lite", "--steps", "5", "--batch", "2", "--crop", "128",
-                          "--out", "x", "--resume", "--seed", "3"])
+                          "--out", "x", "--resume", "--seed", "3", "--init", "w.safetensors"])
     assert (args.variant, args.steps, args.batch, args.crop, args.resume, args.seed) == ("lite", 5, 2, 128, True, 3)
+    assert args.init == "w.safetensors"
     assert callable(args.func)
 
 

@@ -2,7 +2,9 @@
 
 The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_color.md`` §5.1-5.2):
 
-1. **Ink mask**: coverage ≥ ``threshold`` is ink.
+1. **Ink mask**: coverage ≥ ``threshold`` is ink; enclosed paper specks of ≤ 4 px (the holes
+   aliasing leaves in doubled 1-px strokes) count as ink for the search, so a stroke that ends in a
+   tiny loop still has an end. They are not written to the output.
 2. **Skeleton**: Guo-Hall thinning (the lookup tables of ``skimage.morphology.thin``, re-derived
    here so nothing beyond numpy/OpenCV is needed) to a 1-px, 8-connected skeleton.
 3. **Endpoints**: skeleton pixels with exactly one 8-neighbour. Spurs shorter than the local line
@@ -15,7 +17,8 @@ The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_col
 6. **Junctions and corners** (celgraph, ``converge``): ends still open that point at each other
    (within ±``converge``/2) or whose direction lines cross just ahead of both are joined at the
    point where they meet: a missed T/Y/X junction leaves three or four such ends, a missed corner
-   two, and OpenToonz's pair cone sees none of them.
+   two, and OpenToonz's pair cone sees none of them. Two such ends that each point at the other
+   within ``CHORD_ANGLE`` (40°) are one curved stroke interrupted and are joined end to end.
 7. **Single-endpoint search**: from each endpoint still open, rays are cast every ``angle_step``
    degrees within ±``angle/2`` of its direction; each ray first leaves its own stroke's ink and
    then stops at the first ink pixel; the closest hit (distance, with a mild penalty for
@@ -25,12 +28,17 @@ The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_col
    on real production line art that is the mark of a free end (hair strands, folds).
 8. **Drawing**: segments continue the stroke at its own width, measured at the end as ink area ÷
    skeleton length (a 2-px stroke is continued 2 px wide; the distance transform alone reads 1
-   for both 1- and 2-px strokes), round-capped; only over paper; they become ink for later
-   searches.
+   for both 1- and 2-px strokes), round-capped, together with the convex hull of the stroke end
+   faces they join (the end's own ink within width/2 + 1.5 px of its tip): a cut straight stroke
+   comes back as the piece that was erased, and the three faces of a missed junction fill the
+   junction's blob. Only over paper; they become ink for later searches.
 9. **Tahoma2D's rule** (``fillutil.cpp finishGapLines``): with ``keep_separating`` a segment is
    kept only if the paper on its two sides belongs to different flood-fill regions once all
    segments are drawn, i.e. it actually stops a fill from leaking. Segments that only dangle into
-   one region (an open stroke pointing at nothing in particular) are removed.
+   one region (an open stroke pointing at nothing in particular) are removed. It applies to the
+   single-end rays and to pairs with a tapered end, not to untapered pairs and converging ends
+   (``TRUSTED_KINDS``): a closure only separates once every gap on the same region boundary is
+   closed, so the rule removed true closures wherever one other gap stayed open.
 
 Parameters (OpenToonz defaults in brackets): ``max_gap`` px, the clear distance between ink edges
 [Tape tool 10, fill autoclose 30]; ``angle`` degrees, the full cone opening (40; OpenToonz 60: on
@@ -264,6 +272,59 @@ def _own_stroke(ink: np.ndarray, y: int, x: int, radius: int) -> tuple[np.ndarra
     return own, (y0, x0)
 
 
+def _fill_specks(ink: np.ndarray, max_area: int = 4) -> np.ndarray:
+    """Ink with its enclosed paper specks of ≤ ``max_area`` px filled: the 1-3 px holes aliasing
+    leaves inside doubled 1-px strokes make loops in the skeleton, and a loop has no end to find."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((~ink).astype(np.uint8), connectivity=4)
+    small = stats[:, cv2.CC_STAT_AREA] <= max_area
+    small[0] = False
+    if not small[1:].any():
+        return ink
+    return ink | small[lab]
+
+
+def _facing(a: "Endpoint", b: "Endpoint", cos_min: float) -> bool:
+    """Each end points at the other within ±acos(cos_min): one stroke interrupted, not a corner."""
+    v = np.array([b.y - a.y, b.x - a.x], np.float64)
+    n = np.linalg.norm(v)
+    if n == 0:
+        return True
+    v /= n
+    return (a.dy * v[0] + a.dx * v[1]) >= cos_min and -(b.dy * v[0] + b.dx * v[1]) >= cos_min
+
+
+def _cap(ink: np.ndarray, e: "Endpoint", extra: float = 1.5) -> np.ndarray:
+    """(y, x) of the endpoint's own-stroke ink within width/2 + ``extra`` of its skeleton tip: the
+    stroke's end face, whose hull with the other side's face rebuilds the erased piece at the
+    stroke's own width."""
+    r = e.width / 2.0 + extra
+    own, (oy, ox) = _own_stroke(ink, e.y, e.x, int(math.ceil(r)) + 1)
+    ys, xs = np.nonzero(own)
+    ys, xs = ys + oy, xs + ox
+    near = (ys - e.y) ** 2 + (xs - e.x) ** 2 <= r * r
+    return np.stack([ys[near], xs[near]], 1)
+
+
+def _disc(c: tuple[int, int], r: float, n: int = 8) -> np.ndarray:
+    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([c[0] + r * np.sin(a), c[1] + r * np.cos(a)], 1)
+
+
+def _fill_hull(mask: np.ndarray, pts: np.ndarray) -> None:
+    """Set the pixels of the convex hull of (y, x) points in a bool mask."""
+    if len(pts) < 2:
+        return
+    H, W = mask.shape
+    y0, x0 = max(int(np.floor(pts[:, 0].min())) - 1, 0), max(int(np.floor(pts[:, 1].min())) - 1, 0)
+    y1, x1 = min(int(np.ceil(pts[:, 0].max())) + 2, H), min(int(np.ceil(pts[:, 1].max())) + 2, W)
+    if y1 <= y0 or x1 <= x0:
+        return
+    hull = cv2.convexHull(np.round(pts[:, ::-1] - (x0, y0)).astype(np.int32))
+    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(m, hull, 1)
+    mask[y0:y1, x0:x1] |= m > 0
+
+
 def _segment_separates(closed_ink: np.ndarray, regions: np.ndarray, seg: tuple, width: float) -> bool:
     """Tahoma2D's rule: does the paper along the segment's two sides belong to ≥ 2 regions?"""
     (y0, x0), (y1, x1) = seg
@@ -375,6 +436,16 @@ def _meeting_point(P: np.ndarray, D: np.ndarray, max_gap: float) -> tuple[int, i
     return int(round(pt[0])), int(round(pt[1]))
 
 
+# Closures that ``keep_separating`` keeps even when they separate no two regions: two untapered
+# ends facing each other (one stroke interrupted) and ends converging on a missed junction or corner.
+# Tahoma2D's rule is for the single-end rays; applied to these it removed true closures whenever
+# another gap on the same region boundary stayed open (a closure only separates once all are closed).
+TRUSTED_KINDS = ("pair", "converge")
+# Two converging ends that each point at the other within this many degrees are one stroke
+# interrupted (joined end to end), not the two sides of a corner (joined at their meeting point).
+CHORD_ANGLE = 40.0
+
+
 def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, threshold: float = 0.5,
               walk: int | None = None, angle_step: float = 2.0, min_width: float = 1.0,
               keep_separating: bool = True, pair_first: bool = True,
@@ -386,21 +457,33 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
     bool mask of added ink (pixels that were paper, coverage < threshold). See the module doc for
     the steps and parameters."""
     lines = np.asarray(lines, np.float32)
-    ink = lines >= threshold
+    drawn = lines >= threshold
+    ink = _fill_specks(drawn)
     H, W = ink.shape
     walk = int(walk if walk is not None else max(10, round(max_gap)))
     dist = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     if eps is None:
         eps = find_endpoints(ink, walk=walk, dist=dist)
     half_cone = math.radians(angle) / 2.0
+    cos_chord = math.cos(math.radians(CHORD_ANGLE))
     cos_cone = math.cos(half_cone)
     work = ink.copy()
     segments: list[tuple[tuple[int, int], tuple[int, int], float]] = []
     used = [False] * len(eps)
 
-    def draw(p, q, width):
-        _draw_segment(work, p, q, width)
-        segments.append((p, q, float(width)))
+    def draw(p, q, width, kind="ray", caps=()):
+        pts = np.concatenate([np.array([p, q], np.float64), *caps]) if caps else np.array([p, q], np.float64)
+        R = int(math.ceil(width / 2)) + 2
+        y0, x0 = max(int(pts[:, 0].min()) - R, 0), max(int(pts[:, 1].min()) - R, 0)
+        y1, x1 = min(int(np.ceil(pts[:, 0].max())) + R + 1, H), min(int(np.ceil(pts[:, 1].max())) + R + 1, W)
+        piece = np.zeros((y1 - y0, x1 - x0), bool)
+        _draw_segment(piece, (p[0] - y0, p[1] - x0), (q[0] - y0, q[1] - x0), width)
+        if caps:
+            _fill_hull(piece, np.concatenate(caps) - (y0, x0))
+        piece &= ~work[y0:y1, x0:x1]
+        work[y0:y1, x0:x1] |= piece
+        ys, xs = np.nonzero(piece)
+        segments.append((p, q, float(width), kind, (ys + y0, xs + x0)))
 
     # 1) endpoint pairs that face each other, closest first
     if pair_first and len(eps) > 1:
@@ -422,13 +505,24 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
             if used[i] or used[j]:
                 continue
             used[i] = used[j] = True
-            draw((eps[i].y, eps[i].x), (eps[j].y, eps[j].x), max(min(eps[i].width, eps[j].width), min_width))
+            draw((eps[i].y, eps[i].x), (eps[j].y, eps[j].x), max(min(eps[i].width, eps[j].width), min_width),
+                 "pair" if min(eps[i].taper, eps[j].taper) >= min_taper else "pair_tapered",
+                 (_cap(ink, eps[i]), _cap(ink, eps[j])))
     # 2) ends that converge on one point: a missed junction (3+ ends) or corner (2 ends)
     if converge and len(eps) > 1:
         for group, point in _converging_groups(eps, used, max_gap, math.cos(math.radians(converge / 2))):
-            for i in group:
+            caps = [_cap(ink, eps[i]) for i in group]
+            if len(group) == 2 and _facing(eps[group[0]], eps[group[1]], cos_chord):
+                a, b = eps[group[0]], eps[group[1]]
+                used[group[0]] = used[group[1]] = True
+                draw((a.y, a.x), (b.y, b.x), max(min(a.width, b.width), min_width), "converge", tuple(caps))
+                continue
+            for i, cap in zip(group, caps):
                 used[i] = True
-                draw((eps[i].y, eps[i].x), point, max(eps[i].width, min_width))
+                w = max(eps[i].width, min_width)
+                draw((eps[i].y, eps[i].x), point, w, "converge", (cap, _disc(point, w / 2)))
+            if len(group) >= 3:
+                draw(point, point, 1.0, "converge", tuple(caps))
     # 3) rays from the remaining endpoints
     n_rays = max(int(round(angle / 2 / angle_step)), 0)
     for i, e in enumerate(eps):
@@ -454,15 +548,16 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
         q = (int(round(e.y + dy * (t + 0.5))), int(round(e.x + dx * (t + 0.5))))
         q = (min(max(q[0], 0), H - 1), min(max(q[1], 0), W - 1))
         used[i] = True
-        draw((e.y, e.x), q, max(e.width, min_width))
+        draw((e.y, e.x), q, max(e.width, min_width), "ray", (_cap(ink, e), _disc(q, max(e.width, min_width) / 2)))
     added = work & ~ink
     if keep_separating and segments:
         _, regions = cv2.connectedComponents((~work).astype(np.uint8), connectivity=4)
         keep = np.zeros((H, W), bool)
-        for p, q, width in segments:
-            if _segment_separates(work, regions, (p, q), width):
-                _draw_segment(keep, p, q, width)
+        for p, q, width, kind, pix in segments:
+            if kind in TRUSTED_KINDS or _segment_separates(work, regions, (p, q), width):
+                keep[pix] = True
         added &= keep
+    added &= ~drawn
     closed = np.where(added, np.float32(1.0), lines).astype(np.float32)
     return closed, added
 

@@ -212,6 +212,7 @@ class TrainConfig(RunConfig):
     pos_weight: float = 10.0
     dice: float = 0.5
     seed: int = 0
+    init: str | None = None             # start from these weights (a GapFill safetensors file), e.g. a fine-tune
     pool: str = DEFAULT_POOL
     pool_frames: int = 520
     # run settings (may change on resume)
@@ -223,7 +224,7 @@ class TrainConfig(RunConfig):
     export: str | None = None
 
 
-TRAJECTORY_FIELDS = ("variant", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed")
+TRAJECTORY_FIELDS = ("variant", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed", "init")
 
 
 def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None = None,
@@ -233,6 +234,13 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
     run = Run(cfg, echo)
     torch.manual_seed(cfg.seed)
     model = build(cfg.variant)
+    if cfg.init and not resume:
+        from celgraph.models.gapfill import load_weights
+        start, _ = load_weights(cfg.init)
+        if type(start) is not type(model):
+            raise ValueError(f"--init {cfg.init}: holds a {type(start).__name__}, not the {cfg.variant} variant")
+        model.load_state_dict(start.state_dict())
+        model.train()
     ch = in_channels(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.wdecay)
     run.begin(resume, {"model": model, "optimizer": opt}, {"params": count_parameters(model)}, best=float("inf"))
@@ -294,6 +302,8 @@ def add_gapfill_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
                    help=f"gap_unet (ours) or lite (FillLineGaps LightUNet); default {d.variant}")
     add_batch_arguments(g, d, crop_help=f"training crop side in px, ≤ {PATCH}, a multiple of 8", lr_help="peak learning rate")
     g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
+    g.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="start from these weights (a GapFill .safetensors, e.g. the bundled ones) instead of random ones")
     g.add_argument("--genga-share", type=float, default=GENGA_SHARE,
                    help=f"with --make-pool: share of studio-style (celgraph.synth.genga) frames, 0..1 (default "
                         f"{GENGA_SHARE}; 0 = the recipe of the bundled weights)")
