@@ -140,7 +140,7 @@ class GapFill(NodeType):
         else:
             closed = self._model_close(ctx, lines)
         added = np.maximum(closed - lines, 0.0).astype(np.float32)
-        return {"lines": closed, "added": added, "preview": cs.node_out(self, preview(lines, added))}
+        return {"lines": closed, "added": added, "preview": preview_out(self, preview(lines, added))}
 
     def _model_close(self, ctx: Context, lines: np.ndarray) -> np.ndarray:
         from ..models.gapfill import close_gaps, fuse_for_inference, load_weights
@@ -156,6 +156,23 @@ class GapFill(NodeType):
                                half=p.precision == "fp16", progress=progress)
         return closed
 
+
+
+def preview_out(node_type, rgb: np.ndarray) -> np.ndarray:
+    """``cs.node_out`` of a line-art preview, equal to it pixel for pixel at a fraction of the cost.
+
+    A colour conversion maps each pixel on its own, and a page is mostly paper white and solid
+    ink: those two colours are converted once and copied; only the other pixels (anti-aliased
+    edges, added ink) go through the conversion. (On a 1080p page the whole-frame conversion was
+    half of GapFill's time through the engine.)"""
+    white, black = (rgb == 1.0).all(axis=2), (rgb == 0.0).all(axis=2)
+    rest = ~(white | black)
+    ends = cs.node_out(node_type, np.float32([[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]]))
+    out = np.empty_like(rgb)
+    out[white], out[black] = ends[0, 0], ends[0, 1]
+    if rest.any():
+        out[rest] = cs.node_out(node_type, rgb[rest][None])[0]
+    return out
 
 
 def preview(lines: np.ndarray, added: np.ndarray) -> np.ndarray:
