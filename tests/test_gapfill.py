@@ -229,8 +229,9 @@ def test_preview_conversion_equals_converting_the_whole_frame():
     added[44:50, 70:90] = rng.random((6, 20), dtype=np.float32)        # partial and full added ink
     added[60:62, 70:90] = 1.0
     gapfill = line_nodes.GapFill
-    for rgb in (line_nodes.preview(lines, added), line_nodes.preview(np.zeros_like(lines), added * 0)):
-        assert np.array_equal(line_nodes.preview_out(gapfill, rgb), cs.node_out(gapfill, rgb))
+    for ink, add in ((lines, added), (np.zeros_like(lines), np.zeros_like(added)), (np.ones_like(lines), added)):
+        whole = cs.node_out(gapfill, line_nodes.preview(ink, add))
+        assert np.array_equal(line_nodes.preview_out(gapfill, ink, add), whole)
 
 
 def test_node_model_method_runs_in_a_graph(engine, tmp_path):
