@@ -76,7 +76,7 @@ def test_each_worker_process_computes_with_its_share_of_the_cores(dask_executor,
     counts = dask_executor.client.run(thread_counts)
     assert len(counts) == 2
     for c in counts.values():
-        assert c["opencv"] == share
+        assert c["opencv"] == c["oiio"] == share
         assert c["OMP_NUM_THREADS"] == c["MKL_NUM_THREADS"] == c["OPENBLAS_NUM_THREADS"] == str(share)
     # torch loaded after the first task (a model node) starts with the same share
     assert set(dask_executor.client.run(_torch_threads).values()) == {share}

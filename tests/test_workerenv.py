@@ -47,7 +47,7 @@ def test_apply_and_restore_thread_budget(monkeypatch):
     previous = workerenv.apply_thread_budget(1)
     try:
         now = workerenv.thread_counts()
-        assert now["opencv"] == 1 and all(now[v] == "1" for v in workerenv.THREAD_VARIABLES)
+        assert now["opencv"] == now["oiio"] == 1 and all(now[v] == "1" for v in workerenv.THREAD_VARIABLES)
     finally:
         workerenv.restore_threads(previous)
     assert workerenv.thread_counts() == before

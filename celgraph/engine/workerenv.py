@@ -1,6 +1,7 @@
 """The settings of a process that computes tasks: its thread budget and its memory allocator.
 
-Thread budget. OpenCV, torch and OpenMP each start a pool as wide as the machine in every process.
+Thread budget. OpenCV, torch, OpenImageIO and OpenMP each start a pool as wide as the machine in
+every process.
 N tasks running at once (N local threads, or N Dask worker processes on one machine) then ask
 for N × cores threads; `thread_budget` shares the cores out instead (cores ÷ tasks at once, at
 least 1) and `apply_thread_budget` sets it on every pool the process has, plus the OMP/MKL/
@@ -42,18 +43,22 @@ def thread_budget(tasks_at_once: int, n_cores: int | None = None) -> int:
 
 def thread_counts() -> dict[str, int | str | None]:
     """What this process's pools are set to now (tests and benchmarks ask workers for this)."""
+    import OpenImageIO as oiio
     torch = sys.modules.get("torch")
     return {"opencv": cv2.getNumThreads(), "torch": torch.get_num_threads() if torch else None,
-            **{v: os.environ.get(v) for v in THREAD_VARIABLES}}
+            "oiio": oiio.get_int_attribute("threads"), **{v: os.environ.get(v) for v in THREAD_VARIABLES}}
 
 
-def apply_thread_budget(n: int, pools: tuple[str, ...] = ("opencv", "torch", "openmp")) -> dict:
+def apply_thread_budget(n: int, pools: tuple[str, ...] = ("opencv", "torch", "oiio", "openmp")) -> dict:
     """Set these pools to n threads: OpenCV's, torch's (if loaded; torch reads OMP_NUM_THREADS
-    when it loads) and the OMP/MKL/OpenBLAS variables. Returns the previous settings, for
-    `restore_threads`."""
+    when it loads), OpenImageIO's and the OMP/MKL/OpenBLAS variables. Returns the previous
+    settings, for `restore_threads`."""
+    import OpenImageIO as oiio
     previous = thread_counts()
     if "opencv" in pools:
         cv2.setNumThreads(n)
+    if "oiio" in pools:
+        oiio.attribute("threads", n)
     torch = sys.modules.get("torch")
     if "torch" in pools and torch is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -64,7 +69,10 @@ def apply_thread_budget(n: int, pools: tuple[str, ...] = ("opencv", "torch", "op
 
 
 def restore_threads(previous: dict) -> None:
+    import OpenImageIO as oiio
     cv2.setNumThreads(previous["opencv"])
+    if oiio.get_int_attribute("threads") != previous["oiio"]:
+        oiio.attribute("threads", previous["oiio"])
     torch = sys.modules.get("torch")
     if torch is not None and previous["torch"] and torch.get_num_threads() != previous["torch"]:
         torch.set_num_threads(previous["torch"])
