@@ -40,6 +40,14 @@ def test_local_threads_share_opencvs_pool_and_give_it_back(tmp_path, monkeypatch
     assert cv2.getNumThreads() == before
 
 
+def test_a_lone_task_keeps_opencvs_whole_pool(tmp_path):
+    before = cv2.getNumThreads()
+    g = cg.Graph(frames="1")
+    g.add("test.OpenCVThreads", name="n")
+    r = cg.Engine(tmp_path / "cache").run(g, workers=4)
+    assert float(r.value("n", "image", 1)[0, 0, 0]) == before
+
+
 def test_apply_and_restore_thread_budget(monkeypatch):
     for v in workerenv.THREAD_VARIABLES:
         monkeypatch.delenv(v, raising=False)

@@ -263,8 +263,9 @@ class _Run:
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="celgraph")
         # N task threads share the cores: OpenCV's pool gets cores ÷ N (torch keeps its setting:
         # its tasks run one at a time on the torch thread, see task.on_torch_thread)
-        threads = workerenv.apply_thread_budget(workerenv.thread_budget(self.workers), pools=("opencv",)) \
-            if self.workers > 1 else None
+        at_once = min(self.workers, dag.number_of_nodes())
+        threads = workerenv.apply_thread_budget(workerenv.thread_budget(at_once), pools=("opencv",)) \
+            if at_once > 1 else None
         try:
             while ready or self.running:
                 if not self.stopping:
