@@ -31,7 +31,7 @@ _CONFIGS: dict = {}
 # OIIO makes its shared default config from $OCIO once, on first use: made here, so convert knows
 # which $OCIO it read (and uses it while $OCIO is unchanged)
 _DEFAULT_OCIO = os.environ.get("OCIO", "")
-oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(np.zeros((1, 1, 3), np.float32)), "raw", "raw", True)
+oiio.ColorConfig.default_colorconfig()
 
 
 def config() -> "oiio.ColorConfig":
