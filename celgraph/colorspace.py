@@ -28,6 +28,10 @@ RAW = ("raw", "data")         # no conversion
 LINEAR_FORMATS = {".exr", ".hdr", ".sxr", ".mxr"}
 _LOCK = threading.Lock()
 _CONFIGS: dict = {}
+# OIIO makes its shared default config from $OCIO once, on first use: made here, so convert knows
+# which $OCIO it read (and uses it while $OCIO is unchanged)
+_DEFAULT_OCIO = os.environ.get("OCIO", "")
+oiio.ColorConfig.default_colorconfig()
 
 
 def config() -> "oiio.ColorConfig":
@@ -80,8 +84,11 @@ def convert(pixels: np.ndarray, src: str, dst: str) -> np.ndarray:
         rgba = img
     else:
         raise ValueError(f"cannot colour-convert a {c}-channel image")
-    out = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(np.ascontiguousarray(rgba)), resolve(src), resolve(dst),
-                                         True, "", "", os.environ.get("OCIO", ""))
+    buf = oiio.ImageBuf(np.ascontiguousarray(rgba))
+    if os.environ.get("OCIO", "") == _DEFAULT_OCIO:    # OIIO's shared config: its processors are kept
+        out = oiio.ImageBufAlgo.colorconvert(buf, resolve(src), resolve(dst), True)
+    else:                                               # naming a config loads it again: ~30 ms a call
+        out = oiio.ImageBufAlgo.colorconvert(buf, resolve(src), resolve(dst), True, "", "", os.environ.get("OCIO", ""))
     if out.has_error:
         raise ValueError(f"colour conversion {src} → {dst} failed: {out.geterror()}")
     res = np.asarray(out.get_pixels(oiio.FLOAT), np.float32).reshape(rgba.shape)

@@ -190,3 +190,18 @@ def test_colorspace_params_are_checked_and_ocio_is_honoured(tmp_path, monkeypatc
     monkeypatch.setenv("OCIO", str(tmp_path / "no-such-config.ocio"))
     with pytest.raises(Exception):
         colorspace.resolve("ACEScg")                 # $OCIO is the config that is asked (and it is missing)
+
+
+def test_conversion_through_oiios_shared_config_equals_naming_the_config(monkeypatch):
+    # convert uses OIIO's shared config (processors kept) while $OCIO is the one it was made from;
+    # naming the config instead reloads it each call, with the same pixels
+    from celgraph import colorspace
+    rng = np.random.default_rng(5)
+    for shape in ((30, 40, 4), (20, 30, 3), (16, 12)):
+        pixels = rng.random(shape, dtype=np.float32) * 1.2 - 0.1
+        for src, dst in (("sRGB", "lin_rec709"), ("lin_rec709", "sRGB"), ("lin_rec709", "ACEScg")):
+            shared = colorspace.convert(pixels, src, dst)
+            monkeypatch.setattr(colorspace, "_DEFAULT_OCIO", "another config")
+            named = colorspace.convert(pixels, src, dst)
+            monkeypatch.undo()
+            assert np.array_equal(shared, named)

@@ -64,6 +64,24 @@ def test_dask_outputs_equal_the_local_executor(dask_executor, tmp_path):
         assert ks == ["task_started", "task_finished"]
 
 
+def _torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
+
+
+def test_each_worker_process_computes_with_its_share_of_the_cores(dask_executor, tmp_path):
+    from celgraph.engine.workerenv import thread_budget, thread_counts
+    cg.Engine(tmp_path / "cache").run(scene(tmp_path, frames="1-4"), executor=dask_executor)
+    share = thread_budget(2)                       # two worker processes on this machine's cores
+    counts = dask_executor.client.run(thread_counts)
+    assert len(counts) == 2
+    for c in counts.values():
+        assert c["opencv"] == c["oiio"] == share
+        assert c["OMP_NUM_THREADS"] == c["MKL_NUM_THREADS"] == c["OPENBLAS_NUM_THREADS"] == str(share)
+    # torch loaded after the first task (a model node) starts with the same share
+    assert set(dask_executor.client.run(_torch_threads).values()) == {share}
+
+
 def test_a_warm_cache_makes_the_distributed_rerun_skip_the_work(dask_executor, tmp_path):
     engine = cg.Engine(tmp_path / "cache")
     engine.run(scene(tmp_path), executor=dask_executor)

@@ -219,6 +219,21 @@ def test_node_closes_the_gap_and_marks_the_added_ink_in_red(engine):
     assert np.allclose(prev[ink], 0) and np.allclose(prev[(src == 0) & ~red], 1, atol=1e-4)
 
 
+def test_preview_conversion_equals_converting_the_whole_frame():
+    # preview_out converts paper white and solid ink once and only the other pixels one by one
+    from celgraph import colorspace as cs
+    rng = np.random.default_rng(3)
+    lines = ring(5, size=96)
+    lines[40:60, 10:30] = rng.random((20, 20), dtype=np.float32)       # anti-aliased coverage
+    added = np.zeros_like(lines)
+    added[44:50, 70:90] = rng.random((6, 20), dtype=np.float32)        # partial and full added ink
+    added[60:62, 70:90] = 1.0
+    gapfill = line_nodes.GapFill
+    for ink, add in ((lines, added), (np.zeros_like(lines), np.zeros_like(added)), (np.ones_like(lines), added)):
+        whole = cs.node_out(gapfill, line_nodes.preview(ink, add))
+        assert np.array_equal(line_nodes.preview_out(gapfill, ink, add), whole)
+
+
 def test_node_model_method_runs_in_a_graph(engine, tmp_path):
     path = gf.save_weights(random_model(), tmp_path / "w.safetensors")
     r = engine.run(gap_graph(method="model", weights=str(path), inference="tiles", tile=32), frames=[1])

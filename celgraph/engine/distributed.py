@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from ..core.errors import Cancelled, CelgraphError, NodeFailed
+from . import workerenv
 from .runtime import Engine
 from .task import run_task, spec_of
 
@@ -28,14 +29,17 @@ _worker_engines: dict[str, object] = {}
 _worker_lock = threading.Lock()
 
 
-def _worker_engine(store_root: str):
-    """One Engine per worker process and store: its object cache keeps models loaded between tasks."""
+def _worker_engine(store_root: str, tasks_at_once: int = 1):
+    """One Engine per worker process and store: its object cache keeps models loaded between tasks.
+    The first call also sets the process up for compute (see engine/workerenv.py): its thread budget
+    (CELGRAPH_WORKER_THREADS, which a LocalCluster sets; else the cores shared by the worker's task
+    threads) and the allocator setting Dask's nanny undid."""
     with _worker_lock:
-        if store_root not in _worker_engines:
+        if not _worker_engines:
             threads = os.environ.get("CELGRAPH_WORKER_THREADS")
-            if threads:             # one task per process: keep OpenCV from oversubscribing the cores
-                import cv2
-                cv2.setNumThreads(int(threads))
+            workerenv.apply_thread_budget(int(threads) if threads else workerenv.thread_budget(tasks_at_once))
+            workerenv.keep_freed_memory()
+        if store_root not in _worker_engines:
             _worker_engines[store_root] = Engine(store_root)
         return _worker_engines[store_root]
 
@@ -57,8 +61,8 @@ def _probe_store(store_root: str, token: str) -> str | None:
 def _dask_task(spec, store_root: str, run_id: str, *_deps):
     """The function Dask runs: compute one celgraph task on a worker. `_deps` only order it."""
     from distributed import Event, get_worker
-    engine = _worker_engine(store_root)
     worker = get_worker()
+    engine = _worker_engine(store_root, worker.state.nthreads)
     topic = f"celgraph-{run_id}"
     cancel_event = Event(f"celgraph-cancel-{run_id}")
     last_poll = [0.0, False]
@@ -84,6 +88,7 @@ class DaskExecutor:
     def __init__(self, scheduler: str | None = None, client=None, n_workers: int | None = None,
                  gpu_resource: str = "GPU"):
         try:
+            import dask
             import distributed
         except ImportError as e:  # pragma: no cover - depends on the extra being installed
             raise CelgraphError("the Dask executor needs the dask extra: pip install 'celgraph[dask]'") from e
@@ -94,11 +99,16 @@ class DaskExecutor:
         elif scheduler is not None:
             self.client = distributed.Client(scheduler)
         else:
-            # one task per worker process, each with one compute thread (OpenCV, OpenMP/torch), so
-            # N workers use N cores instead of fighting over them
-            one = {"CELGRAPH_WORKER_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-            self._cluster = distributed.LocalCluster(n_workers=n_workers or 2, threads_per_worker=1,
-                                                     processes=True, dashboard_address=None, env=one)
+            # one task per worker process and an equal share of the cores for each (OpenCV, torch,
+            # OpenMP), so N workers use the machine's cores instead of N times as many threads
+            n = n_workers or 2
+            budget = str(workerenv.thread_budget(n))
+            env = {"CELGRAPH_WORKER_THREADS": budget, **{v: budget for v in workerenv.THREAD_VARIABLES}}
+            # and no statistical profiler: it samples every thread's stack 100 times a second,
+            # 1.2 % of a core per idle worker measured, more while a task holds the GIL
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self._cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1,
+                                                         processes=True, dashboard_address=None, env=env)
             self.client = distributed.Client(self._cluster)
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from ..graph.validate import ResolvedGraph, resolve
 from .cache import DiskStore, ObjectCache, RamCache, default_cache_dir, freeze
 from .events import EventBus, Listener
 from .planner import Plan, Task, TaskId, gc_paused, hook_context, make_plan
+from . import workerenv
 from .task import CacheCheckFailed, run_task, spec_of  # noqa: F401 (CacheCheckFailed re-exported)
 
 
@@ -260,6 +261,11 @@ class _Run:
         busy_types: set[str] = set()
         error: BaseException | None = None
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="celgraph")
+        # N task threads share the cores: OpenCV's pool gets cores ÷ N (torch keeps its setting:
+        # its tasks run one at a time on the torch thread, see task.on_torch_thread)
+        at_once = min(self.workers, dag.number_of_nodes())
+        threads = workerenv.apply_thread_budget(workerenv.thread_budget(at_once), pools=("opencv",)) \
+            if at_once > 1 else None
         try:
             while ready or self.running:
                 if not self.stopping:
@@ -308,6 +314,8 @@ class _Run:
             raise
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            if threads is not None:
+                workerenv.restore_threads(threads)
         if error is not None:
             raise error
         if self.stopping and self.done < dag.number_of_nodes():

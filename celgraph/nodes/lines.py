@@ -140,7 +140,7 @@ class GapFill(NodeType):
         else:
             closed = self._model_close(ctx, lines)
         added = np.maximum(closed - lines, 0.0).astype(np.float32)
-        return {"lines": closed, "added": added, "preview": cs.node_out(self, preview(lines, added))}
+        return {"lines": closed, "added": added, "preview": preview_out(self, lines, added)}
 
     def _model_close(self, ctx: Context, lines: np.ndarray) -> np.ndarray:
         from ..models.gapfill import close_gaps, fuse_for_inference, load_weights
@@ -156,6 +156,29 @@ class GapFill(NodeType):
                                half=p.precision == "fp16", progress=progress)
         return closed
 
+
+
+def preview_out(node_type, lines: np.ndarray, added: np.ndarray) -> np.ndarray:
+    """``cs.node_out(node_type, preview(lines, added))`` pixel for pixel, at a fraction of the cost.
+
+    A colour conversion maps each pixel on its own, and a page is mostly paper white and solid
+    ink: those two colours are converted once, only the other pixels (anti-aliased edges, added
+    ink) one by one. (The whole-frame conversion was half of GapFill's time through the engine
+    on a 1080p page: 0.16 s of CPU against 0.05 s now.)"""
+    rgb = preview(lines, added)
+    plain = added <= 0                                   # not blended with red
+    white, black = (plain & (lines <= 0)).ravel(), (plain & (lines >= 1)).ravel()
+    flat = rgb.reshape(-1, 3)
+    rest = np.flatnonzero(~(white | black))
+    ends = np.float32([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    # one conversion call (each costs ~30 ms in OCIO set-up alone): the other pixels + white + black
+    converted = cs.node_out(node_type, np.concatenate([flat[rest], ends])[None])[0]
+    flat[rest] = converted[:-2]
+    if not np.array_equal(converted[-2], ends[0]):      # sRGB → linear keeps both; another config may not
+        flat[white] = converted[-2]
+    if not np.array_equal(converted[-1], ends[1]):
+        flat[black] = converted[-1]
+    return rgb
 
 
 def preview(lines: np.ndarray, added: np.ndarray) -> np.ndarray:

@@ -1,0 +1,94 @@
+"""The settings of a process that computes tasks: its thread budget and its memory allocator.
+
+Thread budget. OpenCV, torch, OpenImageIO and OpenMP each start a pool as wide as the machine in
+every process.
+N tasks running at once (N local threads, or N Dask worker processes on one machine) then ask
+for N × cores threads; `thread_budget` shares the cores out instead (cores ÷ tasks at once, at
+least 1) and `apply_thread_budget` sets it on every pool the process has, plus the OMP/MKL/
+OpenBLAS variables for libraries that start later.
+
+Allocator. Dask's nanny starts worker processes with MALLOC_TRIM_THRESHOLD_=65536. Setting any
+malloc threshold switches off glibc's adaptive mmap threshold, so every array over 128 kB is a
+fresh mmap, zero-filled page by page on first touch and unmapped again when freed. On bench/cluster.py
+that tripled a worker's page faults (642 000 against 201 000 for the same 96 tasks) and doubled its
+system time. `keep_freed_memory` puts back what glibc's adaptive rule settles on (arrays up to
+32 MB from the heap, freed memory kept for reuse); it is a no-op where glibc is not the C library.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+import cv2
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3          # mallopt parameters (glibc malloc.h)
+MMAP_THRESHOLD = 32 << 20                              # glibc's adaptive maximum on 64-bit
+
+
+def cores() -> int:
+    """CPUs this process may run on (its affinity mask, so a container's or taskset's limit counts)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def thread_budget(tasks_at_once: int, n_cores: int | None = None) -> int:
+    """Threads each of `tasks_at_once` concurrent tasks on this machine may use."""
+    return max(1, (n_cores or cores()) // max(1, tasks_at_once))
+
+
+def thread_counts() -> dict[str, int | str | None]:
+    """What this process's pools are set to now (tests and benchmarks ask workers for this)."""
+    import OpenImageIO as oiio
+    torch = sys.modules.get("torch")
+    return {"opencv": cv2.getNumThreads(), "torch": torch.get_num_threads() if torch else None,
+            "oiio": oiio.get_int_attribute("threads"), **{v: os.environ.get(v) for v in THREAD_VARIABLES}}
+
+
+def apply_thread_budget(n: int, pools: tuple[str, ...] = ("opencv", "torch", "oiio", "openmp")) -> dict:
+    """Set these pools to n threads: OpenCV's, torch's (if loaded; torch reads OMP_NUM_THREADS
+    when it loads), OpenImageIO's and the OMP/MKL/OpenBLAS variables. Returns the previous
+    settings, for `restore_threads`."""
+    import OpenImageIO as oiio
+    previous = thread_counts()
+    if "opencv" in pools:
+        cv2.setNumThreads(n)
+    if "oiio" in pools:
+        oiio.attribute("threads", n)
+    torch = sys.modules.get("torch")
+    if "torch" in pools and torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    if "openmp" in pools:
+        for v in THREAD_VARIABLES:
+            os.environ[v] = str(n)
+    return previous
+
+
+def restore_threads(previous: dict) -> None:
+    import OpenImageIO as oiio
+    cv2.setNumThreads(previous["opencv"])
+    if oiio.get_int_attribute("threads") != previous["oiio"]:
+        oiio.attribute("threads", previous["oiio"])
+    torch = sys.modules.get("torch")
+    if torch is not None and previous["torch"] and torch.get_num_threads() != previous["torch"]:
+        torch.set_num_threads(previous["torch"])
+    for v in THREAD_VARIABLES:
+        if previous[v] is None:
+            os.environ.pop(v, None)
+        else:
+            os.environ[v] = previous[v]
+
+
+def keep_freed_memory() -> bool:
+    """Large arrays from the heap and freed memory kept for reuse (see the module doc). True if set."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):      # not glibc (musl, macOS, Windows)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD))

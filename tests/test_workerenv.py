@@ -1,0 +1,84 @@
+"""The settings of a computing process (engine/workerenv.py): thread budget and allocator."""
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+import celgraph as cg
+from celgraph.engine import Image, NodeType, Out, register, registry
+from celgraph.engine import workerenv
+
+
+class OpenCVThreads(NodeType):
+    """An image whose one value is the size of OpenCV's pool while the task ran."""
+    id, category = "test.OpenCVThreads", "Test"
+    outputs = [Out("image", Image)]
+
+    def compute(self, ctx):
+        return np.full((2, 2, 3), float(cv2.getNumThreads()), np.float32)
+
+
+if registry.get(OpenCVThreads.id) is None:
+    register(OpenCVThreads)
+
+
+def test_the_budget_shares_the_cores_among_tasks_at_once():
+    assert workerenv.thread_budget(2, n_cores=8) == 4
+    assert workerenv.thread_budget(3, n_cores=8) == 2
+    assert workerenv.thread_budget(16, n_cores=8) == 1
+    assert workerenv.thread_budget(1, n_cores=2) == 2
+
+
+def test_local_threads_share_opencvs_pool_and_give_it_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(workerenv, "cores", lambda: 8)
+    before = cv2.getNumThreads()
+    g = cg.Graph(frames="1-4")
+    g.add("test.OpenCVThreads", name="n")
+    r = cg.Engine(tmp_path / "cache").run(g, workers=4)
+    assert {float(r.value("n", "image", f)[0, 0, 0]) for f in range(1, 5)} == {2.0}     # 8 cores ÷ 4 threads
+    assert cv2.getNumThreads() == before
+
+
+def test_a_lone_task_keeps_opencvs_whole_pool(tmp_path):
+    before = cv2.getNumThreads()
+    g = cg.Graph(frames="1")
+    g.add("test.OpenCVThreads", name="n")
+    r = cg.Engine(tmp_path / "cache").run(g, workers=4)
+    assert float(r.value("n", "image", 1)[0, 0, 0]) == before
+
+
+def test_apply_and_restore_thread_budget(monkeypatch):
+    for v in workerenv.THREAD_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    before = workerenv.thread_counts()
+    previous = workerenv.apply_thread_budget(1)
+    try:
+        now = workerenv.thread_counts()
+        assert now["opencv"] == now["oiio"] == 1 and all(now[v] == "1" for v in workerenv.THREAD_VARIABLES)
+    finally:
+        workerenv.restore_threads(previous)
+    assert workerenv.thread_counts() == before
+
+
+ALLOCATE = """
+import resource, sys, numpy as np
+from celgraph.engine import workerenv
+if sys.argv[1] == "keep":
+    assert workerenv.keep_freed_memory()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(100):
+    a = np.ones((512, 256), np.float32)             # 512 kB (below a huge page), freed at the next round
+    del a
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_freed_arrays_are_reused_under_dasks_malloc_setting():
+    # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536: each 8 MB array is then a
+    # fresh mmap, 128 page faults; with keep_freed_memory the heap keeps and reuses it
+    env = {"MALLOC_TRIM_THRESHOLD_": "65536", "PATH": "/usr/bin:/bin"}
+    faults = {how: int(subprocess.run([sys.executable, "-c", ALLOCATE, how], env=env, capture_output=True,
+                                      text=True, check=True).stdout) for how in ("as-is", "keep")}
+    assert faults["as-is"] > 100 * 100
+    assert faults["keep"] < faults["as-is"] / 4
