@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 import celgraph as cg
 from celgraph.colorspace import from_working
@@ -178,3 +179,30 @@ def test_chained_matching_follows_a_region_frame_by_frame(tmp_path):
     fill = _two_key_scene(tmp_path, frames, {1: key_rgb}, 4, flow_cue=0.0)      # regions alone: chained
     assert np.allclose(fill[104, 70], GREEN + (1.0,), atol=0.01)
     assert np.allclose(fill[45, 45], RED + (1.0,), atol=0.01)
+
+
+def test_a_key_region_cut_by_the_frame_edge_does_not_match_a_region_far_from_it():
+    # a thin bar moves a little (off its own pixels); a look-alike bar cut by the key's left edge,
+    # far away, has left the frame in t: the moved bar is still the near one, not the cut one
+    key = draw([("rect", (120, 60), (180, 68)), ("rect", (-20, 110), (36, 118))], h=140)
+    t = draw([("rect", (120, 74), (180, 82))], h=140)
+    key_rgb = paint(key, {(5, 5): PAPER, (150, 64): GREEN, (10, 114): RED})
+    st, sk, r = match(t, key, key_rgb)
+    assert sk.labels[114, 0] != sk.labels[5, 5]                          # the key's bar touches the edge
+    assert key_colour_of(st, sk, r, key_rgb, 150, 78) == GREEN
+
+
+def test_a_flow_that_votes_for_no_region_adds_no_cost():
+    # the flow takes every pixel of t onto the key's lines: it says nothing for or against any match
+    key = draw([("circle", (60, 70), 30), ("rect", (130, 30), (190, 110))])
+    st, sk = hf.segment(key, 0.5, 0.0), hf.segment(key, 0.5, 0.0)
+    ys, xs = np.nonzero(key >= 0.5)
+    h, w = key.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    near = cKDTree(np.c_[xs, ys]).query(np.c_[xx.ravel(), yy.ravel()])[1]
+    flow = np.stack([xs[near] - xx.ravel(), ys[near] - yy.ravel()], 1).reshape(h, w, 2).astype(np.float32)
+    colours = rg.key_colors(sk, paint(key, {(5, 5): PAPER, (60, 70): RED, (140, 40): BLUE}))
+    plain = rg.match_regions(st, sk, key_color=colours)
+    with_flow = rg.match_regions(st, sk, flow, key_color=colours)
+    assert np.array_equal(with_flow["match"], plain["match"])
+    assert np.allclose(with_flow["cost"], plain["cost"])

@@ -216,12 +216,15 @@ def motion_field(labels: np.ndarray, m: np.ndarray, offset: np.ndarray) -> np.nd
 W_OVERLAP, W_POS, W_AREA, W_SHAPE, W_FLOW, W_NBR = 1.0, 1.0, 1.0, 0.5, 1.0, 3.0
 POS_CAP = 1.0
 NULL_COST = 2.5                     # a candidate costing this or more is no match
+WARP_SLOPE = 0.05                   # how fast a drawing's local offset may change, pixels per pixel
 
 
 def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, overlap: dict,
            flow_votes: dict | None, flow_weight: float, k_pos: int, k_shape: int,
-           tree_k: cKDTree, tree_shape: cKDTree, shape_k: np.ndarray, shape_t: np.ndarray):
-    """Sparse unary costs {(i, j): cost} for every t region i against its candidates."""
+           tree_k: cKDTree, tree_shape: cKDTree, shape_k: np.ndarray, shape_t: np.ndarray,
+           pos_tol: np.ndarray | None = None):
+    """Sparse unary costs {(i, j): cost} for every t region i against its candidates; ``pos_tol``
+    ((n_t+1,) pixels) widens the position tolerance where the prediction ``pred`` is less sure."""
     A = m[:, :2]
     s2 = abs(np.linalg.det(A))                         # area scale t → key
     cand: dict[int, set] = {i: set() for i in range(1, dt.n + 1)}
@@ -246,7 +249,8 @@ def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, ov
     J = np.array([p[1] for p in pairs], np.int64)
     ov = np.array([overlap.get((int(i), int(j)), 0.0) for i, j in pairs])
     size = np.sqrt(np.maximum(dk.area[J], 1))
-    pos = np.minimum(np.linalg.norm(pred[I] - dk.c[J], axis=1) / (0.5 * size + 8.0), POS_CAP)
+    tol = 0.5 * size + 8.0 + (0.0 if pos_tol is None else pos_tol[I])
+    pos = np.minimum(np.linalg.norm(pred[I] - dk.c[J], axis=1) / tol, POS_CAP)
     area = np.abs(np.log(np.maximum(dt.area[I], 1) * s2 / np.maximum(dk.area[J], 1)))
     cov_t = np.einsum("ab,nbc,dc->nad", A, dt.cov[I], A)      # t shape moved into the key frame
     cov_k = dk.cov[J]
@@ -258,12 +262,20 @@ def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, ov
     ct, ck = dt.clipped[I], dk.clipped[J]
     ratio = np.log(np.maximum(dt.area[I], 1) * s2 / np.maximum(dk.area[J], 1))
     area = np.where(ct & ck, 0.0, np.where(ct, np.maximum(ratio, 0), np.where(ck, np.maximum(-ratio, 0), area)))
+    # a cut region's centroid may have moved by up to its own reach (the region's radius from its
+    # second moments), not anywhere: its position is judged against that reach
     cut = ct | ck
-    pos, shape = np.where(cut, 0.0, pos), np.where(cut, 0.0, shape)
+    reach = 2.0 * np.sqrt(np.maximum(np.trace(cov_t, axis1=1, axis2=2), np.trace(cov_k, axis1=1, axis2=2)))
+    pos_cut = np.minimum(np.linalg.norm(pred[I] - dk.c[J], axis=1) / (reach + tol), POS_CAP)
+    pos, shape = np.where(cut, pos_cut, pos), np.where(cut, 0.0, shape)
     cost = W_OVERLAP * (1 - ov) + W_POS * pos + W_AREA * np.minimum(area, 3.0) + W_SHAPE * shape
     if flow_votes is not None and flow_weight > 0:
+        # relative to the region's clearest vote: a flow that takes a thin region's pixels onto lines
+        # or spreads them over a large neighbour says little against any candidate
         fv = np.array([flow_votes.get((int(i), int(j)), 0.0) for i, j in pairs])
-        cost = cost + flow_weight * W_FLOW * (1 - fv)
+        top = np.zeros(dt.n + 1)
+        np.maximum.at(top, I, fv)
+        cost = cost + flow_weight * W_FLOW * (top[I] - fv)
     return I, J, cost
 
 
@@ -288,6 +300,34 @@ def _neighbour_support(dt: Descriptors, dk: Descriptors, I, J, match):
     return out
 
 
+def _local_offsets(dt: Descriptors, dk: Descriptors, match: np.ndarray, sure: np.ndarray, m: np.ndarray):
+    """((n_t+1)×2 offsets from the motion ``m``, (n_t+1,) position tolerance): each region's offset
+    predicted from its nearest sure neighbours (not itself) — the smooth part of the warp. A sure
+    match whose own offset disagrees with its neighbours' prediction (a wrong match, or a centroid
+    moved by a reshaped region) is left out, so that one error does not drag its neighbourhood
+    along. The warp is known less well far from any matched region: the tolerance grows with the
+    distance to the nearest one used (``WARP_SLOPE`` pixels per pixel)."""
+    n = dt.n + 1
+    off = dk.c[match[sure]] - _apply(m, dt.c[sure])
+
+    def predict(keep):
+        kk = min(9, len(keep))
+        dist, nn = cKDTree(dt.c[keep]).query(dt.c, k=kk)
+        dist, nn = dist.reshape(n, kk), nn.reshape(n, kk)
+        wgt = (keep[nn] != np.arange(n)[:, None]) / (dist + 10.0)
+        pred = (wgt[:, :, None] * off[np.searchsorted(sure, keep)][nn]).sum(1) / np.maximum(wgt.sum(1), 1e-9)[:, None]
+        near = np.where(wgt > 0, dist, np.inf).min(1)
+        return pred, WARP_SLOPE * np.where(np.isfinite(near), near, 0.0)
+
+    pred, tol = predict(sure)
+    if len(sure) >= 6:
+        resid = np.linalg.norm(off - pred[sure], axis=1)
+        keep = sure[resid <= np.maximum(4.0, 3.0 * np.median(resid)) + tol[sure]]
+        if 3 <= len(keep) < len(sure):
+            pred, tol = predict(keep)
+    return pred, tol
+
+
 def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | None = None,
                   key_color: np.ndarray | None = None, flow_weight: float = 1.0, null_cost: float = NULL_COST,
                   rounds: int = 3, margin: float = 1.5, seed: int = 0) -> dict[str, np.ndarray]:
@@ -309,6 +349,7 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
     tree_k = cKDTree(dk.c[1:]) if dk.n else None
     tree_shape = cKDTree(np.c_[shape_k[1:], np.log(np.maximum(dk.area[1:], 1)) * 0.5]) if dk.n else None
     pred_off = np.zeros((nt + 1, 2))
+    pos_tol = np.zeros(nt + 1)
     match = np.zeros(nt + 1, np.int64)
     cost_of = np.full(nt + 1, np.inf)
     conf = np.zeros(nt + 1)
@@ -318,7 +359,7 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
         s = np.sqrt(abs(np.linalg.det(m[:, :2])))
         shape_q = np.c_[shape_t, (np.log(np.maximum(dt.area, 1)) + 2 * np.log(max(s, 1e-6))) * 0.5]
         I, J, cost = _costs(dt, dk, m, pred, overlap, flow_votes, flow_weight, 6, 4, tree_k, tree_shape,
-                            shape_k, shape_q)
+                            shape_k, shape_q, pos_tol)
         if rnd > 0:                 # neighbour term, relative to i's best-supported candidate (when no
             sup = _neighbour_support(dt, dk, I, J, match)      # candidate is supported, it says nothing)
             best_sup = np.zeros(nt + 1)
@@ -357,20 +398,13 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
         if len(sure) >= 3:
             src = dt.c[sure].astype(np.float32)
             dst = dk.c[match[sure]].astype(np.float32)
-            a, inl = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC,
+            a, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
                                           ransacReprojThreshold=max(3.0, 0.02 * np.sqrt(dt.area.sum())),
                                           maxIters=2000, confidence=0.999)
             if a is not None and inl.sum() >= 3 and _plausible(a):
                 m = a
                 sure = sure[inl.ravel() > 0]
-            # each region's offset from the motion, predicted from its nearest sure neighbours
-            # (not itself): the smooth part of the warp
-            off = dk.c[match[sure]] - _apply(m, dt.c[sure])
-            kk = min(9, len(sure))
-            dist, nn = cKDTree(dt.c[sure]).query(dt.c, k=kk)
-            dist, nn = dist.reshape(nt + 1, kk), nn.reshape(nt + 1, kk)
-            wgt = (sure[nn] != np.arange(nt + 1)[:, None]) / (dist + 10.0)
-            pred_off = (wgt[:, :, None] * off[nn]).sum(1) / np.maximum(wgt.sum(1), 1e-9)[:, None]
+            pred_off, pos_tol = _local_offsets(dt, dk, match, sure, m)
     if flow_votes:                  # a region nothing matched (reshaped, half hidden) follows a clear flow vote
         fi = np.array([k[0] for k in flow_votes], np.int64)
         fj = np.array([k[1] for k in flow_votes], np.int64)
