@@ -206,3 +206,22 @@ def test_a_flow_that_votes_for_no_region_adds_no_cost():
     with_flow = rg.match_regions(st, sk, flow, key_color=colours)
     assert np.array_equal(with_flow["match"], plain["match"])
     assert np.allclose(with_flow["cost"], plain["cost"])
+
+
+def test_the_key_frame_itself_is_coloured_as_the_key_and_sure(tmp_path):
+    key = draw([("circle", (60, 70), 30), ("rect", (130, 30), (190, 110))])
+    key_rgb = paint(key, {(5, 5): PAPER, (60, 70): RED, (140, 40): BLUE})
+    from celgraph.nodes.io import write_image
+    write_image(tmp_path / "lines.0001.png", np.repeat(1 - key[:, :, None], 3, 2))
+    write_image(tmp_path / "key.png", key_rgb)
+    g = cg.Graph(frames="1")
+    lines = g.add("Read", name="lines", path=str(tmp_path / "lines.####.png"))
+    ink = g.add("ToLineArt", name="ink", image=lines["image"])
+    ref = g.add("Read", name="key", path=str(tmp_path / "key.png"))
+    g.add("Colorize", name="col", mode="reference", lines=ink["lines"], reference=ref["image"], close_gaps=0.0)
+    res = cg.Engine(tmp_path / "cache").run(g, frames=[1])
+    fill, unsure = res.value("col", "fill", 1), res.value("col", "unsure", 1)
+    paper = key < 0.5
+    assert unsure[paper].max() == 0.0
+    want = from_working(fill, "sRGB")[:, :, :3]
+    assert np.abs(want[paper] - key_rgb[paper]).max() < 0.01

@@ -49,7 +49,8 @@ from scipy.spatial import cKDTree
 
 from .hintfill import Segmentation, region_adjacency
 
-__all__ = ["Descriptors", "describe", "global_motion", "match_regions", "motion_field", "fit_motion", "key_colors"]
+__all__ = ["Descriptors", "describe", "global_motion", "match_regions", "identity_match", "motion_field", "fit_motion",
+           "key_colors"]
 
 
 @dataclass
@@ -425,6 +426,15 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
         flow_share = np.array([flow_votes.get((i, int(match[i])), 0.0) for i in range(nt + 1)])
     return {"match": match, "cost": np.where(np.isfinite(cost_of), cost_of, null_cost), "confidence": conf,
             "motion": m, "offset": offset, "flow_share": flow_share}
+
+
+def identity_match(seg: Segmentation) -> dict[str, np.ndarray]:
+    """:func:`match_regions`'s result for a frame against itself (a key frame): each region is its
+    own match, sure, with no motion."""
+    n = seg.n + 1
+    match = np.arange(n)
+    return {"match": match, "cost": np.zeros(n), "confidence": (match > 0).astype(np.float64),
+            "motion": np.array([[1.0, 0, 0], [0, 1.0, 0]]), "offset": np.zeros((n, 2)), "flow_share": np.zeros(n)}
 
 
 def fit_motion(seg_t: Segmentation, seg_k: Segmentation, match: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
