@@ -225,3 +225,26 @@ def test_the_key_frame_itself_is_coloured_as_the_key_and_sure(tmp_path):
     assert unsure[paper].max() == 0.0
     want = from_working(fill, "sRGB")[:, :, :3]
     assert np.abs(want[paper] - key_rgb[paper]).max() < 0.01
+
+
+def test_a_match_the_flow_agrees_with_is_sure():
+    # the look-alike circles again: their costs are close (each circle is as alike to the other
+    # key circle), but an exact flow takes each one onto its match: two cues agree, so it is sure
+    key = draw([("vline", 110), ("circle", (55, 70), 12), ("circle", (165, 70), 12)])
+    t = draw([("vline", 190), ("circle", (165, 70), 12), ("circle", (205, 70), 12)], w=220)
+    key_rgb = paint(key, {(5, 5): RED, (215, 5): BLUE, (55, 70): YELLOW, (165, 70): GREEN})
+    st, sk = hf.segment(t, 0.5, 0.0), hf.segment(key, 0.5, 0.0)
+    h, w = t.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = np.where(xx < 190, xx * 110 / 190 - xx, (xx - 190) * (110 / 30) + 110 - xx)
+    for cx, kx in ((165, 55), (205, 165)):
+        flow[..., 0][(xx - cx) ** 2 + (yy - 70) ** 2 <= 14 ** 2] = kx - cx
+    colours = rg.key_colors(sk, key_rgb)
+    plain = rg.match_regions(st, sk, key_color=colours)
+    r = rg.match_regions(st, sk, flow, key_color=colours)
+    for x in (165, 205):
+        i = st.labels[70, x]
+        assert plain["confidence"][i] < 0.6 <= r["confidence"][i]
+        assert r["match"][i] == plain["match"][i]
+    assert key_colour_of(st, sk, r, key_rgb, 165, 70) == YELLOW

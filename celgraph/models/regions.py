@@ -16,13 +16,17 @@ segment features for the same matching):
    to them (scale, rotation, shift, any size); identity competes with it on inlier count.
 3. **Costs** (:func:`_costs`) for each target region against a few key candidates (those its
    pixels land in after the motion, the nearest by position, the most alike in shape anywhere):
-   how much of it lands in the candidate, position error (relative to the region's size, capped,
-   so a region that moved far can still win on the other cues), area ratio, shape after rotation,
-   and — when a flow is given — the share of its pixels the flow takes there (one cue among these).
+   how much of it lands in the candidate, position error (relative to the region's size plus a
+   tolerance that grows with the distance to the nearest matched region, capped, so a region that
+   moved far can still win on the other cues; a region cut by the frame's edge is judged against
+   its own reach), area ratio, shape after rotation, and — when a flow is given — how far the
+   share of its pixels the flow takes there falls short of the flow's clearest vote for the region
+   (one cue among these; a flow that votes for nothing adds nothing).
 4. **Assignment** (:func:`match_regions`): Hungarian (scipy ``linear_sum_assignment``) on the
    costs with a "no match" column per region at ``null_cost``, so look-alikes cannot both take one
-   key region; then, three rounds: the motion is refitted as an affine on the matches, each
-   region's local offset is predicted from its matched spatial neighbours (a smooth warp), and a
+   key region; then, three rounds: the motion is refitted as a similarity on the matches, each
+   region's local offset is predicted from its matched spatial neighbours (a smooth warp; a match
+   that disagrees with its neighbours is left out of it), and a
    neighbour term is added — a candidate whose key neighbours are the key matches of the region's
    own neighbours costs less (neighbours stay neighbours; the term is relative to the region's
    best-supported candidate, and larger neighbours have more say than smaller ones). Regions left
@@ -31,7 +35,9 @@ segment features for the same matching):
    region that at least half of its pixels' flow lands in — with no confidence unless their areas
    are within ×3 (it may be a new region drawn inside an old one).
 5. **Confidence**: the cost gap to the best candidate of a *different key colour* (a mix-up
-   between two regions of the same colour costs nothing), over ``null_cost``. No candidate under
+   between two regions of the same colour costs nothing), over ``null_cost``; a match the flow
+   agrees with (its share of the region's pixels, areas within ×3) is at least as sure as that
+   share. No candidate under
    ``null_cost`` = no match: the caller leaves the region unpainted and flags it ``unsure``.
 
 :func:`motion_field` turns the result into a per-pixel displacement (the fitted motion plus each
@@ -406,7 +412,14 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
                 m = a
                 sure = sure[inl.ravel() > 0]
             pred_off, pos_tol = _local_offsets(dt, dk, match, sure, m)
-    if flow_votes:                  # a region nothing matched (reshaped, half hidden) follows a clear flow vote
+    if flow_votes:
+        # a match the flow agrees with (most of the region's pixels land in it, the areas alike) is
+        # as sure as that vote: two independent cues decide it, even where the costs are close
+        share = np.array([flow_votes.get((i, int(match[i])), 0.0) for i in range(nt + 1)])
+        ratio = dt.area / np.maximum(dk.area[match], 1) / max(abs(np.linalg.det(m[:, :2])), 1e-6)
+        agree = (match > 0) & (ratio > 1 / 3) & (ratio < 3)
+        conf = np.where(agree, np.maximum(conf, share), conf)
+        # a region nothing matched (reshaped, half hidden) follows a clear flow vote
         fi = np.array([k[0] for k in flow_votes], np.int64)
         fj = np.array([k[1] for k in flow_votes], np.int64)
         fs = np.array(list(flow_votes.values()))
