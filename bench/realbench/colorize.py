@@ -18,7 +18,8 @@
   measurement, never shipped: their path comes from ``$CELGRAPH_VIOLET_COLORIZE`` (the rows say so
   when it is not set).
 
-Everything runs through the engine from files on disk (Read → ToLineArt → Colorize). The line art
+Everything runs through the engine from files on disk (Read → ToLineArt → Colorize); its Image outputs are
+scene-linear and are turned back into sRGB (the files' space) before scoring and in the sheets. The line art
 is closed, so ``close_gaps`` is 0.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ import cv2
 import numpy as np
 
 import celgraph as cg
+from celgraph.colorspace import from_working
 from celgraph.models import hintfill as hf
 from celgraph.nodes.io import write_image
 from celgraph.synth import metrics
@@ -95,6 +97,11 @@ def score(fill: np.ndarray, truth: np.ndarray, regions: np.ndarray, ink: np.ndar
             int(ok[paper & painted].sum()), int((paper & painted).sum()))
 
 
+def _shown(img: np.ndarray) -> np.ndarray:
+    """An engine Image (scene-linear) in display values (sRGB), as the files and the truth are."""
+    return from_working(img, "sRGB")
+
+
 def _over_white(rgba: np.ndarray) -> np.ndarray:
     rgba = np.asarray(rgba, np.float32)
     if rgba.shape[2] == 3:
@@ -139,7 +146,7 @@ def _known_motion(data: Path, tmp: Path, engine, quick: bool):
             cpu = (time.process_time() - c0) / len(seeds)
             totals = np.zeros(4, np.int64)
             for i, (seed, truth, regions, ink, valid) in truths.items():
-                s = np.array(score(r.value("col", "fill", i), truth, regions, ink, valid))
+                s = np.array(score(_shown(r.value("col", "fill", i)), truth, regions, ink, valid))
                 totals += s
                 per_seed.setdefault((name, label), []).append((seed, s))
             rows.append([name, label, f"{100 * totals[0] / totals[1]:.1f} % ({totals[0]}/{totals[1]})",
@@ -177,7 +184,7 @@ def _real_frames(data: Path, tmp: Path, engine, docs: Path, quick: bool):
                 unsure += int(np.isin(big, flagged).sum())
                 empty += int(np.isin(big, unpainted).sum())
                 total += len(big)
-                tiles.append((f, r.value("col", "image", f), u))
+                tiles.append((f, _shown(r.value("col", "image", f)), u))
             rows.append([name, label, f"{len(frames)} frames from key {key_file}",
                          f"{100 * unsure / max(total, 1):.1f} % ({unsure}/{total})",
                          f"{100 * empty / max(total, 1):.1f} % ({empty})"])
@@ -210,15 +217,15 @@ def _violet(data: Path, engine, docs: Path, quick: bool):
     for _, name, params in methods:
         g.add("Colorize", name=name, lines=sketch["lines"], **params)
     r = engine.run(g, targets=[name for _, name, _ in methods], frames=test, workers=1)
-    rows, sheet = [], [("Violet: the frames (truth)", None, [(f, r.value("frames", "image", f), None) for f in test])]
+    rows, sheet = [], [("Violet: the frames (truth)", None, [(f, _shown(r.value("frames", "image", f)), None) for f in test])]
     for label, name, _ in methods:
         scores = []
         tiles = []
         for f in test:
-            truth = _over_white(r.value("frames", "image", f))
-            out = _over_white(r.value(name, "image", f))
+            truth = _over_white(_shown(r.value("frames", "image", f)))
+            out = _over_white(_shown(r.value(name, "image", f)))
             scores.append(metrics.psnr(np.clip(out, 0, 1), np.clip(truth[:, :, :3], 0, 1)))
-            tiles.append((f, r.value(name, "image", f), None))
+            tiles.append((f, _shown(r.value(name, "image", f)), None))
         rows.append([label, f"{np.mean(scores):.2f}", f"{min(scores):.2f}", f"{max(scores):.2f}"])
         sheet.append((f"Violet: {label}", None, tiles))
     if not trained:

@@ -269,12 +269,14 @@ def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, ov
     ct, ck = dt.clipped[I], dk.clipped[J]
     ratio = np.log(np.maximum(dt.area[I], 1) * s2 / np.maximum(dk.area[J], 1))
     area = np.where(ct & ck, 0.0, np.where(ct, np.maximum(ratio, 0), np.where(ck, np.maximum(-ratio, 0), area)))
-    # a cut region's centroid may have moved by up to its own reach (the region's radius from its
-    # second moments), not anywhere: its position is judged against that reach
+    # a region cut by t's edge is a fragment whose neighbours are out of view: its position says
+    # nothing. A whole region against a key region cut by the key's edge must still lie within that
+    # region's reach (its radius from the second moments): the cut moved the centroid that far at
+    # most, not anywhere in the frame
     cut = ct | ck
     reach = 2.0 * np.sqrt(np.maximum(np.trace(cov_t, axis1=1, axis2=2), np.trace(cov_k, axis1=1, axis2=2)))
     pos_cut = np.minimum(np.linalg.norm(pred[I] - dk.c[J], axis=1) / (reach + tol), POS_CAP)
-    pos, shape = np.where(cut, pos_cut, pos), np.where(cut, 0.0, shape)
+    pos, shape = np.where(ct, 0.0, np.where(ck, pos_cut, pos)), np.where(cut, 0.0, shape)
     cost = W_OVERLAP * (1 - ov) + W_POS * pos + W_AREA * np.minimum(area, 3.0) + W_SHAPE * shape
     if flow_votes is not None and flow_weight > 0:
         # relative to the region's clearest vote: a flow that takes a thin region's pixels onto lines
