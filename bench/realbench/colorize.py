@@ -230,7 +230,15 @@ def _violet(data: Path, engine, docs: Path, quick: bool):
         sheet.append((f"Violet: {label}", None, tiles))
     if not trained:
         rows.insert(1, ["model mode, trained on Violet (not run: set $CELGRAPH_VIOLET_COLORIZE)", "—", "—", "—"])
-    return rows, sheet
+        return rows, sheet, ""
+    from celgraph.models.safetensors_io import read_metadata
+    meta = read_metadata(trained, "celgraph.pix2pix", "Colorize pix2pix")
+    cfg = meta.get("config", {})
+    note = (f"Show-trained weights: {meta.get('step', '?')} steps of a {cfg.get('steps', '?')}-step schedule "
+            f"({cfg.get('arch', '?')}, batch {cfg.get('batch', '?')}, crop {cfg.get('crop', '?')}), from "
+            f"`graph train colorize --frames 'violet/456x256/0[0-5][0-9].png' --unguided 0.8`; "
+            "a measurement, never shipped or committed.")
+    return rows, sheet, note
 
 
 def contact_sheet(sheet_rows, tile: int = 300, per_row: int = 7, aspect: float = 1.0) -> np.ndarray:
@@ -279,7 +287,7 @@ def run(data: Path, docs: Path, quick: bool) -> str:
         km_rows, per_seed, times = _known_motion(data, tmp, engine, quick)
         print(table(["key frame", "method", "regions", "pixels", "worst r", "worst p", "time"], km_rows), flush=True)
         real_rows = _real_frames(data, tmp, engine, docs, quick)
-        violet_rows, violet_sheet = _violet(data, engine, docs, quick)
+        violet_rows, violet_sheet, violet_note = _violet(data, engine, docs, quick)
         sheet = contact_sheet(violet_sheet, tile=228, per_row=7, aspect=456 / 256)
         write_image(docs / "colorize_violet.png" if not quick else Path(tempfile.gettempdir()) / "colorize_violet_quick.png",
                     sheet)
@@ -308,5 +316,5 @@ def run(data: Path, docs: Path, quick: bool) -> str:
            f"scored on {VIOLET_TEST[0]:03d}-{VIOLET_TEST[1]:03d}", "",
            table(["Colorize on Sketch's line art of each frame", "PSNR (dB), mean", "min", "max"], violet_rows), "",
            "PSNR of the coloured frame (lines included, over white) against the real frame, 456×256. "
-           "Contact sheet: `docs/colorize_violet.png` (the frames, then each method)."]
+           "Contact sheet: `docs/colorize_violet.png` (the frames, then each method). " + violet_note]
     return "\n".join(out)
