@@ -248,3 +248,24 @@ def test_a_match_the_flow_agrees_with_is_sure():
         assert plain["confidence"][i] < 0.6 <= r["confidence"][i]
         assert r["match"][i] == plain["match"][i]
     assert key_colour_of(st, sk, r, key_rgb, 165, 70) == YELLOW
+
+
+def test_one_wrong_match_does_not_drag_its_neighbours_offsets():
+    # a 3×3 grid of small circles moved 10 px right; one circle matched to a far one by mistake
+    centres = [(40 + 60 * i, 30 + 40 * j) for j in range(3) for i in range(3)]
+    key = draw([("circle", c, 8) for c in centres])
+    t = draw([("circle", (x - 10, y), 8) for x, y in centres])
+    st, sk = hf.segment(t, 0.5, 0.0), hf.segment(key, 0.5, 0.0)
+    dt, dk = rg.describe(st), rg.describe(sk)
+    match = np.zeros(st.n + 1, np.int64)
+    for x, y in centres:
+        match[st.labels[y, x - 10]] = sk.labels[y, x]
+    wrong = st.labels[70, 90]                                    # the middle circle → the top-left one
+    match[wrong] = sk.labels[30, 40]
+    sure = np.array([st.labels[y, x - 10] for x, y in centres])
+    sure.sort()
+    offsets, _ = rg._local_offsets(dt, dk, match, sure, np.array([[1.0, 0, 0], [0, 1.0, 0]]))
+    for x, y in centres:
+        i = st.labels[y, x - 10]
+        if i != wrong:
+            assert np.abs(offsets[i] - (10, 0)).max() < 1.0
