@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 import celgraph as cg
 from celgraph.colorspace import from_working
@@ -178,3 +179,93 @@ def test_chained_matching_follows_a_region_frame_by_frame(tmp_path):
     fill = _two_key_scene(tmp_path, frames, {1: key_rgb}, 4, flow_cue=0.0)      # regions alone: chained
     assert np.allclose(fill[104, 70], GREEN + (1.0,), atol=0.01)
     assert np.allclose(fill[45, 45], RED + (1.0,), atol=0.01)
+
+
+def test_a_key_region_cut_by_the_frame_edge_does_not_match_a_region_far_from_it():
+    # a thin bar moves a little (off its own pixels); a look-alike bar cut by the key's left edge,
+    # far away, has left the frame in t: the moved bar is still the near one, not the cut one
+    key = draw([("rect", (120, 60), (180, 68)), ("rect", (-20, 110), (36, 118))], h=140)
+    t = draw([("rect", (120, 74), (180, 82))], h=140)
+    key_rgb = paint(key, {(5, 5): PAPER, (150, 64): GREEN, (10, 114): RED})
+    st, sk, r = match(t, key, key_rgb)
+    assert sk.labels[114, 0] != sk.labels[5, 5]                          # the key's bar touches the edge
+    assert key_colour_of(st, sk, r, key_rgb, 150, 78) == GREEN
+
+
+def test_a_flow_that_votes_for_no_region_adds_no_cost():
+    # the flow takes every pixel of t onto the key's lines: it says nothing for or against any match
+    key = draw([("circle", (60, 70), 30), ("rect", (130, 30), (190, 110))])
+    st, sk = hf.segment(key, 0.5, 0.0), hf.segment(key, 0.5, 0.0)
+    ys, xs = np.nonzero(key >= 0.5)
+    h, w = key.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    near = cKDTree(np.c_[xs, ys]).query(np.c_[xx.ravel(), yy.ravel()])[1]
+    flow = np.stack([xs[near] - xx.ravel(), ys[near] - yy.ravel()], 1).reshape(h, w, 2).astype(np.float32)
+    colours = rg.key_colors(sk, paint(key, {(5, 5): PAPER, (60, 70): RED, (140, 40): BLUE}))
+    plain = rg.match_regions(st, sk, key_color=colours)
+    with_flow = rg.match_regions(st, sk, flow, key_color=colours)
+    assert np.array_equal(with_flow["match"], plain["match"])
+    assert np.allclose(with_flow["cost"], plain["cost"])
+
+
+def test_the_key_frame_itself_is_coloured_as_the_key_and_sure(tmp_path):
+    key = draw([("circle", (60, 70), 30), ("rect", (130, 30), (190, 110))])
+    key_rgb = paint(key, {(5, 5): PAPER, (60, 70): RED, (140, 40): BLUE})
+    from celgraph.nodes.io import write_image
+    write_image(tmp_path / "lines.0001.png", np.repeat(1 - key[:, :, None], 3, 2))
+    write_image(tmp_path / "key.png", key_rgb)
+    g = cg.Graph(frames="1")
+    lines = g.add("Read", name="lines", path=str(tmp_path / "lines.####.png"))
+    ink = g.add("ToLineArt", name="ink", image=lines["image"])
+    ref = g.add("Read", name="key", path=str(tmp_path / "key.png"))
+    g.add("Colorize", name="col", mode="reference", lines=ink["lines"], reference=ref["image"], close_gaps=0.0)
+    res = cg.Engine(tmp_path / "cache").run(g, frames=[1])
+    fill, unsure = res.value("col", "fill", 1), res.value("col", "unsure", 1)
+    paper = key < 0.5
+    assert unsure[paper].max() == 0.0
+    want = from_working(fill, "sRGB")[:, :, :3]
+    assert np.abs(want[paper] - key_rgb[paper]).max() < 0.01
+
+
+def test_a_match_the_flow_agrees_with_is_sure():
+    # the look-alike circles again: their costs are close (each circle is as alike to the other
+    # key circle), but an exact flow takes each one onto its match: two cues agree, so it is sure
+    key = draw([("vline", 110), ("circle", (55, 70), 12), ("circle", (165, 70), 12)])
+    t = draw([("vline", 190), ("circle", (165, 70), 12), ("circle", (205, 70), 12)], w=220)
+    key_rgb = paint(key, {(5, 5): RED, (215, 5): BLUE, (55, 70): YELLOW, (165, 70): GREEN})
+    st, sk = hf.segment(t, 0.5, 0.0), hf.segment(key, 0.5, 0.0)
+    h, w = t.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = np.where(xx < 190, xx * 110 / 190 - xx, (xx - 190) * (110 / 30) + 110 - xx)
+    for cx, kx in ((165, 55), (205, 165)):
+        flow[..., 0][(xx - cx) ** 2 + (yy - 70) ** 2 <= 14 ** 2] = kx - cx
+    colours = rg.key_colors(sk, key_rgb)
+    plain = rg.match_regions(st, sk, key_color=colours)
+    r = rg.match_regions(st, sk, flow, key_color=colours)
+    for x in (165, 205):
+        i = st.labels[70, x]
+        assert plain["confidence"][i] < 0.6 <= r["confidence"][i]
+        assert r["match"][i] == plain["match"][i]
+    assert key_colour_of(st, sk, r, key_rgb, 165, 70) == YELLOW
+
+
+def test_one_wrong_match_does_not_drag_its_neighbours_offsets():
+    # a 3×3 grid of small circles moved 10 px right; one circle matched to a far one by mistake
+    centres = [(40 + 60 * i, 30 + 40 * j) for j in range(3) for i in range(3)]
+    key = draw([("circle", c, 8) for c in centres])
+    t = draw([("circle", (x - 10, y), 8) for x, y in centres])
+    st, sk = hf.segment(t, 0.5, 0.0), hf.segment(key, 0.5, 0.0)
+    dt, dk = rg.describe(st), rg.describe(sk)
+    match = np.zeros(st.n + 1, np.int64)
+    for x, y in centres:
+        match[st.labels[y, x - 10]] = sk.labels[y, x]
+    wrong = st.labels[70, 90]                                    # the middle circle → the top-left one
+    match[wrong] = sk.labels[30, 40]
+    sure = np.array([st.labels[y, x - 10] for x, y in centres])
+    sure.sort()
+    offsets, _ = rg._local_offsets(dt, dk, match, sure, np.array([[1.0, 0, 0], [0, 1.0, 0]]))
+    for x, y in centres:
+        i = st.labels[y, x - 10]
+        if i != wrong:
+            assert np.abs(offsets[i] - (10, 0)).max() < 1.0

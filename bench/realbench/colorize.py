@@ -10,13 +10,21 @@
   pixel accuracy: painted, non-line pixels of the right colour.
 * **Real consecutive frames**: ``laughing_girl`` 0001-0003 from key 0000, ``smoke_explosion``
   00000-00025 from key 00026 — a contact sheet in ``docs/`` and the share of regions marked unsure.
-* The older flow-based method (``match = flow``, RAFT-small, bundled weights) beside the new one.
+* The older flow-based method (``match = flow``, the default flow backend) beside the new one.
+* **A show-trained model** (the seed's workflow): pix2pix trained on Violet frames 000-059
+  (``graph train colorize --frames ...``: line art from Sketch → the frames), scored on 060-077
+  (PSNR of the frame, the lines included) beside ``reference`` mode from key frame 059 and beside
+  the bundled weights, all on line art from the Sketch node. The show-trained weights are a
+  measurement, never shipped: their path comes from ``$CELGRAPH_VIOLET_COLORIZE`` (the rows say so
+  when it is not set).
 
-Everything runs through the engine from files on disk (Read → ToLineArt → Colorize). The line art
+Everything runs through the engine from files on disk (Read → ToLineArt → Colorize); its Image outputs are
+scene-linear and are turned back into sRGB (the files' space) before scoring and in the sheets. The line art
 is closed, so ``close_gaps`` is 0.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -26,8 +34,10 @@ import cv2
 import numpy as np
 
 import celgraph as cg
+from celgraph.colorspace import from_working
 from celgraph.models import hintfill as hf
 from celgraph.nodes.io import write_image
+from celgraph.synth import metrics
 
 from .common import load, table
 
@@ -87,6 +97,11 @@ def score(fill: np.ndarray, truth: np.ndarray, regions: np.ndarray, ink: np.ndar
             int(ok[paper & painted].sum()), int((paper & painted).sum()))
 
 
+def _shown(img: np.ndarray) -> np.ndarray:
+    """An engine Image (scene-linear) in display values (sRGB), as the files and the truth are."""
+    return from_working(img, "sRGB")
+
+
 def _over_white(rgba: np.ndarray) -> np.ndarray:
     rgba = np.asarray(rgba, np.float32)
     if rgba.shape[2] == 3:
@@ -124,13 +139,14 @@ def _known_motion(data: Path, tmp: Path, engine, quick: bool):
         engine.run(_graph(frames, pat, key_path, 1, {}), targets=["ink", "key_file"])
         for label, params in METHODS:                 # each moved frame is its own warp of the key: no chain
             g = _graph(frames, pat, key_path, 1, {**params, "chain": False})
-            t0, c0 = time.perf_counter(), time.process_time()
-            r = engine.run(g, targets=["col"], workers=1)
+            engine.run(g, targets=["col"], frames=[1], workers=1)   # the key frame first: not timed (it
+            t0, c0 = time.perf_counter(), time.process_time()         # also loads the method's modules)
+            r = engine.run(g, targets=["col"], frames=list(truths), workers=1)
             sec = (time.perf_counter() - t0) / len(seeds)
             cpu = (time.process_time() - c0) / len(seeds)
             totals = np.zeros(4, np.int64)
             for i, (seed, truth, regions, ink, valid) in truths.items():
-                s = np.array(score(r.value("col", "fill", i), truth, regions, ink, valid))
+                s = np.array(score(_shown(r.value("col", "fill", i)), truth, regions, ink, valid))
                 totals += s
                 per_seed.setdefault((name, label), []).append((seed, s))
             rows.append([name, label, f"{100 * totals[0] / totals[1]:.1f} % ({totals[0]}/{totals[1]})",
@@ -168,7 +184,7 @@ def _real_frames(data: Path, tmp: Path, engine, docs: Path, quick: bool):
                 unsure += int(np.isin(big, flagged).sum())
                 empty += int(np.isin(big, unpainted).sum())
                 total += len(big)
-                tiles.append((f, r.value("col", "image", f), u))
+                tiles.append((f, _shown(r.value("col", "image", f)), u))
             rows.append([name, label, f"{len(frames)} frames from key {key_file}",
                          f"{100 * unsure / max(total, 1):.1f} % ({unsure}/{total})",
                          f"{100 * empty / max(total, 1):.1f} % ({empty})"])
@@ -181,26 +197,73 @@ def _real_frames(data: Path, tmp: Path, engine, docs: Path, quick: bool):
     return rows
 
 
-def contact_sheet(sheet_rows, tile: int = 300, per_row: int = 7) -> np.ndarray:
-    """Rows of tiles: the key's colours, then each frame coloured; unsure regions hatched magenta
-    (their colour still shows), regions nothing matched (left transparent) on a grey checker."""
+VIOLET_TRAIN, VIOLET_KEY, VIOLET_TEST = (0, 59), 59, (60, 77)
+
+
+def _violet(data: Path, engine, docs: Path, quick: bool):
+    """Rows (method, PSNR mean, min, max) on Violet 060-077, and the contact sheet's rows."""
+    folder = data / "violet" / "456x256"
+    test = list(range(VIOLET_TEST[0], VIOLET_TEST[1] + 1, 4 if quick else 1))
+    trained = os.environ.get("CELGRAPH_VIOLET_COLORIZE", "")
+    g = cg.Graph(frames=",".join(str(f) for f in [VIOLET_KEY] + test))
+    frames = g.add("Read", name="frames", path=str(folder / "###.png"))
+    sketch = g.add("Sketch", name="sketch", image=frames["image"])
+    methods = [(f"reference mode from key frame {VIOLET_KEY:03d} (default settings)", "ref",
+                dict(mode="reference", reference=frames["image"], key_frames=[VIOLET_KEY])),
+               ("model mode, bundled synthetic weights (line art only)", "bundled", dict(mode="model"))]
+    if trained:
+        methods.insert(1, (f"model mode, trained on Violet {VIOLET_TRAIN[0]:03d}-{VIOLET_TRAIN[1]:03d} "
+                           "(line art only)", "show", dict(mode="model", model_weights=trained)))
+    for _, name, params in methods:
+        g.add("Colorize", name=name, lines=sketch["lines"], **params)
+    r = engine.run(g, targets=[name for _, name, _ in methods], frames=test, workers=1)
+    rows, sheet = [], [("Violet: the frames (truth)", None, [(f, _shown(r.value("frames", "image", f)), None) for f in test])]
+    for label, name, _ in methods:
+        scores = []
+        tiles = []
+        for f in test:
+            truth = _over_white(_shown(r.value("frames", "image", f)))
+            out = _over_white(_shown(r.value(name, "image", f)))
+            scores.append(metrics.psnr(np.clip(out, 0, 1), np.clip(truth[:, :, :3], 0, 1)))
+            tiles.append((f, _shown(r.value(name, "image", f)), None))
+        rows.append([label, f"{np.mean(scores):.2f}", f"{min(scores):.2f}", f"{max(scores):.2f}"])
+        sheet.append((f"Violet: {label}", None, tiles))
+    if not trained:
+        rows.insert(1, ["model mode, trained on Violet (not run: set $CELGRAPH_VIOLET_COLORIZE)", "—", "—", "—"])
+        return rows, sheet, ""
+    from celgraph.models.safetensors_io import read_metadata
+    meta = read_metadata(trained, "celgraph.pix2pix", "Colorize pix2pix")
+    cfg = meta.get("config", {})
+    note = (f"Show-trained weights: {meta.get('step', '?')} steps of a {cfg.get('steps', '?')}-step schedule "
+            f"({cfg.get('arch', '?')}, batch {cfg.get('batch', '?')}, crop {cfg.get('crop', '?')}), from "
+            f"`graph train colorize --frames 'violet/456x256/0[0-5][0-9].png' --unguided 0.8`; "
+            "a measurement, never shipped or committed.")
+    return rows, sheet, note
+
+
+def contact_sheet(sheet_rows, tile: int = 300, per_row: int = 7, aspect: float = 1.0) -> np.ndarray:
+    """Rows of tiles (``tile`` wide, ``tile / aspect`` high): the key's colours (when the row has a
+    key), then each frame coloured; unsure regions hatched magenta (their colour still shows),
+    regions nothing matched (left transparent) on a grey checker (tiles with an unsure mask)."""
+    size = (tile, int(round(tile / aspect)))
     lines_out = []
     for title, key_img, tiles in sheet_rows:
-        chosen = tiles if len(tiles) <= per_row - 1 else [tiles[i] for i in
-                                                          np.linspace(0, len(tiles) - 1, per_row - 1).astype(int)]
-        row = [_tile(_over_white(key_img), tile, "key")]
+        room = per_row - (key_img is not None)
+        chosen = tiles if len(tiles) <= room else [tiles[i] for i in np.linspace(0, len(tiles) - 1, room).astype(int)]
+        row = [] if key_img is None else [_tile(_over_white(key_img), size, "key")]
         for f, img, unsure in chosen:
             rgb = _over_white(img)
-            h, w = unsure.shape
-            yy, xx = np.mgrid[0:h, 0:w]
-            step = max(8, w // 60)
-            empty = (img[:, :, 3] < 0.5) & (unsure > 0.5)       # nothing matched: a grey checker
-            rgb[empty & (((xx // step) + (yy // step)) % 2 == 0)] = 0.8
-            hatch = (unsure > 0.5) & ((xx + yy) % (2 * step) < max(2, w // 300))
-            rgb[hatch] = (1.0, 0.0, 1.0)
-            row.append(_tile(rgb, tile, str(f)))
+            if unsure is not None:
+                h, w = unsure.shape
+                yy, xx = np.mgrid[0:h, 0:w]
+                step = max(8, w // 60)
+                empty = (img[:, :, 3] < 0.5) & (unsure > 0.5)       # nothing matched: a grey checker
+                rgb[empty & (((xx // step) + (yy // step)) % 2 == 0)] = 0.8
+                hatch = (unsure > 0.5) & ((xx + yy) % (2 * step) < max(2, w // 300))
+                rgb[hatch] = (1.0, 0.0, 1.0)
+            row.append(_tile(rgb, size, str(f)))
         while len(row) < per_row:
-            row.append(np.full((tile, tile, 3), 255, np.uint8))
+            row.append(np.full((size[1], size[0], 3), 255, np.uint8))
         strip = np.concatenate(row, 1)
         band = np.full((22, strip.shape[1], 3), 255, np.uint8)
         cv2.putText(band, title, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
@@ -208,11 +271,12 @@ def contact_sheet(sheet_rows, tile: int = 300, per_row: int = 7) -> np.ndarray:
     return np.concatenate(lines_out, 0).astype(np.float32) / 255
 
 
-def _tile(rgb: np.ndarray, size: int, label: str) -> np.ndarray:
-    t = cv2.resize(np.ascontiguousarray(rgb), (size, size), interpolation=cv2.INTER_AREA)
+def _tile(rgb: np.ndarray, size: tuple[int, int], label: str) -> np.ndarray:
+    w, h = size
+    t = cv2.resize(np.ascontiguousarray(rgb[:, :, :3]), (w, h), interpolation=cv2.INTER_AREA)
     t = (np.clip(t, 0, 1) * 255 + 0.5).astype(np.uint8)
-    cv2.putText(t, label, (4, size - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (50, 50, 50), 1, cv2.LINE_AA)
-    cv2.rectangle(t, (0, 0), (size - 1, size - 1), (180, 180, 180), 1)
+    cv2.putText(t, label, (4, h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (50, 50, 50), 1, cv2.LINE_AA)
+    cv2.rectangle(t, (0, 0), (w - 1, h - 1), (180, 180, 180), 1)
     return t
 
 
@@ -223,6 +287,10 @@ def run(data: Path, docs: Path, quick: bool) -> str:
         km_rows, per_seed, times = _known_motion(data, tmp, engine, quick)
         print(table(["key frame", "method", "regions", "pixels", "worst r", "worst p", "time"], km_rows), flush=True)
         real_rows = _real_frames(data, tmp, engine, docs, quick)
+        violet_rows, violet_sheet, violet_note = _violet(data, engine, docs, quick)
+        sheet = contact_sheet(violet_sheet, tile=228, per_row=7, aspect=456 / 256)
+        write_image(docs / "colorize_violet.png" if not quick else Path(tempfile.gettempdir()) / "colorize_violet_quick.png",
+                    sheet)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     seeds_txt = "; ".join(
@@ -234,12 +302,19 @@ def run(data: Path, docs: Path, quick: bool) -> str:
                   "worst seed, regions", "worst seed, pixels", "time per frame (wall / CPU)"], km_rows), "",
            f"Per seed (regions / painted pixels): {seeds_txt}.", "",
            f"A region counts when at least {MIN_PX} of its paper pixels are in view. Time per frame: the "
-           "Colorize task through the engine with one worker (both segmentations, matching, fill; the flow "
-           "rows include RAFT-small), laughing_girl is 1600², smoke_explosion 1000²; wall clock on this "
-           "2-core machine shared with other jobs, and the process's CPU seconds (all threads).", "",
+           "Colorize task through the engine with one worker over the moved frames (both segmentations, "
+           "flow, matching, fill, the colour conversions at the node's boundary and the cache writes; the "
+           "key frame is coloured first and not timed, so the modules' one-time imports are not counted), "
+           "laughing_girl is 1600², smoke_explosion 1000²; wall clock on this 2-core machine shared with "
+           "other jobs, and the process's CPU seconds (all threads).", "",
            "### Real consecutive frames", "",
            table(["clip", "method", "frames", "regions marked unsure (≥ 20 px)", "of which left unpainted (no match)"],
                  real_rows), "",
            "Contact sheet: `docs/colorize_real.png` (key colours first, then frames; unsure regions hatched "
-           "magenta over their colour; regions nothing matched are left transparent, shown on a grey checker)."]
+           "magenta over their colour; regions nothing matched are left transparent, shown on a grey checker).", "",
+           f"### A show-trained model: Violet, trained on frames {VIOLET_TRAIN[0]:03d}-{VIOLET_TRAIN[1]:03d}, "
+           f"scored on {VIOLET_TEST[0]:03d}-{VIOLET_TEST[1]:03d}", "",
+           table(["Colorize on Sketch's line art of each frame", "PSNR (dB), mean", "min", "max"], violet_rows), "",
+           "PSNR of the coloured frame (lines included, over white) against the real frame, 456×256. "
+           "Contact sheet: `docs/colorize_violet.png` (the frames, then each method). " + violet_note]
     return "\n".join(out)

@@ -16,13 +16,17 @@ segment features for the same matching):
    to them (scale, rotation, shift, any size); identity competes with it on inlier count.
 3. **Costs** (:func:`_costs`) for each target region against a few key candidates (those its
    pixels land in after the motion, the nearest by position, the most alike in shape anywhere):
-   how much of it lands in the candidate, position error (relative to the region's size, capped,
-   so a region that moved far can still win on the other cues), area ratio, shape after rotation,
-   and — when a flow is given — the share of its pixels the flow takes there (one cue among these).
+   how much of it lands in the candidate, position error (relative to the region's size plus a
+   tolerance that grows with the distance to the nearest matched region, capped, so a region that
+   moved far can still win on the other cues; a region cut by the frame's edge is judged against
+   its own reach), area ratio, shape after rotation, and — when a flow is given — how far the
+   share of its pixels the flow takes there falls short of the flow's clearest vote for the region
+   (one cue among these; a flow that votes for nothing adds nothing).
 4. **Assignment** (:func:`match_regions`): Hungarian (scipy ``linear_sum_assignment``) on the
    costs with a "no match" column per region at ``null_cost``, so look-alikes cannot both take one
-   key region; then, three rounds: the motion is refitted as an affine on the matches, each
-   region's local offset is predicted from its matched spatial neighbours (a smooth warp), and a
+   key region; then, three rounds: the motion is refitted as a similarity on the matches, each
+   region's local offset is predicted from its matched spatial neighbours (a smooth warp; a match
+   that disagrees with its neighbours is left out of it), and a
    neighbour term is added — a candidate whose key neighbours are the key matches of the region's
    own neighbours costs less (neighbours stay neighbours; the term is relative to the region's
    best-supported candidate, and larger neighbours have more say than smaller ones). Regions left
@@ -31,7 +35,9 @@ segment features for the same matching):
    region that at least half of its pixels' flow lands in — with no confidence unless their areas
    are within ×3 (it may be a new region drawn inside an old one).
 5. **Confidence**: the cost gap to the best candidate of a *different key colour* (a mix-up
-   between two regions of the same colour costs nothing), over ``null_cost``. No candidate under
+   between two regions of the same colour costs nothing), over ``null_cost``; a match the flow
+   agrees with (its share of the region's pixels, areas within ×3) is at least as sure as that
+   share. No candidate under
    ``null_cost`` = no match: the caller leaves the region unpainted and flags it ``unsure``.
 
 :func:`motion_field` turns the result into a per-pixel displacement (the fitted motion plus each
@@ -49,7 +55,8 @@ from scipy.spatial import cKDTree
 
 from .hintfill import Segmentation, region_adjacency
 
-__all__ = ["Descriptors", "describe", "global_motion", "match_regions", "motion_field", "fit_motion", "key_colors"]
+__all__ = ["Descriptors", "describe", "global_motion", "match_regions", "identity_match", "motion_field", "fit_motion",
+           "key_colors"]
 
 
 @dataclass
@@ -216,12 +223,15 @@ def motion_field(labels: np.ndarray, m: np.ndarray, offset: np.ndarray) -> np.nd
 W_OVERLAP, W_POS, W_AREA, W_SHAPE, W_FLOW, W_NBR = 1.0, 1.0, 1.0, 0.5, 1.0, 3.0
 POS_CAP = 1.0
 NULL_COST = 2.5                     # a candidate costing this or more is no match
+WARP_SLOPE = 0.05                   # how fast a drawing's local offset may change, pixels per pixel
 
 
 def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, overlap: dict,
            flow_votes: dict | None, flow_weight: float, k_pos: int, k_shape: int,
-           tree_k: cKDTree, tree_shape: cKDTree, shape_k: np.ndarray, shape_t: np.ndarray):
-    """Sparse unary costs {(i, j): cost} for every t region i against its candidates."""
+           tree_k: cKDTree, tree_shape: cKDTree, shape_k: np.ndarray, shape_t: np.ndarray,
+           pos_tol: np.ndarray | None = None):
+    """Sparse unary costs {(i, j): cost} for every t region i against its candidates; ``pos_tol``
+    ((n_t+1,) pixels) widens the position tolerance where the prediction ``pred`` is less sure."""
     A = m[:, :2]
     s2 = abs(np.linalg.det(A))                         # area scale t → key
     cand: dict[int, set] = {i: set() for i in range(1, dt.n + 1)}
@@ -246,7 +256,8 @@ def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, ov
     J = np.array([p[1] for p in pairs], np.int64)
     ov = np.array([overlap.get((int(i), int(j)), 0.0) for i, j in pairs])
     size = np.sqrt(np.maximum(dk.area[J], 1))
-    pos = np.minimum(np.linalg.norm(pred[I] - dk.c[J], axis=1) / (0.5 * size + 8.0), POS_CAP)
+    tol = 0.5 * size + 8.0 + (0.0 if pos_tol is None else pos_tol[I])
+    pos = np.minimum(np.linalg.norm(pred[I] - dk.c[J], axis=1) / tol, POS_CAP)
     area = np.abs(np.log(np.maximum(dt.area[I], 1) * s2 / np.maximum(dk.area[J], 1)))
     cov_t = np.einsum("ab,nbc,dc->nad", A, dt.cov[I], A)      # t shape moved into the key frame
     cov_k = dk.cov[J]
@@ -258,12 +269,22 @@ def _costs(dt: Descriptors, dk: Descriptors, m: np.ndarray, pred: np.ndarray, ov
     ct, ck = dt.clipped[I], dk.clipped[J]
     ratio = np.log(np.maximum(dt.area[I], 1) * s2 / np.maximum(dk.area[J], 1))
     area = np.where(ct & ck, 0.0, np.where(ct, np.maximum(ratio, 0), np.where(ck, np.maximum(-ratio, 0), area)))
+    # a region cut by t's edge is a fragment whose neighbours are out of view: its position says
+    # nothing. A whole region against a key region cut by the key's edge must still lie within that
+    # region's reach (its radius from the second moments): the cut moved the centroid that far at
+    # most, not anywhere in the frame
     cut = ct | ck
-    pos, shape = np.where(cut, 0.0, pos), np.where(cut, 0.0, shape)
+    reach = 2.0 * np.sqrt(np.maximum(np.trace(cov_t, axis1=1, axis2=2), np.trace(cov_k, axis1=1, axis2=2)))
+    pos_cut = np.minimum(np.linalg.norm(pred[I] - dk.c[J], axis=1) / (reach + tol), POS_CAP)
+    pos, shape = np.where(ct, 0.0, np.where(ck, pos_cut, pos)), np.where(cut, 0.0, shape)
     cost = W_OVERLAP * (1 - ov) + W_POS * pos + W_AREA * np.minimum(area, 3.0) + W_SHAPE * shape
     if flow_votes is not None and flow_weight > 0:
+        # relative to the region's clearest vote: a flow that takes a thin region's pixels onto lines
+        # or spreads them over a large neighbour says little against any candidate
         fv = np.array([flow_votes.get((int(i), int(j)), 0.0) for i, j in pairs])
-        cost = cost + flow_weight * W_FLOW * (1 - fv)
+        top = np.zeros(dt.n + 1)
+        np.maximum.at(top, I, fv)
+        cost = cost + flow_weight * W_FLOW * (top[I] - fv)
     return I, J, cost
 
 
@@ -288,6 +309,34 @@ def _neighbour_support(dt: Descriptors, dk: Descriptors, I, J, match):
     return out
 
 
+def _local_offsets(dt: Descriptors, dk: Descriptors, match: np.ndarray, sure: np.ndarray, m: np.ndarray):
+    """((n_t+1)×2 offsets from the motion ``m``, (n_t+1,) position tolerance): each region's offset
+    predicted from its nearest sure neighbours (not itself) — the smooth part of the warp. A sure
+    match whose own offset disagrees with its neighbours' prediction (a wrong match, or a centroid
+    moved by a reshaped region) is left out, so that one error does not drag its neighbourhood
+    along. The warp is known less well far from any matched region: the tolerance grows with the
+    distance to the nearest one used (``WARP_SLOPE`` pixels per pixel)."""
+    n = dt.n + 1
+    off = dk.c[match[sure]] - _apply(m, dt.c[sure])
+
+    def predict(keep):
+        kk = min(9, len(keep))
+        dist, nn = cKDTree(dt.c[keep]).query(dt.c, k=kk)
+        dist, nn = dist.reshape(n, kk), nn.reshape(n, kk)
+        wgt = (keep[nn] != np.arange(n)[:, None]) / (dist + 10.0)
+        pred = (wgt[:, :, None] * off[np.searchsorted(sure, keep)][nn]).sum(1) / np.maximum(wgt.sum(1), 1e-9)[:, None]
+        near = np.where(wgt > 0, dist, np.inf).min(1)
+        return pred, WARP_SLOPE * np.where(np.isfinite(near), near, 0.0)
+
+    pred, tol = predict(sure)
+    if len(sure) >= 6:
+        resid = np.linalg.norm(off - pred[sure], axis=1)
+        keep = sure[resid <= np.maximum(4.0, 3.0 * np.median(resid)) + tol[sure]]
+        if 3 <= len(keep) < len(sure):
+            pred, tol = predict(keep)
+    return pred, tol
+
+
 def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | None = None,
                   key_color: np.ndarray | None = None, flow_weight: float = 1.0, null_cost: float = NULL_COST,
                   rounds: int = 3, margin: float = 1.5, seed: int = 0) -> dict[str, np.ndarray]:
@@ -309,6 +358,7 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
     tree_k = cKDTree(dk.c[1:]) if dk.n else None
     tree_shape = cKDTree(np.c_[shape_k[1:], np.log(np.maximum(dk.area[1:], 1)) * 0.5]) if dk.n else None
     pred_off = np.zeros((nt + 1, 2))
+    pos_tol = np.zeros(nt + 1)
     match = np.zeros(nt + 1, np.int64)
     cost_of = np.full(nt + 1, np.inf)
     conf = np.zeros(nt + 1)
@@ -318,7 +368,7 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
         s = np.sqrt(abs(np.linalg.det(m[:, :2])))
         shape_q = np.c_[shape_t, (np.log(np.maximum(dt.area, 1)) + 2 * np.log(max(s, 1e-6))) * 0.5]
         I, J, cost = _costs(dt, dk, m, pred, overlap, flow_votes, flow_weight, 6, 4, tree_k, tree_shape,
-                            shape_k, shape_q)
+                            shape_k, shape_q, pos_tol)
         if rnd > 0:                 # neighbour term, relative to i's best-supported candidate (when no
             sup = _neighbour_support(dt, dk, I, J, match)      # candidate is supported, it says nothing)
             best_sup = np.zeros(nt + 1)
@@ -357,21 +407,21 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
         if len(sure) >= 3:
             src = dt.c[sure].astype(np.float32)
             dst = dk.c[match[sure]].astype(np.float32)
-            a, inl = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC,
+            a, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
                                           ransacReprojThreshold=max(3.0, 0.02 * np.sqrt(dt.area.sum())),
                                           maxIters=2000, confidence=0.999)
             if a is not None and inl.sum() >= 3 and _plausible(a):
                 m = a
                 sure = sure[inl.ravel() > 0]
-            # each region's offset from the motion, predicted from its nearest sure neighbours
-            # (not itself): the smooth part of the warp
-            off = dk.c[match[sure]] - _apply(m, dt.c[sure])
-            kk = min(9, len(sure))
-            dist, nn = cKDTree(dt.c[sure]).query(dt.c, k=kk)
-            dist, nn = dist.reshape(nt + 1, kk), nn.reshape(nt + 1, kk)
-            wgt = (sure[nn] != np.arange(nt + 1)[:, None]) / (dist + 10.0)
-            pred_off = (wgt[:, :, None] * off[nn]).sum(1) / np.maximum(wgt.sum(1), 1e-9)[:, None]
-    if flow_votes:                  # a region nothing matched (reshaped, half hidden) follows a clear flow vote
+            pred_off, pos_tol = _local_offsets(dt, dk, match, sure, m)
+    if flow_votes:
+        # a match the flow agrees with (most of the region's pixels land in it, the areas alike) is
+        # as sure as that vote: two independent cues decide it, even where the costs are close
+        share = np.array([flow_votes.get((i, int(match[i])), 0.0) for i in range(nt + 1)])
+        ratio = dt.area / np.maximum(dk.area[match], 1) / max(abs(np.linalg.det(m[:, :2])), 1e-6)
+        agree = (match > 0) & (ratio > 1 / 3) & (ratio < 3)
+        conf = np.where(agree, np.maximum(conf, share), conf)
+        # a region nothing matched (reshaped, half hidden) follows a clear flow vote
         fi = np.array([k[0] for k in flow_votes], np.int64)
         fj = np.array([k[1] for k in flow_votes], np.int64)
         fs = np.array(list(flow_votes.values()))
@@ -391,6 +441,15 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
         flow_share = np.array([flow_votes.get((i, int(match[i])), 0.0) for i in range(nt + 1)])
     return {"match": match, "cost": np.where(np.isfinite(cost_of), cost_of, null_cost), "confidence": conf,
             "motion": m, "offset": offset, "flow_share": flow_share}
+
+
+def identity_match(seg: Segmentation) -> dict[str, np.ndarray]:
+    """:func:`match_regions`'s result for a frame against itself (a key frame): each region is its
+    own match, sure, with no motion."""
+    n = seg.n + 1
+    match = np.arange(n)
+    return {"match": match, "cost": np.zeros(n), "confidence": (match > 0).astype(np.float64),
+            "motion": np.array([[1.0, 0, 0], [0, 1.0, 0]]), "offset": np.zeros((n, 2)), "flow_share": np.zeros(n)}
 
 
 def fit_motion(seg_t: Segmentation, seg_k: Segmentation, match: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

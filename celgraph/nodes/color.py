@@ -230,7 +230,9 @@ class Colorize(NodeType):
         found = []
         for n, k in enumerate(keys):
             lo, hi = 0.2 + 0.6 * n / len(keys), 0.2 + 0.6 * (n + 1) / len(keys)
-            if p.chain and p.flow_cue == 0 and len(self._path(ctx, k)) > 2:
+            if k == ctx.frame:                      # the key itself: each region is its own match
+                r, flow = rg.identity_match(seg), None
+            elif p.chain and p.flow_cue == 0 and len(self._path(ctx, k)) > 2:
                 r, flow = self._chained_match(ctx, seg, segs[k], lines, reference, k, lo, hi), None
             else:
                 flow = self._flow_to_key(ctx, lines, k, lo, hi) if p.flow_cue > 0 and k != ctx.frame else None
@@ -252,8 +254,11 @@ class Colorize(NodeType):
                 disp = np.where(agree[seg.labels][:, :, None], flow, disp)
             out = hf.reference_fill(seg, segs[k], reference[k], disp, shading=p.shading,
                                     match=np.where(mine, r["match"], 0))
-            px = mine[seg.labels]
-            fill[px], alpha[px] = out["fill"][px], out["alpha"][px]
+            if mine.all():                          # one key colours every region: no masking
+                fill, alpha = out["fill"], out["alpha"]
+            else:
+                px = mine[seg.labels]
+                fill[px], alpha[px] = out["fill"][px], out["alpha"][px]
             unsure_r[mine] = (r["match"][mine] == 0) | (r["confidence"][mine] < p.confidence)
         return fill, alpha, unsure_r
     def _pair_match(self, ctx: Context, lines: dict, a: int, b: int, key_rgb) -> np.ndarray:
