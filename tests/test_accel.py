@@ -183,3 +183,26 @@ def test_onnxruntime_threads_follow_the_torch_thread_count():
         assert accel.OrtNet(accel.export_onnx(module, spec), spec).threads == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.slow          # minutes on 2 loaded cores: bfloat16 autocast of RAFT on a CPU is slow
+def test_gpu_bench_dry_run_runs_every_path_on_the_cpu_and_leaves_the_results_file_alone():
+    """bench/gpu.py --dry-run: every network in torch fp32 and reduced precision, the engine-built
+    path (ONNX Runtime standing in for TensorRT where it is missing), GapFill end to end and the
+    full-preset decomposition, at tiny sizes; the report goes to a temp file."""
+    root = Path(__file__).resolve().parent.parent
+    results = root / "bench" / "results" / "gpu.md"
+    before = results.read_bytes() if results.exists() else None
+    r = subprocess.run([sys.executable, str(root / "bench" / "gpu.py"), "--dry-run"], cwd=root,
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    written = Path(r.stderr.strip().splitlines()[-1].removeprefix("wrote ").strip())
+    assert written.is_file() and results.resolve() != written.resolve()
+    text = written.read_text()
+    for row in ("GapFill GapUNet", "Sketch U-Net", "pix2pix", "RAFT-small, 2 iters", "RAFT, 2 iters",
+                "close_gaps", "decomposition alpha", "decomposition sprites", "whole scene"):
+        assert row in text, row
+    assert text.count("torch fp16 autocast") == 5           # five networks, one size each in the dry run
+    engine_built = "TensorRT fp16" if accel.trt_available() else "stand-in for TensorRT fp16"
+    assert text.count(engine_built) == 5
+    assert (results.read_bytes() if results.exists() else None) == before
