@@ -64,12 +64,15 @@ RUNTIME_PARAM = Choice(
          "pip install tensorrt); auto = the fastest bench/accel.py measured on this device among those installed. "
          "Not in the cache key: the runtimes agree within the tolerances of docs/acceleration.md")
 
-# What `auto` runs, per device and network (accel.NetSpec names): the faster of torch and ONNX Runtime in
-# bench/accel.py (bench/results/accel.md, 2-core CPU; through the engine where measured). A network
+# What `auto` runs, per device and network (accel.NetSpec names): ONNX Runtime where bench/accel.py
+# (bench/results/accel.md, 2 shared cores) found it faster both called directly on 1 thread and through
+# the engine — pix2pix 1.61× / 1.37×, GapUNet 1.10× / 1.08× (a thin margin on a loaded machine). Torch
+# elsewhere: Sketch (1.31× direct but 0.84× through the engine), RAFT-small (0.61× / 0.47×: ORT runs
+# whole pairs, torch reuses each frame's features), RAFT (0.86×), lite (not measured). A network
 # missing here, or a runtime that is not installed, runs on torch. No GPU has been measured yet, so
 # on CUDA auto is torch until bench/gpu.py's TensorRT numbers say otherwise.
 AUTO_RUNTIME: dict[str, dict[str, str]] = {
-    "cpu": {},
+    "cpu": {"gap_unet": "onnxruntime", "pix2pix": "onnxruntime"},
     "cuda": {},
 }
 
