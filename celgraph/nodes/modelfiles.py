@@ -89,6 +89,8 @@ def _installed(module: str) -> bool:
 
 def runtime_problem(runtime: str, device: str) -> str | None:
     """Why `runtime` cannot run here with the node's `device` param, or None."""
+    if runtime in ("onnxruntime", "tensorrt") and not _installed("onnx"):
+        return "the onnx package (the exporter's) is not installed (pip install 'celgraph[onnx]'), or set runtime to torch"
     if runtime == "onnxruntime" and not _installed("onnxruntime"):
         return "onnxruntime is not installed (pip install 'celgraph[onnx]'), or set runtime to torch"
     if runtime == "tensorrt":
@@ -114,11 +116,7 @@ def resolve_runtime(want: str, network: str, device: str) -> str:
     if want != "auto":
         return want
     pick = AUTO_RUNTIME.get(device, {}).get(network, "torch")
-    if pick == "onnxruntime" and not _installed("onnxruntime"):
-        return "torch"
-    if pick == "tensorrt" and not (_installed("tensorrt") and device == "cuda"):
-        return "torch"
-    return pick
+    return pick if pick == "torch" or runtime_problem(pick, device) is None else "torch"
 
 
 def _once(ctx: Context, key, make: Callable[[], Any]) -> Any:
