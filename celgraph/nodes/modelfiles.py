@@ -64,15 +64,17 @@ RUNTIME_PARAM = Choice(
          "pip install tensorrt); auto = the fastest bench/accel.py measured on this device among those installed. "
          "Not in the cache key: the runtimes agree within the tolerances of docs/acceleration.md")
 
-# What `auto` runs, per device and network (accel.NetSpec names): ONNX Runtime where bench/accel.py
-# (bench/results/accel.md, 2 shared cores) found it faster both called directly on 1 thread and through
-# the engine — pix2pix 1.61× / 1.37×, GapUNet 1.10× / 1.08× (a thin margin on a loaded machine). Torch
-# elsewhere: Sketch (1.31× direct but 0.84× through the engine), RAFT-small (0.61× / 0.47×: ORT runs
-# whole pairs, torch reuses each frame's features), RAFT (0.86×), lite (not measured). A network
-# missing here, or a runtime that is not installed, runs on torch. No GPU has been measured yet, so
-# on CUDA auto is torch until bench/gpu.py's TensorRT numbers say otherwise.
+# What `auto` runs, per device and network (accel.NetSpec names): ONNX Runtime only where bench/accel.py
+# (bench/results/accel.md, 2 shared cores) found it faster both called directly and through the engine,
+# in every run. None qualifies on the CPU: directly, on 1 thread, ORT ran the U-Nets 1.3-1.6× faster
+# (GapUNet, Sketch, pix2pix) and RAFT-small / RAFT slower (0.61-0.66×, 0.86-0.89×); through the engine
+# the U-Net ratios were 0.79-1.37× across two runs (the node's own work and the cache writes dilute
+# the network's share, and the machine's load decides the rest), and RAFT-small 0.47× (torch reuses
+# each frame's features, the ORT export runs whole pairs). So auto is torch until a quieter machine
+# shows a consistent win. A network missing here, or a runtime that cannot run, runs on torch. No
+# GPU has been measured yet: on CUDA auto is torch until bench/gpu.py's TensorRT numbers say otherwise.
 AUTO_RUNTIME: dict[str, dict[str, str]] = {
-    "cpu": {"gap_unet": "onnxruntime", "pix2pix": "onnxruntime"},
+    "cpu": {},
     "cuda": {},
 }
 
