@@ -24,6 +24,7 @@ CODES = {
     "unknown_target": "a requested target is not a node of the scene",
     "path_not_allowed": "a path a server job would read or write is outside the server's allowed folders",
     "bad_label": "a job label is too long",
+    "runtime_unavailable": "a node's runtime param names an inference runtime (or a GPU) this machine lacks",
 }
 
 

@@ -281,7 +281,7 @@ def _paper_padded(x: np.ndarray, stride: int, margin: int) -> tuple[np.ndarray, 
 def predict_logits(model: nn.Module, x: np.ndarray, tile: int | None = 64, margin: int | None = None,
                    feather: int | None = None, device: str = "cpu", half: bool = False,
                    need: np.ndarray | None = None, batch: int = 8,
-                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                   progress: Callable[[int, int], None] | None = None, net: Callable | None = None) -> np.ndarray:
     """Logits (float32 H×W) of the ink to add, for an input stack ``x`` (C×H×W float32).
 
     The frame is padded with paper (zeros) by ``margin`` px (default :func:`context_margin`: half
@@ -291,7 +291,9 @@ def predict_logits(model: nn.Module, x: np.ndarray, tile: int | None = 64, margi
     with linear-ramp weights. With the default margin the tiled logits equal the whole-frame ones
     to float rounding, so the default ``feather`` is 0 then (plain stitching is already seamless)
     and 16 px with a smaller, user-chosen margin. need: optional bool H×W — tiles whose core holds no True pixel are not run
-    and read −inf. half: fp16 autocast (CUDA only). batch: tiles per forward pass."""
+    and read −inf. half: fp16 autocast (CUDA only). batch: tiles per forward pass. net: what runs
+    the network in place of ``model`` (an ONNX Runtime or TensorRT net of :mod:`.accel`; ``model``
+    still gives the stride and context)."""
     C, H, W = x.shape
     s = getattr(model, "stride", 4)
     exact = context_margin(model)
@@ -300,8 +302,9 @@ def predict_logits(model: nn.Module, x: np.ndarray, tile: int | None = 64, margi
         feather = 0 if m >= exact else 16
     pad, Hp, Wp = _paper_padded(x, s, m)
     dev = torch.device(device)
-    use_half = bool(half and dev.type == "cuda")
-    cl = dev.type == "cpu"
+    use_half = bool(half and dev.type == "cuda" and net is None)
+    cl = dev.type == "cpu" and net is None
+    forward = model if net is None else net
 
     def run(arr: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(arr)).to(dev)
@@ -310,9 +313,9 @@ def predict_logits(model: nn.Module, x: np.ndarray, tile: int | None = 64, margi
         with torch.inference_mode():
             if use_half:
                 with torch.autocast("cuda", dtype=torch.float16):
-                    y = model(t)
+                    y = forward(t)
             else:
-                y = model(t)
+                y = forward(t)
         return y[:, 0].float().cpu().numpy()
 
     if not tile or (tile >= Hp and tile >= Wp):
@@ -368,14 +371,15 @@ def reach_boxes(need: np.ndarray, stride: int) -> list[tuple[int, int, int, int]
 
 def predict_in_boxes(model: nn.Module, x: np.ndarray, need: np.ndarray, margin: int | None = None,
                      device: str = "cpu", half: bool = False, batch: int = 4,
-                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                     progress: Callable[[int, int], None] | None = None, net: Callable | None = None) -> np.ndarray:
     """Logits (float32 H×W) computed only over :func:`reach_boxes` of ``need`` (−inf elsewhere).
 
     Each box is run with the exact context margin (half the receptive field) cut from the
     paper-padded frame, so inside a box the logits equal the whole-frame ones to float rounding.
     Stroke ends are sparse on a page, so this touches a small fraction of a 1080p frame — unlike a
     fixed tile grid, whose every tile pays the full margin around a small core. ``margin``: context
-    px (rounded up to the stride; default the exact one), smaller is faster and approximate."""
+    px (rounded up to the stride; default the exact one), smaller is faster and approximate. ``net``:
+    as in :func:`predict_logits`."""
     C, H, W = x.shape
     s = getattr(model, "stride", 4)
     m = context_margin(model) if margin is None else int(math.ceil(margin / s) * s)
@@ -386,17 +390,18 @@ def predict_in_boxes(model: nn.Module, x: np.ndarray, need: np.ndarray, margin: 
     for b in boxes:                      # windows of one shape run as a batch (most are alike)
         by_shape.setdefault((b[1] - b[0], b[3] - b[2]), []).append(b)
     dev = torch.device(device)
-    use_half = bool(half and dev.type == "cuda")
+    use_half = bool(half and dev.type == "cuda" and net is None)
+    forward = model if net is None else net
     done = 0
     for (h, w), group in by_shape.items():
         for k in range(0, len(group), batch):
             part = group[k:k + batch]
             wins = np.stack([pad[:, y0:y1 + 2 * m, x0:x1 + 2 * m] for y0, y1, x0, x1 in part])
             t = torch.from_numpy(wins).to(dev)
-            if dev.type == "cpu":
+            if dev.type == "cpu" and net is None:
                 t = t.contiguous(memory_format=torch.channels_last)
             with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=use_half):
-                y = model(t)[:, 0].float().cpu().numpy()
+                y = forward(t)[:, 0].float().cpu().numpy()
             for (y0, y1, x0, x1), yi in zip(part, y):
                 out[y0:y1, x0:x1] = yi[m:m + h, m:m + w]
             done += len(part)
@@ -408,7 +413,8 @@ def predict_in_boxes(model: nn.Module, x: np.ndarray, need: np.ndarray, margin: 
 def close_gaps(model: nn.Module, lines: np.ndarray, max_gap: float = 12.0, threshold: float = 0.5,
                confidence: float = 0.5, inference: str = "windows", tile: int = 64, device: str = "cpu",
                half: bool = False, passes: int = 2, separating: bool = False, match_width: bool = True,
-               progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               progress: Callable[[int, int], None] | None = None,
+               net: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Close the gaps of line art (H×W coverage 0..1) with a GapFill network.
 
     Coverage ≥ ``threshold`` is ink. The stroke ends of the ink (skeleton endpoints) give the
@@ -451,10 +457,10 @@ def close_gaps(model: nn.Module, lines: np.ndarray, max_gap: float = 12.0, thres
         x = np.stack([current, endpoint_map((H, W), eps)])[:in_channels(model)]
         if inference == "windows":
             logits = predict_in_boxes(model, x, reach, margin=WINDOW_MARGIN, device=device, half=half,
-                                      progress=progress)
+                                      progress=progress, net=net)
         else:
             logits = predict_logits(model, x, tile=tile if inference == "tiles" else None, device=device,
-                                    half=half, need=reach, progress=progress)
+                                    half=half, need=reach, progress=progress, net=net)
         new = (logits >= cut) & reach & ~ink & ~added
         if not new.any():
             break

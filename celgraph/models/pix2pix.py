@@ -169,9 +169,10 @@ def make_input(lines: np.ndarray, guide: np.ndarray | None = None, guide_mask: n
 
 
 def colorize(model: UNetGenerator, lines: np.ndarray, guide: np.ndarray | None = None,
-             guide_mask: np.ndarray | None = None, device: str = "cpu") -> np.ndarray:
+             guide_mask: np.ndarray | None = None, device: str = "cpu", net=None) -> np.ndarray:
     """RGB (H×W×3 float32 0..1) for line art (H×W ink coverage), optionally guided by a flat colour
-    map (H×W×3) valid where ``guide_mask`` (H×W) is 1. Runs the whole frame, padded with paper."""
+    map (H×W×3) valid where ``guide_mask`` (H×W) is 1. Runs the whole frame, padded with paper.
+    ``net``: runs the network in place of ``model`` (ONNX Runtime or TensorRT, :mod:`.accel`)."""
     x = make_input(lines, guide, guide_mask)
     H, W = x.shape[1:]
     s = model.stride
@@ -183,7 +184,7 @@ def colorize(model: UNetGenerator, lines: np.ndarray, guide: np.ndarray | None =
         x = pad
     model.eval()
     with torch.inference_mode():
-        y = model(torch.from_numpy(x)[None].to(device))[0, :, :H, :W]
+        y = (model if net is None else net)(torch.from_numpy(x)[None].to(device))[0, :, :H, :W]
     return ((y.float().cpu().numpy().transpose(1, 2, 0) + 1) * 0.5).clip(0, 1).astype(np.float32)
 
 

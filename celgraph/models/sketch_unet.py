@@ -127,7 +127,8 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 
 def predict(model: SketchUNet, image: np.ndarray, tile: int | None = None, overlap: int = 32,
-            device: str = "cpu", progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+            device: str = "cpu", progress: Callable[[int, int], None] | None = None,
+            net: Callable | None = None) -> np.ndarray:
     """Ink probability (H×W float32 0..1) of an image (H×W×C float, RGB or RGBA premultiplied).
 
     ``tile``: None (default) runs the frame whole — on our 2-core CPU that was the fastest
@@ -135,7 +136,8 @@ def predict(model: SketchUNet, image: np.ndarray, tile: int | None = None, overl
     make oneDNN rebuild its kernels); a size (a multiple of the network stride) runs tiles that
     overlap by ``overlap`` px of discarded context on each side, for frames too big for memory.
     With BatchNorm at its running statistics, tiles differ from a whole-frame pass only near tile
-    seams, by the context cut beyond ``overlap``."""
+    seams, by the context cut beyond ``overlap``. ``net``: runs the network in place of ``model``
+    (ONNX Runtime or TensorRT, :mod:`.accel`)."""
     rgb = _rgb(image)
     H, W = rgb.shape[:2]
     s = model.stride
@@ -147,6 +149,8 @@ def predict(model: SketchUNet, image: np.ndarray, tile: int | None = None, overl
         ph, pw = (-h) % s, (-w) % s
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        if net is not None:
+            return torch.sigmoid(net(x.to(device)).float())[..., :h, :w].cpu()
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(model(x))[..., :h, :w].float().cpu()
 

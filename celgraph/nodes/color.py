@@ -12,7 +12,7 @@ from .. import colorspace as cs
 from ..core import (Bool, CheckContext, Choice, Context, Float, Image, In, Int, IntList, Issue, Labels, LineArt,
                       Mask, NodeType, Out, PathParam)
 from ..core.hashing import file_digest
-from .modelfiles import bundled_file, load_model, weights_issues
+from .modelfiles import accelerated, bundled_file, load_model, runtime_issues, weights_issues
 from . import flowpairs
 from .flowpairs import FLOW_PARAMS
 
@@ -101,6 +101,7 @@ class Colorize(NodeType):
         if params["mode"] == "model":
             issues += weights_issues(self._model_path(params, ctx), ctx.node,
                                      "no bundled Colorize weights: set model_weights", "model_weights")
+            issues += runtime_issues(ctx)
         if params["mode"] == "reference":
             if params["key_frames"] and not set(params["key_frames"]) & set(ctx.frames):
                 issues.append(Issue("bad_frames", f"none of the key frames {params['key_frames']} is in the scene's frames",
@@ -311,12 +312,13 @@ class Colorize(NodeType):
         p = ctx.params
         path = self._model_path(p, ctx)
         (model, meta), device = load_model(ctx, "colorize_pix2pix", path, lambda d: load_weights(path, d))
+        net, device, _ = accelerated(ctx, path, model, device)
         guide = guide_mask = None
         unsure = np.zeros(lines_t.shape, bool)
         if hints is not None:
             r = hf.fill_from_hints(seg, hints, "transparent", p.min_region, p.spill)
             guide, guide_mask, unsure = r["fill"], r["alpha"], r["unhinted"]
-        rgb = colorize(model, lines_t, guide, guide_mask, device=device)
+        rgb = colorize(model, lines_t, guide, guide_mask, device=device, net=net)
         ctx.progress(0.9, 1, "model")
         rgba = np.concatenate([rgb, np.ones(rgb.shape[:2] + (1,), np.float32)], axis=2)
         return {"image": rgba, "fill": rgba, "regions": seg.labels, "unsure": unsure.astype(np.float32)}

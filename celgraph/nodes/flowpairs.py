@@ -17,7 +17,7 @@ import numpy as np
 from ..core import CheckContext, Choice, Context, Float, Int, Issue, PathParam
 from ..core.hashing import file_digest
 from ..core.types import as_rgb
-from .modelfiles import bundled_file, load_model, weights_issues
+from .modelfiles import RUNTIME_PARAM, accelerated, bundled_file, load_model, runtime_issues, weights_issues
 
 BUNDLED_WEIGHTS = {"raft_small": "raft_small_toon.safetensors"}
 # What `auto` picks: the backend with the lowest non-occluded EPE on bench/quality.py's synthetic
@@ -35,6 +35,7 @@ FLOW_PARAMS = [
     Float("scale", 1.0, min=0.1, max=1.0, help="working resolution relative to the input"),
     Choice("dis_preset", "medium", choices=("ultrafast", "fast", "medium", "fine"), help="DIS quality/speed"),
     Choice("device", "auto", choices=("auto", "cpu", "cuda"), help="where RAFT runs", hashed=False),
+    RUNTIME_PARAM,
 ]
 
 
@@ -70,7 +71,8 @@ def weight_issues(ctx: CheckContext) -> list[Issue]:
     if b == "dis":
         return []
     return weights_issues(weights_path(ctx.params, ctx), ctx.node,
-                          f"backend {b} needs a checkpoint: set weights to a RAFT .pth or .safetensors file")
+                          f"backend {b} needs a checkpoint: set weights to a RAFT .pth or .safetensors file") + \
+        runtime_issues(ctx)
 
 
 def weights_digest(ctx: Context) -> str | None:
@@ -106,14 +108,16 @@ def _iters(ctx: Context) -> int:
 
 
 def _raft(ctx: Context):
-    """(model, feature cache): the cache (None without an object cache) lets the pairs of a clip
-    share each frame's encoder outputs."""
+    """(model, feature cache, net): the cache (None without an object cache) lets the pairs of a
+    clip share each frame's encoder outputs; net runs the pair instead of the model when the
+    `runtime` param picks ONNX Runtime or TensorRT (no feature cache then)."""
     from ..models.raft import FeatureCache, load_raft      # torch: only when RAFT computes
     path = weights_path(ctx.params, ctx)
     (model, _variant), device = load_model(ctx, "raft", path, lambda d: load_raft(path, device=d))
-    if ctx.objects is None:
-        return model, None
-    return model, ctx.objects.get(("raft", file_digest(path), device, "features"), FeatureCache)
+    net, _, _ = accelerated(ctx, path, model, device, iters=_iters(ctx))
+    if ctx.objects is None or net is not None:
+        return model, None, net
+    return model, ctx.objects.get(("raft", file_digest(path), device, "features"), FeatureCache), net
 
 
 def _compute(ctx: Context, img1: np.ndarray, img2: np.ndarray, keys: tuple[str, str]) -> np.ndarray:
@@ -128,8 +132,8 @@ def _compute(ctx: Context, img1: np.ndarray, img2: np.ndarray, keys: tuple[str, 
         flow = dis_flow(img1, img2, preset=p.dis_preset)
     else:
         from ..models.raft import raft_flow
-        model, features = _raft(ctx)
-        flow = raft_flow(model, img1, img2, iters=_iters(ctx), device=None, cache=features, keys=keys)
+        model, features, net = _raft(ctx)
+        flow = raft_flow(model, img1, img2, iters=_iters(ctx), device=None, cache=features, keys=keys, net=net)
     if flow.shape[:2] != (h, w):
         sx, sy = w / flow.shape[1], h / flow.shape[0]
         flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])

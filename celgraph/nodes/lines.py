@@ -19,7 +19,8 @@ coverage ≥ ``threshold`` as ink. Two methods:
   (a whole-frame pass differs by at most a pixel or two of added ink per page); ``tiles`` runs a
   grid of ``tile``-px tiles near stroke ends with the exact context (half the receptive field),
   ``whole`` one pass (fastest on a GPU); BatchNorm is folded
-  into the convs at load time; fp16 on CUDA with ``precision``. ``network`` picks the
+  into the convs at load time; fp16 on CUDA with ``precision``; ``runtime`` runs the network on
+  torch, ONNX Runtime or TensorRT (docs/acceleration.md). ``network`` picks the
   bundled weights (ours, or the FillLineGaps LightUNet re-implementation trained the same way);
   ``weights`` loads another file.
 
@@ -38,7 +39,7 @@ from .. import colorspace as cs
 from ..core import (Bool, Choice, CheckContext, Context, Float, Image, In, Int, Issue, LineArt, Mask, NodeType, Out,
                     PathParam)
 from ..core.hashing import file_digest
-from .modelfiles import bundled_file, load_model, weights_issues
+from .modelfiles import RUNTIME_PARAM, accelerated, bundled_file, load_model, runtime_issues, weights_issues
 
 BUNDLED_WEIGHTS = {"gapunet": "gapfill_gapunet.safetensors", "lite": "gapfill_lite.safetensors"}
 # What GapFill uses by default, by bench/real.py --suite gapfill (gaps cut into real production line
@@ -103,6 +104,7 @@ class GapFill(NodeType):
         Int("tile", 64, min=8, max=4096,
             help="model, inference tiles: tile core side, px (each tile adds half the receptive field of "
                  "context)", hashed=False),
+        RUNTIME_PARAM,
     ]
     device = "any"
 
@@ -121,7 +123,7 @@ class GapFill(NodeType):
             return []
         return weights_issues(self._weights_path(params, ctx), ctx.node,
                               f"no bundled weights for network {params['network']}: set weights to a "
-                              "GapFill .safetensors file or use method classical")
+                              "GapFill .safetensors file or use method classical") + runtime_issues(ctx)
 
     def fingerprint(self, ctx: Context):
         if ctx.params.method != "model":
@@ -147,13 +149,14 @@ class GapFill(NodeType):
         p = ctx.params
         path = self._weights_path(p, ctx)
         model, device = load_model(ctx, "gapfill", path, lambda d: fuse_for_inference(load_weights(path, device=d)[0]))
+        net, device, _ = accelerated(ctx, path, model, device, precision=p.precision)
 
         def progress(done, total):
             ctx.progress(done, total, "closing gaps")
 
         closed, _ = close_gaps(model, lines, max_gap=p.max_gap, threshold=p.threshold, confidence=p.confidence,
                                inference=p.inference, tile=p.tile, passes=p.passes, device=device,
-                               half=p.precision == "fp16", progress=progress)
+                               half=p.precision == "fp16", progress=progress, net=net)
         return closed
 
 

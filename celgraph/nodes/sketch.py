@@ -15,7 +15,7 @@ from .. import colorspace as cs
 from ..core import (Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
                       PathParam)
 from ..core.hashing import file_digest
-from .modelfiles import bundled_file, load_model, weights_issues
+from .modelfiles import RUNTIME_PARAM, accelerated, bundled_file, load_model, runtime_issues, weights_issues
 
 BUNDLED = "sketch_unet.safetensors"
 
@@ -50,6 +50,7 @@ class Sketch(NodeType):
         Float("xdog_epsilon", -0.05, min=-1.0, max=1.0, help="xdog: threshold on the sharpened DoG"),
         Float("xdog_phi", 200.0, min=0.1, max=1e9, help="xdog: tanh steepness (≥ 1e6: hard)"),
         Choice("device", "auto", choices=("auto", "cpu", "cuda"), help="where the model runs", hashed=False),
+        RUNTIME_PARAM,
     ]
     device = "any"
 
@@ -64,7 +65,8 @@ class Sketch(NodeType):
         if params["method"] != "model":
             return []
         return weights_issues(self._weights_path(params, ctx), ctx.node,
-                              "no bundled Sketch weights: set weights to a .safetensors file, or use method xdog")
+                              "no bundled Sketch weights: set weights to a .safetensors file, or use method xdog") + \
+            runtime_issues(ctx)
 
     def fingerprint(self, ctx: Context):
         if ctx.params.method != "model":
@@ -81,7 +83,8 @@ class Sketch(NodeType):
             return fuse_batchnorm(model), meta
 
         (model, meta), device = load_model(ctx, "sketch_unet", path, load)
-        return model, meta, device
+        net, device, _ = accelerated(ctx, path, model, device)
+        return model, net, meta, device
 
     def compute(self, ctx: Context, image):
         p = ctx.params
@@ -92,11 +95,11 @@ class Sketch(NodeType):
             threshold = p.threshold or 0.5
         else:
             from ..models.sketch_unet import predict
-            model, meta, device = self._model(ctx)
+            model, net, meta, device = self._model(ctx)
             h, w = image.shape[:2]
             tile = None if h * w <= 4096 * 2304 else 1024          # whole frames up to 4K (fastest on CPU)
             soft = predict(model, image, tile=tile, device=device,
-                           progress=lambda i, n: ctx.progress(i, n, "sketch tiles"))
+                           progress=lambda i, n: ctx.progress(i, n, "sketch tiles"), net=net)
             threshold = p.threshold or float(meta.get("threshold", 0.5))
         soft = np.clip(soft, 0.0, 1.0).astype(np.float32)
         return {"lines": soft, "binary": (soft >= threshold).astype(np.float32)}

@@ -103,7 +103,7 @@ class FeatureCache:
 
 def raft_flow(model: RAFT, img1: np.ndarray, img2: np.ndarray, iters: int = 12,
               device="cpu", pad_mode: str = "sintel", cache: FeatureCache | None = None,
-              keys: tuple | None = None) -> np.ndarray:
+              keys: tuple | None = None, net=None) -> np.ndarray:
     """Flow from img1 to img2 with a RAFT model: H×W×3 float 0..1 → H×W×2 float32 pixels.
 
     img1(p) ≈ img2(p + flow(p)); channel 0 = +x right, 1 = +y down. Also takes N×H×W×3 batches
@@ -115,6 +115,11 @@ def raft_flow(model: RAFT, img1: np.ndarray, img2: np.ndarray, iters: int = 12,
     With a :class:`FeatureCache` (one per model) and ``keys`` naming the two frames' contents,
     each frame's encoder outputs are computed once and reused by later pairs: the same flow,
     cheaper over a clip.
+
+    ``net``: a whole-pair network with ``iters`` fixed in it (an ONNX Runtime or TensorRT net of
+    :mod:`celgraph.models.accel`) runs in place of the model; the feature cache is not used then.
+    Padded frames under ``accel.RAFT_MIN_SIDE`` (128) px run on the model instead: there the
+    coarsest correlation level is one pixel wide, a case the export does not trace.
     """
     a, b = _to_tensor(img1), _to_tensor(img2)
     if a.shape != b.shape:
@@ -130,7 +135,9 @@ def raft_flow(model: RAFT, img1: np.ndarray, img2: np.ndarray, iters: int = 12,
     model.eval()
     try:
         with torch.inference_mode():
-            if cache is None:
+            if net is not None and min(a.shape[-2:]) >= 128:
+                flow = net(a, b)
+            elif cache is None:
                 _, flow = model(a, b, iters=iters, test_mode=True)
             else:
                 tag = (pad_mode, tuple(a.shape))
