@@ -212,7 +212,7 @@ def report(b: Bench, args) -> str:
     if b.trt:
         import tensorrt
         trt = tensorrt.__version__
-    lines = [f"# bench/gpu.py\n",
+    lines = ["# bench/gpu.py\n",
              f"`python bench/gpu.py{' --dry-run' if b.dry else ''}` — {time.strftime('%Y-%m-%d %H:%M')}, {dev}, "
              f"torch {torch.__version__}, TensorRT {trt}, export {accel.EXPORTER} opset {accel.OPSET}; medians of "
              f"{b.reps} timed runs after warm-up; fp16 max|Δ| against torch fp32 (logits / −1..1 colour / flow px). "
