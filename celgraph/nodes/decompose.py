@@ -479,7 +479,7 @@ def _checkpointer(node: NodeType, ctx: Context, inputs: list[str], device: str):
             "frames": list(ctx.frames), "device": device}
 
     def checkpoint(segment: str, compute):
-        return ctx.cached({"checkpoint": segment, "task": task}, compute)
+        return ctx.cached({"checkpoint": segment, "task": task}, compute, ram=False)
     return checkpoint
 
 

@@ -51,16 +51,18 @@ class SpriteConfig:
     seed: int = 0
     checkpoint_every: int = 0
     plate: str = "mlp"                      # mlp | texture | texture+mlp (see SpriteLearner._plate)
-    plate_texels: int = 2048                # texture: largest side in texels (about one per frame pixel below)
-    plate_lr: float = 1e-2                  # texture: Adam learning rate of the texels
+    plate_texels: int = 2048                # texture: largest side in texels
+    plate_density: float = 2.0              # texture: texels per frame pixel (where the plate is seen closest)
+    plate_lr: float = 5e-3                  # texture: SGD step of the texels (0: the median start is kept)
+    plate_median: str = "labels"            # texture start: median of the background-labelled pixels, or of "all"
 
 
 PRESETS: dict[str, SpriteConfig] = {
     "full": SpriteConfig(checkpoint_every=10000),
     "cpu": SpriteConfig(s1_iters=1500, s2_iters=2500, batch=2048, hidden=64, pixel_layers=6, content_layers=8,
-                        content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500),
+                        content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture"),
     "preview": SpriteConfig(s1_iters=500, s2_iters=800, batch=1024, hidden=64, pixel_layers=4, content_layers=6,
-                            content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0),
+                            content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0, plate="texture"),
 }
 
 
@@ -105,16 +107,21 @@ class SpriteLearner:
                     self.content0.net[-1].bias.zero_()
         self.texture = None
         if "texture" in cfg.plate:
-            side = texture_side(Hn[:, 0], cfg.plate_texels)
-            tex = median_texture(frames, labels == 0, Hn[:, 0], side)
-            self.texture = torch.nn.Parameter(torch.from_numpy(tex).permute(2, 0, 1)[None].contiguous().to(dev))
+            side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
+            tex = median_texture(frames, labels == 0 if cfg.plate_median == "labels" else np.ones_like(labels, bool),
+                                 Hn[:, 0], side)
+            self.texture = torch.nn.Parameter(torch.from_numpy(tex).permute(2, 0, 1)[None].contiguous().to(dev),
+                                              requires_grad=cfg.plate_lr > 0)
         C = cfg.canvas
         self.cubes = torch.rand((N - 1, T, C, C, 3), generator=self.gen, device=dev)
-        groups = [{"params": [*self.pixel.parameters()] +
-                   ([*self.content0.parameters()] if self.content0 is not None else [])}]
-        if self.texture is not None:
-            groups.append({"params": [self.texture], "lr": cfg.plate_lr})
-        self.opts = {k: torch.optim.Adam(groups, lr=cfg.lr) for k in ("s1", "s2")}
+        params = [*self.pixel.parameters()] + ([*self.content0.parameters()] if self.content0 is not None else [])
+        self.opts = {k: torch.optim.Adam(params, lr=cfg.lr) for k in ("s1", "s2")}
+        # the texels by plain SGD: each is touched by few samples, and Adam's normalised steps turn
+        # those rare, noisy L1 gradients into grain; SGD on an L1 loss walks each texel towards the
+        # median of the pixels that land on it
+        self.texture_opt = None
+        if self.texture is not None and cfg.plate_lr > 0:
+            self.texture_opt = torch.optim.SGD([self.texture], lr=cfg.plate_lr)
         self.stage_iters = {"s1": cfg.s1_iters, "s2": cfg.s2_iters}
         self._done = {"s1": 0, "s2": 0}
 
@@ -211,8 +218,12 @@ class SpriteLearner:
         for i in range(seg.start, seg.stop):
             loss = self._step(seg.stage, i, n)
             opt.zero_grad(set_to_none=True)
+            if self.texture is not None:
+                self.texture.grad = None
             loss.backward()
             opt.step()
+            if self.texture_opt is not None:
+                self.texture_opt.step()
             if i % 10 == 9 or i == seg.stop - 1:
                 self._done[seg.stage] = i + 1
                 total = sum(self.stage_iters.values())
@@ -288,12 +299,12 @@ class SpriteLearner:
 PLATES = ("mlp", "texture", "texture+mlp")
 
 
-def texture_side(H0: np.ndarray, largest: int) -> int:
-    """Texels per side of the plate texture over the unit canvas: about one texel per frame pixel at
+def texture_side(H0: np.ndarray, largest: int, density: float = 1.0) -> int:
+    """Texels per side of the plate texture over the unit canvas: `density` texels per frame pixel at
     the frame where the plate is seen closest (the smallest canvas step per pixel), at most `largest`.
     H0: T×3×3 frame pixel → unit canvas (last row 0, 0, 1)."""
     step = np.sqrt(np.abs(np.linalg.det(H0[:, :2, :2]))).min()
-    return int(min(largest, max(8, np.ceil(1.0 / max(step, 1e-9)) + 1)))
+    return int(min(largest, max(8, np.ceil(density / max(step, 1e-9)) + 1)))
 
 
 def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, side: int,
