@@ -341,6 +341,40 @@ def test_sprite_layer_and_write_transforms(shared, tmp_path):
         shared.run(g, targets=["layer"], frames=[1])
 
 
+def test_the_plate_texture_starts_as_the_median_of_the_background_pixels_on_the_canvas():
+    """Frames that are one painted plate panned by known amounts, a sprite-like blob over each: the
+    median texture, sampled back through the transforms, gives the plate without the blob; texels
+    no frame saw are filled from their neighbours."""
+    import cv2
+    from celgraph.models.decompose.sprites import fill_holes, median_texture, texture_side
+    from celgraph.synth.plate import paint_detailed_plate
+    plate, _ = paint_detailed_plate(np.random.default_rng(1), 120, 48)
+    frames, masks, Hs = [], [], []
+    for t in range(5):
+        shift = 6.0 * t                                  # frame pixel x ↔ plate pixel x + shift
+        M = np.array([[1, 0, shift], [0, 1, 0], [0, 0, 1.0]])
+        frame = cv2.warpPerspective(plate, M, (64, 48), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        bg = np.ones((48, 64), bool)
+        bg[10:30, 20:40] = False                         # the "sprite": stays put in the frame
+        frame[~bg] = (1.0, 0.0, 1.0)
+        frames.append(frame)
+        masks.append(bg)
+        Hs.append(np.diag([1 / 128, 1 / 128, 1.0]) @ M)  # frame pixel → unit canvas (plate pixel / 128)
+    H0 = np.stack(Hs)
+    side = texture_side(H0, 4096, density=1.0)
+    assert side == 129
+    tex = median_texture(np.stack(frames), np.stack(masks), H0, side)
+    assert not np.isnan(tex).any()
+    seen = tex[2:46, 2:86]                             # texel (x, y) = plate pixel (x, y); frames see x ≤ 87
+    assert np.abs(seen - plate[2:46, 2:86]).mean() < 0.01
+    assert np.abs(tex[:48, :120] - (1.0, 0.0, 1.0)).sum(-1).min() > 0.3      # no magenta: the sprite is out
+    holes = np.full((8, 8, 3), np.nan, np.float32)
+    holes[0, 0] = 0.2
+    holes[7, 7] = 0.8
+    filled = fill_holes(holes)
+    assert not np.isnan(filled).any() and 0.2 <= filled.min() and filled.max() <= 0.8
+
+
 def test_sprite_learner_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match="at least 2 objects"):
         SpriteLearner(decompose_cfg(), np.zeros((2, 8, 8, 3)), np.zeros((2, 8, 8)), np.tile(np.eye(3), (2, 1, 1, 1)))
