@@ -442,6 +442,16 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypat
         assert np.array_equal(r.value("alpha", "labels", f), fresh.value("alpha", "labels", f))
 
 
+def test_checkpoints_are_kept_on_disk_only(tmp_path):
+    """Checkpoints are read back only when a run resumes: they go to the disk store, not the RAM cache
+    (on a long clip they would push the flow and the frames out of it)."""
+    engine = cg.Engine(tmp_path / "cache")
+    engine.run(scene(alpha={"checkpoint_every": 8}, learn={"checkpoint_every": 8}), targets=["sprites"])
+    ckpts = [e.key for e in engine.store.entries() if "checkpoint" in json.dumps(e.meta.get("made_by", {}))]
+    assert len(ckpts) >= 4
+    assert not any(k in engine.ram for k in ckpts)
+
+
 def test_progress_is_reported_during_the_optimisations(shared):
     seen = []
     shared.run(scene(alpha={"seed": 5}), targets=["sprites"],
