@@ -375,6 +375,18 @@ def test_the_plate_texture_starts_as_the_median_of_the_background_pixels_on_the_
     assert not np.isnan(filled).any() and 0.2 <= filled.min() and filled.max() <= 0.8
 
 
+def test_frames_where_the_warm_up_lost_a_sprite_do_not_vote_for_the_plate():
+    from celgraph.models.decompose.sprites import background_votes
+    labels = np.zeros((6, 8, 8), np.int64)
+    labels[:, 2:6, 2:6] = 1                          # a 16-pixel sprite ...
+    labels[4, 2:6, 2:6] = 0
+    labels[4, 2:4, 2:4] = 1                          # ... that the warm-up shrank to 4 pixels in frame 4
+    labels[5, 2:6, 2:5] = 1                          # and to 12 in frame 5 (smoothly: it still votes)
+    votes = background_votes(labels, 2)
+    assert not votes[4].any()
+    assert np.array_equal(votes[[0, 1, 2, 3, 5]], labels[[0, 1, 2, 3, 5]] == 0)
+
+
 def test_sprite_learner_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match="at least 2 objects"):
         SpriteLearner(decompose_cfg(), np.zeros((2, 8, 8, 3)), np.zeros((2, 8, 8)), np.tile(np.eye(3), (2, 1, 1, 1)))

@@ -108,8 +108,8 @@ class SpriteLearner:
         self.texture = None
         if "texture" in cfg.plate:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
-            tex = median_texture(frames, labels == 0 if cfg.plate_median == "labels" else np.ones_like(labels, bool),
-                                 Hn[:, 0], side)
+            tex = median_texture(frames, background_votes(labels, N) if cfg.plate_median == "labels"
+                                 else np.ones_like(labels, bool), Hn[:, 0], side)
             self.texture = torch.nn.Parameter(torch.from_numpy(tex).permute(2, 0, 1)[None].contiguous().to(dev),
                                               requires_grad=cfg.plate_lr > 0)
         C = cfg.canvas
@@ -305,6 +305,23 @@ def texture_side(H0: np.ndarray, largest: int, density: float = 1.0) -> int:
     H0: T×3×3 frame pixel → unit canvas (last row 0, 0, 1)."""
     step = np.sqrt(np.abs(np.linalg.det(H0[:, :2, :2]))).min()
     return int(min(largest, max(8, np.ceil(density / max(step, 1e-9)) + 1)))
+
+
+def background_votes(labels: np.ndarray, n: int) -> np.ndarray:
+    """T×H×W bool: the pixels whose colour may vote for the plate texture: labelled background, in
+    frames where the warm-up kept every sprite — a frame where an object's pixel count falls below
+    half of its larger neighbour's lost (part of) that sprite to the background (sprites grow and
+    shrink smoothly), and its votes would paint a ghost of the sprite into the texture where no other
+    frame sees the plate."""
+    counts = np.stack([(labels == k).sum((1, 2)) for k in range(1, n)], 1).astype(np.float64)   # T×(N−1)
+    if len(counts) < 2:
+        return labels == 0
+    prev = np.concatenate([counts[1:2], counts[:-1]])
+    nxt = np.concatenate([counts[1:], counts[-2:-1]])
+    ok = (counts >= 0.5 * np.maximum(prev, nxt)).all(1)
+    if not ok.any():
+        ok[:] = True
+    return (labels == 0) & ok[:, None, None]
 
 
 def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, side: int,
