@@ -459,7 +459,7 @@ def test_checkpoints_are_kept_on_disk_only(tmp_path):
     (on a long clip they would push the flow and the frames out of it)."""
     engine = cg.Engine(tmp_path / "cache")
     engine.run(scene(alpha={"checkpoint_every": 8}, learn={"checkpoint_every": 8}), targets=["sprites"])
-    ckpts = [e.key for e in engine.store.entries() if "checkpoint" in json.dumps(e.meta.get("made_by", {}))]
+    ckpts = [e.key for e in engine.store.entries() if "checkpoint" in (e.meta["made_by"].get("memo") or {})]
     assert len(ckpts) >= 4
     assert not any(k in engine.ram for k in ckpts)
 

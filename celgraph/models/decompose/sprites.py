@@ -347,14 +347,19 @@ def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, s
             ok = cv2.warpPerspective(keep[t], M, (side, n), flags=cv2.INTER_NEAREST,
                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
             stack[t][ok] = got[ok]
-        seen = ~np.isnan(stack[..., 0])
-        band = np.zeros((n, side, 3), np.float32)
-        any_seen = seen.any(0)
-        if any_seen.any():
-            band[any_seen] = np.nanmedian(stack[:, any_seen], axis=0)
-        band[~any_seen] = np.nan
-        out[r0:r0 + n] = band
+        out[r0:r0 + n] = _nanmedian0(stack)
     return fill_holes(out)
+
+
+def _nanmedian0(stack: np.ndarray) -> np.ndarray:
+    """np.nanmedian(stack, axis=0), vectorised (NumPy's loops over every column in Python when the
+    array is large: minutes for a 78-frame plate): NaNs sort last, the middle of each column's valid
+    values is picked; NaN where a column has none."""
+    srt = np.sort(stack, axis=0)
+    count = (~np.isnan(stack)).sum(0)
+    lo = np.take_along_axis(srt, np.maximum((count - 1) // 2, 0)[None], 0)[0]
+    hi = np.take_along_axis(srt, np.minimum(count // 2, len(stack) - 1)[None], 0)[0]
+    return np.where(count > 0, (lo + hi) * np.float32(0.5), np.nan).astype(np.float32)
 
 
 def fill_holes(img: np.ndarray) -> np.ndarray:
