@@ -31,13 +31,16 @@ TINY_SPRITES = dict(preset="preview", s1_iters=16, s2_iters=24, batch=256, hidde
                     content_layers=3, content_pe=4, canvas=32, threads=1)
 
 
-def scene(sprites=1, objects=None, alpha=None, learn=None, homo=None, frames=T):
+def scene(sprites=1, objects=None, alpha=None, learn=None, homo=None, frames=T, full=1):
+    """The tiny decomposition graph. full > 1: the clip is drawn `full` times larger, the warm-up runs on a
+    Reformat of it to W×H, and SpriteLearn learns at W×H and delivers at the clip's size."""
     g = cg.Graph(frames=f"1-{frames}")
-    c = g.add("SynthClip", name="clip", seed=3, sprites=sprites, width=W, height=H)
-    f = g.add("FlowRAFT", name="flow", image=c["image"])
-    a = g.add("WarmupAlpha", name="alpha", image=c["image"], bundle=f["bundle"], objects=objects or sprites + 1,
+    c = g.add("SynthClip", name="clip", seed=3, sprites=sprites, width=W * full, height=H * full)
+    small = c if full == 1 else g.add("Reformat", name="small", image=c["image"], mode="size", width=W, height=H)
+    f = g.add("FlowRAFT", name="flow", image=small["image"])
+    a = g.add("WarmupAlpha", name="alpha", image=small["image"], bundle=f["bundle"], objects=objects or sprites + 1,
               **{**TINY_ALPHA, **(alpha or {})})
-    h = g.add("WarmupHomography", name="homo", image=c["image"], labels=a["labels"], bundle=f["bundle"],
+    h = g.add("WarmupHomography", name="homo", image=small["image"], labels=a["labels"], bundle=f["bundle"],
               objects=objects or sprites + 1, **(homo or {}))
     g.add("SpriteLearn", name="sprites", image=c["image"], labels=a["labels"], transforms=h["transforms"],
           **{**TINY_SPRITES, **(learn or {})})
@@ -272,6 +275,55 @@ def test_sprite_learn_outputs_layers_a_compositor_can_use(shared, sprites):
         assert r.value("sprites", "preview", f).shape == (2 * H, max(3, n) * W, 3)
 
 
+def test_full_size_delivery_lines_up_with_the_frames(shared):
+    """Learnt at W×H on a Reformat of a 2W×2H clip, delivered at 2W×2H: layers, alphas and plate at the
+    clip's size, transforms in its pixels, and the composite reproduces the full-size frames about as
+    well as the working-size composite reproduces the working-size frames."""
+    from celgraph.models.decompose.fullsize import pixel_map
+    learn = {"s1_iters": 60, "s2_iters": 60, "plate": "texture"}
+    big = shared.run(scene(full=2, learn=learn), targets=["sprites", "clip", "small", "homo"])
+    small = shared.run(scene(learn=learn), targets=["sprites", "clip"])
+    err_full, err_work = [], []
+    for f in range(1, T + 1):
+        sp = big.value("sprites", "sprites", f)
+        assert sp["layers"].shape == (2, 2 * H, 2 * W, 4) and sp["alpha"].shape == (2, 2 * H, 2 * W)
+        assert np.allclose(sp["layers"][1, :, :, 3], sp["alpha"][1])
+        # a full-size pixel and the working pixel it falls in land on the same canvas point
+        tr_full, tr_work = big.value("sprites", "transforms", f), big.value("homo", "transforms", f)
+        assert np.allclose(tr_full, tr_work @ pixel_map((2 * W, 2 * H), (W, H)) / (tr_work @ pixel_map(
+            (2 * W, 2 * H), (W, H)))[:, 2:3, 2:3], atol=1e-9)
+        err_full.append(np.abs(big.value("sprites", "composite", f) - big.value("clip", "image", f)).mean())
+        err_work.append(np.abs(small.value("sprites", "composite", f) - small.value("clip", "image", f)).mean())
+    assert np.mean(err_full) < 1.5 * np.mean(err_work) + 0.005, (np.mean(err_full), np.mean(err_work))
+
+
+def test_guided_upsampling_puts_alpha_edges_on_the_frame_edges():
+    from celgraph.models.decompose.fullsize import upsample_alpha
+    big = np.zeros((64, 64, 3), np.float32)
+    big[:, 27:] = 1.0                                                   # the edge between columns 26 and 27
+    alpha = np.zeros((1, 8, 8), np.float32)
+    alpha[0, :, 3:] = 1.0                                               # coarse: edge somewhere in column 3
+    up = upsample_alpha(alpha, big)[0]
+    assert up.shape == (64, 64)
+    assert np.all(up[:, :26] < 0.2) and np.all(up[:, 28:] > 0.8)
+    plain = cv2_resize_linear(alpha[0], 64, 64)
+    assert np.abs(up - (big[..., 0] > 0.5)).mean() < np.abs(plain - (big[..., 0] > 0.5)).mean()
+
+
+def cv2_resize_linear(a, w, h):
+    import cv2
+    return cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def test_sprite_learn_names_a_labels_size_that_does_not_fit_the_image(shared):
+    g = scene()
+    wide = g.add("SynthClip", name="wide", seed=3, sprites=1, width=2 * W, height=H)
+    g.add("SpriteLearn", name="bad", image=wide["image"], labels=g["alpha"]["labels"],
+          transforms=g["homo"]["transforms"], **TINY_SPRITES)
+    with pytest.raises(cg.NodeFailed, match="labels are 96×64 but the image is 192×64"):
+        shared.run(g, targets=["bad"], frames=[1])
+
+
 def test_sprite_layer_and_write_transforms(shared, tmp_path):
     g = scene()
     lay = g.add("SpriteLayer", name="layer", sprites=g["sprites"]["sprites"], object=1)
@@ -287,6 +339,52 @@ def test_sprite_layer_and_write_transforms(shared, tmp_path):
     g.nodes["layer"].params["object"] = 5
     with pytest.raises(cg.NodeFailed, match="object 5 does not exist"):
         shared.run(g, targets=["layer"], frames=[1])
+
+
+def test_the_plate_texture_starts_as_the_median_of_the_background_pixels_on_the_canvas():
+    """Frames that are one painted plate panned by known amounts, a sprite-like blob over each: the
+    median texture, sampled back through the transforms, gives the plate without the blob; texels
+    no frame saw are filled from their neighbours."""
+    import cv2
+    from celgraph.models.decompose.sprites import fill_holes, median_texture, texture_side
+    from celgraph.synth.plate import paint_detailed_plate
+    plate, _ = paint_detailed_plate(np.random.default_rng(1), 120, 48)
+    frames, masks, Hs = [], [], []
+    for t in range(5):
+        shift = 6.0 * t                                  # frame pixel x ↔ plate pixel x + shift
+        M = np.array([[1, 0, shift], [0, 1, 0], [0, 0, 1.0]])
+        frame = cv2.warpPerspective(plate, M, (64, 48), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        bg = np.ones((48, 64), bool)
+        bg[10:30, 20:40] = False                         # the "sprite": stays put in the frame
+        frame[~bg] = (1.0, 0.0, 1.0)
+        frames.append(frame)
+        masks.append(bg)
+        Hs.append(np.diag([1 / 128, 1 / 128, 1.0]) @ M)  # frame pixel → unit canvas (plate pixel / 128)
+    H0 = np.stack(Hs)
+    side = texture_side(H0, 4096, density=1.0)
+    assert side == 129
+    tex = median_texture(np.stack(frames), np.stack(masks), H0, side)
+    assert not np.isnan(tex).any()
+    seen = tex[2:46, 2:86]                             # texel (x, y) = plate pixel (x, y); frames see x ≤ 87
+    assert np.abs(seen - plate[2:46, 2:86]).mean() < 0.01
+    assert np.abs(tex[:48, :120] - (1.0, 0.0, 1.0)).sum(-1).min() > 0.3      # no magenta: the sprite is out
+    holes = np.full((8, 8, 3), np.nan, np.float32)
+    holes[0, 0] = 0.2
+    holes[7, 7] = 0.8
+    filled = fill_holes(holes)
+    assert not np.isnan(filled).any() and 0.2 <= filled.min() and filled.max() <= 0.8
+
+
+def test_frames_where_the_warm_up_lost_a_sprite_do_not_vote_for_the_plate():
+    from celgraph.models.decompose.sprites import background_votes
+    labels = np.zeros((6, 8, 8), np.int64)
+    labels[:, 2:6, 2:6] = 1                          # a 16-pixel sprite ...
+    labels[4, 2:6, 2:6] = 0
+    labels[4, 2:4, 2:4] = 1                          # ... that the warm-up shrank to 4 pixels in frame 4
+    labels[5, 2:6, 2:5] = 1                          # and to 12 in frame 5 (smoothly: it still votes)
+    votes = background_votes(labels, 2)
+    assert not votes[4].any()
+    assert np.array_equal(votes[[0, 1, 2, 3, 5]], labels[[0, 1, 2, 3, 5]] == 0)
 
 
 def test_sprite_learner_rejects_mismatched_inputs():
@@ -325,12 +423,13 @@ def test_checkpoint_spacing_does_not_change_the_result(shared):
     assert np.array_equal(a.value("sprites", "plate", 2), b.value("sprites", "plate", 2))
 
 
-@pytest.mark.parametrize("node, trainer", [("alpha", Peeler), ("sprites", SpriteLearner)])
-def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, node, trainer):
+@pytest.mark.parametrize("node, trainer, full", [("alpha", Peeler, 1), ("sprites", SpriteLearner, 1),
+                                                 ("sprites", SpriteLearner, 2)])
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, node, trainer, full):
     ran = []
     real = trainer.run_segment
     monkeypatch.setattr(trainer, "run_segment", lambda self, seg: ran.append(seg.name) or real(self, seg))
-    g = scene(alpha={"checkpoint_every": 8}, learn={"checkpoint_every": 8})
+    g = scene(alpha={"checkpoint_every": 8}, learn={"checkpoint_every": 8}, full=full)
     cancel = CancelToken()
 
     def stop_halfway(ev):
@@ -349,8 +448,20 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypat
     assert not set(first[:-1]) & set(ran)      # ... and none of the finished ones runs again
     fresh = cg.Engine(tmp_path / "fresh").run(g, targets=["sprites", "alpha"], use_cache=False)
     for f in (1, T):
+        assert r.value("sprites", "plate", f).shape == (H * full, W * full, 3)
         assert np.array_equal(r.value("sprites", "plate", f), fresh.value("sprites", "plate", f))
+        assert np.array_equal(r.value("sprites", "sprites", f)["layers"], fresh.value("sprites", "sprites", f)["layers"])
         assert np.array_equal(r.value("alpha", "labels", f), fresh.value("alpha", "labels", f))
+
+
+def test_checkpoints_are_kept_on_disk_only(tmp_path):
+    """Checkpoints are read back only when a run resumes: they go to the disk store, not the RAM cache
+    (on a long clip they would push the flow and the frames out of it)."""
+    engine = cg.Engine(tmp_path / "cache")
+    engine.run(scene(alpha={"checkpoint_every": 8}, learn={"checkpoint_every": 8}), targets=["sprites"])
+    ckpts = [e.key for e in engine.store.entries() if "checkpoint" in (e.meta["made_by"].get("memo") or {})]
+    assert len(ckpts) >= 4
+    assert not any(k in engine.ram for k in ckpts)
 
 
 def test_progress_is_reported_during_the_optimisations(shared):

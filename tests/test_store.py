@@ -22,6 +22,19 @@ def test_store_round_trips_arrays_nested_dicts_and_frame_keyed_values(tmp_path):
     assert not got["image"].flags.writeable
 
 
+def test_an_array_a_value_holds_twice_is_stored_and_counted_once(tmp_path):
+    """FlowRAFT's forward flow is also its bundle's +1: one file, one array after loading, one count."""
+    from celgraph.engine.cache import nbytes
+    flow = np.ones((4, 5, 2), np.float32)
+    value = {"forward": flow, "bundle": {1: flow, 3: np.zeros((4, 5, 2), np.float32)}}
+    store = DiskStore(tmp_path)
+    store.put("ef" * 32, value, {"type": "t"})
+    assert len(list(store.path("ef" * 32).glob("a*.npy"))) == 2
+    got = store.get("ef" * 32)
+    assert got["forward"] is got["bundle"][1] and np.array_equal(got["forward"], flow)
+    assert nbytes(value) == 2 * flow.nbytes + 2 * 64
+
+
 def test_store_writes_a_sidecar_naming_what_made_the_entry(tmp_path):
     store = DiskStore(tmp_path)
     store.put("cd" * 32, {"x": np.zeros(2)}, {"type": "celgraph.Blur", "version": 1, "frame": 4})

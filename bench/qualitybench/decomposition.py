@@ -29,9 +29,11 @@ def decomposition_suite(cfg, engine) -> list[Row]:
     quick = cfg.w < 456
     preset = "preview" if quick else "cpu"
     w, h, n_frames = (cfg.w, cfg.h, 8) if quick else (456, 256, 16)
-    # (seed, sprites, deform): N = sprites + 1 objects; the third clip turns the sprites' smooth
-    # deformation off (their squash stays), to see how much of the transforms' error it causes
-    clips = [(0, 1, True)] if quick else [(0, 1, True), (1, 2, True), (0, 1, False)]
+    # (seed, sprites, deform, background): N = sprites + 1 objects; the third clip turns the sprites'
+    # smooth deformation off (their squash stays), to see how much of the transforms' error it causes;
+    # the fourth paints a detailed plate (outlined façades, windows, signs, leaves: SynthClip background)
+    clips = [(0, 1, True, "painted")] if quick else \
+        [(0, 1, True, "painted"), (1, 2, True, "painted"), (0, 1, False, "painted"), (0, 1, True, "detailed")]
     frames = list(range(1, n_frames + 1))
     rows: list[Row] = []
 
@@ -96,12 +98,14 @@ def decomposition_suite(cfg, engine) -> list[Row]:
         return np.stack([cv2.warpPerspective(plate, np.linalg.inv(Sc @ tr0[t]), (w, h), flags=cv2.INTER_LINEAR,
                                              borderMode=cv2.BORDER_REPLICATE) for t in range(len(images))])
 
-    for seed, sprites, deform in clips:
+    for seed, sprites, deform, background in clips:
         n = sprites + 1
-        clip_name = f"seed {seed}, plate + {sprites} sprite{'s' if sprites > 1 else ''}" \
-                    f"{'' if deform else ' (deform off: squash only)'}, N = {n}, {n_frames} frames {w}×{h}"
+        clip_name = f"seed {seed}, {'detailed ' if background == 'detailed' else ''}plate + {sprites} " \
+                    f"sprite{'s' if sprites > 1 else ''}{'' if deform else ' (deform off: squash only)'}, " \
+                    f"N = {n}, {n_frames} frames {w}×{h}"
         g = cg.Graph(frames=f"1-{n_frames}")
-        c = g.add("SynthClip", name="clip", seed=seed, sprites=sprites, width=w, height=h, deform=deform)
+        c = g.add("SynthClip", name="clip", seed=seed, sprites=sprites, width=w, height=h, deform=deform,
+                  background=background)
         fl = g.add("FlowRAFT", name="flow", image=c["image"])
         a = g.add("WarmupAlpha", name="alpha", image=c["image"], bundle=fl["bundle"], objects=n, preset=preset,
                   threads=1)

@@ -194,16 +194,18 @@ class Context(CheckContext):
         keys = self._input_keys.get(name, {})
         return keys[self.frame if frame is None else frame]
 
-    def cached(self, parts: Any, compute: Callable[[], Any], owner: "type[NodeType] | None" = None) -> Any:
+    def cached(self, parts: Any, compute: Callable[[], Any], owner: "type[NodeType] | None" = None,
+               ram: bool = True) -> Any:
         """A sub-result with its own cache entry, keyed by this node type + version + `parts`.
 
         For work a node repeats across its tasks — FlowRAFT's (frame, target frame) pairs, shared
         by different offset lists and by later nodes. `parts` must name everything the result
         depends on (use `input_key` for input values, never node names). `owner`: file the entry
-        under another node type (e.g. FlowRAFT) so that type's own tasks share it."""
+        under another node type (e.g. FlowRAFT) so that type's own tasks share it. `ram=False`: keep
+        it on disk only (checkpoints: large, and read back only when a run resumes)."""
         if self._memo is None:
             return compute()
-        return self._memo(parts, compute, owner)
+        return self._memo(parts, compute, owner, ram)
 
     def progress(self, done: float, total: float = 1.0, message: str = "") -> None:
         """Report progress inside a long compute; also a point where cancellation is honoured."""

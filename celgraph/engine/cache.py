@@ -44,24 +44,35 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def nbytes(value: Any) -> int:
+def nbytes(value: Any, seen: set[int] | None = None) -> int:
+    """Bytes a value holds; an array that appears twice in it (FlowRAFT's forward flow is also its
+    bundle's +1) counts once."""
+    seen = set() if seen is None else seen
     if isinstance(value, np.ndarray):
+        if id(value) in seen:
+            return 0
+        seen.add(id(value))
         return value.nbytes
     if isinstance(value, dict):
-        return sum(nbytes(v) for v in value.values()) + 64
+        return sum(nbytes(v, seen) for v in value.values()) + 64
     if isinstance(value, (list, tuple)):
-        return sum(nbytes(v) for v in value) + 64
+        return sum(nbytes(v, seen) for v in value) + 64
     return 64
 
 
-def _encode(value: Any, arrays: list[np.ndarray]) -> Any:
+def _encode(value: Any, arrays: list[np.ndarray], index: dict[int, int] | None = None) -> Any:
+    """The value's tree with its arrays replaced by indices into `arrays`; an array object that appears
+    twice in the value is stored once and referenced twice (and loads as one array again)."""
+    index = {} if index is None else index
     if isinstance(value, np.ndarray):
-        arrays.append(value)
-        return {"$array": len(arrays) - 1}
+        if id(value) not in index:
+            arrays.append(value)
+            index[id(value)] = len(arrays) - 1
+        return {"$array": index[id(value)]}
     if isinstance(value, dict):
-        return {"$dict": [[k, _encode(v, arrays)] for k, v in value.items()]}
+        return {"$dict": [[k, _encode(v, arrays, index)] for k, v in value.items()]}
     if isinstance(value, (list, tuple)):
-        return {"$list": [_encode(v, arrays) for v in value]}
+        return {"$list": [_encode(v, arrays, index) for v in value]}
     if isinstance(value, np.generic):
         return {"$value": value.item()}
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -241,7 +252,13 @@ class DiskStore:
         except (json.JSONDecodeError, OSError):
             return None     # unreadable entry: treat as a miss; it will be rewritten
         try:
-            value = _decode(meta["value"], lambda i: np.load(folder / f"a{i}.npy", mmap_mode="r"))
+            loaded: dict[int, np.ndarray] = {}
+
+            def load(i: int) -> np.ndarray:
+                if i not in loaded:
+                    loaded[i] = np.load(folder / f"a{i}.npy", mmap_mode="r")
+                return loaded[i]
+            value = _decode(meta["value"], load)
         except (FileNotFoundError, ValueError, OSError):
             return None
         try:

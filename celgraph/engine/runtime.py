@@ -97,8 +97,10 @@ class Engine:
             return value is not None and bool(task.type.verify(hook_context(resolved, task.node, task.frame), value))
         return True
 
-    def memo(self, node_type, parts, compute, use_cache: bool = True):
-        """Sub-results of a node with their own cache entries (see Context.cached)."""
+    def memo(self, node_type, parts, compute, use_cache: bool = True, ram: bool = True):
+        """Sub-results of a node with their own cache entries (see Context.cached). ram=False: kept in
+        the disk store only (when there is one), not in the RAM cache — for checkpoints, read back only
+        when a run resumes."""
         if not use_cache:
             return freeze(compute())
         key = sha256_text(canonical_json({"memo": node_type.id, "version": node_type.version,
@@ -115,7 +117,8 @@ class Engine:
                 if self.store is not None:
                     self.store.put(key, value, {"type": node_type.id, "version": node_type.version,
                                                 "memo": parts})
-                self.ram.put(key, value)
+                if ram or self.store is None:
+                    self.ram.put(key, value)
         with self._memo_locks_lock:
             self._memo_locks.pop(key, None)
         return value

@@ -110,8 +110,8 @@ def run_task(engine, spec: TaskSpec, load: Callable[[str], dict | None],
                       on_progress=lambda p, m: emit("task_progress", progress=p, message=m, **ident),
                       cancelled=stopping,
                       input_keys={r.name: {f: f"{k}:{out}:{f}" for k, out, f, _ in r.refs} for r in spec.reads},
-                      memo=lambda parts, fn, owner=None: engine.memo(owner or node_type, parts, fn,
-                                                                     use_cache=spec.use_cache and not spec.check))
+                      memo=lambda parts, fn, owner=None, ram=True: engine.memo(
+                          owner or node_type, parts, fn, use_cache=spec.use_cache and not spec.check, ram=ram))
         inputs = _inputs(spec, node_type, load)
         loaded = time.perf_counter()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import cv2
 import numpy as np
 
 from .. import colorspace as cs
@@ -222,7 +223,7 @@ class SpriteLearn(NodeType):
     apart with SpriteLayer), labels, the transforms, the layers re-composited over the plate, and a
     contact-sheet preview per frame.
     """
-    id, version, category = "celgraph.SpriteLearn", 2, "Decompose"
+    id, version, category = "celgraph.SpriteLearn", 3, "Decompose"
     color_space = cs.DISPLAY                         # learns in sRGB; its Sprites hold sRGB (SpriteLayer converts)
     scope = "clip"
     device = "any"
@@ -247,28 +248,38 @@ class SpriteLearn(NodeType):
         Int("content_layers", 0, min=0, max=64, help="background plate MLP layers; 0 = preset (full: 10)"),
         Int("content_pe", 0, min=0, max=24, help="plate positional-encoding frequencies; 0 = preset (full: 12)"),
         Int("canvas", 0, min=0, max=8192, help="foreground canvas side in texels; 0 = preset (full: 512)"),
+        Choice("plate", "preset", choices=("preset", "mlp", "texture", "texture+mlp"),
+               help="the background plate: mlp = upstream's PE-MLP over (u, v, t); texture = a texel grid over the "
+                    "plate canvas (about one texel per frame pixel), started from the median of the background "
+                    "pixels and optimised directly: holds painted detail; texture+mlp = the texture plus the MLP "
+                    "as a residual. preset: full = mlp, cpu and preview = texture"),
         Float("lr", 0.0, min=0.0, max=1.0, help="Adam learning rate; 0 = preset (full: 1e-4)"),
         Float("jitter", 0.03, min=0.0, max=1.0, help="splat position jitter (canvas units, σ)"),
         Float("ema", 0.5, min=0.0, max=1.0, help="splat moving-average weight of the old canvas value"),
         Float("bg_gate", 16 / 256, min=0.0, max=2.0,
               help="s2: the plate may claim a pixel only within this colour distance"),
         Float("memory_switch", 1 / 6, min=0.0, max=1.0, help="s2: real-time plate memory loss from this fraction"),
+        Int("work_height", 0, min=0, max=8192,
+            help="learn at this frame height (frames area-resized, labels and transforms rescaled) and deliver the "
+                 "layers at the image's size (alphas upsampled along the frame's edges, colours from the full-size "
+                 "frames, transforms in its pixels); 0 = the labels' height: run the warm-up on a Reformat of the "
+                 "image to learn at its size"),
         Float("overwrite_switch", 0.5, min=0.0, max=1.0,
               help="s2: canvases overwritten (no jitter) from this fraction"),
         *_RUNTIME,
     ]
     _FIELDS = {"s1_iters": "s1_iters", "s2_iters": "s2_iters", "batch": "batch", "hidden": "hidden",
                "pixel_layers": "pixel_layers", "content_layers": "content_layers", "content_pe": "content_pe",
-               "canvas": "canvas", "lr": "lr", "seed": "seed", "checkpoint_every": "checkpoint_every"}
+               "canvas": "canvas", "lr": "lr", "seed": "seed", "checkpoint_every": "checkpoint_every", "plate": "plate"}
 
     def compute(self, ctx: Context, image, labels, transforms):
         from dataclasses import replace
 
+        from ..models.decompose import fullsize
         from ..models.decompose.chain import uv_pattern
         from ..models.decompose.sprites import PRESETS, learn_sprites
         image = cs.node_in(self, image)
         frames = list(ctx.frames)
-        _check_sizes(image, labels=labels)
         p = ctx.params
         cfg = replace(_config(self, ctx, PRESETS, self._FIELDS), jitter=p.jitter, ema=p.ema, bg_gate=p.bg_gate,
                       memory_switch=p.memory_switch, overwrite_switch=p.overwrite_switch)
@@ -278,26 +289,69 @@ class SpriteLearn(NodeType):
         lab = _stack(labels, frames)
         if lab.max() >= n or lab.min() < 0:
             raise ValueError(f"labels go from {lab.min()} to {lab.max()} but there are {n} transforms per frame")
+        full, warm, work = _work_sizes(rgb, lab, p.work_height)
+        if work != warm:                                   # labels and transforms to the working size
+            lab = np.stack([_resize(x, work, nearest=True) for x in lab])
+            tr = fullsize.rescale_transforms(tr, warm, work)
+        rgb_work = rgb if work == full else np.stack([_resize(x, work) for x in rgb])
         device = model_device(ctx)
         with _threads(ctx):
-            ex, _ = learn_sprites(cfg, rgb, lab, tr, device=device, progress=_progress(ctx, "SpriteLearn"),
+            ex, _ = learn_sprites(cfg, rgb_work, lab, tr, device=device, progress=_progress(ctx, "SpriteLearn"),
                                   checkpoint=_checkpointer(self, ctx, ["image", "labels", "transforms"], device))
         out = {o.name: {} for o in self.outputs}
-        for i, f in enumerate(frames):
+        for i, f in enumerate(frames):                     # the result at the working size
             a = ex.alpha[i]                                                   # N×H×W
-            layers = np.concatenate([rgb[i][None] * a[1:, :, :, None], a[1:, :, :, None]], axis=3)
+            layers = np.concatenate([rgb_work[i][None] * a[1:, :, :, None], a[1:, :, :, None]], axis=3)
             plate_layer = np.concatenate([ex.plate[i], np.ones_like(ex.plate[i][:, :, :1])], axis=2)
             layers = np.concatenate([plate_layer[None], layers], axis=0).astype(np.float32)
-            # what a compositor gets: the sprite layers (premultiplied, summed) over the plate
-            cover = np.clip(a[1:].sum(0), 0.0, 1.0)[:, :, None]
-            composite = np.clip(layers[1:, :, :, :3].sum(0) + (1.0 - cover) * ex.plate[i], 0.0, 1.0)
+            composite = fullsize.composite(layers).astype(np.float32)     # what a compositor gets
             out["sprites"][f] = {"plate": ex.plate[i], "layers": layers, "alpha": a, "transforms": tr[i]}
             out["plate"][f] = ex.plate[i]
             out["labels"][f] = ex.labels[i]
             out["transforms"][f] = tr[i]
-            out["composite"][f] = composite.astype(np.float32)
-            out["preview"][f] = contact_sheet(rgb[i], uv_pattern(tr[i], a), composite, ex.plate[i], layers[1:])
+            out["composite"][f] = composite
+            out["preview"][f] = contact_sheet(rgb_work[i], uv_pattern(tr[i], a), composite, ex.plate[i], layers[1:])
+        if work != full:                                   # delivered at the frames' size (preview stays)
+            progress = _progress(ctx, "SpriteLearn")
+            big = fullsize.deliver(list(rgb), ex.alpha, ex.plate, tr,
+                                   progress=lambda d, t: progress(1.0, f"full-size layers {d}/{t}"))
+            for i, f in enumerate(frames):
+                a, layers = big["alpha"][i], big["layers"][i]
+                out["sprites"][f] = {"plate": big["plate"][i], "layers": layers, "alpha": a,
+                                     "transforms": big["transforms"][i]}
+                out["plate"][f] = big["plate"][i]
+                out["labels"][f] = a.argmax(0).astype(np.int32)
+                out["transforms"][f] = big["transforms"][i]
+                out["composite"][f] = fullsize.composite(layers).astype(np.float32)
         return {**out, **{k: cs.node_out(self, out[k]) for k in ("plate", "composite", "preview")}}
+
+
+def _work_sizes(rgb: np.ndarray, labels: np.ndarray, work_height: int):
+    """(frame size, the warm-up's size, the working size), each (w, h). The warm-up (labels, transforms)
+    may have run on smaller frames of the same aspect; the working size is the warm-up's unless
+    work_height asks for another height."""
+    H, W = rgb.shape[1:3]
+    h, w = labels.shape[1:3]
+    if abs(w * H / h - W) > max(1.0, W / w):
+        raise ValueError(f"the labels are {w}×{h} but the image is {W}×{H}: the warm-up must run on the image or on "
+                         "the image resized with its aspect kept")
+    if h > H:
+        raise ValueError(f"the labels ({w}×{h}) are larger than the image ({W}×{H})")
+    if work_height and work_height != h:
+        if work_height > H:
+            raise ValueError(f"work_height {work_height} is above the image's height {H}")
+        return (W, H), (w, h), (max(8, round(W * work_height / H)), work_height)
+    return (W, H), (w, h), (w, h)
+
+
+def _resize(x: np.ndarray, wh: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """Resize to (w, h): area filter (colours), or nearest (labels)."""
+    if x.shape[1] == wh[0] and x.shape[0] == wh[1]:
+        return x
+    if nearest:
+        return cv2.resize(np.asarray(x, np.int32).astype(np.float32), wh, interpolation=cv2.INTER_NEAREST
+                          ).astype(np.asarray(x).dtype)
+    return cv2.resize(np.ascontiguousarray(x, np.float32), wh, interpolation=cv2.INTER_AREA)
 
 
 # ---- taking the result apart ---------------------------------------------------------------------------
@@ -425,7 +479,7 @@ def _checkpointer(node: NodeType, ctx: Context, inputs: list[str], device: str):
             "frames": list(ctx.frames), "device": device}
 
     def checkpoint(segment: str, compute):
-        return ctx.cached({"checkpoint": segment, "task": task}, compute)
+        return ctx.cached({"checkpoint": segment, "task": task}, compute, ram=False)
     return checkpoint
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import colorspace as cs
-from ..core import Bool, Context, Flow, Image, Int, Labels, LineArt, Mask, NodeType, Out, Transforms
+from ..core import Bool, Choice, Context, Flow, Image, Int, Labels, LineArt, Mask, NodeType, Out, Transforms
 
 
 class SynthClip(NodeType):
@@ -34,6 +34,9 @@ class SynthClip(NodeType):
         Int("height", 256, min=32, max=4096, help="frame height in pixels"),
         Int("sprites", 0, min=0, max=4, help="number of sprites; 0 = random 1-4"),
         Bool("deform", True, help="mild non-rigid deformation of the sprites"),
+        Choice("background", "painted", choices=("painted", "detailed"),
+               help="painted: a field, town or room of soft painted shapes; detailed: a busy street of "
+                    "outlined façades, window frames, lettered signs, leaves and cobbles"),
     ]
 
     def compute(self, ctx: Context):
@@ -41,7 +44,7 @@ class SynthClip(NodeType):
         p = ctx.params
         ctx.progress(0, 1, "drawing clip")
         clip = make_clip(p.seed, width=p.width, height=p.height, n_frames=len(ctx.frames),
-                         n_sprites=p.sprites or None, deform=p.deform)
+                         n_sprites=p.sprites or None, deform=p.deform, background=p.background)
         out = {name: {} for name in (o.name for o in self.outputs)}
         for f, fr in zip(ctx.frames, clip.frames):
             alpha = fr["alpha"]

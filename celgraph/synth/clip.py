@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ._geom import apply, mat_rotate, mat_scale, mat_squash, mat_translate
-from .plate import paint_plate
+from .plate import paint_detailed_plate, paint_plate
 from .render import MARGIN, render_design
 from .shapes import make_design, transform_design
 
@@ -383,14 +383,19 @@ def _flow(frames, t, t2, W, H, sprites):
 # ---------------------------------------------------------------- public API
 
 def make_clip(seed, width=456, height=256, n_frames=16, n_sprites=None, deform=True, flow=True,
-              deform_strength=1.0, sprite_kinds=None, ss=4):
+              deform_strength=1.0, sprite_kinds=None, ss=4, background="painted"):
     """Generate a procedural cartoon clip with exact ground truth.
 
     seed: int (or anything np.random.default_rng accepts).  Same seed -> identical arrays.
     n_sprites: 1-4 (None: random).  deform: add mild smooth non-rigid deformation to sprites.
     flow: compute flow_fw/flow_bw/occ_fw/occ_bw (the most expensive part at high resolution).
     sprite_kinds: optional list of 'character' | 'creature' | 'prop' per sprite.
+    background: 'painted' (a field, town or room, soft painted shapes) or 'detailed' (a busy street of
+    outlined façades, window frames, signs with lettering, leaf clusters and cobbles).
     """
+    painters = {"painted": paint_plate, "detailed": paint_detailed_plate}
+    if background not in painters:
+        raise ValueError(f"background {background!r}: use one of {sorted(painters)}")
     # independent random streams, so that e.g. n_frames or deform do not change the designs
     r_main, r_plate, r_sprites = np.random.default_rng(seed).spawn(3)
     W, H, T = int(width), int(height), int(n_frames)
@@ -401,7 +406,7 @@ def make_clip(seed, width=456, height=256, n_frames=16, n_sprites=None, deform=T
     order = [int(i) for i in r_main.permutation(S)]
     # background
     plate_mats, (pw, ph), plate_info = _plate_motion(r_plate, W, H, T, unit)
-    plate, pinfo = paint_plate(r_plate, pw, ph, unit)
+    plate, pinfo = painters[background](r_plate, pw, ph, unit)
     plate_info.update(pinfo)
     # sprites
     la = r_main.uniform(0, 2 * np.pi)

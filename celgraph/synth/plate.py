@@ -329,3 +329,83 @@ def paint_plate(rng, width, height, unit=1.0):
     img = cv2.GaussianBlur(img, (0, 0), 0.45 * max(unit, 1.0) ** 0.5)
     np.clip(img, 0.0, 1.0, out=img)
     return img, {"scene": scene}
+
+
+def paint_detailed_plate(rng, width, height, unit=1.0):
+    """A busy painted street plate, as detailed anime backgrounds are: a strip of sky, then dense
+    façades with outlined window frames and sills, shop signs with lettering, foliage made of many
+    small outlined leaf clusters, and cobbles with dark joints. Drawn with anti-aliased OpenCV
+    primitives at 2× and area-downsampled. Returns (float32 H×W×3 in 0..1, info dict)."""
+    ss = 2
+    W, H = width * ss, height * ss
+    u = unit * ss
+    img = np.zeros((H, W, 3), np.uint8)                 # OpenCV draws text on 8-bit images only
+    horizon = int(rng.uniform(0.18, 0.3) * H)
+    aa = cv2.LINE_AA
+
+    def col(c):
+        return tuple(int(round(255 * v)) for v in np.clip(c, 0, 1))
+
+    img[:] = col(C.hsv(rng.uniform(195, 225), rng.uniform(0.35, 0.6), rng.uniform(0.8, 0.95)))
+    ink = col((0.12, 0.1, 0.12))
+
+    def outlined_rect(x0, y0, x1, y1, fill, width=1):
+        p0, p1 = (int(x0), int(y0)), (int(x1), int(y1))
+        cv2.rectangle(img, p0, p1, col(fill), -1, aa)
+        cv2.rectangle(img, p0, p1, ink, max(1, int(round(width * u))), aa)
+
+    # façades, edge to edge
+    x = -rng.uniform(0, 40) * u
+    while x < W:
+        bw = rng.uniform(50, 120) * u
+        btop = horizon - rng.uniform(0.0, 0.15) * H
+        wall = C.hsv(rng.uniform(0, 360), rng.uniform(0.15, 0.5), rng.uniform(0.5, 0.95))
+        outlined_rect(x, btop, x + bw, H, wall)
+        for bx in np.arange(x + 4 * u, x + bw - 4 * u, 9 * u):            # brick courses
+            cv2.line(img, (int(bx), int(btop)), (int(bx), int(btop + 6 * u)), col(wall * 0.8), 1, aa)
+        ww, wh = rng.uniform(7, 13) * u, rng.uniform(9, 16) * u
+        gx, gy = ww + rng.uniform(4, 9) * u, wh + rng.uniform(5, 10) * u
+        glass = C.hsv(rng.uniform(180, 230), rng.uniform(0.2, 0.5), rng.uniform(0.35, 0.85))
+        yy = btop + 8 * u
+        while yy + wh < H * 0.72:
+            xx = x + 5 * u
+            while xx + ww < x + bw - 4 * u:
+                shade = glass * rng.uniform(0.7, 1.15)
+                outlined_rect(xx, yy, xx + ww, yy + wh, shade)
+                cv2.line(img, (int(xx + ww / 2), int(yy)), (int(xx + ww / 2), int(yy + wh)), ink, 1, aa)
+                cv2.line(img, (int(xx - u), int(yy + wh + u)), (int(xx + ww + u), int(yy + wh + u)),
+                         col(wall * 1.15), max(1, int(u)), aa)                                   # sill
+                xx += gx
+            yy += gy
+        # a shop sign with lettering
+        sy = int(H * rng.uniform(0.72, 0.78))
+        sign = C.hsv(rng.uniform(0, 360), rng.uniform(0.5, 0.9), rng.uniform(0.4, 0.9))
+        outlined_rect(x + 3 * u, sy, x + bw - 3 * u, sy + 14 * u, sign)
+        text = "".join(rng.choice(list("ABCDEFGHKMNPRSTUVWXYZ0123456789"), int(rng.integers(4, 9))))
+        light = col((1.0, 1.0, 0.95)) if sign.mean() < 0.6 else ink
+        cv2.putText(img, text, (int(x + 6 * u), int(sy + 11 * u)), cv2.FONT_HERSHEY_SIMPLEX, 0.32 * u, light,
+                    max(1, int(round(0.6 * u))), aa)
+        x += bw
+    # cobbles below the signs
+    ground = C.hsv(rng.uniform(20, 50), rng.uniform(0.1, 0.3), rng.uniform(0.45, 0.7))
+    gy0 = int(H * 0.8)
+    img[gy0:] = col(ground)
+    for cy in np.arange(gy0, H, 7 * u):
+        off = rng.uniform(0, 10 * u)
+        for cx in np.arange(-off, W, 11 * u):
+            c = ground * rng.uniform(0.85, 1.15)
+            cv2.ellipse(img, (int(cx), int(cy)), (int(5 * u), int(3 * u)), 0, 0, 360, col(c), -1, aa)
+            cv2.ellipse(img, (int(cx), int(cy)), (int(5 * u), int(3 * u)), 0, 0, 360, col(ground * 0.55), 1, aa)
+    # foliage: clusters of small outlined leaves (trees in tubs, hanging plants)
+    for _ in range(int(rng.integers(6, 12)) * max(1, W // (400 * ss))):
+        fx, fy = rng.uniform(0, W), rng.uniform(0.3, 0.85) * H
+        leaf = C.hsv(rng.uniform(80, 150), rng.uniform(0.4, 0.8), rng.uniform(0.3, 0.7))
+        r = rng.uniform(14, 30) * u
+        for _ in range(int(rng.integers(25, 60))):
+            lx, ly = fx + rng.normal(0, r * 0.6), fy + rng.normal(0, r * 0.4)
+            a, lr = rng.uniform(0, 180), rng.uniform(2.5, 5) * u
+            c = leaf * rng.uniform(0.75, 1.3)
+            cv2.ellipse(img, (int(lx), int(ly)), (int(lr), int(lr * 0.55)), a, 0, 360, col(c), -1, aa)
+            cv2.ellipse(img, (int(lx), int(ly)), (int(lr), int(lr * 0.55)), a, 0, 360, col(leaf * 0.4), 1, aa)
+    img = cv2.resize(img.astype(np.float32) / 255.0, (width, height), interpolation=cv2.INTER_AREA)
+    return np.clip(img, 0.0, 1.0), {"scene": "detailed street"}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -49,14 +50,19 @@ class SpriteConfig:
     overwrite_switch: float = 0.5           # s2: canvases overwritten without jitter from here on
     seed: int = 0
     checkpoint_every: int = 0
+    plate: str = "mlp"                      # mlp | texture | texture+mlp (see SpriteLearner._plate)
+    plate_texels: int = 2048                # texture: largest side in texels
+    plate_density: float = 2.0              # texture: texels per frame pixel (where the plate is seen closest)
+    plate_lr: float = 5e-3                  # texture: SGD step of the texels (0: the median start is kept)
+    plate_median: str = "labels"            # texture start: median of the background-labelled pixels, or of "all"
 
 
 PRESETS: dict[str, SpriteConfig] = {
     "full": SpriteConfig(checkpoint_every=10000),
     "cpu": SpriteConfig(s1_iters=1500, s2_iters=2500, batch=2048, hidden=64, pixel_layers=6, content_layers=8,
-                        content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500),
+                        content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture"),
     "preview": SpriteConfig(s1_iters=500, s2_iters=800, batch=1024, hidden=64, pixel_layers=4, content_layers=6,
-                            content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0),
+                            content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0, plate="texture"),
 }
 
 
@@ -90,11 +96,32 @@ class SpriteLearner:
         self.gen = torch.Generator(device=dev).manual_seed(cfg.seed)
         self.pixel = torch.nn.ModuleList(IMLP(3 + 3 * N, 4, cfg.pixel_layers, cfg.hidden, self.gen)
                                          for _ in range(N)).to(dev)
-        self.content0 = IMLP(3 * 2 * cfg.content_pe, 3, cfg.content_layers, cfg.hidden, self.gen).to(dev)
+        if cfg.plate not in PLATES:
+            raise ValueError(f"plate {cfg.plate!r}: use one of {PLATES}")
+        self.content0 = None
+        if "mlp" in cfg.plate:
+            self.content0 = IMLP(3 * 2 * cfg.content_pe, 3, cfg.content_layers, cfg.hidden, self.gen).to(dev)
+            if cfg.plate == "texture+mlp":          # a residual on the texture: starts at zero
+                with torch.no_grad():
+                    self.content0.net[-1].weight.zero_()
+                    self.content0.net[-1].bias.zero_()
+        self.texture = None
+        if "texture" in cfg.plate:
+            side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
+            tex = median_texture(frames, background_votes(labels, N) if cfg.plate_median == "labels"
+                                 else np.ones_like(labels, bool), Hn[:, 0], side)
+            self.texture = torch.nn.Parameter(torch.from_numpy(tex).permute(2, 0, 1)[None].contiguous().to(dev),
+                                              requires_grad=cfg.plate_lr > 0)
         C = cfg.canvas
         self.cubes = torch.rand((N - 1, T, C, C, 3), generator=self.gen, device=dev)
-        params = [*self.pixel.parameters(), *self.content0.parameters()]
-        self.opts = {"s1": torch.optim.Adam(params, lr=cfg.lr), "s2": torch.optim.Adam(params, lr=cfg.lr)}
+        params = [*self.pixel.parameters()] + ([*self.content0.parameters()] if self.content0 is not None else [])
+        self.opts = {k: torch.optim.Adam(params, lr=cfg.lr) for k in ("s1", "s2")}
+        # the texels by plain SGD: each is touched by few samples, and Adam's normalised steps turn
+        # those rare, noisy L1 gradients into grain; SGD on an L1 loss walks each texel towards the
+        # median of the pixels that land on it
+        self.texture_opt = None
+        if self.texture is not None and cfg.plate_lr > 0:
+            self.texture_opt = torch.optim.SGD([self.texture], lr=cfg.plate_lr)
         self.stage_iters = {"s1": cfg.s1_iters, "s2": cfg.s2_iters}
         self._done = {"s1": 0, "s2": 0}
 
@@ -107,7 +134,16 @@ class SpriteLearner:
         return q[..., :2] / q[..., 2:3]
 
     def _plate(self, uv0: torch.Tensor, tn: torch.Tensor) -> torch.Tensor:
-        return self.content0(positional_encoding(torch.cat([uv0, tn[:, None]], 1), self.cfg.content_pe))
+        """S×3 plate colour at canvas points uv0 (S×2) and times tn (S): the texture sampled bilinearly
+        (time-invariant), the PE-MLP over (u, v, t), or the texture plus the MLP as a residual."""
+        out = 0.0
+        if self.texture is not None:
+            grid = (uv0 * 2.0 - 1.0)[None, None]                                 # 1×1×S×2, align_corners
+            out = torch.nn.functional.grid_sample(self.texture, grid, mode="bilinear", padding_mode="border",
+                                                  align_corners=True)[0, :, 0].T
+        if self.content0 is not None:
+            out = out + self.content0(positional_encoding(torch.cat([uv0, tn[:, None]], 1), self.cfg.content_pe))
+        return out
 
     def _cells(self, t: torch.Tensor, uv: torch.Tensor):
         """Flat indices into one object's canvas (T·C·C) for lookups at canvas coordinates uv (S×2)."""
@@ -156,13 +192,22 @@ class SpriteLearner:
         return [s for stage, n in self.stage_iters.items() for s in R.split(stage, n, self.cfg.checkpoint_every)]
 
     def state_dict(self) -> dict:
-        return {"pixel": R.module_state(self.pixel), "content0": R.module_state(self.content0),
-                "cubes": R.to_numpy(self.cubes), "opts": {k: R.optimizer_state(o) for k, o in self.opts.items()},
-                "generator": R.generator_state(self.gen)}
+        state = {"pixel": R.module_state(self.pixel), "cubes": R.to_numpy(self.cubes),
+                 "opts": {k: R.optimizer_state(o) for k, o in self.opts.items()},
+                 "generator": R.generator_state(self.gen)}
+        if self.content0 is not None:
+            state["content0"] = R.module_state(self.content0)
+        if self.texture is not None:
+            state["texture"] = R.to_numpy(self.texture)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         R.load_module_state(self.pixel, state["pixel"])
-        R.load_module_state(self.content0, state["content0"])
+        if self.content0 is not None:
+            R.load_module_state(self.content0, state["content0"])
+        if self.texture is not None:
+            with torch.no_grad():                   # in place: the optimisers hold this parameter
+                self.texture.copy_(R.from_numpy(state["texture"], self.device))
         self.cubes = R.from_numpy(state["cubes"], self.device)
         for k, o in self.opts.items():
             R.load_optimizer_state(o, state["opts"][k])
@@ -173,8 +218,12 @@ class SpriteLearner:
         for i in range(seg.start, seg.stop):
             loss = self._step(seg.stage, i, n)
             opt.zero_grad(set_to_none=True)
+            if self.texture is not None:
+                self.texture.grad = None
             loss.backward()
             opt.step()
+            if self.texture_opt is not None:
+                self.texture_opt.step()
             if i % 10 == 9 or i == seg.stop - 1:
                 self._done[seg.stage] = i + 1
                 total = sum(self.stage_iters.values())
@@ -245,6 +294,93 @@ class SpriteLearner:
             self._progress(1.0, f"export frame {ti + 1}/{T}")
         alpha = np.clip(alpha, 0.0, 1.0)
         return Export(plate=np.clip(plate, 0.0, 1.0), alpha=alpha, labels=alpha.argmax(1).astype(np.int32))
+
+
+PLATES = ("mlp", "texture", "texture+mlp")
+
+
+def texture_side(H0: np.ndarray, largest: int, density: float = 1.0) -> int:
+    """Texels per side of the plate texture over the unit canvas: `density` texels per frame pixel at
+    the frame where the plate is seen closest (the smallest canvas step per pixel), at most `largest`.
+    H0: T×3×3 frame pixel → unit canvas (last row 0, 0, 1)."""
+    step = np.sqrt(np.abs(np.linalg.det(H0[:, :2, :2]))).min()
+    return int(min(largest, max(8, np.ceil(density / max(step, 1e-9)) + 1)))
+
+
+def background_votes(labels: np.ndarray, n: int) -> np.ndarray:
+    """T×H×W bool: the pixels whose colour may vote for the plate texture: labelled background, in
+    frames where the warm-up kept every sprite — a frame where an object's pixel count falls below
+    half of its larger neighbour's lost (part of) that sprite to the background (sprites grow and
+    shrink smoothly), and its votes would paint a ghost of the sprite into the texture where no other
+    frame sees the plate."""
+    counts = np.stack([(labels == k).sum((1, 2)) for k in range(1, n)], 1).astype(np.float64)   # T×(N−1)
+    if len(counts) < 2:
+        return labels == 0
+    prev = np.concatenate([counts[1:2], counts[:-1]])
+    nxt = np.concatenate([counts[1:], counts[-2:-1]])
+    ok = (counts >= 0.5 * np.maximum(prev, nxt)).all(1)
+    if not ok.any():
+        ok[:] = True
+    return (labels == 0) & ok[:, None, None]
+
+
+def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, side: int,
+                   budget: int = 1 << 26) -> np.ndarray:
+    """side×side×3 float32 plate texture: per texel, the median over frames of the pixels labelled
+    background (`background`, T×H×W bool, eroded by one pixel so edges of sprites stay out) that land
+    on it through H0 (T×3×3, frame pixel → unit canvas; texel i sits at u = i/(side−1)); texels no
+    frame saw are filled from their neighbours (push-pull). Done in bands of texel rows so the stack
+    of warped frames stays under `budget` bytes."""
+    T, h, w = background.shape
+    S = np.diag([side - 1.0, side - 1.0, 1.0])
+    kernel = np.ones((3, 3), np.uint8)
+    keep = [cv2.erode(b.astype(np.uint8), kernel).astype(np.float32) for b in background]
+    rows = max(1, min(side, budget // max(1, T * side * 3 * 4)))
+    out = np.full((side, side, 3), np.nan, np.float32)
+    for r0 in range(0, side, rows):
+        n = min(rows, side - r0)
+        stack = np.full((T, n, side, 3), np.nan, np.float32)
+        for t in range(T):
+            M = np.array([[1.0, 0, 0], [0, 1.0, -r0], [0, 0, 1.0]]) @ S @ H0[t]
+            got = cv2.warpPerspective(np.ascontiguousarray(frames[t], np.float32), M, (side, n),
+                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+            ok = cv2.warpPerspective(keep[t], M, (side, n), flags=cv2.INTER_NEAREST,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+            stack[t][ok] = got[ok]
+        out[r0:r0 + n] = _nanmedian0(stack)
+    return fill_holes(out)
+
+
+def _nanmedian0(stack: np.ndarray) -> np.ndarray:
+    """np.nanmedian(stack, axis=0), vectorised (NumPy's loops over every column in Python when the
+    array is large: minutes for a 78-frame plate): NaNs sort last, the middle of each column's valid
+    values is picked; NaN where a column has none."""
+    srt = np.sort(stack, axis=0)
+    count = (~np.isnan(stack)).sum(0)
+    lo = np.take_along_axis(srt, np.maximum((count - 1) // 2, 0)[None], 0)[0]
+    hi = np.take_along_axis(srt, np.minimum(count // 2, len(stack) - 1)[None], 0)[0]
+    return np.where(count > 0, (lo + hi) * np.float32(0.5), np.nan).astype(np.float32)
+
+
+def fill_holes(img: np.ndarray) -> np.ndarray:
+    """NaN pixels of an H×W×3 image filled from the valid ones by push-pull: area-averaged halvings
+    of (value·valid, valid), then each level's holes filled from the next coarser one."""
+    valid = ~np.isnan(img[..., 0])
+    if valid.all():
+        return img
+    if not valid.any():
+        return np.full_like(img, 0.5)
+    vals = np.where(valid[..., None], img, 0.0).astype(np.float32)
+    wts = valid.astype(np.float32)
+    h, w = wts.shape
+    if max(h, w) <= 1:
+        return vals
+    small = (max(1, (w + 1) // 2), max(1, (h + 1) // 2))
+    sv = cv2.resize(vals, small, interpolation=cv2.INTER_AREA)
+    sw = cv2.resize(wts, small, interpolation=cv2.INTER_AREA)
+    coarse = np.where((sw > 0)[..., None], sv / np.maximum(sw, 1e-12)[..., None], np.nan).astype(np.float32)
+    coarse = cv2.resize(fill_holes(coarse), (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.where(valid[..., None], vals, coarse).astype(np.float32)
 
 
 def learn_sprites(cfg: SpriteConfig, frames: np.ndarray, labels: np.ndarray, transforms: np.ndarray,
