@@ -8,7 +8,8 @@ The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_col
 2. **Skeleton**: Guo-Hall thinning (the lookup tables of ``skimage.morphology.thin``, re-derived
    here so nothing beyond numpy/OpenCV is needed) to a 1-px, 8-connected skeleton.
 3. **Endpoints**: skeleton pixels with exactly one 8-neighbour. Spurs shorter than the local line
-   width (thinning artefacts of a stroke's side) are not endpoints.
+   width (thinning artefacts of a stroke's side) are not endpoints; a 1-px stub that a cut leaves
+   at a junction of 1-px lines is one.
 4. **Direction**: walk the skeleton back from the endpoint for up to ``walk`` px (stopping at a
    junction); the stroke's outward direction is endpoint − mean of the walked pixels.
 5. **Pair search**: two endpoints whose gap (centre distance minus their half-widths) is at most
@@ -19,7 +20,8 @@ The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_col
    point where they meet: a missed T/Y/X junction leaves three or four such ends, a missed corner
    two, and OpenToonz's pair cone sees none of them. Two such ends that each point at the other
    within ``CHORD_ANGLE`` (40°) are one curved stroke interrupted and are joined end to end.
-7. **Single-endpoint search**: from each endpoint still open, rays are cast every ``angle_step``
+7. **Single-endpoint search**: from each endpoint still open (not 1-px stubs: those are only
+   joined to an end facing them), rays are cast every ``angle_step``
    degrees within ±``angle/2`` of its direction; each ray first leaves its own stroke's ink and
    then stops at the first ink pixel; the closest hit (distance, with a mild penalty for
    turning away from the direction) within ``max_gap`` of the stroke's tip is joined
@@ -190,12 +192,15 @@ def _stroke_width_at(ink: np.ndarray, dist: np.ndarray, path: list[tuple[int, in
 
 
 def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None = None,
-                   dist: np.ndarray | None = None) -> list[Endpoint]:
+                   dist: np.ndarray | None = None, min_branch: int = 2) -> list[Endpoint]:
     """Stroke ends of a binary ink mask, with outward direction and local width.
 
     An endpoint is a skeleton pixel with one 8-neighbour (isolated dots are ignored). A branch
-    that reaches a junction in fewer skeleton pixels than the local line width is a thinning spur
-    on a stroke's side, not a stroke end, and is dropped."""
+    that reaches a junction in fewer skeleton pixels than the local line width (and than
+    ``min_branch``) is a thinning spur on a stroke's side, not a stroke end, and is dropped.
+    ``min_branch`` 1 keeps the 1-px stubs a cut leaves where a 1-px line meets a junction (the
+    classical closer joins those only to an end facing them); the GapFill networks were trained
+    with the endpoint maps of 2."""
     ink = np.asarray(ink, bool)
     sk = skeletonize(ink) if skeleton is None else skeleton
     if dist is None:
@@ -208,7 +213,7 @@ def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None 
         py, px = np.array(path, np.float64).T
         reached_junction = nb[path[-1]] >= 3
         width = _stroke_width_at(ink, dist, path)
-        if reached_junction and len(path) - 1 < max(2.0, width):
+        if reached_junction and len(path) - 1 < max(float(min_branch), width):
             continue  # spur
         if len(path) < 2:
             continue
@@ -463,7 +468,7 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
     walk = int(walk if walk is not None else max(10, round(max_gap)))
     dist = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     if eps is None:
-        eps = find_endpoints(ink, walk=walk, dist=dist)
+        eps = find_endpoints(ink, walk=walk, dist=dist, min_branch=1)
     half_cone = math.radians(angle) / 2.0
     cos_chord = math.cos(math.radians(CHORD_ANGLE))
     cos_cone = math.cos(half_cone)
@@ -526,7 +531,7 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
     # 3) rays from the remaining endpoints
     n_rays = max(int(round(angle / 2 / angle_step)), 0)
     for i, e in enumerate(eps):
-        if used[i] or e.taper < min_taper:      # a stroke drawn thinning out ends there on purpose
+        if used[i] or e.taper < min_taper or e.branch < 2:      # drawn thinning out to end there, or a 1-px stub
             continue
         reach = max_gap + e.width / 2 + 1.5
         own, (oy, ox) = _own_stroke(work, e.y, e.x, int(math.ceil(reach + e.width)) + 1)
