@@ -61,10 +61,12 @@ def main(argv=None) -> int:
     for suite in args.suite:
         mod = importlib.import_module(f"realbench.{suite}")
         t0 = time.perf_counter()
+        load0 = os.getloadavg()[0]
         body = mod.run(data, args.docs, args.quick)
         stamp = (f"`python bench/real.py --suite {suite}{' --quick' if args.quick else ''}` — "
                  f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}, "
-                 f"{os.cpu_count()} CPUs, {time.perf_counter() - t0:.0f} s")
+                 f"{os.cpu_count()} CPUs, {time.perf_counter() - t0:.0f} s, load average "
+                 f"{load0:.1f} → {os.getloadavg()[0]:.1f} (times are comparable only at a low load)")
         section = f"## {suite}\n\n{stamp}\n\n{body.strip()}\n"
         print(section)
         if not args.quick:

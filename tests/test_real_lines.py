@@ -237,6 +237,27 @@ def test_autoclose_joins_an_interrupted_curve_end_to_end():
     near = cv2.distanceTransform((~(closed >= 0.5)).astype(np.uint8), cv2.DIST_L2, 5)
     assert (near[erased] <= 1.0).all()
 
+
+def test_autoclose_joins_the_third_end_of_a_junction_to_the_closure_of_the_other_two():
+    """A cut at a T junction leaves two ends of the bar, joined to each other, and the stem's end,
+    which here thins out (drawn tapered) and so is never extended to the drawing's ink. It still
+    meets the ink the pass just added, a few px ahead: without that the two halves of the box above
+    the bar stay one region."""
+    lines = np.zeros((64, 64), np.float32)
+    cv2.rectangle(lines, (0, 0), (63, 63), 1.0, 1)    # the box is the frame's edge: no paper outside
+    lines[31:33, :] = 1.0                              # the bar, 2 px
+    lines[31:33, 28:36] = 0.0                          # its cut: an 8-px gap
+    for y in range(1, 28):                             # the stem, 3 px wide, thinning over its last 8 px
+        w = 3 if y < 20 else 1
+        lines[y, 32 - w // 2:32 + w // 2 + 1] = 1.0
+    closed, _ = autoclose(lines, max_gap=12)
+    _, regions = cv2.connectedComponents((closed < 0.5).astype(np.uint8), connectivity=4)
+    assert regions.max() == 3                           # above-left, above-right, below
+    old, _ = autoclose(lines, max_gap=12, weak_reach=0)
+    _, regions = cv2.connectedComponents((old < 0.5).astype(np.uint8), connectivity=4)
+    assert regions.max() == 2
+
+
 def test_gapfill_training_frames_mix_studio_styles():
     from celgraph.train.gapfill import degraded_frame, frame_patches
     g = degraded_frame(7, (320, 256), genga_share=1.0)

@@ -20,14 +20,15 @@ The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_col
    point where they meet: a missed T/Y/X junction leaves three or four such ends, a missed corner
    two, and OpenToonz's pair cone sees none of them. Two such ends that each point at the other
    within ``CHORD_ANGLE`` (40°) are one curved stroke interrupted and are joined end to end.
-7. **Single-endpoint search**: from each endpoint still open (not 1-px stubs: those are only
-   joined to an end facing them), rays are cast every ``angle_step``
+7. **Single-endpoint search**: from each endpoint still open, rays are cast every ``angle_step``
    degrees within ±``angle/2`` of its direction; each ray first leaves its own stroke's ink and
    then stops at the first ink pixel; the closest hit (distance, with a mild penalty for
    turning away from the direction) within ``max_gap`` of the stroke's tip is joined
    (``spotResearchOnePoint``). An end whose stroke thins out towards it (``taper`` < ``min_taper``:
-   the width over its last 5 px ÷ the width behind) was drawn to end there and is not extended:
-   on real production line art that is the mark of a free end (hair strands, folds).
+   the width over its last 5 px ÷ the width behind) was drawn to end there and is not extended
+   to the drawing's ink: on real production line art that is the mark of a free end (hair strands,
+   folds). Such ends and 1-px stubs are joined only to ink this pass added, within ``weak_reach``
+   px (the third end of a junction whose other two ends were just joined).
 8. **Drawing**: segments continue the stroke at its own width, measured at the end as ink area ÷
    skeleton length (a 2-px stroke is continued 2 px wide; the distance transform alone reads 1
    for both 1- and 2-px strokes), round-capped, together with the convex hull of the stroke end
@@ -45,7 +46,8 @@ The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_col
 Parameters (OpenToonz defaults in brackets): ``max_gap`` px, the clear distance between ink edges
 [Tape tool 10, fill autoclose 30]; ``angle`` degrees, the full cone opening (40; OpenToonz 60: on
 real line art 40 joins half as many free ends for the same closed leaks, bench/real.py);
-``converge`` (120°; 0 = OpenToonz, no junction step); ``min_taper`` (0.85; 0 = OpenToonz); ``threshold``
+``converge`` (120°; 0 = OpenToonz, no junction step); ``min_taper`` (0.8; 0 = OpenToonz);
+``weak_reach`` (4 px; 0 = tapered ends and stubs are never rayed); ``threshold``
 (ink coverage cut, 0.5); ``walk`` (direction estimate, default max(10, max_gap) px).
 
     closed, added = autoclose(lines, max_gap=12, angle=60)       # lines: H×W coverage 0..1
@@ -247,7 +249,7 @@ def endpoint_map(shape: tuple[int, int], eps: list[Endpoint], radius: float = 2.
 
 
 def _ray_hit(ink: np.ndarray, own: np.ndarray, y: float, x: float, dy: float, dx: float,
-             reach: float) -> float | None:
+             reach: float, target: np.ndarray | None = None) -> float | None:
     """Distance along a ray from (y, x) to the first ink pixel after leaving the start's own ink,
     or None within ``reach``. ``ink`` and ``own`` (the stroke's pixels near the endpoint) are
     windows with (y, x) in window coordinates."""
@@ -262,7 +264,9 @@ def _ray_hit(ink: np.ndarray, own: np.ndarray, y: float, x: float, dy: float, dx
         if not ink[yy, xx]:
             left = True
         elif left:
-            return None if own[yy, xx] else t   # back into its own stroke = a bend, not a gap
+            if own[yy, xx] or (target is not None and not target[yy, xx]):
+                return None                     # back into its own stroke = a bend, not a gap
+            return t
         t += step
     return None
 
@@ -455,7 +459,7 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
               walk: int | None = None, angle_step: float = 2.0, min_width: float = 1.0,
               keep_separating: bool = True, pair_first: bool = True,
               eps: list[Endpoint] | None = None, converge: float = 120.0,
-              min_taper: float = 0.85) -> tuple[np.ndarray, np.ndarray]:
+              min_taper: float = 0.8, weak_reach: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
     """Close gaps in line art (H×W ink coverage 0..1) the OpenToonz way.
 
     Returns ``(closed, added)``: the closed line art (input coverage, with added ink at 1) and the
@@ -531,17 +535,23 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
     # 3) rays from the remaining endpoints
     n_rays = max(int(round(angle / 2 / angle_step)), 0)
     for i, e in enumerate(eps):
-        if used[i] or e.taper < min_taper or e.branch < 2:      # drawn thinning out to end there, or a 1-px stub
+        if used[i]:
+            continue
+        weak = e.taper < min_taper or e.branch < 2      # drawn thinning out to end there, or a 1-px stub
+        if weak and weak_reach <= 0:
             continue
         reach = max_gap + e.width / 2 + 1.5
+        if weak:          # only to ink this pass added, close by: the third end of a closed junction
+            reach = min(reach, weak_reach + e.width / 2 + 1.5)
         own, (oy, ox) = _own_stroke(work, e.y, e.x, int(math.ceil(reach + e.width)) + 1)
         win = work[oy:oy + own.shape[0], ox:ox + own.shape[1]]
+        target = (win & ~ink[oy:oy + own.shape[0], ox:ox + own.shape[1]]) if weak else None
         best = None
         base = math.atan2(e.dy, e.dx)
         for k in range(-n_rays, n_rays + 1):
             a = base + math.radians(k * angle_step)
             dy, dx = math.sin(a), math.cos(a)
-            t = _ray_hit(win, own, e.y - oy, e.x - ox, dy, dx, reach)
+            t = _ray_hit(win, own, e.y - oy, e.x - ox, dy, dx, reach, target)
             if t is None:
                 continue
             cost = t * (1.0 + 0.5 * abs(k * angle_step) / max(angle / 2, 1e-6))

@@ -65,7 +65,7 @@ class GapFill(NodeType):
     tiled over frames of any size. Outputs the closed line art, the added ink as a mask and a
     preview with the added ink in red over the input.
     """
-    id, version, category = "celgraph.GapFill", 4, "Lines"
+    id, version, category = "celgraph.GapFill", 5, "Lines"
     color_space = cs.DISPLAY                         # the preview is a display image
     inputs = [In("lines", LineArt, help="ink coverage 0..1 (a Mask links in too; an Image via ToLineArt)")]
     outputs = [Out("lines", LineArt, "the closed line art: the input plus the added ink at coverage 1"),
@@ -80,7 +80,7 @@ class GapFill(NodeType):
         Float("angle", 40.0, min=1.0, max=180.0,
               help="classical: full opening of the direction cone at a stroke end, degrees (OpenToonz 60; 40 "
                    "joins half as many free ends on real line art)"),
-        Float("taper", 0.85, min=0.0, max=1.0,
+        Float("taper", 0.8, min=0.0, max=1.0,
               help="classical: a stroke whose last 5 px are thinner than this share of its width ends on purpose "
                    "and is not extended to a neighbour (0 = extend every end, as OpenToonz)"),
         Bool("junctions", True,
