@@ -120,6 +120,7 @@ class Sketch(NodeType):
             soft = xdog(image, sigma=p.xdog_sigma, k=p.xdog_k, p=p.xdog_p, epsilon=p.xdog_epsilon, phi=p.xdog_phi)
             threshold, weak = p.threshold or 0.5, p.weak_threshold or None
         else:
+            from ..models.sketch_unet import predict
             model, net, meta, device = self._model(ctx)
             h, w = image.shape[:2]
             tile = None if h * w <= 4096 * 2304 else 1024          # whole frames up to 4K (fastest on CPU)
