@@ -219,13 +219,14 @@ def best_weak_threshold(probs: list[np.ndarray], gts: list[np.ndarray], threshol
     The rule: the weak threshold with the best F1 on the last ``anime`` frames (the TV-anime frames
     of :func:`eval_frames`, thin lines over soft shading: the frames hysteresis is for), among those
     that keep the F1 over all frames within ``slack`` of binarising at ``threshold`` alone; None
-    when no weak threshold beats ``threshold`` alone on the anime frames."""
+    when no weak threshold beats ``threshold`` alone on the anime frames (``anime`` 0: all frames
+    stand for them)."""
     from celgraph.nodes.sketch import binarize
     from celgraph.synth import metrics
 
     def f1s(weak):
         f = [metrics.line_f1(binarize(p, threshold, weak), g >= 0.5) for p, g in zip(probs, gts)]
-        return float(np.mean(f)), float(np.mean(f[len(f) - anime:]))
+        return float(np.mean(f)), float(np.mean(f[-anime:] if anime else f))
 
     base_all, base_anime = f1s(None)
     table = {float(w): f1s(float(w)) for w in weaks if w < threshold}
