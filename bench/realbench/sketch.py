@@ -149,7 +149,7 @@ def violet_lines(data: Path, methods, quick: bool = False) -> dict:
 
 def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: int = 640) -> Path:
     """Rows: Violet frames (whole, then 1:1 crops of the face and ribbon) and the Anime2Sketch inputs;
-    columns: the input, then each method's binary lines (black on white) at its default threshold."""
+    columns: the input, then each method's binary lines (black on white) at its default binarisation."""
     rows = []
     violet = violet_frames(data, quick)
     picks = [violet[0], violet[len(violet) // 2]]
@@ -197,13 +197,14 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
             "Violet mean stroke (px)"]
     return (f"F1 of ink pixels within {TOL:g} px against Anime2Sketch's drawings ({n} pairs of "
             f"`anime2sketch/pairs`, captions masked; drawing ink = 1 − luminance ≥ {TRUTH_INK}), mean over "
-            f"pairs, at each method's default threshold and at its best one (searched on these pairs). "
-            f"Violet: share of pixels inked at the default threshold over {len(violet_frames(data, quick))} "
+            f"pairs, at each method's default binarisation (the model: the node's hysteresis, and its threshold "
+            f"alone) and at its best threshold (searched on these pairs; the weak one kept). "
+            f"Violet: share of pixels inked at the default binarisation over {len(violet_frames(data, quick))} "
             f"frames of `violet/1280x720`, and how whole the lines are there (`metrics.line_continuity` over the "
             f"whole frame, strokes = skeleton pieces ≥ {MIN_STROKE} px: fewer ends per 1000 px of line and longer "
             f"strokes = fewer breaks).\n\n" + table(head, rows) +
             f"\n\nContact sheet: `docs/{sheet.name}` (Violet frames, a 1:1 crop of the face profile and "
-            f"ribbon, the Anime2Sketch inputs; binary lines at the default threshold).\n")
+            f"ribbon, the Anime2Sketch inputs; binary lines at each row's default binarisation).\n")
 
 
 def run(data: Path, docs: Path, quick: bool) -> str:
