@@ -215,3 +215,105 @@ def test_bundled_model_beats_xdog_on_a_held_out_degraded_frame(tmp_path):
     f_model = metrics.line_f1(r.value("model", "binary", 1), gt)
     f_xdog = metrics.line_f1(r.value("xdog", "binary", 1), gt)
     assert f_model > 0.85 and f_model > f_xdog
+
+
+# ---- binarisation with hysteresis ---------------------------------------------------------------
+
+def line_with_faint_middle():
+    """Soft ink: a row whose ends are confident (0.9) and whose middle is faint (0.3), and a faint
+    blob (0.3) that touches no confident ink."""
+    soft = np.zeros((20, 60), np.float32)
+    soft[5, 5:55] = 0.9
+    soft[5, 20:40] = 0.3
+    soft[14:17, 10:14] = 0.3
+    return soft
+
+
+def test_hysteresis_keeps_a_faint_stretch_between_confident_ones():
+    soft = line_with_faint_middle()
+    out = sketch_nodes.binarize(soft, 0.5, 0.2)
+    assert out[5, 5:55].all()                                   # the line is whole
+    assert not out[14:17, 10:14].any()                          # the faint blob touches no confident ink
+    assert out.sum() == 50
+
+
+def test_binarize_without_a_weak_threshold_is_a_plain_threshold():
+    soft = line_with_faint_middle()
+    plain = soft >= 0.5
+    assert np.array_equal(sketch_nodes.binarize(soft, 0.5), plain)
+    assert np.array_equal(sketch_nodes.binarize(soft, 0.5, 0.5), plain)      # weak ≥ threshold: none
+    assert np.array_equal(sketch_nodes.binarize(soft, 0.5, 0.8), plain)
+    assert sketch_nodes.binarize(soft, 0.5)[5, 20:40].sum() == 0             # the dashes it leaves
+
+
+def test_hysteresis_joins_through_diagonal_neighbours():
+    soft = np.zeros((10, 10), np.float32)
+    soft[0, 0] = 0.9
+    idx = np.arange(1, 10)
+    soft[idx, idx] = 0.3                                         # a faint diagonal, 8-connected to it
+    assert sketch_nodes.binarize(soft, 0.5, 0.2).sum() == 10
+
+
+def test_sketch_node_weak_threshold_param_applies_hysteresis(tmp_path):
+    g = cg.Graph(frames="1")
+    clip = g.add("SynthClip", name="clip", seed=3, width=96, height=64)
+    g.add("Sketch", name="sk", image=clip["image"], method="xdog", xdog_phi=5.0, threshold=0.8, weak_threshold=0.3)
+    r = cg.Engine(tmp_path / "cache").run(g)
+    lines, binary = r.value("sk", "lines", 1), r.value("sk", "binary", 1)
+    assert np.array_equal(binary, sketch_nodes.binarize(lines, 0.8, 0.3).astype(np.float32))
+    assert binary.sum() > (lines >= 0.8).sum()                   # it added faint ink joined to strong ink
+
+
+def test_sketch_node_model_binarises_with_the_weights_weak_threshold(tmp_path):
+    from celgraph.models.sketch_unet import build, save_weights
+    torch.manual_seed(3)
+    path = save_weights(build("sketch_unet_tiny").eval(), tmp_path / "w.safetensors",
+                        {"threshold": 0.5, "weak_threshold": 0.45})
+    g = cg.Graph(frames="1")
+    clip = g.add("SynthClip", name="clip", seed=3, width=96, height=64)
+    g.add("Sketch", name="sk", image=clip["image"], weights=str(path))
+    r = cg.Engine(tmp_path / "cache").run(g)
+    lines = r.value("sk", "lines", 1)
+    assert np.array_equal(r.value("sk", "binary", 1), sketch_nodes.binarize(lines, 0.5, 0.45).astype(np.float32))
+
+
+def test_bundled_weights_carry_a_weak_threshold_below_their_threshold():
+    from celgraph.models.safetensors_io import read_metadata
+    meta = read_metadata(sketch_nodes.bundled_weights(), "celgraph.sketch_unet", "Sketch U-Net")
+    assert 0.0 < meta["weak_threshold"] < meta["threshold"]
+
+
+def test_best_weak_threshold_keeps_the_overall_f1_and_helps_the_anime_frames():
+    """Frame 0 (clip): a clean line plus faint paper noise next to it; frame 1 (anime): a line
+    whose middle is faint. Hysteresis closes the anime line; too low a weak threshold lets the
+    clip frame's noise in."""
+    from celgraph.train.sketch import best_weak_threshold
+    gt0 = np.zeros((30, 60), np.float32)
+    gt0[10, 5:55] = 1
+    p0 = gt0 * 0.9
+    p0[11:25, 5:55] = 0.12                                       # faint haze joined to the line
+    gt1 = np.zeros((30, 60), np.float32)
+    gt1[10, 5:55] = 1
+    p1 = gt1 * 0.9
+    p1[10, 20:40] = 0.3
+    weak, table = best_weak_threshold([p0, p1], [gt0, gt1], 0.5, anime=1, slack=0.005, weaks=(0.1, 0.25, 0.4))
+    assert weak == 0.25                                          # 0.4 misses the faint part; 0.1 takes the haze
+    assert table[0.25][1] == 1.0 and table[None][1] < 1.0 and table[0.1][0] < table[None][0] - 0.005
+    none, _ = best_weak_threshold([p0], [gt0], 0.5, anime=1, weaks=(0.1, 0.25))
+    assert none is None                                          # nothing to gain: no hysteresis
+
+
+def test_add_weak_threshold_writes_the_header_and_keeps_the_tensors(tmp_path):
+    from safetensors.torch import load_file
+    from celgraph.models.sketch_unet import build, load_weights, save_weights
+    from celgraph.train.sketch import add_weak_threshold, sketch_frame
+    torch.manual_seed(5)
+    path = save_weights(build("sketch_unet_tiny").eval(), tmp_path / "w.safetensors", {"threshold": 0.5, "note": "x"})
+    before = load_file(str(path))
+    frames = [sketch_frame(11, size=(96, 64), source="clip"), sketch_frame(12, size=(96, 64), source="anime")]
+    weak, table = add_weak_threshold(path, frames)
+    _, meta = load_weights(path)
+    assert meta["weak_threshold"] == weak and meta["threshold"] == 0.5 and meta["note"] == "x"
+    assert None in table and all(w < 0.5 for w in table if w is not None)
+    after = load_file(str(path))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

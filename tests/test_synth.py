@@ -340,3 +340,37 @@ def test_metrics_sanity():
     extra = ring > 0
     extra[2, 2] = True
     assert metrics.spurious_ink(extra, ring > 0) == pytest.approx(1e6 / 1600)
+
+
+# ---- line continuity (metrics.line_continuity) --------------------------------------------------
+
+def test_line_continuity_counts_the_breaks_of_a_dashed_line():
+    from celgraph.synth import metrics
+    whole = np.zeros((20, 60), bool)
+    whole[10, 5:55] = True
+    c = metrics.line_continuity(whole)
+    assert c == {"length": 50, "strokes": 1, "mean_stroke": 50.0, "ends_per_kpx": 40.0}
+    dashed = whole.copy()
+    dashed[10, 15:17] = dashed[10, 30:32] = False               # two breaks: three strokes, six ends
+    d = metrics.line_continuity(dashed)
+    assert d["strokes"] == 3 and d["length"] == 46 and d["ends_per_kpx"] == 1000 * 6 / 46
+
+
+def test_line_continuity_ignores_width_and_specks():
+    from celgraph.synth import metrics
+    thick = np.zeros((20, 60), bool)
+    thick[8:11, 5:55] = True                                     # a 3-px stroke: one skeleton line
+    thick[2, 2] = True                                           # a 1-px speck (below min_length)
+    c = metrics.line_continuity(thick, min_length=3)
+    assert c["strokes"] == 1 and 45 <= c["length"] <= 50 and c["ends_per_kpx"] == 1000 * 2 / c["length"]
+    assert metrics.line_continuity(np.zeros((8, 8), bool)) == {"length": 0, "strokes": 0, "mean_stroke": 0.0,
+                                                                "ends_per_kpx": 0.0}
+
+
+def test_a_closed_ring_has_no_stroke_ends():
+    import cv2
+    from celgraph.synth import metrics
+    ring = np.zeros((40, 40), np.uint8)
+    cv2.circle(ring, (20, 20), 12, 1, 1)
+    c = metrics.line_continuity(ring.astype(bool))
+    assert c["strokes"] == 1 and c["ends_per_kpx"] == 0.0

@@ -28,6 +28,7 @@ def sketch_suite(cfg, engine) -> list[Row]:
         ("" if is_quick(cfg) else " to 1920×1080") + ")"
     methods = [("Sketch model (celgraph U-Net)", {"method": "model"}),
                ("Sketch xdog (classical baseline, tuned)", {"method": "xdog"}),
+               ("Sketch model, threshold alone (node v2, no hysteresis)", {"method": "model", "weak_threshold": 1.0}),
                ("Sketch xdog (adeleine parameters σ 0.4, k 4.5, p 19, ε 0.01)",
                 {"method": "xdog", "xdog_sigma": 0.4, "xdog_k": 4.5, "xdog_p": 19.0, "xdog_epsilon": 0.01,
                  "xdog_phi": 1e9})]
@@ -38,19 +39,26 @@ def sketch_suite(cfg, engine) -> list[Row]:
     tmp = Path(tempfile.mkdtemp(prefix="celgraph-sketch-"))
     rows: list[Row] = []
     try:
-        pattern = write_sequence(tmp, "plate", [d["image"] for d in frames])
+        # one sequence per frame size (Read refuses a sequence whose frames change size)
+        groups = {}
+        for d in frames:
+            groups.setdefault(d["image"].shape[:2], []).append(d)
+        seqs = [(write_sequence(tmp, f"plate{w}x{h}", [d["image"] for d in ds]), ds) for (h, w), ds in groups.items()]
+        pattern = seqs[0][0]
         for label, params in methods:
             if params["method"] == "model" and bundled_weights() is None:
                 rows += missing(task, label, SKETCH_METRICS, "no bundled weights yet")
                 continue
-            g = cg.Graph(frames=f"1-{len(frames)}")
-            plate = g.add("Read", name="plate", path=pattern)
-            g.add("Sketch", name="sketch", image=plate["image"], **params)
-            r = engine.run(g, targets=["sketch"])
-            f1 = [metrics.line_f1(r.value("sketch", "binary", i + 1) >= 0.5, d["lines"] >= 0.5)
-                  for i, d in enumerate(frames)]
-            ch = [metrics.chamfer(r.value("sketch", "binary", i + 1) >= 0.5, d["lines"] >= 0.5)
-                  for i, d in enumerate(frames)]
+            f1, ch = [], []
+            for seq, ds in seqs:
+                g = cg.Graph(frames=f"1-{len(ds)}")
+                plate = g.add("Read", name="plate", path=seq)
+                g.add("Sketch", name="sketch", image=plate["image"], **params)
+                r = engine.run(g, targets=["sketch"])
+                f1 += [metrics.line_f1(r.value("sketch", "binary", i + 1) >= 0.5, d["lines"] >= 0.5)
+                       for i, d in enumerate(ds)]
+                ch += [metrics.chamfer(r.value("sketch", "binary", i + 1) >= 0.5, d["lines"] >= 0.5)
+                       for i, d in enumerate(ds)]
             rows += [Row(task, label, "F1 within 1 px", fmt(np.mean(f1)), f"min {fmt(min(f1))}"),
                      Row(task, label, "chamfer (px)", fmt(np.mean(ch)))]
         # speed at 1920×1080 through the engine (a fresh task: no cache hit)

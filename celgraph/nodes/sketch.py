@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .. import colorspace as cs
@@ -24,16 +25,38 @@ def bundled_weights() -> Path | None:
     return bundled_file(BUNDLED)
 
 
+def binarize(soft: np.ndarray, threshold: float, weak: float | None = None) -> np.ndarray:
+    """Binary ink (bool H×W) of soft ink coverage: ``soft ≥ threshold``, and with ``weak`` (below
+    ``threshold``) hysteresis as in Canny's edge detector: pixels ``≥ weak`` are kept where their
+    8-connected ``≥ weak`` component holds a pixel ``≥ threshold``. A faint stretch of a line whose
+    ends are confident is kept (the dashes a single threshold leaves close up); faint marks that
+    touch no confident ink (painted texture, blur) stay out."""
+    soft = np.asarray(soft)
+    strong = soft >= threshold
+    if weak is None or weak >= threshold:
+        return strong
+    n, labels = cv2.connectedComponents((soft >= weak).astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[labels[strong]] = True
+    keep[0] = False                          # label 0: below the weak threshold
+    return keep[labels]
+
+
 class Sketch(NodeType):
     """Colour frame → line art: soft ink coverage and a binarised version.
 
     `model` runs celgraph's Sketch U-Net (trained on degraded synthetic cel frames: JPEG, blur,
     noise, rescaling, lighting, screentone; shadow/highlight boundaries are not lines) and
-    binarises at the threshold that maximised F1 on held-out clips, stored with the weights.
-    `xdog` is the classical baseline (eXtended Difference of Gaussians on luminance): no weights,
-    but it draws every colour edge. `threshold` 0 keeps the calibrated value (model) or 0.5 (xdog).
+    binarises with hysteresis: ink where the soft lines reach `threshold`, extended along
+    connected pixels down to `weak_threshold` (a faint stretch of a line between confident ones is
+    kept, so thin lines on real frames come out whole instead of as dashes; faint marks touching no
+    confident ink stay out). Both values are calibrated on held-out synthetic clips and stored
+    with the weights. `xdog` is the classical baseline (eXtended Difference of Gaussians on
+    luminance): no weights, but it draws every colour edge. `threshold` 0 keeps the calibrated
+    value (model) or 0.5 (xdog); `weak_threshold` 0 keeps the calibrated one (model; xdog and
+    weights without one: none), and a value ≥ `threshold` binarises at `threshold` alone.
     """
-    id, version, category = "celgraph.Sketch", 2, "Lines"
+    id, version, category = "celgraph.Sketch", 3, "Lines"
     color_space = cs.DISPLAY                         # trained on sRGB frames
     inputs = [In("image", Image, help="colour frame (RGB, or RGBA over white paper)")]
     outputs = [Out("lines", LineArt, "soft ink coverage, 0 paper .. 1 ink"),
@@ -43,6 +66,9 @@ class Sketch(NodeType):
                help="model: the trained U-Net (bundled weights); xdog: classical baseline"),
         Float("threshold", 0.0, min=0.0, max=1.0,
               help="binarisation threshold on the soft lines; 0 = calibrated (model: from the weights, xdog: 0.5)"),
+        Float("weak_threshold", 0.0, min=0.0, max=1.0,
+              help="hysteresis: pixels down to this value are ink where they connect to pixels ≥ threshold; "
+                   "0 = calibrated (model: from the weights, xdog: none); ≥ threshold: no hysteresis"),
         PathParam("weights", "", help="Sketch U-Net .safetensors; empty: the bundled weights", hashed=False),
         Float("xdog_sigma", 0.3, min=0.1, max=10.0, help="xdog: fine Gaussian σ in px (line scale)"),
         Float("xdog_k", 3.0, min=1.01, max=10.0, help="xdog: coarse σ = k·σ"),
@@ -92,7 +118,7 @@ class Sketch(NodeType):
         if p.method == "xdog":
             from ..models.xdog import xdog
             soft = xdog(image, sigma=p.xdog_sigma, k=p.xdog_k, p=p.xdog_p, epsilon=p.xdog_epsilon, phi=p.xdog_phi)
-            threshold = p.threshold or 0.5
+            threshold, weak = p.threshold or 0.5, p.weak_threshold or None
         else:
             from ..models.sketch_unet import predict
             model, net, meta, device = self._model(ctx)
@@ -101,5 +127,6 @@ class Sketch(NodeType):
             soft = predict(model, image, tile=tile, device=device,
                            progress=lambda i, n: ctx.progress(i, n, "sketch tiles"), net=net)
             threshold = p.threshold or float(meta.get("threshold", 0.5))
+            weak = p.weak_threshold or meta.get("weak_threshold")
         soft = np.clip(soft, 0.0, 1.0).astype(np.float32)
-        return {"lines": soft, "binary": (soft >= threshold).astype(np.float32)}
+        return {"lines": soft, "binary": binarize(soft, threshold, weak).astype(np.float32)}

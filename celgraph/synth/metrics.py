@@ -1,4 +1,5 @@
-"""Weight-free metrics for the quality benchmarks (numpy / scipy / cv2 only).
+"""Weight-free metrics for the quality benchmarks (numpy / scipy / cv2, and the thinning of
+:mod:`celgraph.models.autoclose`).
 
 Binary inputs (``*_bin``, masks) are anything numpy can turn into bool; ink images are coverage
 0..1 (ink = 1).  Distances use cv2's exact Euclidean distance transform.
@@ -9,6 +10,8 @@ import math
 
 import cv2
 import numpy as np
+
+from ..models.autoclose import skeletonize
 
 
 def _b(x):
@@ -132,6 +135,30 @@ def line_prf(pred_bin, gt_bin, tol=1.0):
 def line_f1(pred_bin, gt_bin, tol=1.0):
     """F1 of ink pixels within ``tol`` px (BSDS-style, via distance transforms)."""
     return line_prf(pred_bin, gt_bin, tol)[2]
+
+
+def line_continuity(ink_bin, min_length: int = 3) -> dict:
+    """How whole the strokes of a binary line drawing are, from its skeleton (needs no truth).
+
+    The ink is thinned to a 1-px skeleton (:func:`celgraph.models.autoclose.skeletonize`); its
+    8-connected pieces of at least ``min_length`` px are the strokes (shorter ones are specks).
+    Returns ``{"length": skeleton px in strokes, "strokes": their number, "mean_stroke": length ÷
+    strokes, "ends_per_kpx": stroke ends (skeleton px with one 8-neighbour) per 1000 px of
+    length}``. A line drawn whole has two ends; the same line broken into dashes has two per dash,
+    so breaks show as more ends per length and shorter strokes. Line width does not count (the
+    skeleton is 1 px), but lines merged into each other count as fewer, longer strokes: read it
+    beside a precision or an inked share."""
+    sk = skeletonize(_b(ink_bin))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(sk.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_length
+    sk = keep[labels]
+    k = np.ones((3, 3), np.float32)
+    k[1, 1] = 0
+    nb = cv2.filter2D(sk.astype(np.uint8), cv2.CV_32F, k, borderType=cv2.BORDER_CONSTANT)
+    length, strokes, ends = int(sk.sum()), int(keep.sum()), int((sk & (nb == 1)).sum())
+    return {"length": length, "strokes": strokes, "mean_stroke": length / strokes if strokes else 0.0,
+            "ends_per_kpx": 1000.0 * ends / length if length else 0.0}
 
 
 def chamfer(pred_bin, gt_bin):

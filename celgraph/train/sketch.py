@@ -24,14 +24,17 @@ atomically every ``ckpt_every`` steps (model, optimiser, step, RNG, config); SIG
 and exit (resume with ``--resume``). Every ``eval_every`` steps the model runs on the whole
 validation frames and the **binarisation threshold maximising F1 within 1 px** is searched;
 ``OUT/best.pt`` keeps the best F1. At the end the best model is exported to safetensors with its
-threshold in the header (``--export``; default ``OUT/sketch_unet.safetensors``). ``--init WEIGHTS``
-starts from trained weights instead of random ones (fine-tuning).
+threshold in the header (``--export``; default ``OUT/sketch_unet.safetensors``), with the **weak
+(hysteresis) threshold** of the Sketch node calibrated on the same validation frames by
+:func:`best_weak_threshold` (``--calibrate-weak WEIGHTS`` adds it to an existing file).
+``--init WEIGHTS`` starts from trained weights instead of random ones (fine-tuning).
 
     graph train sketch --anime 0 --steps 3000 --pool runs/pool1 --out runs/sketch1   # stage 1 of the bundled weights
     graph train sketch --init runs/sketch1/sketch_unet.safetensors --steps 1200 --lr 1e-3 \
         --pool-frames 400 --pool runs/pool2 --out runs/sketch2                        # stage 2 (MODEL_CARD)
     graph train sketch --out runs/sketch --resume
     graph train sketch --eval-only celgraph/models/weights/sketch_unet.safetensors
+    graph train sketch --calibrate-weak celgraph/models/weights/sketch_unet.safetensors
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ from .loop import StopFlag, atomic_save  # noqa: F401 (re-exported: they were de
 from .loop import warmup_cosine_lr as lr_at
 
 __all__ = ["TrainConfig", "sketch_frame", "eval_frames", "make_pool", "load_pool", "batch_tensors", "sketch_loss",
-           "best_threshold", "evaluate", "train", "export_weights", "add_sketch_train_parser", "main",
+           "best_threshold", "best_weak_threshold", "calibrate_weak", "evaluate", "train", "export_weights", "add_sketch_train_parser", "main",
            "POOL_SEED0", "VAL_SEEDS", "SIZES"]
 
 POOL_SEED0 = 2_000_000
@@ -78,7 +81,8 @@ def degrade(color: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | None = None,
                  anime: float = ANIME) -> dict:
-    """One seeded sample: {"image": degraded colour H×W×3, "clean": clean colour, "lines": exact ink}.
+    """One seeded sample: {"image": degraded colour H×W×3, "clean": clean colour, "lines": exact ink,
+    "source": what drew it}.
 
     ``source``: "clip" (a make_clip frame), "anime" (one restyled as a TV anime frame by
     :func:`celgraph.synth.animeframe.anime_style`) or "lineart" (a make_lineart page); None draws
@@ -100,7 +104,8 @@ def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | N
     else:
         s = make_lineart(seed, W, H)
         color, lines = s["color"], s["lines"]
-    return {"image": degrade(color, rng), "clean": np.asarray(color, np.float32), "lines": np.asarray(lines, np.float32)}
+    return {"image": degrade(color, rng), "clean": np.asarray(color, np.float32), "lines": np.asarray(lines, np.float32),
+            "source": source}
 
 
 def eval_frames(seeds=VAL_SEEDS, sizes=((456, 256), (960, 540)), anime: int = 4) -> list[dict]:
@@ -202,6 +207,42 @@ def best_threshold(probs: list[np.ndarray], gts: list[np.ndarray], thresholds=TH
     return t, table[t], table
 
 
+WEAK_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.451, 0.05), 2))
+WEAK_SLACK = 0.005
+
+
+def best_weak_threshold(probs: list[np.ndarray], gts: list[np.ndarray], threshold: float, anime: int = 4,
+                        slack: float = WEAK_SLACK, weaks=WEAK_THRESHOLDS) -> tuple[float | None, dict]:
+    """(weak threshold, {weak: (F1 all frames, F1 anime frames)}) for the Sketch node's hysteresis
+    above ``threshold`` (:func:`celgraph.nodes.sketch.binarize`), F1 within 1 px.
+
+    The rule: the weak threshold with the best F1 on the last ``anime`` frames (the TV-anime frames
+    of :func:`eval_frames`, thin lines over soft shading: the frames hysteresis is for), among those
+    that keep the F1 over all frames within ``slack`` of binarising at ``threshold`` alone; None
+    when no weak threshold beats ``threshold`` alone on the anime frames (``anime`` 0: all frames
+    stand for them)."""
+    from celgraph.nodes.sketch import binarize
+    from celgraph.synth import metrics
+
+    def f1s(weak):
+        f = [metrics.line_f1(binarize(p, threshold, weak), g >= 0.5) for p, g in zip(probs, gts)]
+        return float(np.mean(f)), float(np.mean(f[-anime:] if anime else f))
+
+    base_all, base_anime = f1s(None)
+    table = {float(w): f1s(float(w)) for w in weaks if w < threshold}
+    ok = {w: v for w, v in table.items() if v[0] >= base_all - slack and v[1] > base_anime}
+    return (max(ok, key=lambda w: ok[w][1]) if ok else None), {None: (base_all, base_anime), **table}
+
+
+def calibrate_weak(model, threshold: float, frames: list[dict] | None = None) -> tuple[float | None, dict]:
+    """:func:`best_weak_threshold` of ``model`` on the validation frames (default :func:`eval_frames`)."""
+    from celgraph.models.sketch_unet import predict
+    frames = eval_frames() if frames is None else frames
+    probs = [predict(model, d["image"], tile=None) for d in frames]
+    anime = sum(d.get("source") == "anime" for d in frames)
+    return best_weak_threshold(probs, [d["lines"] for d in frames], threshold, anime=anime)
+
+
 def evaluate(model, frames: list[dict], threshold: float | None = None) -> dict:
     """F1 within 1 px and chamfer of a model on frames; ``threshold`` None: the best one."""
     from celgraph.models.sketch_unet import predict
@@ -284,18 +325,35 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
     model.train()
     run.loop(train_step, validate, [opt], lambda step: lr_at(step, cfg.steps, cfg.lr), stop_at=stop_at)
     return run.finish({"best_f1": run.best, "threshold": run.extra["best_threshold"]},
-                      Path(cfg.export or run.out / f"{cfg.arch}.safetensors"), export_weights)
+                      Path(cfg.export or run.out / f"{cfg.arch}.safetensors"),
+                      lambda ck, path, meta: export_weights(ck, path, meta, frames=val))
 
 
-def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
-    """best.pt → safetensors with the calibrated threshold, validation F1 and config in the header."""
+def export_weights(checkpoint, path, metadata: dict | None = None, frames: list[dict] | None = None) -> Path:
+    """best.pt → safetensors with the calibrated threshold, the weak (hysteresis) threshold
+    calibrated on ``frames`` (default :func:`eval_frames`; :func:`calibrate_weak`), validation F1
+    and config in the header."""
     from celgraph.models.sketch_unet import build, save_weights
     ck = load_checkpoint(checkpoint)
     model = build(ck["config"]["arch"])
     model.load_state_dict(ck["model"])
-    meta = {"threshold": ck["threshold"], "val_f1": round(ck["f1"], 4), "best_step": ck["step"],
-            "config": ck["config"], **(metadata or {})}
+    model.eval()
+    weak, _ = calibrate_weak(model, ck["threshold"], frames)
+    meta = {"threshold": ck["threshold"], "weak_threshold": weak, "val_f1": round(ck["f1"], 4),
+            "best_step": ck["step"], "config": ck["config"], **(metadata or {})}
     return save_weights(model, path, meta)
+
+
+def add_weak_threshold(path, frames: list[dict] | None = None) -> tuple[float | None, dict]:
+    """Calibrate the weak threshold of an existing weights file at its stored threshold and write
+    it into the file's header (atomically; the tensors are unchanged). Returns
+    :func:`calibrate_weak`'s (weak, table)."""
+    from celgraph.models.sketch_unet import load_weights, save_weights
+    model, meta = load_weights(path)
+    weak, table = calibrate_weak(model, float(meta.get("threshold", 0.5)), frames)
+    extra = {k: v for k, v in meta.items() if k not in ("format", "widths", "cin")}
+    save_weights(model, path, {**extra, "weak_threshold": weak})
+    return weak, table
 
 
 # ---------------------------------------------------------------- command line
@@ -316,6 +374,9 @@ def add_sketch_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                       export_help="final safetensors (default OUT/<arch>.safetensors)")
     r.add_argument("--eval-only", metavar="WEIGHTS", default=None,
                    help="train nothing: print F1/chamfer of WEIGHTS on the validation frames as JSON")
+    r.add_argument("--calibrate-weak", metavar="WEIGHTS", default=None,
+                   help="train nothing: calibrate the Sketch node's weak (hysteresis) threshold of WEIGHTS on "
+                        "the validation frames, write it into WEIGHTS' header and print the F1 table as JSON")
     p.set_defaults(func=cmd_train_sketch)
     return p
 
@@ -338,6 +399,15 @@ def cmd_train_sketch(args) -> int:
         model, meta = load_weights(args.eval_only)
         r = evaluate(model, eval_frames(), meta.get("threshold"))
         print(json.dumps({k: v for k, v in r.items() if k != "f1_by_threshold"}, indent=2))
+        return EXIT_OK
+    if args.calibrate_weak:
+        if not Path(args.calibrate_weak).is_file():
+            print(f"error: no weights file {args.calibrate_weak}", file=sys.stderr)
+            return EXIT_USAGE
+        torch.set_num_threads(args.threads)
+        weak, table = add_weak_threshold(args.calibrate_weak)
+        print(json.dumps({"weak_threshold": weak, "f1_all_anime": {str(k): [round(v, 4) for v in f]
+                                                                   for k, f in table.items()}}, indent=2))
         return EXIT_OK
     if args.make_pool:
         make_pool(args.pool, frames=args.pool_frames, anime=TrainConfig().anime if args.anime is None else args.anime)
