@@ -531,8 +531,10 @@ def test_two_processes_sharing_a_cache_dir_both_succeed_with_the_same_outputs(tm
     assert list(store.tmp.iterdir()) == []
 
 
-def big_scene(tmp_path: Path, frames="1-40") -> Path:
-    """A single 384² still read on every frame, heavily blurred: ~0.1 s of work per frame."""
+def big_scene(tmp_path: Path, frames="1-400") -> Path:
+    """A single 384² still read on every frame, heavily blurred: ~0.1 s of work per frame. Many
+    frames, so that the run is still going when a test that was slow to read its first event (a
+    loaded machine) sends the signal; a cancelled run never does them all."""
     still = np.random.default_rng(1).random((384, 384, 3), dtype=np.float32)
     write_image(tmp_path / "still.png", still)
     return write_scene(tmp_path, frames=frames, blur=60.0, read_path="still.png")
@@ -568,7 +570,7 @@ def test_ctrl_c_cancels_with_exit_130_and_leaves_only_complete_outputs(tmp_path)
     assert proc.returncode == 130, err
     evs = events("".join(lines) + rest)
     assert evs[-1]["kind"] == "run_finished" and evs[-1]["data"]["status"] == "cancelled"
-    assert_only_complete_outputs(tmp_path / "out", 40)
+    assert_only_complete_outputs(tmp_path / "out", 400)
     assert list(DiskStore(tmp_path / "cache").tmp.iterdir()) == []
 
 
@@ -582,11 +584,11 @@ def test_sigterm_cancels_with_exit_130(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert_only_complete_outputs(tmp_path / "out", 40)
+    assert_only_complete_outputs(tmp_path / "out", 400)
 
 
 def test_a_cancelled_run_resumes_from_its_cache(tmp_path, graph):
-    scene = big_scene(tmp_path, frames="1-16")
+    scene = big_scene(tmp_path, frames="1-40")
     proc = popen(tmp_path, "run", scene, "--cache-dir", tmp_path / "cache", "--json", "--workers", "1")
     try:
         wait_for_first_task(proc)
@@ -598,5 +600,5 @@ def test_a_cancelled_run_resumes_from_its_cache(tmp_path, graph):
     done_before = sum(e["kind"] == "task_finished" for e in events(rest)) + 1
     r = graph("run", scene, "--cache-dir", tmp_path / "cache", "--json")
     assert r.returncode == 0, r.stderr
-    assert finished(r.stdout)["computed"] == 48 - done_before
-    assert outputs(tmp_path / "out") == [f"out.{f:04d}.png" for f in range(1, 17)]
+    assert finished(r.stdout)["computed"] == 120 - done_before
+    assert outputs(tmp_path / "out") == [f"out.{f:04d}.png" for f in range(1, 41)]
