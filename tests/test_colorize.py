@@ -225,6 +225,61 @@ def test_reference_mode_takes_hints_over_the_key_and_clears_unsure(tmp_path):
     assert r.value("col", "unsure", 3)[np.isin(regions, ids)].max() == 0.0
 
 
+def test_the_key_frame_is_prepared_once_for_every_frame_coloured_from_it(tmp_path, monkeypatch):
+    prepared = []
+    real = hf.reference_key
+    monkeypatch.setattr(hf, "reference_key", lambda *a, **kw: prepared.append(1) or real(*a, **kw))
+    g = cg.Graph(frames="1-4")
+    clip = g.add("SynthClip", name="clip", seed=7, width=160, height=96, sprites=1)
+    g.add("Colorize", name="col", mode="reference", lines=clip["lines"], reference=clip["image"], chain=False)
+    first = cg.Engine(tmp_path / "cache").run(g, frames=[1, 2, 3], workers=1)
+    assert len(prepared) == 1                       # three frames, one key: its regions and palettes made once
+    later = cg.Engine(tmp_path / "cache").run(g, frames=[4], workers=1)    # a new process, the same store
+    assert len(prepared) == 1                       # read back from the store, not made again
+    again = cg.Engine(tmp_path / "cache").run(g, frames=[2, 4], workers=1, use_cache=False)
+    assert len(prepared) == 3                       # no cache: made per task, and the same result
+    assert np.array_equal(first.value("col", "image", 2), again.value("col", "image", 2))
+    assert np.array_equal(later.value("col", "image", 4), again.value("col", "image", 4))
+
+
+def _key_files(folder, key_colours):
+    """Line art of two frames (rings(), then moved 3 px right) and a coloured key for frame 1: the
+    circle, the square and the paper in the given colours. Returns the lines pattern and the key path."""
+    from celgraph.nodes.io import write_image
+    lines = rings()
+    for f, shift in ((1, 0), (2, 3)):
+        ink = np.roll(lines, shift, axis=1)
+        write_image(folder / f"lines.{f:04d}.png", np.repeat(1 - ink[:, :, None], 3, 2))
+    seg = hf.segment(lines, 0.5, 0.0)
+    circle, square, paper = (seg.labels[32, 24], seg.labels[32, 72], seg.labels[3, 3])
+    colours = np.zeros((seg.n + 1, 3), np.float32)
+    for r, c in zip((circle, square, paper), key_colours):
+        colours[r] = c
+    key = np.where(seg.ink[:, :, None], 0.0, colours[seg.labels])
+    write_image(folder / "key.png", key)
+    return str(folder / "lines.####.png"), str(folder / "key.png")
+
+
+def test_a_repainted_key_frame_recolours_the_frames_it_colours(tmp_path):
+    engine = cg.Engine(tmp_path / "cache")          # one engine: its caches stay warm between the runs
+
+    def run(key_colours):
+        pattern, key_path = _key_files(tmp_path, key_colours)
+        g = cg.Graph(frames="1-2")
+        lines = g.add("Read", name="lines_file", path=pattern)
+        ink = g.add("ToLineArt", name="ink", image=lines["image"])
+        key = g.add("Read", name="key_file", path=key_path)
+        g.add("Colorize", name="col", mode="reference", lines=ink["lines"], reference=key["image"],
+              key_frames=[1], close_gaps=0.0)
+        r = engine.run(g, targets=["col", "key_file"], frames=[1, 2], workers=1)
+        return r.value("col", "fill", 2)[32, 27, :3], r.value("key_file", "image", 1)[32, 24, :3]
+
+    red, red_key = run([RED, BLUE, (1.0, 1.0, 1.0)])
+    green, green_key = run([GREEN, BLUE, (1.0, 1.0, 1.0)])   # the same lines, the circle repainted
+    assert np.allclose(red, red_key, atol=1e-3) and np.allclose(green, green_key, atol=1e-3)
+    assert not np.allclose(red, green, atol=0.1)
+
+
 def test_reference_mode_needs_the_reference_input(tmp_path):
     g = cg.Graph(frames="1-2")
     clip = g.add("SynthClip", name="clip", seed=7, width=96, height=64)

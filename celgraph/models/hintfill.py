@@ -44,7 +44,8 @@ import cv2
 import numpy as np
 
 __all__ = ["Segmentation", "segment", "hint_votes", "fill_from_hints", "composite", "sample_hints",
-           "region_adjacency", "region_palettes", "reference_fill", "compose_flows", "UNHINTED", "LINE_MODES"]
+           "region_adjacency", "region_palettes", "ReferenceKey", "reference_key", "reference_fill", "compose_flows",
+           "UNHINTED", "LINE_MODES"]
 
 UNHINTED = ("transparent", "nearest", "paper")
 LINE_MODES = ("black", "trace", "none")
@@ -358,12 +359,13 @@ def _quant_key(rgb: np.ndarray) -> np.ndarray:
 
 
 def region_palettes(seg: Segmentation, color: np.ndarray, min_share: float = 0.005, min_pixels: int = 6,
-                    max_colors: int = 8, margin: float = 1.5) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per region of a coloured frame: its palette (up to ``max_colors``×3 colours, most frequent
+                    max_colors: int = 8, margin: float = 1.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per region of a coloured frame: its palette (up to ``max_colors`` colours, most frequent
     first; a colour needs ``min_share`` of the region and ``min_pixels`` px, colours quantised to 5
     bits per channel) and the share of the region's pixels the palette explains (near 1 for flat
     cel colours, low for painted areas). Pixels within ``margin`` px of ink are left out
-    (anti-aliasing), except in regions too thin to have any other."""
+    (anti-aliasing), except in regions too thin to have any other. Returns (palettes
+    (n+1)×max_colors×3 float32, the unused slots 0; palette sizes (n+1,); explained (n+1,))."""
     inner = cv2.distanceTransform((~seg.ink).astype(np.uint8), cv2.DIST_L2, 3) > margin
     thin = np.bincount(seg.labels[inner], minlength=seg.n + 1) == 0       # no pixel that far from ink:
     inner |= thin[seg.labels] & ~seg.ink                                   # use all its paper pixels
@@ -388,7 +390,8 @@ def region_palettes(seg: Segmentation, color: np.ndarray, min_share: float = 0.0
     means = sums / cnt[:, None]
     regs = uk // nc
     total = np.bincount(rs, minlength=seg.n + 1)
-    palettes: list[np.ndarray] = [np.zeros((0, 3), np.float32)] * (seg.n + 1)
+    palettes = np.zeros((seg.n + 1, max_colors, 3), np.float32)
+    size = np.zeros(seg.n + 1, np.int64)
     explained = np.zeros(seg.n + 1, np.float32)
     order = np.lexsort((-cnt, regs))
     bounds = np.searchsorted(regs[order], np.arange(seg.n + 2))
@@ -397,16 +400,52 @@ def region_palettes(seg: Segmentation, color: np.ndarray, min_share: float = 0.0
         keep = cnt[idx] >= max(min_share * total[r], min_pixels)
         keep[0] = True
         idx = idx[keep]
-        palettes[r] = means[idx].astype(np.float32)
+        palettes[r, :len(idx)] = means[idx]
+        size[r] = len(idx)
         explained[r] = cnt[idx].sum() / max(total[r], 1)
-    return palettes, explained
+    return palettes, size, explained
 
 
-def reference_fill(seg_t: Segmentation, seg_k: Segmentation, ref_color: np.ndarray, flow: np.ndarray,
+@dataclass
+class ReferenceKey:
+    """A coloured key frame made ready for :func:`reference_fill` (:func:`reference_key`): the work
+    that depends on the key alone, done once however many frames are coloured from it."""
+    rgb: np.ndarray             # H×W×3 float32 key colours, unpremultiplied
+    palettes: np.ndarray        # (n_k+1)×P×3 float32 each key region's palette (region_palettes)
+    palette_size: np.ndarray    # (n_k+1,) colours in each palette
+    explained: np.ndarray       # (n_k+1,) share of the region the palette explains
+    alpha: np.ndarray           # (n_k+1,) mean key alpha of each key region
+
+
+def reference_key(seg_k: Segmentation, ref_color: np.ndarray, margin: float = 1.5) -> ReferenceKey:
+    """The key frame's colours (H×W grey, RGB, or RGBA premultiplied) split into what
+    :func:`reference_fill` needs of them."""
+    ref = np.asarray(ref_color, np.float32)
+    if ref.ndim == 2:
+        ref = ref[:, :, None]
+    if ref.shape[2] in (2, 4):
+        a_ref = ref[:, :, -1]
+        rgb = np.clip(ref[:, :, :-1] / np.maximum(a_ref, 1e-6)[:, :, None], 0, 1)
+    else:
+        a_ref = np.ones(ref.shape[:2], np.float32)
+        rgb = ref[:, :, :3]
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+    palettes, size, explained = region_palettes(seg_k, rgb, margin=margin)
+    # key alpha per key region (transparent regions of an RGBA key stay transparent)
+    lab = seg_k.labels.ravel()
+    alpha = np.bincount(lab, weights=a_ref.ravel(), minlength=seg_k.n + 1) / \
+        np.maximum(np.bincount(lab, minlength=seg_k.n + 1), 1)
+    return ReferenceKey(rgb, palettes, size, explained, alpha)
+
+
+def reference_fill(seg_t: Segmentation, seg_k: Segmentation, key: ReferenceKey | np.ndarray, flow: np.ndarray,
                    shading: str = "palette", flat_share: float = 0.8, margin: float = 1.5,
                    match: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Colour the regions of frame t from a coloured key frame k (:func:`reference_fill` of Colorize).
 
+    ``key``: the key's colours (an image, or :func:`reference_key` of it, made once per key).
     ``flow``: H×W×2 from t to k (pixel p of t sits at p + flow(p) in k). Every pixel of a t region
     (away from ink) votes for the key region it lands in; the winner is the region's match and its
     share of the votes the match ``confidence``. Colours: ``"flat"`` gives each region its match's
@@ -419,37 +458,25 @@ def reference_fill(seg_t: Segmentation, seg_k: Segmentation, ref_color: np.ndarr
     Returns {"fill": H×W×3, "alpha": H×W, "confidence": (n_t+1,), "match": (n_t+1,)}."""
     if shading not in ("palette", "flat"):
         raise ValueError(f"shading must be 'palette' or 'flat', got {shading!r}")
-    ref = np.asarray(ref_color, np.float32)
-    if ref.ndim == 2:
-        ref = np.repeat(ref[:, :, None], 3, axis=2)
-    if ref.shape[2] in (2, 4):
-        a_ref = ref[:, :, -1]
-        rgb_ref = np.clip(ref[:, :, :-1] / np.maximum(a_ref, 1e-6)[:, :, None], 0, 1)
-    else:
-        a_ref = np.ones(ref.shape[:2], np.float32)
-        rgb_ref = ref[:, :, :3]
-    if rgb_ref.shape[2] == 1:
-        rgb_ref = np.repeat(rgb_ref, 3, axis=2)
-    rgb_ref = np.ascontiguousarray(rgb_ref, dtype=np.float32)
+    if not isinstance(key, ReferenceKey):
+        key = reference_key(seg_k, key, margin)
     H, W = seg_t.labels.shape
-    gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-    mx = gx + flow[:, :, 0]
-    my = gy + flow[:, :, 1]
-    inside = (mx >= -0.5) & (mx <= W - 0.5) & (my >= -0.5) & (my <= H - 0.5)
-    k_lab = cv2.remap(seg_k.labels.astype(np.float32), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-    k_lab = k_lab.astype(np.int64)
-    warped = cv2.remap(rgb_ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    # votes from pixels away from the ink of both frames
-    inner_t = cv2.distanceTransform((~seg_t.ink).astype(np.uint8), cv2.DIST_L2, 3) > margin
+    mx = flow[:, :, 0] + np.arange(W, dtype=np.float32)[None, :]
+    my = flow[:, :, 1] + np.arange(H, dtype=np.float32)[:, None]
     nt, nk = seg_t.n, seg_k.n
-    t_lab = seg_t.labels.astype(np.int64)
-
-    def tally(mask):
-        key = t_lab[mask] * (nk + 1) + k_lab[mask]
-        uk, cnt = np.unique(key, return_counts=True)
-        return uk // (nk + 1), uk % (nk + 1), cnt
-
+    t_lab = seg_t.labels
     if match is None:
+        # votes from pixels away from the ink of both frames
+        inner_t = cv2.distanceTransform((~seg_t.ink).astype(np.uint8), cv2.DIST_L2, 3) > margin
+        inside = (mx >= -0.5) & (mx <= W - 0.5) & (my >= -0.5) & (my <= H - 0.5)
+        k_lab = cv2.remap(seg_k.labels.astype(np.float32), mx, my, cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_REPLICATE).astype(np.int64)
+
+        def tally(mask):
+            keys = t_lab[mask].astype(np.int64) * (nk + 1) + k_lab[mask]
+            uk, cnt = np.unique(keys, return_counts=True)
+            return uk // (nk + 1), uk % (nk + 1), cnt
+
         rt, rk, cnt = tally(inner_t & inside)
         missing = np.setdiff1d(np.arange(1, nt + 1), rt)
         if len(missing):                               # regions with no inner pixel: all their pixels vote
@@ -468,38 +495,31 @@ def reference_fill(seg_t: Segmentation, seg_k: Segmentation, ref_color: np.ndarr
         total = (match > 0).astype(np.float64)
         confidence = total.copy()
     confidence[0] = 0.0
-    palettes, explained = region_palettes(seg_k, rgb_ref, margin=margin)
-    # key alpha per key region (transparent regions of an RGBA key stay transparent)
-    k_alpha = np.bincount(seg_k.labels.ravel(), weights=a_ref.ravel(), minlength=nk + 1) / \
-        np.maximum(np.bincount(seg_k.labels.ravel(), minlength=nk + 1), 1)
-    region_alpha = (k_alpha[match] >= 0.5).astype(np.float32)
+    region_alpha = (key.alpha[match] >= 0.5).astype(np.float32)
     region_alpha[total == 0] = 0.0                     # nothing of the region is in the key frame
-    fill = warped.copy()
-    flat = np.zeros((nt + 1, 3), np.float32)
-    is_flat = np.zeros(nt + 1, bool)
-    for r in range(1, nt + 1):
-        m = match[r]
-        if m and len(palettes[m]) and explained[m] >= flat_share:
-            flat[r] = palettes[m][0]
-            is_flat[r] = True
-    if shading == "flat":
-        sel = is_flat[t_lab]
-        fill[sel] = flat[t_lab[sel]]
-    else:
-        flat_px = np.flatnonzero(is_flat[t_lab].ravel())
-        labs = t_lab.ravel()[flat_px]
-        order = np.argsort(labs, kind="stable")
-        bounds = np.searchsorted(labs[order], np.arange(nt + 2))
-        fflat, wflat = fill.reshape(-1, 3), warped.reshape(-1, 3)
-        for r in np.flatnonzero(is_flat):
-            idx = flat_px[order[bounds[r]:bounds[r + 1]]]
-            pal = palettes[match[r]]
-            if len(pal) == 1:
-                fflat[idx] = pal[0]
-                continue
-            px = wflat[idx]
-            d = ((px[:, None, :] - pal[None, :, :]) ** 2).sum(-1)
-            fflat[idx] = pal[d.argmin(1)]
+    fill = cv2.remap(key.rgb, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # a t region is flat when its match's palette explains the key region: its pixels take a colour
+    # of that palette (the first = dominant under "flat" or for a one-colour palette; else the nearest
+    # to the warped key colour, so shadows and highlights move with the drawing)
+    size = np.where((match > 0) & (key.explained[match] >= flat_share), key.palette_size[match], 0)
+    size[0] = 0
+    pal = key.palettes[match]                                          # (n_t+1)×P×3
+    one = (size == 1) | ((size > 1) & (shading == "flat"))
+    np.copyto(fill, np.take(pal[:, 0], t_lab, axis=0), where=one[t_lab][:, :, None])     # by label lookup
+    multi = np.flatnonzero((size > 1)[t_lab].ravel()) if shading == "palette" else np.zeros(0, np.int64)
+    if len(multi):
+        labs = t_lab.ravel()[multi]
+        fflat = fill.reshape(-1, 3)
+        px = fflat[multi]
+        best_d = np.full(len(multi), np.inf, np.float32)
+        best_c = np.zeros((len(multi), 3), np.float32)
+        for s in range(pal.shape[1]):
+            used = s < size[labs]
+            c = pal[labs, s]
+            d = ((px - c) ** 2).sum(1)
+            better = used & (d < best_d)
+            best_d[better], best_c[better] = d[better], c[better]
+        fflat[multi] = best_c
     return {"fill": fill, "alpha": region_alpha[t_lab], "confidence": confidence, "match": match,
             "region_alpha": region_alpha}
 

@@ -47,6 +47,7 @@ flow is used.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -66,37 +67,50 @@ class Descriptors:
     c: np.ndarray               # (n+1, 2) centroid x, y
     cov: np.ndarray             # (n+1, 2, 2) second central moments / area
     inv: np.ndarray             # (n+1, 2) rotation/scale invariants: (λ1+λ2)/area, ((λ1-λ2)/(λ1+λ2))
-    nbrs: list                  # per region: {neighbour: border length}
+    adjacency: np.ndarray       # (m, 3) int64 neighbour pairs a < b and the length of the line between them
     clipped: np.ndarray         # (n+1,) bool: touches the frame's edge (its area and shape are cut)
+
+    @cached_property
+    def nbrs(self) -> list[dict[int, int]]:
+        """Per region: {neighbour: border length}."""
+        nbrs: list[dict[int, int]] = [dict() for _ in range(self.n + 1)]
+        for i, j, cnt in self.adjacency.tolist():
+            nbrs[i][j] = cnt
+            nbrs[j][i] = cnt
+        return nbrs
 
 
 def describe(seg: Segmentation) -> Descriptors:
     """Per-region descriptors of a segmentation (paper pixels only)."""
     n = seg.n
-    lab2 = np.where(seg.ink, 0, seg.labels)
-    ys, xs = np.nonzero(lab2)
-    lab = lab2[ys, xs]
-    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
-    area = np.bincount(lab, minlength=n + 1).astype(np.float64)
+    H, W = seg.labels.shape
+    lab = np.where(seg.ink, 0, seg.labels).ravel()
+    xs = np.tile(np.arange(W, dtype=np.float64), H)
+    ys = np.repeat(np.arange(H, dtype=np.float64), W)
+
+    def per_region(w=None) -> np.ndarray:          # sums over each region's paper pixels (bin 0: ink, left out)
+        out = np.bincount(lab, w, n + 1).astype(np.float64)
+        out[0] = 0.0
+        return out
+
+    area = per_region()
     a = np.maximum(area, 1)
-    cx, cy = np.bincount(lab, xs, n + 1) / a, np.bincount(lab, ys, n + 1) / a
-    sxx = np.bincount(lab, xs * xs, n + 1) / a - cx * cx + 1 / 12      # raw moments (exact in float64
-    syy = np.bincount(lab, ys * ys, n + 1) / a - cy * cy + 1 / 12      # at any frame size we meet)
-    sxy = np.bincount(lab, xs * ys, n + 1) / a - cx * cy
+    cx, cy = per_region(xs) / a, per_region(ys) / a
+    sxx = per_region(xs * xs) / a - cx * cx + 1 / 12      # raw moments (exact in float64
+    syy = per_region(ys * ys) / a - cy * cy + 1 / 12      # at any frame size we meet)
+    sxy = per_region(xs * ys) / a - cx * cy
     cov = np.stack([np.stack([sxx, sxy], -1), np.stack([sxy, syy], -1)], -2)
     tr = sxx + syy
     det = sxx * syy - sxy ** 2
     ecc = np.sqrt(np.maximum(tr ** 2 - 4 * det, 0)) / np.maximum(tr, 1e-9)
     inv = np.stack([tr / a, ecc], 1)
-    nbrs: list[dict[int, int]] = [dict() for _ in range(n + 1)]
-    for (i, j), cnt in region_adjacency(seg.labels, n).items():
-        nbrs[i][j] = cnt
-        nbrs[j][i] = cnt
+    adjacency = np.array([(i, j, cnt) for (i, j), cnt in region_adjacency(seg.labels, n).items()],
+                         np.int64).reshape(-1, 3)
     clipped = np.zeros(n + 1, bool)
     lab2 = seg.labels
     clipped[np.concatenate([lab2[0], lab2[-1], lab2[:, 0], lab2[:, -1]])] = True
     clipped[0] = False
-    return Descriptors(n, area, np.stack([cx, cy], 1), cov, inv, nbrs, clipped)
+    return Descriptors(n, area, np.stack([cx, cy], 1), cov, inv, adjacency, clipped)
 
 
 def _shape_feat(d: Descriptors) -> np.ndarray:
@@ -183,14 +197,21 @@ def key_colors(seg_k: Segmentation, ref_rgba: np.ndarray) -> np.ndarray:
     return out
 
 
-def _votes(seg_t: Segmentation, seg_k: Segmentation, disp: np.ndarray, inner: np.ndarray):
+def _paper_labels(seg: Segmentation) -> np.ndarray:
+    """The region ids of the paper pixels (0 on ink), as float32 for cv2.remap."""
+    return np.where(seg.ink, 0, seg.labels).astype(np.float32)
+
+
+def _votes(seg_t: Segmentation, seg_k: Segmentation, disp: np.ndarray, inner: np.ndarray,
+           key_paper: np.ndarray | None = None):
     """Per (t region, key region): the share of the t region's inner pixels a displacement field
-    (H×W×2, t → key) takes into the key region. Returns a dict {(i, j): share}."""
+    (H×W×2, t → key) takes into the key region (``key_paper``: :func:`_paper_labels` of ``seg_k``, when
+    the caller keeps it). Returns a dict {(i, j): share}."""
     H, W = seg_t.labels.shape
     mx = disp[:, :, 0] + np.arange(W, dtype=np.float32)[None, :]
     my = disp[:, :, 1] + np.arange(H, dtype=np.float32)[:, None]
     inside = (mx >= 0) & (mx <= W - 1) & (my >= 0) & (my <= H - 1)
-    k_lab = cv2.remap(np.where(seg_k.ink, 0, seg_k.labels).astype(np.float32), mx, my, cv2.INTER_NEAREST,
+    k_lab = cv2.remap(_paper_labels(seg_k) if key_paper is None else key_paper, mx, my, cv2.INTER_NEAREST,
                       borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.int64)
     t_lab = seg_t.labels
     m = inner & inside & (k_lab > 0)
@@ -339,21 +360,24 @@ def _local_offsets(dt: Descriptors, dk: Descriptors, match: np.ndarray, sure: np
 
 def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | None = None,
                   key_color: np.ndarray | None = None, flow_weight: float = 1.0, null_cost: float = NULL_COST,
-                  rounds: int = 3, margin: float = 1.5, seed: int = 0) -> dict[str, np.ndarray]:
+                  rounds: int = 3, margin: float = 1.5, seed: int = 0,
+                  key_desc: Descriptors | None = None) -> dict[str, np.ndarray]:
     """Match every region of frame t to a key region (module doc). ``flow`` (optional, H×W×2,
     t → key) is one cue; ``key_color`` ((n_k+1,) from :func:`key_colors`) makes the confidence
     ignore mix-ups between regions of one colour. Returns {"match": (n_t+1,) key region (0 = none),
     "cost": (n_t+1,), "confidence": (n_t+1,) 0..1, "motion": 2×3, "offset": (n_t+1)×2 (each
     region's offset from the motion, for :func:`motion_field`), "flow_share": (n_t+1,) share of the
-    region's pixels the flow takes into its match (0 without a flow)}."""
-    dt, dk = describe(seg_t), describe(seg_k)
+    region's pixels the flow takes into its match (0 without a flow)}. ``key_desc``: :func:`describe`
+    of ``seg_k`` when the caller keeps it (a key frame matched against many frames)."""
+    dt, dk = describe(seg_t), key_desc if key_desc is not None else describe(seg_k)
     nt = dt.n
     inner = cv2.distanceTransform((~seg_t.ink).astype(np.uint8), cv2.DIST_L2, 3) > margin
     small = np.bincount(seg_t.labels[inner], minlength=nt + 1) == 0      # regions thinner than the margin
     if small.any():
         inner = inner | (small[seg_t.labels] & ~seg_t.ink)
     m = global_motion(dt, dk, seed=seed)
-    flow_votes = _votes(seg_t, seg_k, flow, inner) if flow is not None and flow_weight > 0 else None
+    key_paper = _paper_labels(seg_k)
+    flow_votes = _votes(seg_t, seg_k, flow, inner, key_paper) if flow is not None and flow_weight > 0 else None
     shape_k, shape_t = _shape_feat(dk), _shape_feat(dt)
     tree_k = cKDTree(dk.c[1:]) if dk.n else None
     tree_shape = cKDTree(np.c_[shape_k[1:], np.log(np.maximum(dk.area[1:], 1)) * 0.5]) if dk.n else None
@@ -364,7 +388,7 @@ def match_regions(seg_t: Segmentation, seg_k: Segmentation, flow: np.ndarray | N
     conf = np.zeros(nt + 1)
     for rnd in range(rounds):
         pred = _apply(m, dt.c) + pred_off
-        overlap = _votes(seg_t, seg_k, motion_field(seg_t.labels, m, pred_off), inner)
+        overlap = _votes(seg_t, seg_k, motion_field(seg_t.labels, m, pred_off), inner, key_paper)
         s = np.sqrt(abs(np.linalg.det(m[:, :2])))
         shape_q = np.c_[shape_t, (np.log(np.maximum(dt.area, 1)) + 2 * np.log(max(s, 1e-6))) * 0.5]
         I, J, cost = _costs(dt, dk, m, pred, overlap, flow_votes, flow_weight, 6, 4, tree_k, tree_shape,
@@ -452,10 +476,11 @@ def identity_match(seg: Segmentation) -> dict[str, np.ndarray]:
             "motion": np.array([[1.0, 0, 0], [0, 1.0, 0]]), "offset": np.zeros((n, 2)), "flow_share": np.zeros(n)}
 
 
-def fit_motion(seg_t: Segmentation, seg_k: Segmentation, match: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_motion(seg_t: Segmentation, seg_k: Segmentation, match: np.ndarray,
+               key_desc: Descriptors | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(2×3 affine t → key, (n_t+1)×2 per-region offsets) from a given match — for a match made
     step by step through in-between frames, to place the key's colours inside the regions."""
-    dt, dk = describe(seg_t), describe(seg_k)
+    dt, dk = describe(seg_t), key_desc if key_desc is not None else describe(seg_k)
     match = np.asarray(match, np.int64)
     m = np.array([[1.0, 0, 0], [0, 1.0, 0]])
     sure = np.flatnonzero((match > 0) & ~dt.clipped & ~dk.clipped[match])

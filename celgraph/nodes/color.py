@@ -4,6 +4,7 @@ hint dots from an already coloured frame (for demos, tests and benchmarks).
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -152,8 +153,27 @@ class Colorize(NodeType):
 
     # ---- compute ------------------------------------------------------------------------
     def compute(self, ctx: Context, lines, hints=None, reference=None):
-        out = self._colorize(ctx, lines, cs.node_in(self, hints), cs.node_in(self, reference))
-        return {**out, "image": cs.node_out(self, out["image"]), "fill": cs.node_out(self, out["fill"])}
+        # the reference is converted where a key frame is prepared (_key_frame): once per key, not per frame
+        out = self._colorize(ctx, lines, cs.node_in(self, hints), reference)
+        return {**out, "image": self._node_out(out["image"]), "fill": self._node_out(out["fill"])}
+
+    def _node_out(self, image: np.ndarray) -> np.ndarray:
+        """An RGBA (float32) output in the working space (cs.node_out), converting each run of equal pixels
+        (in raster order) once: flat fills are long runs, so a few percent of the pixels are
+        converted instead of all of them, with the same result (a conversion is per pixel)."""
+        if cs.same(self.color_space, cs.working()):
+            return image
+        if image.ndim != 3 or image.shape[2] != 4:
+            return cs.node_out(self, image)
+        px = np.ascontiguousarray(image, np.float32).reshape(-1, 4)           # RGBA float32
+        bits = px.view(np.int64)                          # a pixel's bits as two int64: equal bits, equal colour
+        start = np.ones(len(px), bool)
+        np.logical_or(bits[1:, 0] != bits[:-1, 0], bits[1:, 1] != bits[:-1, 1], out=start[1:])
+        first = np.flatnonzero(start)
+        if len(first) > len(px) // 4:                     # busy (a painted key, the model): whole
+            return cs.node_out(self, image)
+        converted = cs.node_out(self, px[first][:, None, :])[:, 0]
+        return np.take(converted, np.cumsum(start) - 1, axis=0).reshape(image.shape)
 
     def _colorize(self, ctx: Context, lines, hints, reference):
         from ..models import hintfill as hf
@@ -194,6 +214,30 @@ class Colorize(NodeType):
             ctx.progress(lo + (hi - lo) * (i + 1) / len(pairs), 1, f"flow {a}→{b}")
         return total
 
+    def _key_frame(self, ctx: Context, lines: dict, reference: dict, k: int) -> dict:
+        """What colouring from key frame k needs of the key alone — its regions, their descriptors,
+        colours and palettes — made once per key and shared by every frame coloured from it (an
+        engine cache entry keyed by the key's lines and colours, never stale). Returns {"seg":
+        Segmentation, "desc": Descriptors, "colour_ids": (n_k+1,) key_colors, "colours": ReferenceKey}."""
+        from ..models import hintfill as hf
+        from ..models import regions as rg
+        p = ctx.params
+        if reference[k].shape[:2] != lines[k].shape:
+            raise ValueError(f"the reference at frame {k} is {reference[k].shape[1]}×{reference[k].shape[0]} "
+                             f"but the lines are {lines[k].shape[1]}×{lines[k].shape[0]}")
+
+        def prepare():
+            seg = hf.segment(lines[k], p.threshold, p.close_gaps)
+            ref = cs.node_in(self, reference[k])
+            return {"seg": _fields(seg), "desc": _fields(rg.describe(seg)), "colour_ids": rg.key_colors(seg, ref),
+                    "colours": _fields(hf.reference_key(seg, ref))}
+
+        parts = {"key_frame": {"lines": ctx.input_key("lines", k), "reference": ctx.input_key("reference", k),
+                               "threshold": p.threshold, "close_gaps": p.close_gaps}}
+        v = ctx.cached(parts, prepare)
+        return {"seg": hf.Segmentation(**v["seg"]), "desc": rg.Descriptors(**v["desc"]),
+                "colour_ids": v["colour_ids"], "colours": hf.ReferenceKey(**v["colours"])}
+
     def _reference_mode(self, ctx: Context, seg, lines: dict, hints, reference):
         from ..models import hintfill as hf
         p, t = ctx.params, ctx.frame
@@ -201,18 +245,18 @@ class Colorize(NodeType):
             raise ValueError("reference mode needs the 'reference' input: link the coloured key frame")
         keys = self._keys(ctx)
         for k in keys:
-            if reference[k].shape[:2] != lines[t].shape:
-                raise ValueError(f"the reference at frame {k} is {reference[k].shape[1]}×{reference[k].shape[0]} "
-                                 f"but the lines are {lines[t].shape[1]}×{lines[t].shape[0]}")
-        segs = {k: seg if k == t else hf.segment(lines[k], p.threshold, p.close_gaps) for k in keys}
+            if lines[k].shape != lines[t].shape:
+                raise ValueError(f"the lines at frame {k} are {lines[k].shape[1]}×{lines[k].shape[0]} "
+                                 f"but at frame {t} {lines[t].shape[1]}×{lines[t].shape[0]}")
+        key_data = {k: self._key_frame(ctx, lines, reference, k) for k in keys}
         if p.match == "flow":
             k = keys[0]
             flow = self._flow_to_key(ctx, lines, k, 0.2, 0.8)
-            r = hf.reference_fill(seg, segs[k], reference[k], flow, shading=p.shading)
+            r = hf.reference_fill(seg, key_data[k]["seg"], key_data[k]["colours"], flow, shading=p.shading)
             fill, alpha = r["fill"], r["alpha"]
             unsure_r = r["confidence"] < p.confidence
         else:
-            fill, alpha, unsure_r = self._match_regions(ctx, seg, segs, lines, reference, keys)
+            fill, alpha, unsure_r = self._match_regions(ctx, seg, key_data, lines, keys)
         unsure_r[0] = False
         if hints is not None:                   # hints win; unsure regions without a hint stay flagged
             colors, hinted = hf.hint_votes(seg, hints, p.spill)
@@ -222,7 +266,7 @@ class Colorize(NodeType):
             unsure_r &= ~hinted
         return fill, alpha, unsure_r[seg.labels]
 
-    def _match_regions(self, ctx: Context, seg, segs: dict, lines: dict, reference, keys: list[int]):
+    def _match_regions(self, ctx: Context, seg, key_data: dict, lines: dict, keys: list[int]):
         """Region matching against each key (nearest first); per region the lowest cost wins, the
         nearer key on a tie. Returns (fill, alpha, unsure per region)."""
         from ..models import hintfill as hf
@@ -234,11 +278,12 @@ class Colorize(NodeType):
             if k == ctx.frame:                      # the key itself: each region is its own match
                 r, flow = rg.identity_match(seg), None
             elif p.chain and p.flow_cue == 0 and len(self._path(ctx, k)) > 2:
-                r, flow = self._chained_match(ctx, seg, segs[k], lines, reference, k, lo, hi), None
+                r, flow = self._chained_match(ctx, seg, key_data[k], lines, k, lo, hi), None
             else:
+                kd = key_data[k]
                 flow = self._flow_to_key(ctx, lines, k, lo, hi) if p.flow_cue > 0 and k != ctx.frame else None
-                r = rg.match_regions(seg, segs[k], flow, rg.key_colors(segs[k], reference[k]),
-                                     flow_weight=p.flow_cue)
+                r = rg.match_regions(seg, kd["seg"], flow, kd["colour_ids"], flow_weight=p.flow_cue,
+                                     key_desc=kd["desc"])
             found.append((k, r, flow))
         cost = np.stack([np.where(r["match"] > 0, r["cost"], np.inf) for _, r, _ in found])
         best = np.zeros(seg.n + 1, np.int64)
@@ -253,7 +298,7 @@ class Colorize(NodeType):
             if flow is not None:                    # the flow places the colours where it agrees with the match
                 agree = r["flow_share"] >= 0.5
                 disp = np.where(agree[seg.labels][:, :, None], flow, disp)
-            out = hf.reference_fill(seg, segs[k], reference[k], disp, shading=p.shading,
+            out = hf.reference_fill(seg, key_data[k]["seg"], key_data[k]["colours"], disp, shading=p.shading,
                                     match=np.where(mine, r["match"], 0))
             if mine.all():                          # one key colours every region: no masking
                 fill, alpha = out["fill"], out["alpha"]
@@ -262,21 +307,24 @@ class Colorize(NodeType):
                 fill[px], alpha[px] = out["fill"][px], out["alpha"][px]
             unsure_r[mine] = (r["match"][mine] == 0) | (r["confidence"][mine] < p.confidence)
         return fill, alpha, unsure_r
-    def _pair_match(self, ctx: Context, lines: dict, a: int, b: int, key_rgb) -> np.ndarray:
-        """Region match frame a → frame b as an (n_a+1)×3 array: key region, cost, confidence."""
+
+    def _pair_match(self, ctx: Context, lines: dict, a: int, b: int, key: dict | None) -> np.ndarray:
+        """Region match frame a → frame b as an (n_a+1)×3 array: key region, cost, confidence.
+        ``key``: b's key-frame data (_key_frame) when b is the key."""
         from ..models import hintfill as hf
         from ..models import regions as rg
         p = ctx.params
-        sa, sb = hf.segment(lines[a], p.threshold, p.close_gaps), hf.segment(lines[b], p.threshold, p.close_gaps)
+        sa = hf.segment(lines[a], p.threshold, p.close_gaps)
+        sb = key["seg"] if key is not None else hf.segment(lines[b], p.threshold, p.close_gaps)
         flow = None
         if p.flow_cue > 0:
             flow = flowpairs.pair(ctx, ctx.input_key("lines", a), ctx.input_key("lines", b),
                                   _paper(lines[a]), _paper(lines[b]))
-        r = rg.match_regions(sa, sb, flow, None if key_rgb is None else rg.key_colors(sb, key_rgb),
-                             flow_weight=p.flow_cue)
+        r = rg.match_regions(sa, sb, flow, None if key is None else key["colour_ids"], flow_weight=p.flow_cue,
+                             key_desc=None if key is None else key["desc"])
         return np.stack([r["match"], r["cost"], r["confidence"]], 1).astype(np.float64)
 
-    def _chained_match(self, ctx: Context, seg, seg_k, lines: dict, reference, k: int, lo: float, hi: float):
+    def _chained_match(self, ctx: Context, seg, key: dict, lines: dict, k: int, lo: float, hi: float):
         """Region match t → key made frame by frame (t → t±1 → … → key), each step cached and shared
         by the frames whose path crosses it. A region is as sure as its least sure step: the last
         step's confidence (against the key's colours), the others' cost against no match (their
@@ -294,7 +342,7 @@ class Colorize(NodeType):
             last = b == k
             parts = {"regions_pair": settings, "from": ctx.input_key("lines", a), "to": ctx.input_key("lines", b),
                      "key": ctx.input_key("reference", k) if last else None}
-            step = ctx.cached(parts, lambda: self._pair_match(ctx, lines, a, b, reference[k] if last else None))
+            step = ctx.cached(parts, lambda: self._pair_match(ctx, lines, a, b, key if last else None))
             m_step = step[:, 0].astype(np.int64)
             ok = match > 0
             sure = step[:, 2] if last else np.clip(1 - step[:, 1] / rg.NULL_COST, 0, 1)
@@ -302,7 +350,7 @@ class Colorize(NodeType):
             cost = np.maximum(cost, np.where(ok, step[match, 1], np.inf))
             match = np.where(ok, m_step[match], 0)
             ctx.progress(lo + (hi - lo) * (i + 1) / len(steps), 1, f"regions {a}→{b}")
-        motion, offset = rg.fit_motion(seg, seg_k, match)
+        motion, offset = rg.fit_motion(seg, key["seg"], match, key_desc=key["desc"])
         return {"match": match, "cost": np.where(match > 0, cost, np.inf), "confidence": conf,
                 "motion": motion, "offset": offset, "flow_share": np.zeros(seg.n + 1)}
 
@@ -322,6 +370,11 @@ class Colorize(NodeType):
         ctx.progress(0.9, 1, "model")
         rgba = np.concatenate([rgb, np.ones(rgb.shape[:2] + (1,), np.float32)], axis=2)
         return {"image": rgba, "fill": rgba, "regions": seg.labels, "unsure": unsure.astype(np.float32)}
+
+
+def _fields(obj) -> dict:
+    """A dataclass's fields as a dict (no copies: what a cache entry stores)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
 def _uses_flow(params) -> bool:
