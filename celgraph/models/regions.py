@@ -132,7 +132,7 @@ def global_motion(dt: Descriptors, dk: Descriptors, min_area: float = 30.0, k: i
     tree = cKDTree(fk)
     _, nn = tree.query(ft, k=min(k * 3, len(ik)))
     nn = np.atleast_2d(nn)
-    src, dst, w = [], [], []
+    src, dst = [], []
     for a in range(len(it)):
         cand = [b for b in nn[a] if abs(la_t[a] - la_k[b]) < 1.6][:k]       # area within ×5
         for b in cand:

@@ -107,7 +107,7 @@ def _sky(rng, img, horizon):
 
 
 def _clouds(rng, P, horizon, unit, mood):
-    h, w = P.h, P.w
+    w = P.w
     n = int(rng.integers(2, 7))
     base = C.hsv(rng.uniform(200, 240), 0.03, 1.0) if mood == "day" else C.hsv(rng.uniform(10, 40), 0.25, 0.95)
     shade = C.shadow_of(base, rng) * 0.95
