@@ -129,20 +129,33 @@ def accelerated(ctx: Context, path: Path, model, device: str, iters: int | None 
                 precision: str = "fp32") -> tuple[Any, str, str]:
     """(net, device, runtime) for a loaded torch ``model``: the node's `runtime` param resolved; net
     is None for torch (run ``model`` itself), else an ONNX Runtime or TensorRT net to pass as
-    ``net=`` to the model's inference function, on the returned device (cpu for ONNX Runtime).
+    ``net=`` to the model's inference function, on the returned device (cpu for ONNX Runtime). RAFT
+    runs as two graphs, its encoder and its update loop (an ``accel.RaftSplit``), so a frame's
+    encodings are computed once for all its pairs, as on torch.
 
-    The ONNX export is a cache entry of the engine's disk store keyed by accel.export_parts (weights
-    digest, opset, shapes policy, exporter, RAFT iterations), the TensorRT engine one keyed by
+    Each ONNX export is a cache entry of the engine's disk store keyed by accel.export_parts (weights
+    digest, opset, shapes policy, exporter, RAFT iterations), each TensorRT engine one keyed by
     accel.trt_parts (the export, precision, shape profile, GPU model, TensorRT version): each is
     made once. ONNX Runtime uses as many threads as torch (the engine's torch thread policy)."""
     from ..models import accel      # torch: only nodes that run a network get here
-    module, spec = accel.spec_for(model, iters)
-    runtime = resolve_runtime(ctx.params.runtime, spec.name, device)
+    runtime = resolve_runtime(ctx.params.runtime, accel.network_name(model), device)
     if runtime == "torch":
         return None, device, runtime
     problem = runtime_problem(runtime, device)
     if problem is not None:
         raise RuntimeError(f"node '{ctx.node}' param runtime={runtime}: {problem}")
+    nets = [_net(ctx, path, module, spec, runtime, precision) for module, spec in accel.exports_for(model, iters)]
+    if len(nets) == 2:
+        keys = [key for _, key in nets]
+        net = accel.RaftSplit(nets[0][0], nets[1][0], tag=f"{runtime}:{keys[0]}:{keys[1]}")
+    else:
+        net = nets[0][0]
+    return net, "cpu" if runtime == "onnxruntime" else "cuda", runtime
+
+
+def _net(ctx: Context, path: Path, module, spec, runtime: str, precision: str) -> tuple[Any, str]:
+    """(ONNX Runtime or TensorRT net, its cache key) of one exported graph, made once per process."""
+    from ..models import accel
     parts = accel.export_parts(spec, file_digest(path))
 
     def onnx() -> bytes:
@@ -153,8 +166,8 @@ def accelerated(ctx: Context, path: Path, model, device: str, iters: int | None 
     if runtime == "onnxruntime":
         import torch
         threads = torch.get_num_threads()
-        return _once(ctx, ("onnxruntime", accel.export_key(parts), threads),
-                     lambda: accel.OrtNet(onnx(), spec, threads)), "cpu", runtime
+        key = accel.export_key(parts)
+        return _once(ctx, ("onnxruntime", key, threads), lambda: accel.OrtNet(onnx(), spec, threads)), key
     profile = accel.default_profile(spec)
     tparts = accel.trt_parts(parts, precision, profile)
 
@@ -163,4 +176,5 @@ def accelerated(ctx: Context, path: Path, model, device: str, iters: int | None 
                                                         np.uint8).copy(), owner=ExportCache)
         return np.asarray(data).tobytes()
 
-    return _once(ctx, ("tensorrt", accel.export_key(tparts)), lambda: accel.TrtNet(engine(), spec)), "cuda", runtime
+    key = accel.export_key(tparts)
+    return _once(ctx, ("tensorrt", key), lambda: accel.TrtNet(engine(), spec)), key
