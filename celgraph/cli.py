@@ -124,7 +124,7 @@ def cmd_run(args) -> int:
             executor = executor_from_cli(args.executor, args.scheduler, args.workers)
         result = engine.run(graph, targets=targets, frames=frames, workers=args.workers,
                             use_cache=not args.no_cache, on_event=progress, cancel=cancel,
-                            check=args.check, raise_on_error=False, executor=executor)
+                            check=args.check, raise_on_error=False, executor=executor, threads=args.threads)
     except CelgraphError as e:  # the executor cannot reach its cluster or store
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -308,6 +308,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     r.add_argument("--no-cache", action="store_true", help="recompute everything; read and write no cache")
     r.add_argument("--workers", type=_positive, default=None,
                    help="tasks run at once, at least 1 (default min(4, cores)); with dask-local, worker processes")
+    r.add_argument("--threads", type=_positive, default=None,
+                   help="threads each task's libraries may use (OpenCV, torch, OpenImageIO, OpenMP), local executor; "
+                        "default cores ÷ workers (one task alone: the whole machine); --workers 1 --threads 1 is one core")
     r.add_argument("--ram-cache", type=parse_size, default=parse_size(DEFAULT_RAM_CACHE), metavar="SIZE",
                    help=f"bound of the in-memory result cache, e.g. 500M, 8G (default {DEFAULT_RAM_CACHE}; 0: none)")
     r.add_argument("--executor", choices=("local", "dask", "dask-local"), default="local",

@@ -240,9 +240,10 @@ def test_gpu_bench_dry_run_runs_every_path_on_the_cpu_and_leaves_the_results_fil
     assert written.is_file() and results.resolve() != written.resolve()
     text = written.read_text()
     for row in ("GapFill GapUNet", "Sketch U-Net", "pix2pix", "RAFT-small, 2 iters", "RAFT, 2 iters",
+                "RAFT-small, 2 iters, encoder + update graphs", "RAFT, 2 iters, encoder + update graphs",
                 "close_gaps", "decomposition alpha", "decomposition sprites", "whole scene"):
         assert row in text, row
     assert text.count("torch fp16 autocast") == 5           # five networks, one size each in the dry run
     engine_built = "TensorRT fp16" if accel.trt_available() else "stand-in for TensorRT fp16"
-    assert text.count(engine_built) == 5
+    assert text.count(engine_built) == 5 + 2                 # + RAFT-small and RAFT as encoder + update engines
     assert (results.read_bytes() if results.exists() else None) == before
