@@ -587,7 +587,7 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
             if kind in TRUSTED_KINDS or _segment_separates(work, regions, (p, q), width):
                 keep[pix] = True
         added &= keep
-    closed = np.where(added, np.float32(1.0), lines).astype(np.float32)
+    closed = np.where(added, np.float32(1.0), lines).astype(np.float32, copy=False)
     return closed, added
 
 
