@@ -69,8 +69,9 @@ RUNTIME_PARAM = Choice(
 # in every run. None qualifies on the CPU: directly, on 1 thread, ORT ran the U-Nets 1.3-1.6× faster
 # (GapUNet, Sketch, pix2pix) and RAFT-small / RAFT slower (0.61-0.66×, 0.86-0.89×); through the engine
 # the U-Net ratios were 0.79-1.37× across two runs (the node's own work and the cache writes dilute
-# the network's share, and the machine's load decides the rest), and RAFT-small 0.47× (torch reuses
-# each frame's features, the ORT export runs whole pairs). So auto is torch until a quieter machine
+# the network's share, and the machine's load decides the rest), and RAFT-small 0.47× — and still 0.34-0.60×
+# once ORT, too, encoded each frame once (encoder + update graphs, bench/results/accel_raft.md): its update
+# loop is the slow part. So auto is torch until a quieter machine
 # shows a consistent win. A network missing here, or a runtime that cannot run, runs on torch. No
 # GPU has been measured yet: on CUDA auto is torch until bench/gpu.py's TensorRT numbers say otherwise.
 AUTO_RUNTIME: dict[str, dict[str, str]] = {
