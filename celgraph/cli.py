@@ -112,6 +112,10 @@ def cmd_run(args) -> int:
     except ValueError as e:      # a malformed --frames: reported like any other problem (JSON too)
         _print_issues([Issue("bad_frames", f"--frames: {e}", field="frames")], args.json)
         return EXIT_INVALID
+    if args.threads is not None and args.executor != "local":
+        print("error: --threads sets the local executor's budget; Dask workers share their machine's cores "
+              "among themselves (docs/engine.md)", file=sys.stderr)
+        return EXIT_INVALID
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
     engine = Engine(args.cache_dir, use_disk_cache=not args.no_cache, ram_bytes=args.ram_cache)
     cancel = CancelToken()

@@ -70,6 +70,7 @@ def test_graph_run_threads_option_reaches_the_tasks(tmp_path):
     g.save(scene)
     assert main(["run", str(scene), "--workers", "1", "--threads", "1", "--cache-dir", str(tmp_path / "c")]) == 0
     assert float(cg.Engine(tmp_path / "c").evaluate(cg.Graph.load(scene), "n.image", 1)[0, 0, 0]) == 1.0
+    assert main(["run", str(scene), "--threads", "1", "--executor", "dask-local"]) == 2      # not Dask's setting
 
 
 def test_apply_and_restore_thread_budget(monkeypatch):
