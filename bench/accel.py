@@ -1,6 +1,6 @@
 """torch against ONNX Runtime on the CPU, per network and size, called directly and through the engine.
 
-    python bench/accel.py [--threads 1,2] [--reps 3] [--frames 4]
+    python bench/accel.py [--threads 1,2] [--reps 3] [--frames 4] [--only raft]
 
 Networks and sizes (issue 21): GapFill (GapUNet, default `windows` inference) on 1920×1080 degraded
 line art; Sketch U-Net on a 1920×1080 colour page; pix2pix (Colorize `model`) at 512²; RAFT-small
@@ -10,7 +10,10 @@ sketch_unet.predict, pix2pix.colorize, raft_flow) with ``net=`` an ONNX Runtime 
 ``--reps`` alternating calls after a warm-up, at each ``--threads`` count (torch and ORT alike); the
 max |torch − ORT| of those outputs is reported. Engine rows: a ``--frames``-frame scene with the
 node's `runtime` param set, 1 worker, the fastest of frames 2..N (frame 1: model load, export,
-warm-up), cache writes included, the two runtimes alternating frame by frame.
+warm-up), cache writes included, the two runtimes alternating frame by frame. Clip rows (RAFT):
+the pairs t→t+1 of a 5-frame 456×256 clip as FlowRAFT computes them (RAFT-small), torch with its per-frame
+feature cache against ONNX Runtime's encoder and update graphs with the same cache (each frame
+encoded once), per pair. ``--only raft`` runs the RAFT rows alone.
 Writes bench/results/accel.md; the `auto` table in celgraph/nodes/modelfiles.py is read off it.
 """
 from __future__ import annotations
@@ -32,7 +35,7 @@ from celgraph import colorspace as cs
 from celgraph.core.atomic import write_text
 from celgraph.engine import Image, Int, NodeType, Out, register, registry
 from celgraph.models import accel, gapfill as gf, pix2pix, sketch_unet
-from celgraph.models.raft import load_raft, raft_flow, raft_large
+from celgraph.models.raft import FeatureCache, load_raft, raft_flow, raft_large
 from celgraph.nodes.modelfiles import bundled_file
 from celgraph.synth.clip import make_clip
 from celgraph.synth.lineart import make_lineart
@@ -84,9 +87,11 @@ def networks(size_scale: float = 1.0):
     ]
 
 
-def direct_rows(reps: int, threads: list[int]) -> list[dict]:
+def direct_rows(reps: int, threads: list[int], raft_only: bool = False) -> list[dict]:
     rows = []
     for label, size, model, iters, call in networks():
+        if raft_only and not iters:
+            continue
         module, spec = accel.spec_for(model, iters)
         t0 = time.perf_counter()
         onnx = accel.export_onnx(module, spec)
@@ -99,6 +104,41 @@ def direct_rows(reps: int, threads: list[int]) -> list[dict]:
             rows.append(dict(net=label, spec=spec.name, size=size, path=f"direct, {n} thread{'s' * (n > 1)}",
                              torch=t_torch, ort=t_ort, diff=diff,
                              note=f"export {export_s:.1f} s, {len(onnx) / 1e6:.1f} MB"))
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def raft_clip_rows(reps: int, threads: list[int]) -> list[dict]:
+    """Per pair over a clip's pairs t→t+1, each frame encoded once on both runtimes (FeatureCache)."""
+    cw, ch = 456, 256
+    clip = make_clip(SEED + 3, width=cw, height=ch, n_frames=5, flow=False)
+    frames = [f["color"] for f in clip.frames]
+    pairs = list(zip(range(4), range(1, 5)))
+    small = load_raft(bundled_file("raft_small_toon.safetensors"))[0]
+    rows = []
+    # RAFT-small only: FlowRAFT's bundled network (RAFT large ships no weights; its split export is checked by
+    # tests/test_accel.py and timed by bench/gpu.py), and a large clip pass takes minutes on 2 loaded cores
+    for label, model, iters in (("RAFT-small, 8 iters", small, 8),):
+        t0 = time.perf_counter()
+        graphs = [(spec, accel.export_onnx(m, spec)) for m, spec in accel.exports_for(model, iters)]
+        export_s = time.perf_counter() - t0
+        for n in threads:
+            torch.set_num_threads(n)
+            split = accel.RaftSplit(*[accel.OrtNet(o, spec, n) for spec, o in graphs], tag="bench")
+
+            def clip_flows(net):
+                cache = FeatureCache()          # a fresh cache each pass: every frame encoded once in it
+                return [raft_flow(model, frames[i], frames[j], iters=iters, cache=cache, keys=(i, j), net=net)
+                        for i, j in pairs]
+            t_torch, t_ort, ref, out = _paired(lambda: clip_flows(None), lambda: clip_flows(split), reps)
+            eager = [raft_flow(model, frames[i], frames[j], iters=iters) for i, j in pairs]
+            diff = max(float(np.abs(a - b).max()) for a, b in zip(eager, out))
+            rows.append(dict(net=label, spec="raft split", size=f"{cw}×{ch}",
+                             path=f"clip, per pair, {n} thread{'s' * (n > 1)}", torch=t_torch / len(pairs),
+                             ort=t_ort / len(pairs), diff=diff,
+                             note=f"encoder + update graphs, each frame encoded once (torch: its feature cache); "
+                                  f"diff vs eager torch; export {export_s:.1f} s, "
+                                  f"{sum(len(o) for _, o in graphs) / 1e6:.1f} MB"))
             print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
@@ -136,7 +176,7 @@ class BenchPage(NodeType):
         return {"image": cs.node_out(self, make_lineart(p.seed + ctx.frame, width=p.width, height=p.height)["color"])}
 
 
-def engine_rows(n: int) -> list[dict]:
+def engine_rows(n: int, kinds=("gapfill", "sketch", "colorize", "raft_small")) -> list[dict]:
     """Per frame through the engine (1 worker, torch's thread count), the two runtimes' engines
     alternating frame by frame; the fastest of frames 2..n (frame 1: load, export, warm-up)."""
     for t in (BenchDegradedLines, BenchPage):
@@ -144,7 +184,7 @@ def engine_rows(n: int) -> list[dict]:
             register(t)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("gapfill", "sketch", "colorize", "raft_small"):
+        for kind in kinds:
             runs = {}
             for runtime in ("torch", "onnxruntime"):
                 engine = cg.Engine(Path(tmp) / f"cache-{runtime}")       # the runtime is not in the task key
@@ -158,8 +198,8 @@ def engine_rows(n: int) -> list[dict]:
                     t0 = time.perf_counter()
                     engine.run(g, targets=["node"], frames=[f], workers=1)
                     times[runtime].append(time.perf_counter() - t0)
-            note = "FlowRAFT: one pair t→t+1 per frame; torch reuses each frame's features, ORT runs whole pairs" \
-                if kind == "raft_small" else ""
+            note = "FlowRAFT: one pair t→t+1 per frame; both runtimes encode each frame once (ORT: encoder + " \
+                "update graphs)" if kind == "raft_small" else ""
             rows.append(dict(net=label, size=size, path=f"engine, {torch.get_num_threads()} threads",
                              torch=min(times["torch"]), ort=min(times["onnxruntime"]), diff=None, note=note))
             print(rows[-1], file=sys.stderr, flush=True)
@@ -182,19 +222,23 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--frames", type=int, default=4, help="engine rows: frames per scene (the first is warm-up)")
     ap.add_argument("--no-engine", action="store_true", help="direct rows only")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "accel.md"))
+    ap.add_argument("--only", choices=("all", "raft"), default="all", help="raft: the RAFT rows alone")
+    ap.add_argument("--out", default=None, help="default bench/results/accel.md (--only raft: accel_raft.md)")
     args = ap.parse_args(argv)
     threads = [int(t) for t in str(args.threads).split(",")]
     load0 = os.getloadavg()[0]
-    rows = direct_rows(args.reps, threads)
+    raft_only = args.only == "raft"
+    args.out = args.out or str(Path(__file__).parent / "results" / ("accel_raft.md" if raft_only else "accel.md"))
+    rows = direct_rows(args.reps, threads, raft_only) + raft_clip_rows(args.reps, threads)
     torch.set_num_threads(max(threads))
     if not args.no_engine:
-        rows += engine_rows(args.frames)
+        rows += engine_rows(args.frames, ("raft_small",) if raft_only else ("gapfill", "sketch", "colorize", "raft_small"))
     text = table(rows)
     print(text)
     import onnxruntime
+    only = " --only raft" if raft_only else ""
     header = (f"# bench/accel.py\n\n`python bench/accel.py --threads {args.threads} --reps {args.reps} --frames "
-              f"{args.frames}` — {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPUs, "
+              f"{args.frames}{only}` — {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPUs, "
               f"torch {torch.__version__} and ONNX Runtime {onnxruntime.__version__} (CPUExecutionProvider), the "
               f"same thread count each; export {accel.EXPORTER}, opset {accel.OPSET}. A shared machine: load "
               f"average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end — absolute times are "

@@ -74,15 +74,11 @@ def main(argv=None) -> int:
                           ("local executor, 2 threads", {"workers": 2})):
             rows.append((label, *timed_run(g, tmp / "cache", **kw)))
         from celgraph.engine.distributed import DaskExecutor
-        from celgraph.engine.workerenv import apply_thread_budget, restore_threads, thread_counts
-        # the serial baseline: one task at a time *and* every library pool at one thread (in the row above
-        # a lone task keeps OpenCV's whole pool, so DIS flow already uses the second core)
-        previous = apply_thread_budget(1)
-        try:
-            rows.append(("local executor, 1 thread, library pools at 1 thread (one core)",
-                         *timed_run(g, tmp / "cache", workers=1)))
-        finally:
-            restore_threads(previous)
+        from celgraph.engine.workerenv import thread_counts
+        # the serial baseline: one task at a time *and* a thread budget of 1 for every library pool
+        # (Engine.run threads=1, `graph run --workers 1 --threads 1`); in the first row a lone task keeps
+        # the engine's default budget, the whole machine, so DIS flow already uses the second core
+        rows.append(("local executor, 1 thread, threads=1 (one core)", *timed_run(g, tmp / "cache", workers=1, threads=1)))
         t0 = time.perf_counter()
         with DaskExecutor(n_workers=2) as ex:
             startup = time.perf_counter() - t0
@@ -105,7 +101,7 @@ def main(argv=None) -> int:
     load = os.getloadavg()
     note = (f"\nCluster start-up (not in the wall times): {startup:.1f} s. Ideal on {os.cpu_count()} cores: 2× over "
             f"1 thread; 'vs one core' compares with the serial baseline whose library pools are at 1 thread too "
-            f"(the plain 1-thread row lets OpenCV's DIS use the second core). Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) "
+            f"(threads=1: the plain 1-thread row keeps the default budget, cores ÷ tasks at once = the whole machine, so OpenCV's DIS uses the second core). Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) "
             "on this machine, whose other jobs stretch the wall times. Worker thread settings: "
             + "; ".join(f"{w.rsplit(':', 1)[-1]}: {c}" for w, c in threads.items()) + "\n")
     header = (f"# bench/cluster.py\n\n`python bench/cluster.py --frames {args.frames} --size {args.size}` — "

@@ -5,7 +5,9 @@ and the Sketch U-Net on a 1920×1080 frame, RAFT-small (bundled weights, 8 itera
 (random weights, 12 iterations) on 456×256 and 1024×436 pairs, pix2pix at 512² — with fp16's
 max abs change against fp32; GapFill end to end (``close_gaps``, inference ``whole``, fp16) per
 1080p frame; TensorRT engines built from the same ONNX exports (fp32, fp16: build time, forward
-time, change against torch fp32) when ``tensorrt`` imports; and a short ``full``-preset
+time, change against torch fp32) when ``tensorrt`` imports; RAFT-small and RAFT at 456×256 as
+the nodes run them on TensorRT, an encoder and an update engine with each frame encoded once (per
+pair: one encode, one update); and a short ``full``-preset
 decomposition through the engine (SynthClip → FlowRAFT → WarmupAlpha → WarmupHomography →
 SpriteLearn, iterations cut to ``--decomp-iters``) with its iterations per second, from which
 the full preset's time is extrapolated. Nothing is downloaded. Writes bench/results/gpu.md.
@@ -152,6 +154,46 @@ def trt_rows(b: Bench, label, size, spec, onnx, x, ref, hw, iters):
         b.row(label, size, how, secs, float((y.float().cpu() - ref.float().cpu()).abs().max()), note)
 
 
+def raft_split_rows(b: Bench):
+    """RAFT as the nodes run it on an engine-built runtime (accel.exports_for): an encoder graph and an
+    update graph, each frame encoded once; the time is a clip's steady state per pair (one frame
+    encoded, one update), at the first size (456×256). torch fp32 the same way for comparison."""
+    for label, model, iters, sizes in networks(b.dry):
+        if not iters:
+            continue
+        model = model.to(b.device).eval()
+        (enc_m, enc_s), (upd_m, upd_s) = graphs = accel.exports_for(model, iters)
+        onnx = [accel.export_onnx(m, s) for m, s in graphs]
+        w, h = sizes[0]
+        ph, pw = -(-h // 8) * 8, -(-w // 8) * 8
+        x1, x2 = (t.to(b.device) for t in accel.spec_for(model, iters)[1].example(ph, pw))
+        size, name = f"{w}×{h}", f"{label}, encoder + update graphs"
+        with torch.inference_mode():
+            ref = accel.RaftPair(model, iters)(x1, x2)
+            e1 = enc_m(x1)
+        t32, _ = b.time(lambda: upd_m(e1[0], enc_m(x2)[0], e1[1], e1[2]))
+        b.row(name, size, "torch fp32", t32, note=f"{1 / t32:.1f} pairs/s, one frame encoded per pair")
+        for precision in ("fp32", "fp16"):
+            if time.perf_counter() - b.t0 > b.budget:
+                b.missing.append(f"TensorRT {name} {size} {precision}: skipped, past the --budget of {b.budget:.0f} s")
+                continue
+            t = time.perf_counter()
+            if b.trt:
+                nets = [accel.TrtNet(accel.build_trt_engine(o, s, precision, s.profile(
+                    {"min": [ph, pw], "opt": [ph, pw], "max": [ph, pw]})), s) for o, s in zip(onnx, (enc_s, upd_s))]
+                how = f"TensorRT {precision}"
+            else:                       # dry run without TensorRT: the same path on ORT sessions
+                nets = [accel.OrtNet(o, s) for o, s in zip(onnx, (enc_s, upd_s))]
+                how = f"ONNX Runtime (dry run stand-in for TensorRT {precision})"
+            split = accel.RaftSplit(*nets, tag="bench")
+            build = time.perf_counter() - t
+            with torch.inference_mode():
+                f1, hidden, inp = split.encode(x1)
+            secs, flow = b.time(lambda: split.refine(f1, split.encode(x2)[0], hidden, inp))
+            b.row(name, size, how, secs, float((flow.float().cpu() - ref.float().cpu()).abs().max()),
+                  f"build {build:.0f} s (2 engines), {1 / secs:.1f} pairs/s")
+
+
 def gapfill_end_to_end(b: Bench):
     from qualitybench.gapfill import gapfill_sample
     w, h = _hw(1920, 1080, b.dry)
@@ -243,6 +285,7 @@ def main(argv=None) -> int:
     if args.dry_run:
         torch.set_num_threads(1)
     network_rows(b)
+    raft_split_rows(b)
     gapfill_end_to_end(b)
     decomposition(b, args.decomp_iters)
     text = report(b, args)

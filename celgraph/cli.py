@@ -112,6 +112,10 @@ def cmd_run(args) -> int:
     except ValueError as e:      # a malformed --frames: reported like any other problem (JSON too)
         _print_issues([Issue("bad_frames", f"--frames: {e}", field="frames")], args.json)
         return EXIT_INVALID
+    if args.threads is not None and args.executor != "local":
+        print("error: --threads sets the local executor's budget; Dask workers share their machine's cores "
+              "among themselves (docs/engine.md)", file=sys.stderr)
+        return EXIT_INVALID
     targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
     engine = Engine(args.cache_dir, use_disk_cache=not args.no_cache, ram_bytes=args.ram_cache)
     cancel = CancelToken()
@@ -124,7 +128,7 @@ def cmd_run(args) -> int:
             executor = executor_from_cli(args.executor, args.scheduler, args.workers)
         result = engine.run(graph, targets=targets, frames=frames, workers=args.workers,
                             use_cache=not args.no_cache, on_event=progress, cancel=cancel,
-                            check=args.check, raise_on_error=False, executor=executor)
+                            check=args.check, raise_on_error=False, executor=executor, threads=args.threads)
     except CelgraphError as e:  # the executor cannot reach its cluster or store
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -308,6 +312,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     r.add_argument("--no-cache", action="store_true", help="recompute everything; read and write no cache")
     r.add_argument("--workers", type=_positive, default=None,
                    help="tasks run at once, at least 1 (default min(4, cores)); with dask-local, worker processes")
+    r.add_argument("--threads", type=_positive, default=None,
+                   help="threads each task's libraries may use (OpenCV, torch, OpenImageIO, OpenMP), local executor; "
+                        "default cores ÷ workers (one task alone: the whole machine); --workers 1 --threads 1 is one core")
     r.add_argument("--ram-cache", type=parse_size, default=parse_size(DEFAULT_RAM_CACHE), metavar="SIZE",
                    help=f"bound of the in-memory result cache, e.g. 500M, 8G (default {DEFAULT_RAM_CACHE}; 0: none)")
     r.add_argument("--executor", choices=("local", "dask", "dask-local"), default="local",

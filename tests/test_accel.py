@@ -60,6 +60,46 @@ def test_export_matches_torch_at_sizes_other_than_the_traced_one(name):
         assert accel.max_abs_diff(module, net, spec, size, seed=1) <= tol, (name, size)
 
 
+def _raft_split(iters: int = 2):
+    model = load_raft(_bundled("raft_small_toon.safetensors"))[0]
+    graphs = accel.exports_for(model, iters)
+    nets = [accel.OrtNet(accel.export_onnx(module, spec), spec, threads=1) for module, spec in graphs]
+    return model, graphs, accel.RaftSplit(nets[0], nets[1], tag="test")
+
+
+def test_raft_encoder_and_update_exports_match_torch_and_give_the_eager_flow():
+    from celgraph.models.raft import raft_flow
+    torch.set_num_threads(1)
+    model, graphs, split = _raft_split()
+    assert [spec.name for _, spec in graphs] == ["raft_small_encoder", "raft_small_update"]
+    for (module, spec), net in zip(graphs, (split.encoder, split.update)):
+        assert accel.max_abs_diff(module, net, spec, (136, 192), seed=1) <= FLOW_TOL, spec.name
+    rng = np.random.default_rng(0)
+    a = rng.random((130, 190, 3), np.float32)           # padded to 136×192 as the torch path pads
+    b = np.roll(a, (2, -3), axis=(0, 1))
+    ref = raft_flow(model, a, b, iters=2)
+    out = raft_flow(model, a, b, iters=2, net=split)
+    assert out.shape == ref.shape == (130, 190, 2)
+    assert np.abs(out - ref).max() <= FLOW_TOL
+
+
+def test_raft_split_encodes_each_frame_once_over_a_clip_with_a_feature_cache():
+    from celgraph.models.raft import FeatureCache, raft_flow
+    torch.set_num_threads(1)
+    model, _, split = _raft_split()
+    calls = []
+    encode = split.encode
+    split.encode = lambda image: calls.append(1) or encode(image)
+    rng = np.random.default_rng(1)
+    frames = [rng.random((128, 128, 3), np.float32) for _ in range(4)]
+    cache = FeatureCache()
+    pairs = [(0, 1), (1, 0), (1, 2), (2, 1), (2, 3)]
+    flows = [raft_flow(model, frames[i], frames[j], iters=2, net=split, cache=cache, keys=(i, j)) for i, j in pairs]
+    assert len(calls) == 4                                # once per frame, not twice per pair
+    for (i, j), flow in zip(pairs, flows):                # the cached encodings give the uncached flow
+        assert np.array_equal(flow, raft_flow(model, frames[i], frames[j], iters=2, net=split))
+
+
 def test_export_key_changes_with_weights_opset_shapes_and_iters():
     _, spec = accel.spec_for(load_raft(_bundled("raft_small_toon.safetensors"))[0], 8)
     base = accel.export_parts(spec, "a" * 64)
@@ -200,9 +240,10 @@ def test_gpu_bench_dry_run_runs_every_path_on_the_cpu_and_leaves_the_results_fil
     assert written.is_file() and results.resolve() != written.resolve()
     text = written.read_text()
     for row in ("GapFill GapUNet", "Sketch U-Net", "pix2pix", "RAFT-small, 2 iters", "RAFT, 2 iters",
+                "RAFT-small, 2 iters, encoder + update graphs", "RAFT, 2 iters, encoder + update graphs",
                 "close_gaps", "decomposition alpha", "decomposition sprites", "whole scene"):
         assert row in text, row
     assert text.count("torch fp16 autocast") == 5           # five networks, one size each in the dry run
     engine_built = "TensorRT fp16" if accel.trt_available() else "stand-in for TensorRT fp16"
-    assert text.count(engine_built) == 5
+    assert text.count(engine_built) == 5 + 2                 # + RAFT-small and RAFT as encoder + update engines
     assert (results.read_bytes() if results.exists() else None) == before

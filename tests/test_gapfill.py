@@ -81,6 +81,86 @@ def test_classical_ignores_gaps_wider_than_max_gap():
 
 # ---- networks ---------------------------------------------------------------------------------
 
+# the straightforward versions of autoclose's helpers that its faster ones replaced: the same
+# results on every drawing (the speed-ups must not change what GapFill classical draws)
+
+def _skeletonize_whole_box(ink, max_iter=64):
+    ink = np.asarray(ink, bool)
+    out = np.zeros_like(ink)
+    ys, xs = np.nonzero(ink)
+    if len(ys) == 0:
+        return out
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    sk = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
+    sk[1:-1, 1:-1] = ink[y0:y1, x0:x1]
+    luts = [lut.astype(np.uint8) for lut in (ac._LUT1, ac._LUT2)]
+    for _ in range(max_iter):
+        removed = 0
+        for lut in luts:
+            d = cv2.bitwise_and(cv2.LUT(ac._codes(sk), lut), sk)
+            removed += cv2.countNonZero(d)
+            sk = cv2.subtract(sk, d)
+        if not removed:
+            break
+    out[y0:y1, x0:x1] = sk[1:-1, 1:-1].astype(bool)
+    return out
+
+
+def _fill_specks_with_stats(ink, max_area=4):
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((~ink).astype(np.uint8), connectivity=4)
+    small = stats[:, cv2.CC_STAT_AREA] <= max_area
+    small[0] = False
+    return ink | small[lab] if small[1:].any() else ink
+
+
+def _neighbour_count_float(sk):
+    k = np.ones((3, 3), np.float32)
+    k[1, 1] = 0
+    return cv2.filter2D(sk.astype(np.uint8), cv2.CV_32F, k, borderType=cv2.BORDER_CONSTANT).astype(np.int32)
+
+
+def _whole_frame_dist(ink):
+    return cv2.distanceTransform(np.asarray(ink, np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def _drawings():
+    """Synthetic degraded line art (thin and thick strokes), a solid blob (many thinning passes) and
+    strokes touching the frame's edges."""
+    from celgraph.synth import degrade_lines, make_lineart
+    for seed, (w, h) in [(500, (480, 270)), (501, (331, 207)), (7, (256, 256))]:
+        yield degrade_lines(make_lineart(seed, width=w, height=h, with_color=False), seed + 1000, max_gap=12)["lines"]
+    blob = np.zeros((200, 300), np.float32)
+    cv2.circle(blob, (150, 100), 60, 1.0, -1)
+    cv2.line(blob, (0, 5), (299, 190), 1.0, 3)
+    cv2.rectangle(blob, (0, 0), (299, 199), 1.0, 2)
+    yield blob
+    yield ring(gap=5, width=4, size=128)
+
+
+def test_fast_autoclose_helpers_equal_the_straightforward_ones():
+    for lines in _drawings():
+        drawn = lines >= 0.5
+        ink = ac._fill_specks(drawn)
+        assert np.array_equal(ink, _fill_specks_with_stats(drawn))
+        sk = ac.skeletonize(ink)
+        assert np.array_equal(sk, _skeletonize_whole_box(ink))
+        assert np.array_equal(ac._neighbour_count(sk), _neighbour_count_float(sk))
+        assert ac.find_endpoints(ink, min_branch=1) == ac.find_endpoints(
+            ink, skeleton=_skeletonize_whole_box(ink), dist=_whole_frame_dist(ink), min_branch=1)
+
+
+def test_fast_autoclose_draws_exactly_what_the_straightforward_helpers_draw(monkeypatch):
+    drawings = list(_drawings())
+    fast = [ac.autoclose(d) for d in drawings] + [ac.autoclose(d, angle=60, converge=0, min_taper=0) for d in drawings]
+    monkeypatch.setattr(ac, "skeletonize", _skeletonize_whole_box)
+    monkeypatch.setattr(ac, "_fill_specks", _fill_specks_with_stats)
+    monkeypatch.setattr(ac, "_neighbour_count", _neighbour_count_float)
+    slow = [ac.autoclose(d) for d in drawings] + [ac.autoclose(d, angle=60, converge=0, min_taper=0) for d in drawings]
+    assert sum(int(a.sum()) for _, a in slow) > 0                  # they close something
+    for (c1, a1), (c2, a2) in zip(fast, slow):
+        assert np.array_equal(c1, c2) and np.array_equal(a1, a2)
+
+
 def test_parameter_counts_and_receptive_fields_are_as_documented():
     assert gf.count_parameters(gf.light_unet()) == 429_067      # the FillLineGaps reference
     assert gf.count_parameters(gf.gap_unet()) == 163_809 < 500_000

@@ -4,6 +4,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 import celgraph as cg
 from celgraph.engine import Image, NodeType, Out, register, registry
@@ -46,6 +47,30 @@ def test_a_lone_task_keeps_opencvs_whole_pool(tmp_path):
     g.add("test.OpenCVThreads", name="n")
     r = cg.Engine(tmp_path / "cache").run(g, workers=4)
     assert float(r.value("n", "image", 1)[0, 0, 0]) == before
+
+
+def test_an_explicit_thread_budget_sets_every_pool_for_the_run_and_gives_it_back(tmp_path, monkeypatch):
+    for v in workerenv.THREAD_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    before = workerenv.thread_counts()
+    g = cg.Graph(frames="1-2")
+    g.add("test.OpenCVThreads", name="n")
+    r = cg.Engine(tmp_path / "cache").run(g, workers=1, threads=1)         # the serial, one-core run
+    assert {float(r.value("n", "image", f)[0, 0, 0]) for f in (1, 2)} == {1.0}
+    assert workerenv.thread_counts() == before
+    with pytest.raises(ValueError, match="threads"):
+        cg.Engine(tmp_path / "cache").run(g, workers=1, threads=0)
+
+
+def test_graph_run_threads_option_reaches_the_tasks(tmp_path):
+    from celgraph.cli import main
+    scene = tmp_path / "s.json"
+    g = cg.Graph(frames="1")
+    g.add("test.OpenCVThreads", name="n")
+    g.save(scene)
+    assert main(["run", str(scene), "--workers", "1", "--threads", "1", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert float(cg.Engine(tmp_path / "c").evaluate(cg.Graph.load(scene), "n.image", 1)[0, 0, 0]) == 1.0
+    assert main(["run", str(scene), "--threads", "1", "--executor", "dask-local"]) == 2      # not Dask's setting
 
 
 def test_apply_and_restore_thread_budget(monkeypatch):

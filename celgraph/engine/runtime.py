@@ -136,11 +136,19 @@ class Engine:
     # ---- running ----------------------------------------------------------------------------
     def run(self, graph, targets=None, frames=None, workers: int | None = None, use_cache: bool = True,
             on_event: Listener | list[Listener] | None = None, cancel: CancelToken | None = None,
-            check: bool = False, raise_on_error: bool = True, executor=None) -> RunResult:
+            check: bool = False, raise_on_error: bool = True, executor=None,
+            threads: int | None = None) -> RunResult:
         """Plan and execute. use_cache=False recomputes everything and leaves the caches as they
         were. check=True recomputes cache hits and compares them (a wrong hash fails the run).
         executor: None runs on this process's thread pool (`workers` threads); a DaskExecutor runs
         the tasks on a Dask cluster through the shared disk store.
+
+        threads: the thread budget of each task on the local executor — OpenCV's, torch's and
+        OpenImageIO's pools and the OpenMP/MKL/OpenBLAS variables are set to it for the run (and
+        restored after). Default: the cores shared out among the tasks that run at once (cores ÷
+        workers, see engine/workerenv.py), where only OpenCV's pool is set: one task alone keeps
+        every pool as wide as the machine. threads=1 with workers=1 is the serial, one-core run.
+        (Dask workers get theirs from the DaskExecutor.)
 
         `graph` is a scene or a ResolvedGraph (then its own targets and frames count). With
         raise_on_error=False every problem is reported in the result, none raised: an invalid
@@ -164,7 +172,9 @@ class Engine:
             t = plan.tasks[tid]
             bus.emit("task_cached", node=t.node, type=type(t.type).id, frame=t.frame, key=t.key)
         result = RunResult("succeeded", plan, cached=len(plan.cached))
-        run = _Run(self, plan, bus, cancel, workers or min(4, os.cpu_count() or 1), use_cache, check)
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        run = _Run(self, plan, bus, cancel, workers or min(4, os.cpu_count() or 1), use_cache, check, threads)
         try:
             if executor is None:
                 run.execute()
@@ -204,9 +214,10 @@ class _Run:
     their last consumer has read them; the caches hold them beyond that."""
 
     def __init__(self, engine: Engine, plan: Plan, bus: EventBus, cancel: CancelToken, workers: int,
-                 use_cache: bool, check: bool):
+                 use_cache: bool, check: bool, threads: int | None = None):
         self.engine, self.plan, self.bus, self.cancel = engine, plan, bus, cancel
         self.workers, self.use_cache, self.check = max(1, workers), use_cache, check
+        self.threads = threads
         self.values: dict[str, dict] = {}          # task key → outputs
         self.lock = threading.Lock()
         self.computed = 0
@@ -265,10 +276,15 @@ class _Run:
         error: BaseException | None = None
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="celgraph")
         # N task threads share the cores: OpenCV's pool gets cores ÷ N (torch keeps its setting:
-        # its tasks run one at a time on the torch thread, see task.on_torch_thread)
+        # its tasks run one at a time on the torch thread, see task.on_torch_thread); an explicit
+        # `threads` budget sets every pool
         at_once = min(self.workers, dag.number_of_nodes())
-        threads = workerenv.apply_thread_budget(workerenv.thread_budget(at_once), pools=("opencv",)) \
-            if at_once > 1 else None
+        if self.threads is not None:
+            threads = workerenv.apply_thread_budget(self.threads)
+        elif at_once > 1:
+            threads = workerenv.apply_thread_budget(workerenv.thread_budget(at_once), pools=("opencv",))
+        else:
+            threads = None
         try:
             while ready or self.running:
                 if not self.stopping:

@@ -38,8 +38,8 @@ from ..core.hashing import canonical_json, sha256_text
 
 __all__ = ["OPSET", "EXPORTER", "RUNTIMES", "NetSpec", "spec_for", "export_onnx", "export_parts", "export_key",
            "max_abs_diff", "OrtNet", "TrtNet", "ort_available", "trt_available", "build_trt_engine", "trt_parts",
-           "default_profile", "RAFT_MIN_SIDE",
-           "RaftPair"]
+           "default_profile", "RAFT_MIN_SIDE", "exports_for", "network_name",
+           "RaftPair", "RaftEncoder", "RaftUpdate", "RaftSplit"]
 
 OPSET = 17
 EXPORTER = f"torch-{torch.__version__.split('+')[0]}-torchscript"
@@ -49,18 +49,26 @@ RAFT_MIN_SIDE = 128      # px: below this RAFT's coarsest correlation level is 1
 
 @dataclass(frozen=True)
 class NetSpec:
-    """How a network exports: input names and channel counts, output name, H/W multiple."""
+    """How a network exports: input names and channel counts, output names, H/W multiple (of the
+    frame), and the inputs' scale (RAFT's update graph takes 1/8-resolution encodings)."""
     name: str
     inputs: tuple[tuple[str, int], ...]
-    output: str
+    outputs: tuple[str, ...]
     multiple: int
     iters: int | None = None            # RAFT: refinement iterations fixed in the export
+    input_scale: int = 1                # the inputs are H/input_scale × W/input_scale of the frame
 
     def example(self, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-        """Fixed random inputs of H×W (multiples of :attr:`multiple`), in each input's range."""
+        """Fixed random inputs for an H×W frame (multiples of :attr:`multiple`), in each input's range
+        (images 0..255, the rest 0..1)."""
         g = torch.Generator().manual_seed(seed)
-        scale = 255.0 if self.name.startswith("raft") else 1.0
-        return tuple(torch.rand(1, c, h, w, generator=g) * scale for _, c in self.inputs)
+        h, w = h // self.input_scale, w // self.input_scale
+        return tuple(torch.rand(1, c, h, w, generator=g) * (255.0 if name.startswith("image") else 1.0)
+                     for name, c in self.inputs)
+
+    def profile(self, frame_profile: dict) -> dict:
+        """A TensorRT shape profile of frames {"min"|"opt"|"max": [H, W]} → of this graph's inputs."""
+        return {k: [int(v) // self.input_scale for v in hw] for k, hw in frame_profile.items()}
 
 
 class RaftPair(nn.Module):
@@ -74,6 +82,55 @@ class RaftPair(nn.Module):
         return self.model(image1, image2, iters=self.iters, test_mode=True)[1]
 
 
+class RaftEncoder(nn.Module):
+    """RAFT's two encoders on one frame: image B×3×H×W 0..255 → (fmap B×D×H/8×W/8, net B×Hd×H/8×W/8,
+    inp B×Cd×H/8×W/8), ``RAFT.features`` and ``RAFT.context``. A frame is encoded once and its
+    encodings serve every pair it belongs to (as the torch path's FeatureCache does)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor):
+        net, inp = self.model.context(image)
+        return self.model.features(image), net, inp
+
+
+class RaftUpdate(nn.Module):
+    """RAFT's correlation pyramid and update loop with the iteration count fixed: (fmap1, fmap2, net,
+    inp) of :class:`RaftEncoder` (fmap2 of the target frame, the rest of the source) → flow B×2×H×W."""
+
+    def __init__(self, model: nn.Module, iters: int):
+        super().__init__()
+        self.model, self.iters = model, int(iters)
+
+    def forward(self, fmap1, fmap2, net, inp) -> torch.Tensor:
+        return self.model.refine(fmap1, fmap2, net, inp, iters=self.iters, test_mode=True)[1]
+
+
+class RaftSplit:
+    """RAFT as its two exported graphs (ONNX Runtime or TensorRT nets of :class:`RaftEncoder` and
+    :class:`RaftUpdate`): ``raft.raft_flow(..., net=split)`` encodes each frame once
+    (``encode``, cached per frame with a FeatureCache) and runs ``refine`` per pair. ``tag`` names
+    the runtime and exports in cache keys, so its encodings never mix with another runtime's."""
+
+    def __init__(self, encoder, update, tag: str):
+        self.encoder, self.update, self.tag = encoder, update, tag
+
+    def encode(self, image: torch.Tensor):
+        return tuple(self.encoder(image))
+
+    def refine(self, fmap1, fmap2, net, inp) -> torch.Tensor:
+        return self.update(fmap1, fmap2, net, inp)
+
+
+def network_name(model: nn.Module) -> str:
+    """The name a network goes by in AUTO_RUNTIME tables and export keys (NetSpec.name of its whole export)."""
+    if type(model).__name__ == "RAFT":
+        return "raft_small" if model.small else "raft"
+    return spec_for(model)[1].name
+
+
 def spec_for(model: nn.Module, iters: int | None = None) -> tuple[nn.Module, NetSpec]:
     """(module to export, its :class:`NetSpec`) for a celgraph network in eval mode."""
     kind = type(model).__name__
@@ -81,15 +138,31 @@ def spec_for(model: nn.Module, iters: int | None = None) -> tuple[nn.Module, Net
         if not iters:
             raise ValueError("a RAFT export needs its iteration count (iters ≥ 1)")
         name = "raft_small" if model.small else "raft"
-        return RaftPair(model, iters).eval(), NetSpec(name, (("image1", 3), ("image2", 3)), "flow", 8, int(iters))
+        return RaftPair(model, iters).eval(), NetSpec(name, (("image1", 3), ("image2", 3)), ("flow",), 8, int(iters))
     if kind in ("GapUNet", "LightUNet"):
         cin = model.cin if kind == "GapUNet" else model.enc1[0].depthwise.in_channels
-        return model, NetSpec(getattr(model, "arch", "") or kind.lower(), (("x", cin),), "out", model.stride)
+        return model, NetSpec(getattr(model, "arch", "") or kind.lower(), (("x", cin),), ("out",), model.stride)
     if kind == "SketchUNet":
-        return model, NetSpec("sketch_unet", (("x", model.cin),), "out", model.stride)
+        return model, NetSpec("sketch_unet", (("x", model.cin),), ("out",), model.stride)
     if kind == "UNetGenerator":
-        return model, NetSpec("pix2pix", (("x", model.cin),), "out", model.stride)
+        return model, NetSpec("pix2pix", (("x", model.cin),), ("out",), model.stride)
     raise TypeError(f"no ONNX export is defined for a {kind}")
+
+
+def exports_for(model: nn.Module, iters: int | None = None) -> list[tuple[nn.Module, NetSpec]]:
+    """The graphs the nodes export and run for a network: RAFT as its encoder and its update loop
+    (:class:`RaftEncoder`, :class:`RaftUpdate`: a frame's encodings are reused across its pairs), every
+    other network whole (:func:`spec_for`)."""
+    if type(model).__name__ != "RAFT":
+        return [spec_for(model)]
+    if not iters:
+        raise ValueError("a RAFT export needs its iteration count (iters ≥ 1)")
+    name, d = ("raft_small", 128) if model.small else ("raft", 256)
+    hd, cd = model.hidden_dim, model.context_dim
+    return [(RaftEncoder(model).eval(), NetSpec(f"{name}_encoder", (("image", 3),), ("fmap", "net", "inp"), 8)),
+            (RaftUpdate(model, iters).eval(),
+             NetSpec(f"{name}_update", (("fmap1", d), ("fmap2", d), ("net", hd), ("inp", cd)), ("flow",), 8,
+                     int(iters), input_scale=8))]
 
 
 def export_parts(spec: NetSpec, weights_digest: str, shapes: str = "dynamic") -> dict:
@@ -122,26 +195,32 @@ def export_onnx(model: nn.Module, spec: NetSpec, size: tuple[int, int] | None = 
         raise ValueError(f"{spec.name}: export size {h}×{w} is not a multiple of {m}")
     names = [n for n, _ in spec.inputs]
     dyn = {n: {0: "batch", 2: "height", 3: "width"} for n in names}
-    dyn[spec.output] = {0: "batch", 2: "height", 3: "width"}
+    for o in spec.outputs:          # an output's own dim names: RAFT's encodings are 1/8 of the frame
+        dyn[o] = {0: "batch", 2: "height", 3: "width"} if spec.input_scale == 1 and len(spec.outputs) == 1 \
+            else {0: "batch", 2: f"{o}_height", 3: f"{o}_width"}
     buf = io.BytesIO()
     dev = next(model.parameters()).device
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")          # the tracer's notes on shape arithmetic
         torch.onnx.export(model, tuple(t.to(dev) for t in spec.example(h, w)), buf, dynamo=False, opset_version=OPSET, input_names=names,
-                          output_names=[spec.output], dynamic_axes=dyn, do_constant_folding=True)
+                          output_names=list(spec.outputs), dynamic_axes=dyn, do_constant_folding=True)
     return buf.getvalue()
 
 
 def max_abs_diff(model: nn.Module, net, spec: NetSpec, size: tuple[int, int], seed: int = 0) -> float:
-    """Largest |torch − net| over the output for fixed random inputs of ``size`` (H, W)."""
+    """Largest |torch − net| over the outputs for fixed random inputs of an H×W frame (``size``)."""
     dev = next(model.parameters()).device
     x = tuple(t.to(dev) for t in spec.example(*size, seed=seed))
     with torch.inference_mode():
-        ref = model(*x).float().cpu().numpy()
-        out = net(*x).float().cpu().numpy()
-    if ref.shape != out.shape:
-        raise AssertionError(f"{spec.name}: output shape {out.shape} differs from torch's {ref.shape}")
-    return float(np.abs(ref - out).max())
+        refs, outs = model(*x), net(*x)
+    refs, outs = (refs, outs) if isinstance(refs, tuple) else ((refs,), (outs,))
+    worst = 0.0
+    for name, ref, out in zip(spec.outputs, refs, outs):
+        ref, out = ref.float().cpu().numpy(), out.float().cpu().numpy()
+        if ref.shape != out.shape:
+            raise AssertionError(f"{spec.name}: output {name} shape {out.shape} differs from torch's {ref.shape}")
+        worst = max(worst, float(np.abs(ref - out).max()))
+    return worst
 
 
 # ---------------------------------------------------------------- ONNX Runtime
@@ -170,10 +249,12 @@ class OrtNet:
         self.spec, self.threads = spec, opts.intra_op_num_threads
         self.session = ort.InferenceSession(onnx, opts, providers=["CPUExecutionProvider"])
 
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def __call__(self, *inputs: torch.Tensor):
+        """The output tensor (a tuple of them for a graph with several outputs)."""
         feed = {name: np.ascontiguousarray(t.detach().float().cpu().numpy())
                 for (name, _), t in zip(self.spec.inputs, inputs)}
-        return torch.from_numpy(self.session.run([self.spec.output], feed)[0])
+        outs = [torch.from_numpy(o) for o in self.session.run(list(self.spec.outputs), feed)]
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
 
 # ---------------------------------------------------------------- TensorRT
@@ -196,10 +277,11 @@ def trt_parts(onnx_parts: dict, precision: str, profile: dict) -> dict:
 
 def default_profile(spec: NetSpec) -> dict:
     """The TensorRT input shape profile {"min"|"opt"|"max": [H, W]} (batch 1) nodes build: any frame
-    up to 4K (RAFT: up to 1080p, its level-0 correlation volume grows with (H·W)²; opt 1024×440)."""
+    up to 4K (RAFT: frames of 128 px up to 1080p, its level-0 correlation volume grows with (H·W)²;
+    opt 1024×440), given for the graph's inputs (RAFT's update graph: 1/8 of the frame)."""
     if spec.name.startswith("raft"):
-        return {"min": [64, 64], "opt": [440, 1024], "max": [1088, 1920]}
-    return {"min": [spec.multiple] * 2, "opt": [1088, 1920], "max": [2176, 3840]}
+        return spec.profile({"min": [RAFT_MIN_SIDE, RAFT_MIN_SIDE], "opt": [440, 1024], "max": [1088, 1920]})
+    return spec.profile({"min": [spec.multiple] * 2, "opt": [1088, 1920], "max": [2176, 3840]})
 
 
 def build_trt_engine(onnx: bytes, spec: NetSpec, precision: str = "fp32",
@@ -247,14 +329,16 @@ class TrtNet:
             raise RuntimeError(f"TensorRT could not load the {spec.name} engine (another GPU or TensorRT version?)")
         self.context = self.engine.create_execution_context()
 
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def __call__(self, *inputs: torch.Tensor):
+        """The output tensor (a tuple of them for a graph with several outputs), on the GPU."""
         xs = [t.detach().to("cuda", torch.float32).contiguous() for t in inputs]
         for (name, _), x in zip(self.spec.inputs, xs):
             self.context.set_input_shape(name, tuple(x.shape))
             self.context.set_tensor_address(name, x.data_ptr())
-        shape = tuple(self.context.get_tensor_shape(self.spec.output))
-        out = torch.empty(shape, device="cuda", dtype=torch.float32)
-        self.context.set_tensor_address(self.spec.output, out.data_ptr())
+        outs = []
+        for name in self.spec.outputs:
+            outs.append(torch.empty(tuple(self.context.get_tensor_shape(name)), device="cuda", dtype=torch.float32))
+            self.context.set_tensor_address(name, outs[-1].data_ptr())
         if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
             raise RuntimeError(f"TensorRT failed to run the {self.spec.name} engine on inputs {[x.shape for x in xs]}")
-        return out
+        return outs[0] if len(outs) == 1 else tuple(outs)

@@ -109,13 +109,13 @@ def _iters(ctx: Context) -> int:
 
 def _raft(ctx: Context):
     """(model, feature cache, net): the cache (None without an object cache) lets the pairs of a
-    clip share each frame's encoder outputs; net runs the pair instead of the model when the
-    `runtime` param picks ONNX Runtime or TensorRT (no feature cache then)."""
+    clip share each frame's encoder outputs; net (an encoder and an update graph) runs instead of
+    the model when the `runtime` param picks ONNX Runtime or TensorRT, with the same cache."""
     from ..models.raft import FeatureCache, load_raft      # torch: only when RAFT computes
     path = weights_path(ctx.params, ctx)
     (model, _variant), device = load_model(ctx, "raft", path, lambda d: load_raft(path, device=d))
     net, _, _ = accelerated(ctx, path, model, device, iters=_iters(ctx))
-    if ctx.objects is None or net is not None:
+    if ctx.objects is None:
         return model, None, net
     return model, ctx.objects.get(("raft", file_digest(path), device, "features"), FeatureCache), net
 

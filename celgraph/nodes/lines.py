@@ -141,7 +141,7 @@ class GapFill(NodeType):
                                   min_taper=p.taper, converge=120.0 if p.junctions else 0.0)
         else:
             closed = self._model_close(ctx, lines)
-        added = np.maximum(closed - lines, 0.0).astype(np.float32)
+        added = np.maximum(closed - lines, np.float32(0.0)).astype(np.float32, copy=False)
         return {"lines": closed, "added": added, "preview": preview_out(self, lines, added)}
 
     def _model_close(self, ctx: Context, lines: np.ndarray) -> np.ndarray:

@@ -69,8 +69,9 @@ RUNTIME_PARAM = Choice(
 # in every run. None qualifies on the CPU: directly, on 1 thread, ORT ran the U-Nets 1.3-1.6× faster
 # (GapUNet, Sketch, pix2pix) and RAFT-small / RAFT slower (0.61-0.66×, 0.86-0.89×); through the engine
 # the U-Net ratios were 0.79-1.37× across two runs (the node's own work and the cache writes dilute
-# the network's share, and the machine's load decides the rest), and RAFT-small 0.47× (torch reuses
-# each frame's features, the ORT export runs whole pairs). So auto is torch until a quieter machine
+# the network's share, and the machine's load decides the rest), and RAFT-small 0.47× — and still 0.34-0.60×
+# once ORT, too, encoded each frame once (encoder + update graphs, bench/results/accel_raft.md): its update
+# loop is the slow part. So auto is torch until a quieter machine
 # shows a consistent win. A network missing here, or a runtime that cannot run, runs on torch. No
 # GPU has been measured yet: on CUDA auto is torch until bench/gpu.py's TensorRT numbers say otherwise.
 AUTO_RUNTIME: dict[str, dict[str, str]] = {
@@ -129,20 +130,33 @@ def accelerated(ctx: Context, path: Path, model, device: str, iters: int | None 
                 precision: str = "fp32") -> tuple[Any, str, str]:
     """(net, device, runtime) for a loaded torch ``model``: the node's `runtime` param resolved; net
     is None for torch (run ``model`` itself), else an ONNX Runtime or TensorRT net to pass as
-    ``net=`` to the model's inference function, on the returned device (cpu for ONNX Runtime).
+    ``net=`` to the model's inference function, on the returned device (cpu for ONNX Runtime). RAFT
+    runs as two graphs, its encoder and its update loop (an ``accel.RaftSplit``), so a frame's
+    encodings are computed once for all its pairs, as on torch.
 
-    The ONNX export is a cache entry of the engine's disk store keyed by accel.export_parts (weights
-    digest, opset, shapes policy, exporter, RAFT iterations), the TensorRT engine one keyed by
+    Each ONNX export is a cache entry of the engine's disk store keyed by accel.export_parts (weights
+    digest, opset, shapes policy, exporter, RAFT iterations), each TensorRT engine one keyed by
     accel.trt_parts (the export, precision, shape profile, GPU model, TensorRT version): each is
     made once. ONNX Runtime uses as many threads as torch (the engine's torch thread policy)."""
     from ..models import accel      # torch: only nodes that run a network get here
-    module, spec = accel.spec_for(model, iters)
-    runtime = resolve_runtime(ctx.params.runtime, spec.name, device)
+    runtime = resolve_runtime(ctx.params.runtime, accel.network_name(model), device)
     if runtime == "torch":
         return None, device, runtime
     problem = runtime_problem(runtime, device)
     if problem is not None:
         raise RuntimeError(f"node '{ctx.node}' param runtime={runtime}: {problem}")
+    nets = [_net(ctx, path, module, spec, runtime, precision) for module, spec in accel.exports_for(model, iters)]
+    if len(nets) == 2:
+        keys = [key for _, key in nets]
+        net = accel.RaftSplit(nets[0][0], nets[1][0], tag=f"{runtime}:{keys[0]}:{keys[1]}")
+    else:
+        net = nets[0][0]
+    return net, "cpu" if runtime == "onnxruntime" else "cuda", runtime
+
+
+def _net(ctx: Context, path: Path, module, spec, runtime: str, precision: str) -> tuple[Any, str]:
+    """(ONNX Runtime or TensorRT net, its cache key) of one exported graph, made once per process."""
+    from ..models import accel
     parts = accel.export_parts(spec, file_digest(path))
 
     def onnx() -> bytes:
@@ -153,8 +167,8 @@ def accelerated(ctx: Context, path: Path, model, device: str, iters: int | None 
     if runtime == "onnxruntime":
         import torch
         threads = torch.get_num_threads()
-        return _once(ctx, ("onnxruntime", accel.export_key(parts), threads),
-                     lambda: accel.OrtNet(onnx(), spec, threads)), "cpu", runtime
+        key = accel.export_key(parts)
+        return _once(ctx, ("onnxruntime", key, threads), lambda: accel.OrtNet(onnx(), spec, threads)), key
     profile = accel.default_profile(spec)
     tparts = accel.trt_parts(parts, precision, profile)
 
@@ -163,4 +177,5 @@ def accelerated(ctx: Context, path: Path, model, device: str, iters: int | None 
                                                         np.uint8).copy(), owner=ExportCache)
         return np.asarray(data).tobytes()
 
-    return _once(ctx, ("tensorrt", accel.export_key(tparts)), lambda: accel.TrtNet(engine(), spec)), "cuda", runtime
+    key = accel.export_key(tparts)
+    return _once(ctx, ("tensorrt", key), lambda: accel.TrtNet(engine(), spec)), key

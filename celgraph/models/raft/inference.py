@@ -116,8 +116,9 @@ def raft_flow(model: RAFT, img1: np.ndarray, img2: np.ndarray, iters: int = 12,
     each frame's encoder outputs are computed once and reused by later pairs: the same flow,
     cheaper over a clip.
 
-    ``net``: a whole-pair network with ``iters`` fixed in it (an ONNX Runtime or TensorRT net of
-    :mod:`celgraph.models.accel`) runs in place of the model; the feature cache is not used then.
+    ``net``: an ONNX Runtime or TensorRT net of :mod:`celgraph.models.accel` with ``iters`` fixed in
+    it runs in place of the model: an ``accel.RaftSplit`` (encoder and update graphs; with a cache,
+    each frame is encoded once, as above) or a whole-pair net (no cache).
     Padded frames under ``accel.RAFT_MIN_SIDE`` (128) px run on the model instead: there the
     coarsest correlation level is one pixel wide, a case the export does not trace.
     """
@@ -135,7 +136,16 @@ def raft_flow(model: RAFT, img1: np.ndarray, img2: np.ndarray, iters: int = 12,
     model.eval()
     try:
         with torch.inference_mode():
-            if net is not None and min(a.shape[-2:]) >= 128:
+            if net is not None and min(a.shape[-2:]) >= 128 and hasattr(net, "encode"):
+                # encoder and update graphs (accel.RaftSplit): each frame encoded once, like the features below
+                tag = (pad_mode, tuple(a.shape), net.tag)
+                if cache is None:
+                    (fmap1, hidden, inp), (fmap2, _, _) = net.encode(a), net.encode(b)
+                else:
+                    fmap1, hidden, inp = cache.get(("encoded", keys[0], tag), lambda: net.encode(a))
+                    fmap2 = cache.get(("encoded", keys[1], tag), lambda: net.encode(b))[0]
+                flow = net.refine(fmap1, fmap2, hidden, inp)
+            elif net is not None and min(a.shape[-2:]) >= 128:
                 flow = net(a, b)
             elif cache is None:
                 _, flow = model(a, b, iters=iters, test_mode=True)
