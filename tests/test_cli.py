@@ -44,9 +44,15 @@ def graph(tmp_path):
     return run
 
 
+def _sigint_default() -> None:
+    # a test run started in the background (`pytest &` from a script) has SIGINT ignored, and a
+    # child inherits that: Python then installs no Ctrl-C handler and the signal the tests send is lost
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def popen(tmp_path: Path, *args) -> subprocess.Popen:
     return subprocess.Popen([*GRAPH, *map(str, args)], cwd=tmp_path, env=_env(tmp_path), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_sigint_default)
 
 
 def events(stdout: str) -> list[dict]:
