@@ -62,7 +62,7 @@ class SpriteConfig:
 PRESETS: dict[str, SpriteConfig] = {
     "full": SpriteConfig(checkpoint_every=10000),
     "cpu": SpriteConfig(s1_iters=1500, s2_iters=2500, batch=2048, hidden=64, pixel_layers=6, content_layers=8,
-                        content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture", plate_align=2),
+                        content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture", plate_align=1),
     "preview": SpriteConfig(s1_iters=500, s2_iters=800, batch=1024, hidden=64, pixel_layers=4, content_layers=6,
                             content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0, plate="texture", plate_align=1),
 }
