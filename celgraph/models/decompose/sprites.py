@@ -113,10 +113,16 @@ class SpriteLearner:
             votes = background_votes(labels, N) if cfg.plate_median == "labels" else np.ones_like(labels, bool)
             tex = median_texture(frames, votes, Hn[:, 0], side)
             offsets = None
-            for _ in range(cfg.plate_align):
-                offsets = plate_offsets(frames, labels == 0, render_texture(tex, Hn[:, 0], (H, W), offsets), offsets,
-                                        cfg.plate_align_sigma * H / 256.0)
-                tex = median_texture(frames, votes, Hn[:, 0], side, offsets)
+            background = labels == 0
+            err = plate_error(frames, background, render_texture(tex, Hn[:, 0], (H, W)))
+            for _ in range(cfg.plate_align):          # a pass is kept only if the plate fits the background better
+                off = plate_offsets(frames, background, render_texture(tex, Hn[:, 0], (H, W), offsets), offsets,
+                                    cfg.plate_align_sigma * H / 256.0)
+                tex_a = median_texture(frames, votes, Hn[:, 0], side, off)
+                err_a = plate_error(frames, background, render_texture(tex_a, Hn[:, 0], (H, W), off))
+                if err_a >= err:
+                    break
+                tex, offsets, err = tex_a, off, err_a
             if offsets is not None:
                 self.offsets = torch.from_numpy(offsets).to(dev)                           # T×H×W×2
             self.texture = torch.nn.Parameter(torch.from_numpy(tex).permute(2, 0, 1)[None].contiguous().to(dev),
@@ -423,6 +429,16 @@ def plate_offsets(frames: np.ndarray, background: np.ndarray, rendered: np.ndarr
         filled = fill_holes(np.concatenate([smooth, np.zeros_like(smooth[..., :1])], 2).astype(np.float32))
         out[t] += filled[..., :2]
     return out
+
+
+def plate_error(frames: np.ndarray, background: np.ndarray, rendered: np.ndarray) -> float:
+    """Mean absolute difference of the rendered plate (T×H×W×3) and the frames on the background pixels
+    (T×H×W bool): the plate alignment keeps a pass only if this falls. Where the homographies already
+    hold (a background moving as one plane), the flow on the plate is noise, and a pass that only
+    moves the plate around is dropped."""
+    if not background.any():
+        return 0.0
+    return float(np.abs(rendered - frames).mean(-1)[background].mean())
 
 
 def _grey8(rgb: np.ndarray) -> np.ndarray:
