@@ -110,10 +110,10 @@ class SpriteLearner:
         self.texture = self.offsets = None
         if "texture" in cfg.plate:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
-            votes = background_votes(labels, N) if cfg.plate_median == "labels" else np.ones_like(labels, bool)
+            background = background_votes(labels, N)   # (not all labelled pixels: a sprite the warm-up lost
+            votes = background if cfg.plate_median == "labels" else np.ones_like(labels, bool)   # pulls the plate)
             tex = median_texture(frames, votes, Hn[:, 0], side)
             offsets = None
-            background = labels == 0
             err = plate_error(frames, background, render_texture(tex, Hn[:, 0], (H, W)))
             for _ in range(cfg.plate_align):          # a pass is kept only if the plate fits the background better
                 off = plate_offsets(frames, background, render_texture(tex, Hn[:, 0], (H, W), offsets), offsets,
