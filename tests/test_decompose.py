@@ -411,6 +411,31 @@ def test_plate_alignment_follows_a_background_the_homographies_miss():
     assert under1 < 0.8 * under0
 
 
+def test_the_learner_keeps_plate_alignment_only_where_it_fits_the_background_better():
+    """SpriteLearner's alignment pass is kept for frames a homography cannot hold (a swaying street)
+    and dropped for frames it holds exactly, where the flow on the plate is only noise."""
+    import cv2
+    from dataclasses import replace
+    from celgraph.synth.plate import paint_detailed_plate
+    plate, _ = paint_detailed_plate(np.random.default_rng(3), 160, 64)
+    T, h, w = 6, 64, 96
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    labels = np.zeros((T, h, w), np.int64)
+    labels[:, 20:44, 36:60] = 1
+    tr = np.tile(np.diag([1 / 192, 1 / 192, 1.0]), (T, 2, 1, 1))
+    cfg = replace(decompose_cfg(), plate="texture", plate_align=1)
+    for sway_px, kept in ((2.0, True), (0.0, False)):
+        frames = []
+        for t in range(T):
+            shift = 10.0 * t
+            tr[t, 0] = np.diag([1 / 192, 1 / 192, 1.0]) @ np.array([[1, 0, shift], [0, 1, 0], [0, 0, 1.0]])
+            frames.append(cv2.remap(plate, xs + sway_px * np.sin(xs / 19.0 + t) * np.cos(ys / 23.0) + shift,
+                                    ys + 0.75 * sway_px * np.cos(xs / 29.0 - t), cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT))
+        learner = SpriteLearner(cfg, np.stack(frames), labels, tr)
+        assert (learner.offsets is not None) == kept
+
+
 def test_frames_where_the_warm_up_lost_a_sprite_do_not_vote_for_the_plate():
     from celgraph.models.decompose.sprites import background_votes
     labels = np.zeros((6, 8, 8), np.int64)
