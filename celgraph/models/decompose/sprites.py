@@ -412,22 +412,29 @@ def plate_offsets(frames: np.ndarray, background: np.ndarray, rendered: np.ndarr
     plate (`rendered`, T×H×W×3, already through `offsets`), kept on the background pixels (`background`)
     away from the sprites (eroded by 3·σ: DIS's patches straddling a sprite's edge follow the sprite),
     smoothed by a normalised Gaussian of σ = `sigma` pixels and filled by push-pull where no background
-    is seen (under the sprites), is added to `offsets`."""
+    is seen (under the sprites), is added to `offsets`. A frame with no background (no votes: the
+    warm-up lost a sprite there) takes the added offsets of the nearest frame that has some (the
+    camera moves smoothly, and so does the parallax)."""
     T, h, w = background.shape
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     r = max(1, int(round(3 * sigma)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    out = np.zeros((T, h, w, 2), np.float32) if offsets is None else np.array(offsets, np.float32, copy=True)
+    added: list[np.ndarray | None] = []
     for t in range(T):
         flow = dis.calc(_grey8(frames[t]), _grey8(rendered[t]), None)
         m = cv2.erode(background[t].astype(np.uint8), kernel).astype(np.float32)
         num = cv2.GaussianBlur(flow * m[..., None], (0, 0), sigma)
         den = cv2.GaussianBlur(m, (0, 0), sigma)
         if not (den > 0.05).any():
-            continue                                    # no background seen: the offsets stay
+            added.append(None)
+            continue
         smooth = np.where((den > 0.05)[..., None], num / np.maximum(den, 1e-6)[..., None], np.nan)
-        filled = fill_holes(np.concatenate([smooth, np.zeros_like(smooth[..., :1])], 2).astype(np.float32))
-        out[t] += filled[..., :2]
+        added.append(fill_holes(np.concatenate([smooth, np.zeros_like(smooth[..., :1])], 2).astype(np.float32))[..., :2])
+    have = [t for t in range(T) if added[t] is not None]
+    out = np.zeros((T, h, w, 2), np.float32) if offsets is None else np.array(offsets, np.float32, copy=True)
+    if have:
+        for t in range(T):
+            out[t] += added[min(have, key=lambda s: (abs(s - t), s))]
     return out
 
 
