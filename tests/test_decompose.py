@@ -375,6 +375,67 @@ def test_the_plate_texture_starts_as_the_median_of_the_background_pixels_on_the_
     assert not np.isnan(filled).any() and 0.2 <= filled.min() and filled.max() <= 0.8
 
 
+def test_plate_alignment_follows_a_background_the_homographies_miss():
+    """A painted plate panned by known homographies, each frame also bent by a smooth sway of up to 2
+    px that no homography holds (parallax): without alignment the median texture is blurred and every
+    frame's rendered plate is off along the edges; one pass of plate_offsets and the texture rebuilt
+    through them reproduce the background, and the plate under the sprite (where the frame's own
+    background is never seen) too."""
+    import cv2
+    from celgraph.models.decompose.sprites import median_texture, plate_offsets, render_texture
+    from celgraph.synth.plate import paint_detailed_plate
+    plate, _ = paint_detailed_plate(np.random.default_rng(2), 160, 64)
+    T, h, w = 6, 64, 96
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    clean, Hs = [], []
+    for t in range(T):
+        sway = np.stack([2.0 * np.sin(xs / 19.0 + t) * np.cos(ys / 23.0), 1.5 * np.cos(xs / 29.0 - t)], -1)
+        shift = 10.0 * t                                    # frame pixel p + sway(p) ↔ plate pixel x + shift
+        clean.append(cv2.remap(plate, xs + sway[..., 0] + shift, ys + sway[..., 1], cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REFLECT))
+        Hs.append(np.diag([1 / 192, 1 / 192, 1.0]) @ np.array([[1, 0, shift], [0, 1, 0], [0, 0, 1.0]]))
+    clean, H0 = np.stack(clean), np.stack(Hs)
+    masks = np.ones((T, h, w), bool)
+    masks[:, 20:44, 36:60] = False                          # the "sprite"
+    frames = np.where(masks[..., None], clean, np.float32([1.0, 0.0, 1.0]))
+
+    def errors(tex, offsets):
+        err = np.abs(render_texture(tex, H0, (h, w), offsets) - clean).mean(-1)
+        return err[masks].mean(), err[:, 24:40, 40:56].mean()      # background; inside the sprite
+
+    tex0 = median_texture(frames, masks, H0, 193)
+    offsets = plate_offsets(frames, masks, render_texture(tex0, H0, (h, w)), None, 2.0)
+    tex1 = median_texture(frames, masks, H0, 193, offsets)
+    (bg0, under0), (bg1, under1) = errors(tex0, None), errors(tex1, offsets)
+    assert bg1 < 0.6 * bg0
+    assert under1 < 0.8 * under0
+
+
+def test_the_learner_keeps_plate_alignment_only_where_it_fits_the_background_better():
+    """SpriteLearner's alignment pass is kept for frames a homography cannot hold (a swaying street)
+    and dropped for frames it holds exactly, where the flow on the plate is only noise."""
+    import cv2
+    from dataclasses import replace
+    from celgraph.synth.plate import paint_detailed_plate
+    plate, _ = paint_detailed_plate(np.random.default_rng(3), 160, 64)
+    T, h, w = 6, 64, 96
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    labels = np.zeros((T, h, w), np.int64)
+    labels[:, 20:44, 36:60] = 1
+    tr = np.tile(np.diag([1 / 192, 1 / 192, 1.0]), (T, 2, 1, 1))
+    cfg = replace(decompose_cfg(), plate="texture", plate_align=1)
+    for sway_px, kept in ((2.0, True), (0.0, False)):
+        frames = []
+        for t in range(T):
+            shift = 10.0 * t
+            tr[t, 0] = np.diag([1 / 192, 1 / 192, 1.0]) @ np.array([[1, 0, shift], [0, 1, 0], [0, 0, 1.0]])
+            frames.append(cv2.remap(plate, xs + sway_px * np.sin(xs / 19.0 + t) * np.cos(ys / 23.0) + shift,
+                                    ys + 0.75 * sway_px * np.cos(xs / 29.0 - t), cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT))
+        learner = SpriteLearner(cfg, np.stack(frames), labels, tr)
+        assert (learner.offsets is not None) == kept
+
+
 def test_frames_where_the_warm_up_lost_a_sprite_do_not_vote_for_the_plate():
     from celgraph.models.decompose.sprites import background_votes
     labels = np.zeros((6, 8, 8), np.int64)

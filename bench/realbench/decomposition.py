@@ -205,8 +205,9 @@ def run(data: Path, out_dir: Path, quick: bool) -> str:
                      [f"{method}, delivered at {m['full_size']}", "delivery time (s)", f"{m['full_seconds']:.0f}"]]
     n_frames = len(frames)
     notes = [f"`violet/456x256` frames {frames[0]}-{frames[-1]} ({n_frames} frames), one decomposition per N; "
-             f"times on a 2-core machine shared with other jobs (load average 15-18 while measured, our "
-             f"processes at nice 10), {THREADS} torch thread(s) per optimising node. A stage found in the kept "
+             f"times on a 2-core machine shared with other jobs (1-minute load average "
+             f"{os.getloadavg()[0]:.0f} when this table was written, our processes at nice 10), {THREADS} torch thread(s) "
+             "per optimising node. A stage found in the kept "
              "cache ($CELGRAPH_REAL_CACHE) shows the time recorded when this suite computed it. The full-size "
              "composite takes the plate from the full-size frame wherever alpha 0 shows the background, so it "
              "measures how the layers line up with the frames, not how good the decomposition is (that is the "

@@ -214,8 +214,10 @@ class WarmupHomography(NodeType):
 class SpriteLearn(NodeType):
     """Sprites from a clip: a background plate and per-object RGBA layers (ToonDecompose steps 4-6).
 
-    Needs the warm-up labels (WarmupAlpha) and transforms (WarmupHomography). The background is a
-    coordinate MLP over its canvas (an inpainted, time-invariant plate); every other object is a
+    Needs the warm-up labels (WarmupAlpha) and transforms (WarmupHomography). The background is an
+    inpainted, time-invariant plate: a texture over its canvas (the `cpu` and `preview` presets; each
+    frame aligned onto it by a smooth per-frame offset field where one homography cannot follow a
+    street with depth) or a coordinate MLP (`full`, upstream); every other object is a
     per-frame canvas filled by splats; per-object "pixel MLPs", each conditioned on the other
     objects' contents, give the alphas. Stage s1 reconstructs the frames under the warm-up labels;
     stage s2 hands each pixel to the content that explains its colour best. Outputs: the rendered
@@ -223,7 +225,7 @@ class SpriteLearn(NodeType):
     apart with SpriteLayer), labels, the transforms, the layers re-composited over the plate, and a
     contact-sheet preview per frame.
     """
-    id, version, category = "celgraph.SpriteLearn", 3, "Decompose"
+    id, version, category = "celgraph.SpriteLearn", 6, "Decompose"
     color_space = cs.DISPLAY                         # learns in sRGB; its Sprites hold sRGB (SpriteLayer converts)
     scope = "clip"
     device = "any"

@@ -55,14 +55,16 @@ class SpriteConfig:
     plate_density: float = 2.0              # texture: texels per frame pixel (where the plate is seen closest)
     plate_lr: float = 5e-3                  # texture: SGD step of the texels (0: the median start is kept)
     plate_median: str = "labels"            # texture start: median of the background-labelled pixels, or of "all"
+    plate_align: int = 0                    # texture: passes of per-frame plate alignment (see plate_offsets)
+    plate_align_sigma: float = 2.0          # texture: smoothing of the alignment offsets (pixels at 256 high)
 
 
 PRESETS: dict[str, SpriteConfig] = {
     "full": SpriteConfig(checkpoint_every=10000),
     "cpu": SpriteConfig(s1_iters=1500, s2_iters=2500, batch=2048, hidden=64, pixel_layers=6, content_layers=8,
-                        content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture"),
+                        content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture", plate_align=1),
     "preview": SpriteConfig(s1_iters=500, s2_iters=800, batch=1024, hidden=64, pixel_layers=4, content_layers=6,
-                            content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0, plate="texture"),
+                            content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0, plate="texture", plate_align=1),
 }
 
 
@@ -105,11 +107,24 @@ class SpriteLearner:
                 with torch.no_grad():
                     self.content0.net[-1].weight.zero_()
                     self.content0.net[-1].bias.zero_()
-        self.texture = None
+        self.texture = self.offsets = None
         if "texture" in cfg.plate:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
-            tex = median_texture(frames, background_votes(labels, N) if cfg.plate_median == "labels"
-                                 else np.ones_like(labels, bool), Hn[:, 0], side)
+            background = background_votes(labels, N)   # (not all labelled pixels: a sprite the warm-up lost
+            votes = background if cfg.plate_median == "labels" else np.ones_like(labels, bool)   # pulls the plate)
+            tex = median_texture(frames, votes, Hn[:, 0], side)
+            offsets = None
+            err = plate_error(frames, background, render_texture(tex, Hn[:, 0], (H, W)))
+            for _ in range(cfg.plate_align):          # a pass is kept only if the plate fits the background better
+                off = plate_offsets(frames, background, render_texture(tex, Hn[:, 0], (H, W), offsets), offsets,
+                                    cfg.plate_align_sigma * H / 256.0)
+                tex_a = median_texture(frames, votes, Hn[:, 0], side, off)
+                err_a = plate_error(frames, background, render_texture(tex_a, Hn[:, 0], (H, W), off))
+                if err_a >= err:
+                    break
+                tex, offsets, err = tex_a, off, err_a
+            if offsets is not None:
+                self.offsets = torch.from_numpy(offsets).to(dev)                           # T×H×W×2
             self.texture = torch.nn.Parameter(torch.from_numpy(tex).permute(2, 0, 1)[None].contiguous().to(dev),
                                               requires_grad=cfg.plate_lr > 0)
         C = cfg.canvas
@@ -127,10 +142,13 @@ class SpriteLearner:
 
     # ---- sampling and the model -----------------------------------------------------------------
     def _uv(self, t: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """S×N×2 canvas coordinates of pixels (t, x, y)."""
+        """S×N×2 canvas coordinates of pixels (t, x, y); the plate's through the alignment offsets."""
         Hs = self.Hs[t]                                                   # S×N×3×3
         p = torch.stack([x, y, torch.ones_like(x)], 1).float()           # S×3
-        q = (Hs @ p[:, None, :, None])[..., 0]                            # S×N×3
+        p = p[:, None].repeat(1, self.N, 1)                               # S×N×3
+        if self.offsets is not None:
+            p[:, 0, :2] += self.offsets[t, y, x]
+        q = (Hs @ p[..., None])[..., 0]                                   # S×N×3
         return q[..., :2] / q[..., 2:3]
 
     def _plate(self, uv0: torch.Tensor, tn: torch.Tensor) -> torch.Tensor:
@@ -325,14 +343,14 @@ def background_votes(labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, side: int,
-                   budget: int = 1 << 26) -> np.ndarray:
+                   offsets: np.ndarray | None = None, budget: int = 1 << 26) -> np.ndarray:
     """side×side×3 float32 plate texture: per texel, the median over frames of the pixels labelled
     background (`background`, T×H×W bool, eroded by one pixel so edges of sprites stay out) that land
-    on it through H0 (T×3×3, frame pixel → unit canvas; texel i sits at u = i/(side−1)); texels no
-    frame saw are filled from their neighbours (push-pull). Done in bands of texel rows so the stack
-    of warped frames stays under `budget` bytes."""
+    on it through H0 (T×3×3, frame pixel → unit canvas; texel i sits at u = i/(side−1)), each frame
+    pixel p moved first by its alignment offset (`offsets`, T×H×W×2: p lands at H0·(p + offset));
+    texels no frame saw are filled from their neighbours (push-pull). Done in bands of texel rows so
+    the stack of warped frames stays under `budget` bytes."""
     T, h, w = background.shape
-    S = np.diag([side - 1.0, side - 1.0, 1.0])
     kernel = np.ones((3, 3), np.uint8)
     keep = [cv2.erode(b.astype(np.uint8), kernel).astype(np.float32) for b in background]
     rows = max(1, min(side, budget // max(1, T * side * 3 * 4)))
@@ -341,14 +359,98 @@ def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, s
         n = min(rows, side - r0)
         stack = np.full((T, n, side, 3), np.nan, np.float32)
         for t in range(T):
-            M = np.array([[1.0, 0, 0], [0, 1.0, -r0], [0, 0, 1.0]]) @ S @ H0[t]
-            got = cv2.warpPerspective(np.ascontiguousarray(frames[t], np.float32), M, (side, n),
-                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-            ok = cv2.warpPerspective(keep[t], M, (side, n), flags=cv2.INTER_NEAREST,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+            mx, my = texel_sources(H0[t], side, r0, n, None if offsets is None else offsets[t])
+            got = cv2.remap(np.ascontiguousarray(frames[t], np.float32), mx, my, cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+            ok = cv2.remap(keep[t], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
             stack[t][ok] = got[ok]
         out[r0:r0 + n] = _nanmedian0(stack)
     return fill_holes(out)
+
+
+def texel_sources(H0: np.ndarray, side: int, r0: int, n: int, offsets: np.ndarray | None = None):
+    """(map_x, map_y), each n×side float32: the frame pixel that lands on each texel of rows r0 … r0+n−1
+    of a side×side plate texture through H0 (frame pixel → unit canvas) after the frame's alignment
+    offsets (H×W×2; p lands at H0·(p + offset(p)), inverted by two fixed-point steps: the offsets are
+    smooth)."""
+    j, i = np.meshgrid(np.arange(side, dtype=np.float64), np.arange(r0, r0 + n, dtype=np.float64))
+    uv1 = np.stack([j / (side - 1.0), i / (side - 1.0), np.ones_like(j)])
+    q = np.tensordot(np.linalg.inv(H0), uv1, 1)
+    px, py = (q[0] / q[2]).astype(np.float32), (q[1] / q[2]).astype(np.float32)
+    if offsets is None:
+        return px, py
+    mx, my = px, py
+    for _ in range(2):
+        off = cv2.remap(offsets, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mx, my = px - off[..., 0], py - off[..., 1]
+    return mx, my
+
+
+def render_texture(texture: np.ndarray, H0: np.ndarray, hw: tuple[int, int],
+                   offsets: np.ndarray | None = None) -> np.ndarray:
+    """T×h×w×3: the plate texture (side×side×3) seen in each frame through H0 (T×3×3, frame pixel →
+    unit canvas) and the frames' alignment offsets (T×h×w×2 or None), as SpriteLearner._plate reads it."""
+    h, w = hw
+    side = texture.shape[0]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = np.empty((len(H0), h, w, 3), np.float32)
+    for t, H in enumerate(H0):
+        px, py = (xs, ys) if offsets is None else (xs + offsets[t, ..., 0], ys + offsets[t, ..., 1])
+        q = np.tensordot(H, np.stack([px, py, np.ones_like(px)]), 1)
+        mx = (q[0] / q[2] * (side - 1)).astype(np.float32)
+        my = (q[1] / q[2] * (side - 1)).astype(np.float32)
+        out[t] = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def plate_offsets(frames: np.ndarray, background: np.ndarray, rendered: np.ndarray, offsets: np.ndarray | None,
+                  sigma: float) -> np.ndarray:
+    """T×H×W×2 float32 alignment offsets of the plate, per frame: a homography per frame cannot follow a
+    background with depth (facades at different distances slide against each other as the camera
+    pans), and the median texture of misregistered frames is blurred while every frame's plate is off
+    by a pixel or two along each edge. The optical flow (OpenCV DIS) from each frame to its rendered
+    plate (`rendered`, T×H×W×3, already through `offsets`), kept on the background pixels (`background`)
+    away from the sprites (eroded by 3·σ: DIS's patches straddling a sprite's edge follow the sprite),
+    smoothed by a normalised Gaussian of σ = `sigma` pixels and filled by push-pull where no background
+    is seen (under the sprites), is added to `offsets`. A frame with no background (no votes: the
+    warm-up lost a sprite there) takes the added offsets of the nearest frame that has some (the
+    camera moves smoothly, and so does the parallax)."""
+    T, h, w = background.shape
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    r = max(1, int(round(3 * sigma)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    added: list[np.ndarray | None] = []
+    for t in range(T):
+        flow = dis.calc(_grey8(frames[t]), _grey8(rendered[t]), None)
+        m = cv2.erode(background[t].astype(np.uint8), kernel).astype(np.float32)
+        num = cv2.GaussianBlur(flow * m[..., None], (0, 0), sigma)
+        den = cv2.GaussianBlur(m, (0, 0), sigma)
+        if not (den > 0.05).any():
+            added.append(None)
+            continue
+        smooth = np.where((den > 0.05)[..., None], num / np.maximum(den, 1e-6)[..., None], np.nan)
+        added.append(fill_holes(np.concatenate([smooth, np.zeros_like(smooth[..., :1])], 2).astype(np.float32))[..., :2])
+    have = [t for t in range(T) if added[t] is not None]
+    out = np.zeros((T, h, w, 2), np.float32) if offsets is None else np.array(offsets, np.float32, copy=True)
+    if have:
+        for t in range(T):
+            out[t] += added[min(have, key=lambda s: (abs(s - t), s))]
+    return out
+
+
+def plate_error(frames: np.ndarray, background: np.ndarray, rendered: np.ndarray) -> float:
+    """Mean absolute difference of the rendered plate (T×H×W×3) and the frames on the background pixels
+    (T×H×W bool): the plate alignment keeps a pass only if this falls. Where the homographies already
+    hold (a background moving as one plane), the flow on the plate is noise, and a pass that only
+    moves the plate around is dropped."""
+    if not background.any():
+        return 0.0
+    return float(np.abs(rendered - frames).mean(-1)[background].mean())
+
+
+def _grey8(rgb: np.ndarray) -> np.ndarray:
+    return (np.clip(cv2.cvtColor(np.ascontiguousarray(rgb, np.float32), cv2.COLOR_RGB2GRAY), 0, 1) * 255
+            + 0.5).astype(np.uint8)
 
 
 def _nanmedian0(stack: np.ndarray) -> np.ndarray:
