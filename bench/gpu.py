@@ -44,7 +44,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # celgraph from this checkout
@@ -132,14 +131,20 @@ def network_rows(b: Bench):
             trt_rows(b, label, size, spec, onnx, x, ref, (ph, pw), iters)
 
 
+def trt_precisions(b: Bench, what: str):
+    """fp32 then fp16, each only while the run is inside its --budget (a skipped one is listed missing)."""
+    for precision in ("fp32", "fp16"):
+        if time.perf_counter() - b.t0 > b.budget:
+            b.missing.append(f"TensorRT {what} {precision}: skipped, past the --budget of {b.budget:.0f} s")
+            continue
+        yield precision
+
+
 def trt_rows(b: Bench, label, size, spec, onnx, x, ref, hw, iters):
     if not b.trt and not b.dry:
         b.missing.append(f"TensorRT {label} {size}: tensorrt is not importable here (or no CUDA GPU)")
         return
-    for precision in ("fp32", "fp16"):
-        if time.perf_counter() - b.t0 > b.budget:
-            b.missing.append(f"TensorRT {label} {size} {precision}: skipped, past the --budget of {b.budget:.0f} s")
-            continue
+    for precision in trt_precisions(b, f"{label} {size}"):
         t = time.perf_counter()
         if b.trt:
             profile = {"min": list(hw), "opt": list(hw), "max": list(hw)}     # this size only: a short build
@@ -173,10 +178,7 @@ def raft_split_rows(b: Bench):
             e1 = enc_m(x1)
         t32, _ = b.time(lambda: upd_m(e1[0], enc_m(x2)[0], e1[1], e1[2]))
         b.row(name, size, "torch fp32", t32, note=f"{1 / t32:.1f} pairs/s, one frame encoded per pair")
-        for precision in ("fp32", "fp16"):
-            if time.perf_counter() - b.t0 > b.budget:
-                b.missing.append(f"TensorRT {name} {size} {precision}: skipped, past the --budget of {b.budget:.0f} s")
-                continue
+        for precision in trt_precisions(b, f"{name} {size}"):
             t = time.perf_counter()
             if b.trt:
                 nets = [accel.TrtNet(accel.build_trt_engine(o, s, precision, s.profile(

@@ -1,4 +1,5 @@
 """The benchmarks still run (tiny settings): they are how we report numbers, so they must not rot."""
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -67,18 +68,18 @@ def test_reliability_bench_shows_outputs_that_settle(tmp_path):
     assert rows["o.0002.exr deleted"] == ["0", "1"] and rows["next run"] == ["0", "0"]
 
 
-def _realbench_sketch():
+def _realbench(suite: str):
+    """A suite module of bench/real.py (bench/ is not a package on the path)."""
     sys.path.insert(0, str(BENCH))
     try:
-        from realbench import sketch
+        return importlib.import_module(f"realbench.{suite}")
     finally:
         sys.path.remove(str(BENCH))
-    return sketch
 
 
 def test_real_sketch_pair_is_split_at_its_opaque_area_and_scored_within_2px():
     """A hand-made Anime2Sketch pair: a transparent margin, input | drawing, captions in the corners."""
-    sk = _realbench_sketch()
+    sk = _realbench("sketch")
     h, w = 40, 50
     rgba = np.zeros((h + 6, 2 * w + 9, 4), np.float32)        # transparent margin: bottom 6, right 9
     rgba[:h, :2 * w] = 1.0
@@ -113,21 +114,12 @@ def test_reformat_bench_runs_on_a_small_frame(tmp_path):
     assert "every id is one of the input's: True" in text
 
 
-def _realbench_flow():
-    sys.path.insert(0, str(BENCH))
-    try:
-        from realbench import flow
-    finally:
-        sys.path.remove(str(BENCH))
-    return flow
-
-
 def test_real_flow_suite_scores_a_known_pan_at_zero_and_zero_flow_above_it(tmp_path):
     """Three frames of a picture whose content moves 2 px left per frame: the true flow (−2, 0)
     warps each next frame back exactly; zero flow does not; a flow its backward flow does not undo
     is left out."""
     import cv2
-    fl = _realbench_flow()
+    fl = _realbench("flow")
     rng = np.random.default_rng(0)
     big = cv2.GaussianBlur(rng.random((32, 60, 3)).astype(np.float32), (0, 0), 1.5)
     big = (big - big.min()) / (big.max() - big.min())

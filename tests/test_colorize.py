@@ -390,3 +390,15 @@ def test_model_mode_without_weights_is_a_validation_error(tmp_path):
     clip = g.add("SynthClip", name="clip", seed=4, width=96, height=64)
     g.add("Colorize", name="col", mode="model", lines=clip["lines"], model_weights=str(tmp_path / "none.safetensors"))
     assert [i.code for i in g.validate()] == ["file_not_found"]
+
+
+def test_converting_runs_of_equal_pixels_once_gives_the_whole_conversion():
+    from celgraph import colorspace as cs
+    from celgraph.nodes.color import Colorize
+    img = np.zeros((40, 60, 4), np.float32)
+    img[:, :30] = (0.8, 0.2, 0.1, 1.0)                      # flat fills: long runs
+    img[10:20, 30:] = (0.1, 0.5, 0.9, 0.5)
+    img[25, 40:45] = np.random.default_rng(0).random((5, 4), dtype=np.float32)
+    assert np.array_equal(cs.node_out_runs(Colorize, img), cs.node_out(Colorize, img))
+    busy = np.random.default_rng(1).random((8, 8, 4), dtype=np.float32)
+    assert np.array_equal(cs.node_out_runs(Colorize, busy), cs.node_out(Colorize, busy))

@@ -155,25 +155,8 @@ class Colorize(NodeType):
     def compute(self, ctx: Context, lines, hints=None, reference=None):
         # the reference is converted where a key frame is prepared (_key_frame): once per key, not per frame
         out = self._colorize(ctx, lines, cs.node_in(self, hints), reference)
-        return {**out, "image": self._node_out(out["image"]), "fill": self._node_out(out["fill"])}
+        return {**out, "image": cs.node_out_runs(self, out["image"]), "fill": cs.node_out_runs(self, out["fill"])}
 
-    def _node_out(self, image: np.ndarray) -> np.ndarray:
-        """An RGBA (float32) output in the working space (cs.node_out), converting each run of equal pixels
-        (in raster order) once: flat fills are long runs, so a few percent of the pixels are
-        converted instead of all of them, with the same result (a conversion is per pixel)."""
-        if cs.same(self.color_space, cs.working()):
-            return image
-        if image.ndim != 3 or image.shape[2] != 4:
-            return cs.node_out(self, image)
-        px = np.ascontiguousarray(image, np.float32).reshape(-1, 4)           # RGBA float32
-        bits = px.view(np.int64)                          # a pixel's bits as two int64: equal bits, equal colour
-        start = np.ones(len(px), bool)
-        np.logical_or(bits[1:, 0] != bits[:-1, 0], bits[1:, 1] != bits[:-1, 1], out=start[1:])
-        first = np.flatnonzero(start)
-        if len(first) > len(px) // 4:                     # busy (a painted key, the model): whole
-            return cs.node_out(self, image)
-        converted = cs.node_out(self, px[first][:, None, :])[:, 0]
-        return np.take(converted, np.cumsum(start) - 1, axis=0).reshape(image.shape)
 
     def _colorize(self, ctx: Context, lines, hints, reference):
         from ..models import hintfill as hf

@@ -390,20 +390,18 @@ def add_sketch_train_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_train_sketch(args) -> int:
     import torch
+    weights = args.eval_only or args.calibrate_weak
+    if weights and not Path(weights).is_file():
+        print(f"error: no weights file {weights}", file=sys.stderr)
+        return EXIT_USAGE
     if args.eval_only:
         from celgraph.models.sketch_unet import load_weights
-        if not Path(args.eval_only).is_file():
-            print(f"error: no weights file {args.eval_only}", file=sys.stderr)
-            return EXIT_USAGE
         torch.set_num_threads(args.threads)
         model, meta = load_weights(args.eval_only)
         r = evaluate(model, eval_frames(), meta.get("threshold"))
         print(json.dumps({k: v for k, v in r.items() if k != "f1_by_threshold"}, indent=2))
         return EXIT_OK
     if args.calibrate_weak:
-        if not Path(args.calibrate_weak).is_file():
-            print(f"error: no weights file {args.calibrate_weak}", file=sys.stderr)
-            return EXIT_USAGE
         torch.set_num_threads(args.threads)
         weak, table = add_weak_threshold(args.calibrate_weak)
         print(json.dumps({"weak_threshold": weak, "f1_all_anime": {str(k): [round(v, 4) for v in f]
