@@ -193,6 +193,33 @@ def _walk(sk: np.ndarray, nb: np.ndarray, y: int, x: int, limit: int) -> list[tu
     return path
 
 
+def _straight_on(sk: np.ndarray, path: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """Skeleton pixels beyond the junction that ended ``path``, following the straightest way on
+    (each step the unvisited neighbour most in line with the heading from the endpoint), up to
+    ``limit`` pixels: the stroke an end belongs to when a junction lies right behind it (a cut
+    through a crossing stroke leaves ends 1-3 px from the crossing, too short to give a direction)."""
+    H, W = sk.shape
+    seen = set(path)
+    (y0, x0), (cy, cx) = path[0], path[-1]
+    out: list[tuple[int, int]] = []
+    for _ in range(limit):
+        hy, hx = cy - y0, cx - x0
+        n = math.hypot(hy, hx) or 1.0
+        best, best_cos = None, 0.5
+        for dy, dx in _OFFS:
+            qy, qx = cy + dy, cx + dx
+            if 0 <= qy < H and 0 <= qx < W and sk[qy, qx] and (qy, qx) not in seen:
+                c = (dy * hy + dx * hx) / (n * math.hypot(dy, dx))
+                if c > best_cos:
+                    best, best_cos = (qy, qx), c
+        if best is None:
+            break
+        seen.add(best)
+        out.append(best)
+        cy, cx = best
+    return out
+
+
 def _stroke_width_at(ink: np.ndarray, dist: np.ndarray, path: list[tuple[int, int]]) -> float:
     """Width (px) of the stroke along a skeleton path: the ink pixels whose nearest path pixel is
     an inner one (not the two ends), divided by the inner path length. A 1-px line is 1, a 2-px
@@ -245,6 +272,10 @@ def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None 
         if len(path) < 2:
             continue
         k = len(path)
+        if reached_junction and k - 1 < SHORT_BRANCH:
+            on = _straight_on(sk, path, walk - (k - 1))
+            if on:
+                py, px = np.array(path + on, np.float64).T
         vy, vx = y - float(py[1:].mean()), x - float(px[1:].mean())
         n = math.hypot(vy, vx)
         if n < 1e-6:
@@ -273,11 +304,12 @@ def endpoint_map(shape: tuple[int, int], eps: list[Endpoint], radius: float = 2.
 # ---------------------------------------------------------------------------------------------
 
 
-def _ray_hit(ink: np.ndarray, own: np.ndarray, y: float, x: float, dy: float, dx: float,
-             reach: float, target: np.ndarray | None = None) -> float | None:
-    """Distance along a ray from (y, x) to the first ink pixel after leaving the start's own ink,
-    or None within ``reach``. ``ink`` and ``own`` (the stroke's pixels near the endpoint) are
-    windows with (y, x) in window coordinates."""
+def _ray_hit(ink: np.ndarray, along: np.ndarray, y: float, x: float, dy: float, dx: float,
+             reach: float, bend: float, target: np.ndarray | None = None) -> float | None:
+    """Distance along a ray from (y, x) to the first ink pixel after it leaves the ink it starts
+    in, or None within ``reach``. A hit on ink that the start reaches through ink in at most
+    ``bend`` (steps) is its own stroke curving back, not a gap. ``ink`` and ``along`` (steps
+    through ink from the start, ``_steps_along_ink``) are windows with (y, x) in window coordinates."""
     H, W = ink.shape
     left = False
     t = 0.0
@@ -289,8 +321,8 @@ def _ray_hit(ink: np.ndarray, own: np.ndarray, y: float, x: float, dy: float, dx
         if not ink[yy, xx]:
             left = True
         elif left:
-            if own[yy, xx] or (target is not None and not target[yy, xx]):
-                return None                     # back into its own stroke = a bend, not a gap
+            if along[yy, xx] <= bend * t + BEND_W or (target is not None and not target[yy, xx]):
+                return None
             return t
         t += step
     return None
@@ -304,6 +336,27 @@ def _own_stroke(ink: np.ndarray, y: int, x: int, radius: int) -> tuple[np.ndarra
     _, lab = cv2.connectedComponents(win, connectivity=8)
     own = lab == lab[y - y0, x - x0]
     return own, (y0, x0)
+
+
+def _steps_along_ink(ink: np.ndarray, y: int, x: int, radius: int, limit: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """8-connected steps through ink from (y, x) to every ink pixel of a (2·radius+1)² window
+    (float32; inf beyond ``limit`` steps or not connected inside the window), and the window's origin."""
+    H, W = ink.shape
+    y0, y1, x0, x1 = max(y - radius, 0), min(y + radius + 1, H), max(x - radius, 0), min(x + radius + 1, W)
+    win = ink[y0:y1, x0:x1].view(np.uint8)
+    steps = np.full(win.shape, np.inf, np.float32)
+    reached = np.zeros_like(win)
+    reached[y - y0, x - x0] = 1
+    steps[y - y0, x - x0] = 0
+    k = np.ones((3, 3), np.uint8)
+    for n in range(1, limit + 1):
+        grown = cv2.dilate(reached, k) & win
+        new = grown > reached
+        if not new.any():
+            break
+        steps[new] = n
+        reached = grown
+    return steps, (y0, x0)
 
 
 def _fill_specks(ink: np.ndarray, max_area: int = 4) -> np.ndarray:
@@ -475,6 +528,10 @@ def _meeting_point(P: np.ndarray, D: np.ndarray, max_gap: float) -> tuple[int, i
 # Tahoma2D's rule is for the single-end rays; applied to these it removed true closures whenever
 # another gap on the same region boundary stayed open (a closure only separates once all are closed).
 TRUSTED_KINDS = ("pair", "converge")
+SHORT_BRANCH = 6
+import os
+BEND = float(os.environ.get('BEND', '1.5'))
+BEND_W = float(os.environ.get('BW', '5'))
 # Two converging ends that each point at the other within this many degrees are one stroke
 # interrupted (joined end to end), not the two sides of a corner (joined at their meeting point).
 CHORD_ANGLE = 40.0
@@ -568,15 +625,16 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
         reach = max_gap + e.width / 2 + 1.5
         if weak:          # only to ink this pass added, close by: the third end of a closed junction
             reach = min(reach, weak_reach + e.width / 2 + 1.5)
-        own, (oy, ox) = _own_stroke(work, e.y, e.x, int(math.ceil(reach + e.width)) + 1)
-        win = work[oy:oy + own.shape[0], ox:ox + own.shape[1]]
-        target = (win & ~ink[oy:oy + own.shape[0], ox:ox + own.shape[1]]) if weak else None
+        along, (oy, ox) = _steps_along_ink(work, e.y, e.x, int(math.ceil(reach + e.width)) + 1,
+                                           int(math.ceil(BEND * reach + BEND_W)))
+        win = work[oy:oy + along.shape[0], ox:ox + along.shape[1]]
+        target = (win & ~ink[oy:oy + along.shape[0], ox:ox + along.shape[1]]) if weak else None
         best = None
         base = math.atan2(e.dy, e.dx)
         for k in range(-n_rays, n_rays + 1):
             a = base + math.radians(k * angle_step)
             dy, dx = math.sin(a), math.cos(a)
-            t = _ray_hit(win, own, e.y - oy, e.x - ox, dy, dx, reach, target)
+            t = _ray_hit(win, along, e.y - oy, e.x - ox, dy, dx, reach, BEND, target)
             if t is None:
                 continue
             cost = t * (1.0 + 0.5 * abs(k * angle_step) / max(angle / 2, 1e-6))
