@@ -68,10 +68,11 @@ def test_classical_closes_a_drawn_5px_gap():
 
 def test_classical_leaves_an_open_stroke_open():
     lines = np.zeros((96, 96), np.float32)
-    cv2.line(lines, (10, 48), (60, 48), 1.0, 3)                 # a stroke ending 10 px before a wall
-    cv2.line(lines, (70, 10), (70, 86), 1.0, 3)
+    cv2.line(lines, (10, 48), (60, 48), 1.0, 3)                 # a stroke ending in open paper,
+    cv2.line(lines, (20, 66), (86, 66), 1.0, 3)                 # beside a line that runs on past it
+    cv2.line(lines, (75, 10), (75, 30), 1.0, 3)                 # and short of a wall 15 px ahead
     closed, added = ac.autoclose(lines, max_gap=12, angle=60)
-    assert not added.any()                                      # joining would enclose nothing
+    assert not added.any()
 
 
 def test_classical_ignores_gaps_wider_than_max_gap():

@@ -258,6 +258,42 @@ def test_autoclose_joins_the_third_end_of_a_junction_to_the_closure_of_the_other
     assert regions.max() == 2
 
 
+def _hook_beside_a_line(gap: int = 6):
+    """A vertical line with a branch that leaves it, turns down and comes back to end ``gap`` px
+    short of it: the end's ray meets ink of the same connected drawing, but only the long way round."""
+    lines = np.zeros((70, 60), np.float32)
+    cv2.rectangle(lines, (0, 0), (59, 69), 1.0, 1)       # the frame's edge closes every region
+    lines[:, 20] = 1.0                                    # the line
+    lines[30, 20:41] = 1.0                                # the branch: right,
+    lines[30:46, 40] = 1.0                                # down,
+    lines[45, 21 + gap:41] = 1.0                          # and back left, ending `gap` px short
+    return lines
+
+
+def test_autoclose_closes_a_gap_to_ink_the_end_reaches_only_the_long_way_round():
+    """A ray that hits ink connected to its own stroke is a bend only when the way along the ink is
+    short; here it is ~60 px for a 6-px gap, so the box the hook draws is closed."""
+    lines = _hook_beside_a_line(6)
+    closed, _ = autoclose(lines, max_gap=12)
+    assert (closed[45, 21:27] >= 0.5).all()
+    n_open = cv2.connectedComponents((lines < 0.5).astype(np.uint8), connectivity=4)[0]
+    n_closed = cv2.connectedComponents((closed < 0.5).astype(np.uint8), connectivity=4)[0]
+    assert n_closed == n_open + 1
+
+
+def test_autoclose_keeps_a_ray_whose_regions_leak_through_other_gaps():
+    """A bar whose blunt end stops 8 px short of the box's wall (a T junction cut at the junction)
+    is joined to the wall although both halves of the box leak through wide gaps elsewhere, so the
+    closure separates nothing yet: the colourist closes those gaps next, and this one must hold."""
+    lines = np.zeros((72, 72), np.float32)
+    cv2.rectangle(lines, (6, 6), (65, 65), 1.0, 2)
+    lines[5:9, 20:50] = 0.0                             # a 30-px gap in the top side
+    lines[63:67, 20:50] = 0.0                           # and one in the bottom side
+    lines[35:38, 6:56] = 1.0                            # the bar, 3 px, ending 8 px before the wall
+    closed, _ = autoclose(lines, max_gap=12)
+    assert (closed[35:38, 56:64] >= 0.5).all()
+
+
 def test_gapfill_training_frames_mix_studio_styles():
     from celgraph.train.gapfill import degraded_frame, frame_patches
     g = degraded_frame(7, (320, 256), genga_share=1.0)
