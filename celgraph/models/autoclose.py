@@ -23,9 +23,9 @@ The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_col
 7. **Single-endpoint search**: from each endpoint still open, rays are cast every ``angle_step``
    degrees within ±``angle/2`` of its direction; each ray first leaves its own stroke's ink and
    then stops at the first ink pixel, unless the end reaches that pixel along the ink in not
-   much more than the ray's length (its own stroke bending back); the closest hit (distance, with a mild penalty for
-   turning away from the direction) within ``max_gap`` of the stroke's tip is joined
-   (``spotResearchOnePoint``). An end whose stroke thins out towards it (``taper`` < ``min_taper``:
+   much more than the ray's length (its own stroke bending back); the closest hit (distance,
+   with a mild penalty for turning away from the direction) within ``max_gap`` of the stroke's
+   tip is joined (``spotResearchOnePoint``). An end whose stroke thins out towards it (``taper`` < ``min_taper``:
    the width over its last 5 px ÷ the width behind) was drawn to end there and is not extended
    to the drawing's ink: on real production line art that is the mark of a free end (hair strands,
    folds). Such ends and 1-px stubs are joined only to ink this pass added, within ``weak_reach``
