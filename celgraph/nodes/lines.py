@@ -63,7 +63,7 @@ class GapFill(NodeType):
     autoclose (endpoints, direction cones, max distance, angle; only closures that separate two
     regions are kept); method `model` is celgraph's GapUNet (bundled weights, or `weights`),
     tiled over frames of any size. Outputs the closed line art, the added ink as a mask and a
-    preview with the added ink in red over the input.
+    preview with the added ink in red over the input — each only when something reads it.
     """
     id, version, category = "celgraph.GapFill", 5, "Lines"
     color_space = cs.DISPLAY                         # the preview is a display image
