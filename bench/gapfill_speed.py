@@ -5,7 +5,8 @@
 
 Two views of the same work: the method called directly (what the node computes), and a
 ``--frames``-frame sequence through the engine with 1 and 2 workers (what `graph run` costs,
-with the cache writes). With ``--real`` (measurement only; nothing of it is kept) the engine rows
+with the cache writes; ``--wanted``: the request names GapFill's lines, as a next node would, or
+asks for every output). With ``--real`` (measurement only; nothing of it is kept) the engine rows
 are repeated on real production line art: the 4 `paintbucket/laughing_girl` drawings (1600²) with
 gaps cut into them (synth.gaps.cut_gaps), cropped to 1080 rows and padded with paper to 1920×1080,
 as PNGs through Read → ToLineArt → GapFill (only GapFill timed). Each engine row gives the wall
@@ -73,14 +74,24 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def timed(engine, g, frames, workers) -> tuple[float, float]:
+def timed(engine, g, frames, workers, wanted) -> tuple[float, float]:
     """(wall s, CPU s) per frame of GapFill over `frames`, its input already cached."""
     c0, t0 = cpu_seconds(), time.perf_counter()
-    engine.run(g, targets=["fill"], frames=frames, workers=workers)
+    engine.run(g, targets=[target(wanted)], frames=frames, workers=workers)
     return (time.perf_counter() - t0) / len(frames), (cpu_seconds() - c0) / len(frames)
 
 
-def engine_rows(n: int, methods: list[str]) -> list[tuple[str, str, float, float]]:
+def target(wanted: str) -> str:
+    """The request: GapFill's closed line art alone (what a scene's next node reads) or every output."""
+    return "fill" if wanted == "all" else f"fill.{wanted}"
+
+
+def label(method: str, workers: int, wanted: str) -> str:
+    return (f"GapFill {method} through the engine, {workers} worker{'s' * (workers > 1)}, "
+            f"{'every output' if wanted == 'all' else wanted + ' read'}")
+
+
+def engine_rows(n: int, methods: list[str], wanted: str) -> list[tuple[str, str, float, float]]:
     if registry.get(BenchDegradedLines.id) is None:
         register(BenchDegradedLines)
     rows = []
@@ -95,13 +106,13 @@ def engine_rows(n: int, methods: list[str]) -> list[tuple[str, str, float, float
                       confidence=0.5 + 1e-4 * workers)
                 engine.run(g, targets=["src"])
                 engine.run(g, targets=["fill"], frames=[1], workers=1)          # model load, warm-up
-                rows.append((f"GapFill {method} through the engine, {workers} worker{'s' * (workers > 1)}", "cpu",
-                             *timed(engine, g, list(range(2, n + 1)), workers)))
+                rows.append((label(method, workers, wanted), "cpu",
+                             *timed(engine, g, list(range(2, n + 1)), workers, wanted)))
                 print(rows[-1], file=sys.stderr)
     return rows
 
 
-def real_rows(data: Path, methods: list[str]) -> list[tuple[str, str, float, float]]:
+def real_rows(data: Path, methods: list[str], wanted: str) -> list[tuple[str, str, float, float]]:
     """The engine rows on the laughing_girl drawings, gaps cut, as 1920×1080 PNGs (see the doc)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,8 +133,8 @@ def real_rows(data: Path, methods: list[str]) -> list[tuple[str, str, float, flo
                       confidence=0.5 + 1e-4 * workers)
                 engine.run(g, targets=["ink"])
                 engine.run(g, targets=["fill"], frames=[1], workers=1)
-                rows.append((f"GapFill {method} through the engine, {workers} worker{'s' * (workers > 1)}, "
-                             "real line art (laughing_girl, cut)", "cpu", *timed(engine, g, [2, 3, 4], workers)))
+                rows.append((label(method, workers, wanted) + ", real line art (laughing_girl, cut)", "cpu",
+                             *timed(engine, g, [2, 3, 4], workers, wanted)))
                 print(rows[-1], file=sys.stderr)
     return rows
 
@@ -135,6 +146,9 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default="classical,model", help="GapFill methods of the engine rows")
     ap.add_argument("--direct", action=argparse.BooleanOptionalAction, default=True,
                     help="the rows calling the methods directly")
+    ap.add_argument("--wanted", default="lines", choices=("lines", "all"),
+                    help="engine rows: the request — fill.lines (what a next node reads; GapFill then skips "
+                         "`added` and the preview) or every output (the target `fill`)")
     ap.add_argument("--real", default="", help="the real-material folder (/work/shared/real) for the real rows")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "gapfill_speed.md"))
     args = ap.parse_args(argv)
@@ -146,9 +160,9 @@ def main(argv=None) -> int:
         rows += [(m, d, t, None) for m, d, t in direct_rows(frames, "cpu")]
         if torch.cuda.is_available():
             rows += [(m, d, t, None) for m, d, t in direct_rows(frames, "cuda")]
-    rows += engine_rows(args.frames, methods)
+    rows += engine_rows(args.frames, methods, args.wanted)
     if args.real:
-        rows += real_rows(Path(args.real), methods)
+        rows += real_rows(Path(args.real), methods, args.wanted)
     lines = ["| method | device | s / 1920×1080 frame (wall) | CPU s / frame |", "|---|---|---:|---:|"]
     lines += [f"| {m} | {d} | {t:.3f} | {'' if c is None else f'{c:.3f}'} |" for m, d, t, c in rows]
     table = "\n".join(lines)
@@ -158,8 +172,8 @@ def main(argv=None) -> int:
               f"{platform.machine()}, torch {torch.__version__}, {args.threads} CPU threads, {gpu}. "
               f"Degraded synthetic line art (seeds {FIRST_SEED}-{FIRST_SEED + args.frames - 1}); direct rows: median "
               "over the frames after a warm-up; engine rows: frames 2-N of a sequence after frame 1 (model "
-              f"load), cache writes included (a GapFill frame keeps 40 MB of float32 outputs: lines, added, RGB "
-              f"preview). Load average {os.getloadavg()[0]:.1f} at the end (this machine's other jobs stretch the wall "
+              "load), cache writes included (a GapFill frame's outputs are 41 MB of float32: lines 8, added 8, "
+              "RGB preview 25; asked for `fill.lines` the engine computes and stores the lines alone). Load average {os.getloadavg()[0]:.1f} at the end (this machine's other jobs stretch the wall "
               "times; the CPU column is this process's user + system time per frame).\n\n")
     Path(args.out).write_text(header + table + "\n")
     print(f"\nwrote {args.out}", file=sys.stderr)

@@ -307,7 +307,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a scene (all end nodes, or --targets)")
     r.add_argument("scene")
     r.add_argument("--frames", help="frames to render, e.g. 1-24, 1-24x2, 5,7,9 (default: the scene's)")
-    r.add_argument("--targets", help="comma-separated node names to compute (default: end nodes)")
+    r.add_argument("--targets", help="comma-separated nodes to compute: node (all its outputs) or node.output "
+                                      "(that one alone; default: every end node)")
     r.add_argument("--cache-dir", help="disk cache folder (default $CELGRAPH_CACHE or ~/.cache/celgraph)")
     r.add_argument("--no-cache", action="store_true", help="recompute everything; read and write no cache")
     r.add_argument("--workers", type=_positive, default=None,
@@ -329,7 +330,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     pl.add_argument("scene")
     pl.add_argument("--chunk", type=int, default=10, help="frames per chunk (default 10)")
     pl.add_argument("--frames", help="frames to render (default: the scene's)")
-    pl.add_argument("--targets", help="comma-separated node names (default: end nodes)")
+    pl.add_argument("--targets", help="comma-separated node or node.output names (default: end nodes)")
     pl.add_argument("--cache-dir", help="shared cache folder every job uses (default: each machine's)")
     pl.set_defaults(func=cmd_plan)
 

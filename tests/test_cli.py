@@ -608,3 +608,21 @@ def test_a_cancelled_run_resumes_from_its_cache(tmp_path, graph):
     assert r.returncode == 0, r.stderr
     assert finished(r.stdout)["computed"] == 120 - done_before
     assert outputs(tmp_path / "out") == [f"out.{f:04d}.png" for f in range(1, 41)]
+
+
+def test_run_targets_name_outputs_and_only_those_are_stored(graph, tmp_path):
+    write_frames(tmp_path / "in", frames=range(1, 3), size=(24, 32))
+    path = write_scene(tmp_path, frames="1-2", ink={"type": "ToLineArt", "inputs": {"image": "read.image"}},
+                       gap={"type": "GapFill", "inputs": {"lines": "ink.lines"}, "params": {"method": "classical"}})
+    r = graph("run", path, "--targets", "gap.lines", "--cache-dir", tmp_path / "c", "--json")
+    assert r.returncode == 0, r.stderr
+    assert finished(r.stdout)["computed"] == 6                      # read, ink, gap × 2 frames; not blur/write
+    store = DiskStore(tmp_path / "c")
+    gap = [e for e in store.entries() if e.meta["made_by"].get("node") == "gap"]
+    assert len(gap) == 2 and all(store.held(e.key) == {"lines"} for e in gap)
+    r = graph("run", path, "--targets", "gap", "--cache-dir", tmp_path / "c", "--check", "--json")
+    assert r.returncode == 0, r.stderr                               # compared on the lines it holds
+    r = graph("run", path, "--targets", "gap.lines,ink", "--cache-dir", tmp_path / "c", "--json")
+    assert r.returncode == 0 and finished(r.stdout)["computed"] == 0
+    r = graph("run", path, "--targets", "gap.nope", "--cache-dir", tmp_path / "c")
+    assert r.returncode == 2 and "no output 'nope'" in r.stdout + r.stderr

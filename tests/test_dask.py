@@ -162,6 +162,25 @@ def test_probe_reports_a_missing_token_file(tmp_path):
     assert _probe_store(str(tmp_path), "abc") is None
 
 
+def test_dask_workers_compute_and_store_only_the_wanted_outputs(dask_executor, tmp_path):
+    """GapFill skips its preview and `added` when only its lines are read; a later request for the
+    preview grows the entry; each run gets the values it asks for, equal to the local executor's."""
+    g = cg.Graph(frames="1-3", base_dir=tmp_path)
+    clip = g.add("SynthClip", name="clip", seed=11, width=96, height=64, sprites=2)
+    ink = g.add("ToLineArt", name="ink", image=clip["image"])
+    g.add("GapFill", name="gap", lines=ink["lines"], method="classical")
+    engine = cg.Engine(tmp_path / "cache")
+    r = engine.run(g, targets=["gap.lines"], executor=dask_executor)
+    key = r.plan.tasks[("gap", 2)].key
+    assert r.status == "succeeded" and engine.store.held(key) == {"lines"}
+    local = cg.Engine(tmp_path / "local").run(g, targets=["gap"])
+    assert np.array_equal(r.value("gap", "lines", 2), local.value("gap", "lines", 2))
+    r2 = engine.run(g, targets=["gap.preview"], executor=dask_executor)
+    assert r2.computed == 3 and engine.store.held(key) == {"lines", "preview"}
+    assert np.array_equal(r2.value("gap", "preview", 2), local.value("gap", "preview", 2))
+    assert engine.run(g, targets=["gap.lines", "gap.preview"], executor=dask_executor).computed == 0
+
+
 def test_two_chunked_runs_in_parallel_equal_one_run(tmp_path):
     graph_cli = str(Path(sys.executable).with_name("graph"))
     (tmp_path / "one").mkdir()

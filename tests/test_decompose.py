@@ -275,6 +275,19 @@ def test_sprite_learn_outputs_layers_a_compositor_can_use(shared, sprites):
         assert r.value("sprites", "preview", f).shape == (2 * H, max(3, n) * W, 3)
 
 
+def test_previews_are_made_only_when_read(shared):
+    """Asked for the composite alone, no decomposition step makes or stores its preview; asked for
+    the sprites' preview later, SpriteLearn runs again (its inputs are hits) and its entry grows."""
+    g = scene(1, alpha={"iters": 20}, learn={"s2_iters": 20})          # keys of this test's own
+    r = shared.run(g, targets=["sprites.composite"])
+    held = {n: shared.store.held(r.plan.tasks[(n, None)].key) for n in ("alpha", "homo", "sprites")}
+    assert held["alpha"] == {"labels"} and held["homo"] == {"transforms"}
+    assert "preview" not in held["sprites"] and "composite" in held["sprites"]
+    r2 = shared.run(g, targets=["sprites.preview"])
+    assert r2.computed == 1 and r2.value("sprites", "preview", 1).shape == (2 * H, 3 * W, 3)
+    assert shared.store.held(r.plan.tasks[("sprites", None)].key) is None    # it returned every output
+
+
 def test_full_size_delivery_lines_up_with_the_frames(shared):
     """Learnt at W×H on a Reformat of a 2W×2H clip, delivered at 2W×2H: layers, alphas and plate at the
     clip's size, transforms in its pixels, and the composite reproduces the full-size frames about as

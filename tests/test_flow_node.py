@@ -110,6 +110,14 @@ def test_preview_and_flowviz_are_colour_images(engine):
         assert v.shape == (96, 128, 3) and 0 <= v.min() and v.max() <= 1 + 1e-4     # OCIO: 1 → 1.000024
 
 
+def test_the_preview_is_made_only_when_read(engine):
+    g = flow_graph(dx=2.0)
+    r = engine.run(g, targets=["flow.forward", "flow.bundle"], frames=[2])
+    assert engine.store.held(r.plan.tasks[("flow", 2)].key) == {"forward", "backward", "bundle"}
+    r = engine.run(g, targets=["flow.preview"], frames=[2])
+    assert r.computed == 1 and r.value("flow", "preview", 2).shape == (96, 128, 3)
+
+
 def test_working_scale_returns_full_size_flow_in_full_size_pixels(engine):
     g = flow_graph(dx=4.0)
     g.nodes["flow"].params["scale"] = 0.5

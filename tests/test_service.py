@@ -230,6 +230,15 @@ def test_outputs_of_non_write_targets_are_arrays_in_the_store(client, server):
     assert value.shape == (8, 8, 3) and float(value[0, 0, 0]) == pytest.approx(0.5 + 0.02 + 1)
 
 
+def test_a_job_asking_for_one_output_lists_that_output_only(client, server):
+    job = client.wait(client.submit(write_scene(frames="1-2"), targets=["add.mask"]), timeout=30)
+    assert job["state"] == "succeeded" and job["targets"] == ["add.mask"]
+    assert [(o["output"], o["frame"]) for o in job["outputs"]] == [("mask", 1), ("mask", 2)]
+    with pytest.raises(GraphInvalid) as e:
+        client.submit(write_scene(), targets=["add.nope"])
+    assert [i.code for i in e.value.issues] == ["unknown_target"]
+
+
 def test_relative_paths_resolve_against_base_dir(client, tmp_path):
     (tmp_path / "shot").mkdir()
     job = client.wait(client.submit(write_scene(frames="1"), base_dir="shot"), timeout=30)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 import pathlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from .errors import Cancelled, Issue
 from .params import Param, ParamError
@@ -170,7 +170,7 @@ class Context(CheckContext):
                  on_progress: Callable[[float, str], None] | None = None,
                  cancelled: Callable[[], bool] | None = None,
                  input_keys: dict[str, dict[int, str]] | None = None,
-                 memo: Callable[..., Any] | None = None):
+                 memo: Callable[..., Any] | None = None, wants: Collection[str] | None = None):
         super().__init__(node, params, frames, base_dir)
         self.type = node_type
         self.frame = frame
@@ -180,6 +180,15 @@ class Context(CheckContext):
         self._cancelled = cancelled
         self._input_keys = input_keys or {}
         self._memo = memo
+        self._wants = None if wants is None else frozenset(wants)
+
+    def wants(self, output: str) -> bool:
+        """Whether anyone reads this output in this run (a consumer that runs, or the request). A
+        node may leave out outputs nobody wants — above all costly, optional ones such as previews;
+        one that returns every output regardless works as well (they are all stored)."""
+        if self.type is not None and self.type.output(output) is None:
+            raise KeyError(f"{type(self.type).__name__} has no output '{output}'")
+        return self._wants is None or output in self._wants
 
     @property
     def device(self) -> str:

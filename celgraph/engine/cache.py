@@ -6,11 +6,15 @@ Disk layout (one folder per task result, renamed into place atomically):
     <root>/objects/<key[:2]>/<key>/meta.json   sidecar: what made it (node type, version, params,
                                                frame, when, sizes) and the value tree
     <root>/objects/<key[:2]>/<key>/a0.npy ...  the arrays, memory-mapped read-only on load
+    <root>/objects/<key[:2]>/<key>/has.<output> empty markers, only in an entry holding some of its
+                                               task's outputs (none: the entry holds them all)
     <root>/tmp/                                entries being written (never read; what a killed
                                                process left is swept when a store opens)
 
 A folder is either absent or complete: writers fill a private temp folder and `rename` it in;
 if another process got there first, the loser's copy is discarded (same key → same content).
+An entry holding some outputs only grows: storing outputs it lacks writes one entry with the union
+(the old outputs and the new) and renames it over the old one.
 """
 from __future__ import annotations
 
@@ -187,6 +191,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "celgraph"
 
 
+HELD = "has."          # an entry's marker file naming one output it holds (subset entries only)
+_VANISHED = object()   # DiskStore._get: the entry's files went away while it was read
+
 TMP_STALE_S = 600      # s: a temp entry nobody wrote to for this long belongs to a killed process
 
 
@@ -241,8 +248,33 @@ class DiskStore:
     def __contains__(self, key: str) -> bool:
         return os.path.isfile(os.path.join(self._objects, key[:2], key, "meta.json"))
 
+    def held(self, key: str) -> frozenset[str] | None | bool:
+        """Which outputs an entry holds, from its file names alone (one directory read, no meta.json
+        parsed: this is the planner's hit test): False when there is no entry, None when it holds
+        every output of its task (and for entries that are not task outputs), else their names."""
+        try:
+            names = os.listdir(os.path.join(self._objects, key[:2], key))
+        except OSError:
+            return False
+        if "meta.json" not in names:
+            return False
+        marks = frozenset(n[len(HELD):] for n in names if n.startswith(HELD))
+        return marks or None
+
+    def has(self, key: str, outputs) -> bool:
+        """An entry holding every one of `outputs` (names) is stored."""
+        held = self.held(key)
+        return held is None or (held is not False and held.issuperset(outputs))
+
     def get(self, key: str) -> Any | None:
         """The stored value (arrays memory-mapped read-only), or None on a miss."""
+        for _ in range(3):              # an entry replaced by a larger one while it was read: again
+            value = self._get(key)
+            if value is not _VANISHED:
+                return value
+        return None
+
+    def _get(self, key: str) -> Any:
         folder = self.path(key)
         try:
             with open(folder / "meta.json", "rb") as f:
@@ -259,7 +291,9 @@ class DiskStore:
                     loaded[i] = np.load(folder / f"a{i}.npy", mmap_mode="r")
                 return loaded[i]
             value = _decode(meta["value"], load)
-        except (FileNotFoundError, ValueError, OSError):
+        except FileNotFoundError:
+            return _VANISHED
+        except (ValueError, OSError):
             return None
         try:
             os.utime(folder)                      # last-used time, for gc
@@ -273,20 +307,35 @@ class DiskStore:
         except (OSError, json.JSONDecodeError):
             return None
 
-    def put(self, key: str, value: Any, made_by: dict, replace: bool = False) -> None:
+    def put(self, key: str, value: Any, made_by: dict, replace: bool = False,
+            partial: bool = False) -> None:
         """Write atomically: into tmp/, then rename into place. (os.path on this hot path: it
         runs once per computed task.)
 
         An existing entry is kept (same key → same content) unless `replace`: a side-effect node's
         value describes the world (the digest of the file Write just wrote), so its newest value
-        must win over a stale one."""
+        must win over a stale one.
+
+        `partial`: `value` is a dict holding some of its task's outputs (the ones wanted). The entry
+        is marked with their names; where an entry with other outputs is stored already, the new
+        one holds the union (and loses no output a concurrent reader may be about to load)."""
         shard = os.path.join(self._objects, key[:2])
         final = os.path.join(shard, key)
-        if not replace and os.path.isfile(os.path.join(final, "meta.json")):
-            return
+        if not replace:
+            held = self.held(key)
+            if held is not False:                       # stored: keep it unless it lacks one of ours
+                if held is None or (partial and held.issuperset(value)):
+                    return
+                old = self.get(key) if partial else None
+                if old is not None:
+                    value = {**old, **value}            # the union; new values win (the same content)
+                replace = True
         work = os.path.join(self._tmp, f"{key}.{uuid.uuid4().hex}")
         os.mkdir(work)
         try:
+            if partial:
+                for name in value:
+                    open(os.path.join(work, HELD + name), "wb").close()
             arrays: list[np.ndarray] = []
             tree = _encode(value, arrays)
             size = 0
@@ -299,8 +348,8 @@ class DiskStore:
             if shard not in self._shards:
                 os.makedirs(shard, exist_ok=True)
                 self._shards.add(shard)
-            if replace:
-                self.delete(key)                # readers see the old entry, then a miss, then the new
+            # replacing: readers see the old entry, then (for two renames' time) a miss, then the new
+            trash = self._move_aside(key) if replace else None
             try:
                 try:
                     os.rename(work, final)
@@ -311,19 +360,25 @@ class DiskStore:
                 if not os.path.isfile(os.path.join(final, "meta.json")):
                     raise
                 shutil.rmtree(work, ignore_errors=True)    # another process stored it first
+            finally:
+                if trash is not None:
+                    shutil.rmtree(trash, ignore_errors=True)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
 
+    def _move_aside(self, key: str) -> str | None:
+        """Rename an entry into tmp/ (so readers never see a half-deleted one); its new path, or None."""
+        trash = os.path.join(self._tmp, f"del.{key}.{uuid.uuid4().hex}")
+        try:
+            os.rename(os.path.join(self._objects, key[:2], key), trash)
+        except OSError:
+            return None
+        return trash
+
     def delete(self, key: str) -> None:
-        folder = self.path(key)
-        if folder.exists():
-            # move aside first, so readers never see a half-deleted entry
-            trash = self.tmp / f"del.{key}.{uuid.uuid4().hex}"
-            try:
-                os.rename(folder, trash)
-            except OSError:
-                return
+        trash = self._move_aside(key)
+        if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
 
     def entries(self) -> list[EntryInfo]:

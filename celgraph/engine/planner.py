@@ -1,5 +1,6 @@
 """The planner: a resolved graph's requested outputs → (node, frame) tasks with cache keys → a
-networkx DAG of the tasks that must actually run (cache hits dropped).
+networkx DAG of the tasks that must actually run (cache hits dropped), each knowing which of its
+outputs are wanted (read by a task that runs, or asked for by the request).
 
 Per-frame nodes give one task per frame; clip-scope nodes one task for the scene's whole frame
 range, whatever chunk of frames was requested (so farm chunks share it). A task's key is hashed
@@ -48,6 +49,7 @@ class Task:
     reads: list[InputRead]
     deps: set[TaskId] = field(default_factory=set)
     cached: bool = False
+    wants: set[str] = field(default_factory=set)    # outputs someone reads: consumers that run, the request
 
     @property
     def label(self) -> str:
@@ -186,23 +188,25 @@ def _make_plan(resolved: "ResolvedGraph", is_cached) -> Plan:
             if tid not in target_ids:
                 target_ids.append(tid)
 
-    # Walk down from the targets; stop at cache hits.
+    # Walk down from the targets, consumers before what they read (`tasks` holds each task after
+    # its inputs: reversed, it is in that order), so a task's wanted outputs are complete when it is
+    # reached: the request's outputs of a target, the outputs that the tasks which will run read.
+    # Stop at cache hits: an entry holding every wanted output.
+    for tid in target_ids:
+        tasks[tid].wants.update(resolved.outputs[tid[0]])
     dag = nx.DiGraph()
     cached: list[TaskId] = []
-    seen: set[TaskId] = set()
-    stack = list(target_ids)
-    while stack:
-        tid = stack.pop()
-        if tid in seen:
-            continue
-        seen.add(tid)
-        task = tasks[tid]
+    for task in reversed(tasks.values()):
+        if not task.wants:
+            continue                    # nothing that runs reads it (or it lies behind a cache hit)
         if is_cached is not None and is_cached(task):
             task.cached = True
-            cached.append(tid)
+            cached.append(task.id)
             continue
-        dag.add_node(tid)
-        stack.extend(task.deps)
+        dag.add_node(task.id)
+        for read in task.reads:
+            for up, output, _f in read.refs:
+                tasks[up].wants.add(output)
     for tid in list(dag.nodes):
         for dep in tasks[tid].deps:
             if dep in dag:

@@ -58,9 +58,11 @@ class RunResult:
         if self.status != "succeeded":
             raise CelgraphError(f"the run {self.status}; it has no values") from self.error
         task = self.plan.tasks[(node, None) if (node, None) in self.plan.tasks else (node, frame)]
-        outputs = self._load(task.key)
+        outputs = self._load(task.key, (output,))
         if outputs is None:
-            raise CelgraphError(f"{task.label} is no longer in memory or in the cache")
+            raise CelgraphError(f"{task.label}: output '{output}' is not in memory or in the cache" + (
+                "" if output in task.wants else f" (this run did not ask for it: target '{node}' asks for "
+                                                f"every output, '{node}.{output}' for this one)"))
         v = outputs[output]
         return v[frame] if task.frame is None and frame is not None else v
 
@@ -78,18 +80,32 @@ class Engine:
         self._memo_locks_lock = threading.Lock()
 
     # ---- cache lookups ----------------------------------------------------------------
-    def _lookup(self, key: str):
+    def _lookup(self, key: str, outputs=()):
+        """A task's (or memo's) cached value holding every one of `outputs`, from RAM or the disk
+        store; None when neither has all of them."""
         v = self.ram.get(key)
-        if v is None and self.store is not None:
-            v = self.store.get(key)
-            if v is not None:
-                self.ram.put(key, v)
-        return v
+        if v is not None and all(o in v for o in outputs):
+            return v
+        if self.store is not None:
+            stored = self.store.get(key)
+            if stored is not None and all(o in stored for o in outputs):
+                self.ram.put(key, {**v, **stored} if v is not None else stored)
+                return stored
+        return None
+
+    def keep(self, key: str, value: dict, made_by: dict, partial: bool, replace: bool = False) -> None:
+        """Store a computed task's outputs (`partial`: some of its outputs) in the disk store and the
+        RAM cache; an entry there with other outputs of the task grows to hold the union."""
+        if self.store is not None:
+            self.store.put(key, value, made_by, replace=replace, partial=partial)
+        old = self.ram.get(key) if partial and not replace else None
+        self.ram.put(key, {**old, **value} if old is not None else value)
 
     def _is_cached(self, task: Task, resolved: ResolvedGraph) -> bool:
-        if task.key in self.ram:
-            value = self.ram.get(task.key)
-        elif self.store is not None and task.key in self.store:
+        value = self.ram.get(task.key)
+        if value is not None and task.wants.issubset(value):
+            pass
+        elif self.store is not None and self.store.has(task.key, task.wants):
             value = self.store.get(task.key) if task.type.side_effect else True
         else:
             return False
@@ -205,7 +221,7 @@ class Engine:
         ref = OutputRef.parse(output) if isinstance(output, str) else output
         if frame is None:
             frame = parse_frames(graph.frames)[0]
-        result = self.run(graph, targets=[ref.node], frames=[frame], **options)
+        result = self.run(graph, targets=[str(ref)], frames=[frame], **options)
         return result.value(ref.node, ref.output, frame)
 
 
@@ -236,13 +252,13 @@ class _Run:
     def stopping(self) -> bool:
         return self.aborted or self.cancel.cancelled
 
-    def load(self, key: str) -> dict | None:
+    def load(self, key: str, outputs=()) -> dict | None:
         v = self.values.get(key)
-        return v if v is not None else self.engine._lookup(key)
+        return v if v is not None and all(o in v for o in outputs) else self.engine._lookup(key, outputs)
 
     def value_of(self, tid: TaskId) -> dict:
         task = self.plan.tasks[tid]
-        v = self.load(task.key)
+        v = self.load(task.key, task.wants)
         if v is None:
             raise CelgraphError(f"cache entry of {task.label} vanished (cache cleared by another process?); "
                                 "run again")

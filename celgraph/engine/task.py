@@ -46,6 +46,7 @@ class TaskSpec:
     reads: tuple[Read, ...]
     use_cache: bool = True
     check: bool = False
+    wants: tuple[str, ...] = ()           # the outputs someone reads (empty: all of them)
 
     @property
     def label(self) -> str:
@@ -55,8 +56,9 @@ class TaskSpec:
 def spec_of(plan, task, use_cache: bool = True, check: bool = False) -> TaskSpec:
     reads = tuple(Read(r.name, tuple((plan.tasks[up].key, out, f, up[1] is None) for up, out, f in r.refs),
                        r.per_frame) for r in task.reads)
+    wants = tuple(o.name for o in type(task.type).outputs if o.name in task.wants)
     return TaskSpec(task.node, type(task.type).id, dict(task.params), task.frame, tuple(plan.frames),
-                    str(plan.base_dir), task.key, reads, use_cache, check)
+                    str(plan.base_dir), task.key, reads, use_cache, check, wants)
 
 
 def device_for(pref: str) -> str:
@@ -88,14 +90,17 @@ def on_torch_thread(fn: Callable, *args, **kwargs):
     return _torch_pool.submit(fn, *args, **kwargs).result()
 
 
-def run_task(engine, spec: TaskSpec, load: Callable[[str], dict | None],
+def run_task(engine, spec: TaskSpec, load: Callable[[str, tuple[str, ...]], dict | None],
              emit: Callable[..., Any], stopping: Callable[[], bool], node_type=None) -> tuple[dict, float, float]:
     """Compute one task and store its result. Returns (outputs, compute seconds, store seconds).
 
     `node_type`: the resolved type where the plan is at hand (local threads); a Dask worker has
     only the spec and looks the type up in its own registry. Raises NodeFailed (naming node, type
     and frame) on any error in the node, Cancelled when the run is stopping. A failed task stores
-    nothing."""
+    nothing. `load(key, outputs)`: a stored value holding those outputs, or None.
+
+    The node learns which outputs are wanted (`ctx.wants`) and may leave the others out; what it
+    returns is stored (an entry with some of the task's outputs: see DiskStore.put)."""
     node_type = node_type or engine.registry.get(spec.type_id)
     if node_type is None:
         raise NodeFailed(spec.node, spec.type_id, spec.frame,
@@ -111,7 +116,8 @@ def run_task(engine, spec: TaskSpec, load: Callable[[str], dict | None],
                       cancelled=stopping,
                       input_keys={r.name: {f: f"{k}:{out}:{f}" for k, out, f, _ in r.refs} for r in spec.reads},
                       memo=lambda parts, fn, owner=None, ram=True: engine.memo(
-                          owner or node_type, parts, fn, use_cache=spec.use_cache and not spec.check, ram=ram))
+                          owner or node_type, parts, fn, use_cache=spec.use_cache and not spec.check, ram=ram),
+                      wants=spec.wants or None)
         inputs = _inputs(spec, node_type, load)
         loaded = time.perf_counter()
 
@@ -130,17 +136,16 @@ def run_task(engine, spec: TaskSpec, load: Callable[[str], dict | None],
         raise NodeFailed(spec.node, spec.type_id, spec.frame, e) from e
     if spec.check and node_type.deterministic:
         cached = engine.store.get(spec.key) if engine.store is not None else None
-        if cached is not None and not _equal(cached, value):
+        if cached is not None and not _equal({k: cached[k] for k in value if k in cached},
+                                             {k: value[k] for k in value if k in cached}):
             raise NodeFailed(spec.node, spec.type_id, spec.frame, CacheCheckFailed(
                 f"check: {spec.label} recomputed differs from its cache entry {spec.key[:12]} — the node's "
                 "hash misses something it depends on"))
     t1 = time.perf_counter()
     if spec.use_cache and not spec.check:
-        if engine.store is not None:
-            engine.store.put(spec.key, value, {"type": spec.type_id, "version": node_type.version,
-                                               "node": spec.node, "params": spec.params, "frame": spec.frame},
-                                  replace=node_type.side_effect)
-        engine.ram.put(spec.key, value)
+        engine.keep(spec.key, value, {"type": spec.type_id, "version": node_type.version, "node": spec.node,
+                                      "params": spec.params, "frame": spec.frame},
+                    partial=len(value) < len(node_type.outputs), replace=node_type.side_effect)
     stored = time.perf_counter() - t1
     emit("task_finished", key=spec.key, seconds=seconds, **ident)
     return value, seconds, stored
@@ -151,7 +156,7 @@ def _inputs(spec: TaskSpec, node_type, load) -> dict[str, Any]:
     for read in spec.reads:
         vals = {}
         for key, output, f, from_clip in read.refs:
-            outputs = load(key)
+            outputs = load(key, (output,))
             if outputs is None:
                 raise CelgraphError(f"the cache entry {key[:12]} that {spec.label} reads vanished during the run "
                                     "(cache cleared by another process?); run again")
@@ -162,15 +167,21 @@ def _inputs(spec: TaskSpec, node_type, load) -> dict[str, Any]:
 
 
 def _check_outputs(spec: TaskSpec, node_type, raw: Any) -> dict:
+    """The outputs a compute returned, checked and frozen: every wanted one (ctx.wants), and any
+    others it made anyway (they are stored too)."""
     names = [o.name for o in node_type.outputs]
-    if not isinstance(raw, dict) or set(raw) != set(names):
+    wanted = spec.wants or names
+    if not isinstance(raw, dict) or not set(wanted) <= set(raw) or not set(raw) <= set(names):
         if len(names) == 1 and not (isinstance(raw, dict) and names[0] in raw):
             raw = {names[0]: raw}
         else:
             got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
-            raise TypeError(f"compute() must return outputs {names}, got {got}")
+            raise TypeError(f"compute() must return outputs {names}" + (
+                f" (at least the wanted {list(wanted)})" if len(wanted) < len(names) else "") + f", got {got}")
     out = {}
     for port in node_type.outputs:
+        if port.name not in raw:
+            continue
         v = raw[port.name]
         try:
             if spec.frame is None:

@@ -8,7 +8,7 @@ normalises params again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
@@ -38,6 +38,9 @@ class ResolvedGraph:
     frames: list[int]          # the scene's frames (the clip range)
     requested: list[int]       # the frames asked for (default: all of them)
     targets: list[str]         # the nodes asked for (default: every node nothing else reads from)
+    outputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the outputs asked for per target node, in port order: every output of a node named alone
+    # ("fill"), only those named ("fill.lines") — what the planner computes and stores
 
     @property
     def base_dir(self) -> Path:
@@ -138,14 +141,37 @@ def resolve(graph: Graph, registry: Registry | None = None, targets: list[str] |
     if targets is None:
         consumers = {src.split(".")[0] for spec in graph.nodes.values() for src in spec.inputs.values()}
         targets = [n for n in graph.nodes if n not in consumers]
-    for t in targets:
-        if t not in graph.nodes:
-            issues.append(Issue("unknown_target", f"target '{t}' is not a node of the scene", t))
+    target_nodes, asked = _targets(graph, types, list(targets), issues)
     if issues:
         raise GraphInvalid(issues)
     nodes = {name: ResolvedNode(name, spec, types[name], instances[name], params_ok[name])
              for name, spec in graph.nodes.items()}
-    return ResolvedGraph(graph, nodes, scene_frames, requested, list(targets))
+    return ResolvedGraph(graph, nodes, scene_frames, requested, target_nodes,
+                         {n: tuple(o.name for o in types[n].outputs if o.name in asked[n] or not asked[n])
+                          for n in target_nodes})
+
+
+def _targets(graph: Graph, types: dict, targets: list[str], issues: list[Issue]):
+    """Targets as written ("node" or "node.output") → (target nodes in order, {node: outputs named,
+    empty when the node was named alone: all of them})."""
+    nodes: list[str] = []
+    asked: dict[str, set[str] | None] = {}
+    for t in targets:
+        node, _, output = t.partition(".") if isinstance(t, str) else (t, "", "")
+        if node not in graph.nodes:
+            issues.append(Issue("unknown_target", f"target '{t}' is not a node of the scene", node))
+            continue
+        if output and node in types and types[node].output(output) is None:
+            known = ", ".join(o.name for o in types[node].outputs)
+            issues.append(Issue("unknown_target", f"target '{t}': {types[node].name()} has no output "
+                                                  f"'{output}' (outputs: {known})", node))
+            continue
+        if node not in asked:
+            nodes.append(node)
+            asked[node] = set()
+        if asked[node] is not None:
+            asked[node] = asked[node] | {output} if output else None      # None: the whole node
+    return nodes, {n: a or set() for n, a in asked.items()}
 
 
 def validate(graph: Graph, registry: Registry | None = None, targets: list[str] | None = None,

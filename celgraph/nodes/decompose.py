@@ -124,10 +124,12 @@ class WarmupAlpha(NodeType):
         with _threads(ctx):
             labels, _ = decompose_labels(cfg, rgb, pairs, device=device, progress=_progress(ctx, "WarmupAlpha"),
                                          checkpoint=_checkpointer(self, ctx, ["image", "bundle"], device))
-        colours = palette(cfg.objects)
-        return {"labels": {f: labels[i] for i, f in enumerate(frames)},
-                "preview": cs.node_out(self, {f: 0.5 * rgb[i] + 0.5 * colours[labels[i]]
-                                              for i, f in enumerate(frames)})}
+        out = {"labels": {f: labels[i] for i, f in enumerate(frames)}}
+        if ctx.wants("preview"):                           # only when read (ctx.wants)
+            colours = palette(cfg.objects)
+            out["preview"] = cs.node_out(self, {f: 0.5 * rgb[i] + 0.5 * colours[labels[i]]
+                                                for i, f in enumerate(frames)})
+        return out
 
 
 # ---- WarmupHomography -----------------------------------------------------------------------------
@@ -202,6 +204,8 @@ class WarmupHomography(NodeType):
                                  upstream_area_ratio=p.upstream_area_ratio, progress=progress)
             raw.append(normalise(H, w, h))
         transforms = {f: np.stack([raw[k][i] for k in range(n_obj)]) for i, f in enumerate(frames)}
+        if not ctx.wants("preview"):                       # only when read (ctx.wants)
+            return {"transforms": transforms}
         preview = {}
         for f in frames:
             onehot = np.stack([(labels[f] == k) for k in range(n_obj)]).astype(np.float32)
@@ -300,7 +304,7 @@ class SpriteLearn(NodeType):
         with _threads(ctx):
             ex, _ = learn_sprites(cfg, rgb_work, lab, tr, device=device, progress=_progress(ctx, "SpriteLearn"),
                                   checkpoint=_checkpointer(self, ctx, ["image", "labels", "transforms"], device))
-        out = {o.name: {} for o in self.outputs}
+        out = {o.name: {} for o in self.outputs if ctx.wants(o.name) or o.name != "preview"}
         for i, f in enumerate(frames):                     # the result at the working size
             a = ex.alpha[i]                                                   # N×H×W
             layers = np.concatenate([rgb_work[i][None] * a[1:, :, :, None], a[1:, :, :, None]], axis=3)
@@ -312,7 +316,9 @@ class SpriteLearn(NodeType):
             out["labels"][f] = ex.labels[i]
             out["transforms"][f] = tr[i]
             out["composite"][f] = composite
-            out["preview"][f] = contact_sheet(rgb_work[i], uv_pattern(tr[i], a), composite, ex.plate[i], layers[1:])
+            if "preview" in out:                           # only when read (ctx.wants)
+                out["preview"][f] = contact_sheet(rgb_work[i], uv_pattern(tr[i], a), composite, ex.plate[i],
+                                                  layers[1:])
         if work != full:                                   # delivered at the frames' size (preview stays)
             progress = _progress(ctx, "SpriteLearn")
             big = fullsize.deliver(list(rgb), ex.alpha, ex.plate, tr,
@@ -325,7 +331,7 @@ class SpriteLearn(NodeType):
                 out["labels"][f] = a.argmax(0).astype(np.int32)
                 out["transforms"][f] = big["transforms"][i]
                 out["composite"][f] = fullsize.composite(layers).astype(np.float32)
-        return {**out, **{k: cs.node_out(self, out[k]) for k in ("plate", "composite", "preview")}}
+        return {**out, **{k: cs.node_out(self, out[k]) for k in ("plate", "composite", "preview") if k in out}}
 
 
 def _work_sizes(rgb: np.ndarray, labels: np.ndarray, work_height: int):

@@ -92,10 +92,12 @@ class FlowRAFT(NodeType):
         h, w = image[t].shape[:2]
         zero = np.zeros((h, w, 2), np.float32)
         forward, backward = bundle.get(1, zero), bundle.get(-1, zero)
-        from ..models.flow_viz import flow_to_color
-        return {"forward": forward, "backward": backward,
-                "bundle": {k: v for k, v in bundle.items() if k in ctx.params.offsets},
-                "preview": cs.node_out(self, flow_to_color(forward))}
+        out = {"forward": forward, "backward": backward,
+               "bundle": {k: v for k, v in bundle.items() if k in ctx.params.offsets}}
+        if ctx.wants("preview"):                 # a colour conversion of the frame: only when read
+            from ..models.flow_viz import flow_to_color
+            out["preview"] = cs.node_out(self, flow_to_color(forward))
+        return out
 
 
 class FlowViz(NodeType):

@@ -63,7 +63,7 @@ class GapFill(NodeType):
     autoclose (endpoints, direction cones, max distance, angle; only closures that separate two
     regions are kept); method `model` is celgraph's GapUNet (bundled weights, or `weights`),
     tiled over frames of any size. Outputs the closed line art, the added ink as a mask and a
-    preview with the added ink in red over the input.
+    preview with the added ink in red over the input — each only when something reads it.
     """
     id, version, category = "celgraph.GapFill", 6, "Lines"
     color_space = cs.DISPLAY                         # the preview is a display image
@@ -141,8 +141,16 @@ class GapFill(NodeType):
                                   min_taper=p.taper, converge=120.0 if p.junctions else 0.0)
         else:
             closed = self._model_close(ctx, lines)
-        added = np.maximum(closed - lines, np.float32(0.0)).astype(np.float32, copy=False)
-        return {"lines": closed, "added": added, "preview": preview_out(self, lines, added)}
+        # only the outputs someone reads: a 1080p frame's preview costs more than the closing itself
+        # (a float32 RGB frame to fill and store: 25 MB), `added` another 8 MB
+        out = {"lines": closed} if ctx.wants("lines") else {}
+        if ctx.wants("added") or ctx.wants("preview"):
+            added = np.maximum(closed - lines, np.float32(0.0)).astype(np.float32, copy=False)
+            if ctx.wants("added"):
+                out["added"] = added
+            if ctx.wants("preview"):
+                out["preview"] = preview_out(self, lines, added)
+        return out
 
     def _model_close(self, ctx: Context, lines: np.ndarray) -> np.ndarray:
         from ..models.gapfill import close_gaps, fuse_for_inference, load_weights

@@ -307,7 +307,7 @@ def add_parsers(sub) -> None:
                               ("submit", r_submit, "submit a scene as a job; --watch to follow it")):
         p = add(name, func, help_)
         p.add_argument("scene", help="scene.json (relative paths resolve against its folder on the server), or -")
-        p.add_argument("--targets", help="comma-separated node names (default: end nodes)")
+        p.add_argument("--targets", help="comma-separated node or node.output names (default: end nodes)")
         p.add_argument("--frames", help="frame range, e.g. 1-24 (default: the scene's)")
         p.add_argument("--base-dir", help="folder on the server that relative paths resolve against")
         if name == "submit":

@@ -358,6 +358,8 @@ class JobManager:
             ntype = type(task.type)
             frames = [task.frame] if task.frame is not None else plan.requested
             for port in ntype.outputs:
+                if port.name not in task.wants:
+                    continue                         # not asked for ("node.output" targets)
                 for f in frames:
                     v = result.value(task.node, port.name, f)
                     row = {"node": task.node, "output": port.name, "frame": f, "key": task.key}
