@@ -13,8 +13,11 @@ must stay open. From each frame, 256² patches are cut around gaps (most), aroun
 ends and at random ink; each stores the degraded ink, the clean ink, the endpoint map of the
 degraded ink (:func:`celgraph.models.autoclose.endpoint_map`, as the node computes it) and the
 open-end mask. Pools are written as shards ``POOL/shard_NNNNN.npz`` (resumable; default
-``$CELGRAPH_GAPFILL_POOL``, else ``train/gapfill/pool`` in the cache folder). Frame seeds start at
-:data:`POOL_SEED0`; the benchmark uses seeds 200-203, validation :data:`VAL_SEEDS`.
+``$CELGRAPH_GAPFILL_POOL``, else ``train/gapfill/pool`` in the cache folder) with their recipe in
+``POOL/recipe.json``. Frame seeds start at :data:`POOL_SEED0`; the benchmark uses seeds 200-211,
+validation :data:`VAL_SEEDS`. ``--genga-share`` (a recorded field of the run) sets the share of
+studio-style frames in the pool and the validation patches; 0 draws the frames of commit 7e02ecf,
+the recipe of the first bundled weights.
 
 Training (:func:`train`): random crops (default 192²) with the 8 flips/rotations; the target is
 the **ink to add** (clean ink ≥ 0.5 where the degraded ink < 0.5); the loss is class-balanced BCE
@@ -27,7 +30,10 @@ lowest validation loss (fixed patches of held-out frames); SIGTERM/Ctrl-C save a
 the pool is still being written (``--make-pool`` in another process), new shards join at each
 checkpoint; batches then depend on (seed, step) only once the pool is complete. At the
 end the best model is exported to safetensors (``--export``; default
-``OUT/gapfill_<variant>.safetensors``).
+``OUT/gapfill_<variant>.safetensors``). A run on a complete pool, on one thread, is reproducible bit
+for bit: the "final" record and the weights' header carry ``tensors_sha256`` (a digest of the
+tensors alone; the file's own hash also covers the header's training time and run folder), and
+``graph train gapfill --digest FILE`` prints it for any GapFill weights file.
 
     python -m celgraph.train.gapfill --variant gap_unet --steps 6000 --batch 8 --crop 192 --out runs/gapfill
 """
