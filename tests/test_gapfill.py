@@ -428,17 +428,23 @@ def test_a_resumed_run_ends_with_the_same_bytes(tmp_path):
     assert resumed["tensors_sha256"] == whole["tensors_sha256"]
 
 
-def test_genga_share_0_draws_the_frames_of_the_bundled_weights_recipe():
-    """Frames of commit 7e02ecf's trainer (which made the bundled weights' pool), hashed there:
-    a studio-style share of 0 must not draw from the frame's generator."""
+def test_the_bundled_weights_recipe_draws_the_patches_of_commit_7e02ecf():
+    """Patches of commit 7e02ecf's trainer (which made the bundled weights' pool), hashed there:
+    a studio-style share of 0 must not draw from the frame's generator, and the 7e02ecf endpoint
+    rule gives that commit's endpoint maps (seed 13 has an end autoclose's rule now drops)."""
     import hashlib
     from celgraph.train.gapfill import degraded_frame, frame_patches
-    h = hashlib.sha256()
-    for seed in (11, 12):
-        p = frame_patches(degraded_frame(seed, (320, 256), genga_share=0.0), np.random.default_rng([seed, 23]), 3)
-        for k in ("deg", "gt", "flags"):
-            h.update(p[k].tobytes())
-    assert h.hexdigest() == "6dfe265af99fbe90a99c738803385efc05869618ff88556ddb20d8a56e45178b"
+
+    def digest(endpoints):
+        h = hashlib.sha256()
+        for seed in (11, 12, 13):
+            d = degraded_frame(seed, (320, 256), genga_share=0.0, endpoints=endpoints)
+            p = frame_patches(d, np.random.default_rng([seed, 23]), 3)
+            for k in ("deg", "gt", "flags"):
+                h.update(p[k].tobytes())
+        return h.hexdigest()
+    assert digest("7e02ecf") == "c1f454d0fac4416f05fe1c3a02d10e172ebb7e23c4c92aeff521a867c4ea544a"
+    assert digest("node") != digest("7e02ecf")
 
 
 def test_a_pool_of_another_recipe_is_refused(tmp_path):
@@ -458,9 +464,10 @@ def test_train_command_line_parses():
     sub = ap.add_subparsers()
     add_gapfill_train_parser(sub)
     args = ap.parse_args(["gapfill", "--variant", "lite", "--steps", "5", "--batch", "2", "--crop", "128",
-                          "--out", "x", "--resume", "--seed", "3", "--init", "w.safetensors", "--genga-share", "0"])
+                          "--out", "x", "--resume", "--seed", "3", "--init", "w.safetensors", "--genga-share", "0",
+                          "--endpoints", "7e02ecf"])
     assert (args.variant, args.steps, args.batch, args.crop, args.resume, args.seed) == ("lite", 5, 2, 128, True, 3)
-    assert args.init == "w.safetensors" and args.genga_share == 0.0
+    assert (args.init, args.genga_share, args.endpoints) == ("w.safetensors", 0.0, "7e02ecf")
     assert callable(args.func)
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from celgraph.core.atomic import write_text
+from celgraph.models import autoclose
 from celgraph.models.autoclose import endpoint_map, find_endpoints
 from celgraph.models.gapfill import build, count_parameters, in_channels, save_weights
 
@@ -68,16 +70,19 @@ VAL_SEEDS = (900_000, 900_001, 900_002, 900_003)
 DEFAULT_POOL = _pool.default_pool("gapfill")
 SIZES = ((1920, 1080), (1280, 720), (960, 540))
 GENGA_SHARE = 0.5      # share of training frames drawn in the studio styles of celgraph.synth.genga
+ENDPOINT_RULES = ("node", "7e02ecf")   # the endpoint map as the node computes it now; as commit 7e02ecf did
 PATCH = 256
 
 
 # ---------------------------------------------------------------- data
 
 def degraded_frame(seed: int, size: tuple[int, int] | None = None, threshold: float = 0.5,
-                   genga_share: float = GENGA_SHARE) -> dict:
+                   genga_share: float = GENGA_SHARE, endpoints: str = "node") -> dict:
     """One seeded training frame with its endpoint map: with probability ``genga_share`` a
     studio-style drawing (celgraph.synth.genga: genga / pen / pencil) with gaps cut along strokes
-    and at junctions (celgraph.synth.gaps.cut_gaps), else make_lineart + degrade_lines (full set)."""
+    and at junctions (celgraph.synth.gaps.cut_gaps), else make_lineart + degrade_lines (full set).
+    ``endpoints``: "node" (autoclose.find_endpoints, as the GapFill node computes the map) or
+    "7e02ecf" (:func:`endpoints_7e02ecf`, the rule the bundled weights' pool was made with)."""
     from celgraph.synth import degrade_lines, make_lineart
     rng = np.random.default_rng([seed, 17])
     W, H = size or SIZES[int(rng.choice(len(SIZES), p=[0.45, 0.35, 0.2]))]
@@ -88,10 +93,38 @@ def degraded_frame(seed: int, size: tuple[int, int] | None = None, threshold: fl
         sample = make_lineart(seed, W, H, with_color=False)
         d = degrade_lines(sample, rng, max_gap=12, min_gap=1, n_cuts=(2, 10), n_short=(1, 6), p_taper=0.4,
                           n_erase=int(rng.integers(1, 3)) if rng.random() < 0.2 else 0, p_identity=0.08)
-    eps = find_endpoints(d["lines"] >= threshold)
+    ink = d["lines"] >= threshold
+    eps = endpoints_7e02ecf(ink) if endpoints == "7e02ecf" else find_endpoints(ink)
     d["endpoints"] = endpoint_map(d["lines"].shape, eps)
     d["eps"] = eps
     return d
+
+
+def endpoints_7e02ecf(ink: np.ndarray, walk: int = 12) -> list[autoclose.Endpoint]:
+    """Stroke ends of a binary ink mask by the rule of commit 7e02ecf's autoclose, which made the
+    bundled GapUNet's endpoint maps (kept here, frozen, so that recipe can be redrawn): the width
+    at an end is 2 × the median distance-transform value along the walk − 1 (autoclose now measures
+    ink area ÷ skeleton length), and a branch that reaches a junction in fewer than max(2, width)
+    pixels is a spur. The skeleton and the walk are autoclose's (unchanged since)."""
+    sk = autoclose.skeletonize(ink)
+    dist = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    nb = autoclose._neighbour_count(sk)
+    out = []
+    for y, x in zip(*(v.tolist() for v in np.nonzero(sk & (nb == 1)))):
+        path = autoclose._walk(sk, nb, y, x, walk)
+        py, px = np.array(path, np.float64).T
+        half = float(np.median(dist[py.astype(int), px.astype(int)]))
+        width = max(2.0 * half - 1.0, 1.0)
+        if nb[path[-1]] >= 3 and len(path) - 1 < max(2.0, width):
+            continue  # spur
+        if len(path) < 2:
+            continue
+        vy, vx = y - float(py[1:].mean()), x - float(px[1:].mean())
+        n = math.hypot(vy, vx)
+        if n < 1e-6:
+            continue
+        out.append(autoclose.Endpoint(y, x, vy / n, vx / n, width, len(path) - 1))
+    return out
 
 
 def genga_frame(seed: int, W: int, H: int, rng: np.random.Generator) -> dict:
@@ -144,18 +177,21 @@ def frame_patches(d: dict, rng: np.random.Generator, n: int) -> dict[str, np.nda
 
 
 def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 520, per_frame: int = 14, shard_frames: int = 20,
-              seed0: int = POOL_SEED0, echo=print, genga_share: float = GENGA_SHARE) -> Path:
+              seed0: int = POOL_SEED0, echo=print, genga_share: float = GENGA_SHARE, endpoints: str = "node") -> Path:
     """Write (or complete) a patch pool: ``frames`` frames, ``per_frame`` patches each, in shards of
     ``shard_frames`` frames. Existing shards are kept, so an interrupted run continues.
-    ``genga_share``: share of studio-style frames (0 = the recipe of the bundled weights).
-    The recipe is kept in ``POOL/recipe.json``; completing a pool with another recipe is refused."""
-    recipe = {"genga_share": float(genga_share), "seed0": seed0, "per_frame": per_frame, "shard_frames": shard_frames}
-    check_pool_recipe(pool, genga_share, recipe)
+    ``genga_share``: share of studio-style frames, ``endpoints``: the endpoint-map rule (0 and
+    "7e02ecf" = the recipe of the bundled weights). The recipe is kept in ``POOL/recipe.json``;
+    completing a pool with another recipe is refused."""
+    recipe = {"genga_share": float(genga_share), "endpoints": endpoints, "seed0": seed0, "per_frame": per_frame,
+              "shard_frames": shard_frames}
+    check_pool_recipe(pool, genga_share, endpoints, recipe)
     if not (Path(pool) / RECIPE_FILE).exists():
         Path(pool).mkdir(parents=True, exist_ok=True)
         write_text(Path(pool) / RECIPE_FILE, json.dumps(recipe, indent=2))
     return _pool.write_pool(pool, frames, shard_frames, lambda f: frame_patches(
-        degraded_frame(seed0 + f, genga_share=genga_share), np.random.default_rng([seed0 + f, 23]), per_frame), echo)
+        degraded_frame(seed0 + f, genga_share=genga_share, endpoints=endpoints), np.random.default_rng([seed0 + f, 23]),
+        per_frame), echo)
 
 
 RECIPE_FILE = "recipe.json"
@@ -167,12 +203,13 @@ def pool_recipe(pool: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def check_pool_recipe(pool: str | Path, genga_share: float, recipe: dict | None = None) -> None:
-    """ValueError when ``pool`` holds patches of another recipe than ``genga_share`` (and ``recipe``)."""
+def check_pool_recipe(pool: str | Path, genga_share: float, endpoints: str, recipe: dict | None = None) -> None:
+    """ValueError when ``pool`` holds patches of another recipe than ``genga_share``, ``endpoints``
+    (and ``recipe``)."""
     have = pool_recipe(pool)
     if have is None:
         return
-    want = {"genga_share": float(genga_share), **(recipe or {})}
+    want = {"genga_share": float(genga_share), "endpoints": endpoints, **(recipe or {})}
     diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
     if diff:
         raise ValueError(f"patch pool {pool} was written with another recipe (pool, asked): {diff}; "
@@ -183,10 +220,10 @@ def load_pool(pool: str | Path) -> dict[str, np.ndarray]:
     return _pool.load_pool(pool, "run `graph train gapfill --make-pool` first (or let training make one)")
 
 
-def val_patches(per_frame: int = 16, genga_share: float = GENGA_SHARE) -> dict[str, np.ndarray]:
+def val_patches(per_frame: int = 16, genga_share: float = GENGA_SHARE, endpoints: str = "node") -> dict[str, np.ndarray]:
     """The fixed validation patches of the held-out frames :data:`VAL_SEEDS`, drawn with the
-    training recipe's ``genga_share``."""
-    return _pool.concat([frame_patches(degraded_frame(s, (1280, 720), genga_share=genga_share),
+    training recipe's ``genga_share`` and ``endpoints``."""
+    return _pool.concat([frame_patches(degraded_frame(s, (1280, 720), genga_share=genga_share, endpoints=endpoints),
                                        np.random.default_rng([s, 29]), per_frame) for s in VAL_SEEDS])
 
 
@@ -253,6 +290,7 @@ class TrainConfig(RunConfig):
     seed: int = 0
     init: str | None = None             # start from these weights (a GapFill safetensors file), e.g. a fine-tune
     genga_share: float = GENGA_SHARE    # data recipe: share of studio-style frames (pool and validation); 0 = 7e02ecf's
+    endpoints: str = "node"             # data recipe: endpoint-map rule, "node" or "7e02ecf" (ENDPOINT_RULES)
     pool: str = DEFAULT_POOL
     pool_frames: int = 520
     # run settings (may change on resume)
@@ -265,7 +303,7 @@ class TrainConfig(RunConfig):
 
 
 TRAJECTORY_FIELDS = ("variant", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed", "init",
-                     "genga_share")
+                     "genga_share", "endpoints")
 
 
 def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None = None,
@@ -300,11 +338,12 @@ def _train(cfg: TrainConfig, resume: bool, echo, data: dict | None, val: dict | 
     run.begin(resume, {"model": model, "optimizer": opt}, {"params": count_parameters(model)}, best=float("inf"))
     growing = data is None
     if data is None:
-        check_pool_recipe(cfg.pool, cfg.genga_share)
-        data = run.load_pool(lambda pool, **kw: make_pool(pool, genga_share=cfg.genga_share, **kw), load_pool,
+        check_pool_recipe(cfg.pool, cfg.genga_share, cfg.endpoints)
+        data = run.load_pool(lambda pool, **kw: make_pool(pool, genga_share=cfg.genga_share, endpoints=cfg.endpoints,
+                                                          **kw), load_pool,
                              complete=_pool.count_shards(cfg.pool) > 0)
     if val is None:
-        val = val_patches(genga_share=cfg.genga_share)
+        val = val_patches(genga_share=cfg.genga_share, endpoints=cfg.endpoints)
     n = len(data["deg"])
     n_shards = _pool.count_shards(cfg.pool) if growing else 0
 
@@ -383,6 +422,9 @@ def add_gapfill_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
                    help=f"data recipe: share of studio-style (celgraph.synth.genga) frames in the pool and the "
                         f"validation patches, 0..1 (default {GENGA_SHARE}; 0 = the recipe of commit 7e02ecf, "
                         f"which trained the bundled weights)")
+    g.add_argument("--endpoints", choices=ENDPOINT_RULES, default=None,
+                   help="data recipe: the endpoint-map input as the GapFill node computes it now (node, default) or "
+                        "by commit 7e02ecf's rule, which made the bundled weights' pool")
     r = p.add_argument_group("run")
     add_run_arguments(r, d, out_help="run folder: log.jsonl, last.pt, best.pt, weights", frames_help="frames in the pool",
                       export_help="final safetensors (default OUT/gapfill_<variant>.safetensors)")
@@ -410,7 +452,7 @@ def cmd_train_gapfill(args) -> int:
     if args.make_pool:
         share = GENGA_SHARE if args.genga_share is None else args.genga_share
         try:
-            make_pool(args.pool, frames=args.pool_frames, genga_share=share)
+            make_pool(args.pool, frames=args.pool_frames, genga_share=share, endpoints=args.endpoints or "node")
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_USAGE
