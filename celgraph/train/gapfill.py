@@ -16,8 +16,9 @@ open-end mask. Pools are written as shards ``POOL/shard_NNNNN.npz`` (resumable; 
 ``$CELGRAPH_GAPFILL_POOL``, else ``train/gapfill/pool`` in the cache folder) with their recipe in
 ``POOL/recipe.json``. Frame seeds start at :data:`POOL_SEED0`; the benchmark uses seeds 200-211,
 validation :data:`VAL_SEEDS`. ``--genga-share`` (a recorded field of the run) sets the share of
-studio-style frames in the pool and the validation patches; 0 draws the frames of commit 7e02ecf,
-the recipe of the first bundled weights.
+studio-style frames in the pool and the validation patches and ``--endpoints`` the rule of the
+endpoint-map input; ``--genga-share 0 --endpoints 7e02ecf`` draws the patches of commit 7e02ecf,
+the recipe of the bundled weights.
 
 Training (:func:`train`): random crops (default 192²) with the 8 flips/rotations; the target is
 the **ink to add** (clean ink ≥ 0.5 where the degraded ink < 0.5); the loss is class-balanced BCE
@@ -84,6 +85,8 @@ def degraded_frame(seed: int, size: tuple[int, int] | None = None, threshold: fl
     ``endpoints``: "node" (autoclose.find_endpoints, as the GapFill node computes the map) or
     "7e02ecf" (:func:`endpoints_7e02ecf`, the rule the bundled weights' pool was made with)."""
     from celgraph.synth import degrade_lines, make_lineart
+    if endpoints not in ENDPOINT_RULES:
+        raise ValueError(f"endpoints must be one of {ENDPOINT_RULES}, got {endpoints!r}")
     rng = np.random.default_rng([seed, 17])
     W, H = size or SIZES[int(rng.choice(len(SIZES), p=[0.45, 0.35, 0.2]))]
     # share 0 draws nothing here, so its frames are those of the bundled weights' recipe (7e02ecf)
@@ -186,7 +189,7 @@ def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 520, per_frame: int
     recipe = {"genga_share": float(genga_share), "endpoints": endpoints, "seed0": seed0, "per_frame": per_frame,
               "shard_frames": shard_frames}
     check_pool_recipe(pool, genga_share, endpoints, recipe)
-    if not (Path(pool) / RECIPE_FILE).exists():
+    if not (Path(pool) / RECIPE_FILE).exists() and _pool.count_shards(pool) == 0:    # never guess an old pool's
         Path(pool).mkdir(parents=True, exist_ok=True)
         write_text(Path(pool) / RECIPE_FILE, json.dumps(recipe, indent=2))
     return _pool.write_pool(pool, frames, shard_frames, lambda f: frame_patches(
