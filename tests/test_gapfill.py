@@ -402,6 +402,62 @@ def test_training_starts_from_given_weights(tmp_path):
         train(TrainConfig(**kw, out=str(tmp_path / "c"), init=str(init), variant="lite"), data=data, val=val,
               echo=lambda s: None)
 
+def test_two_training_runs_give_byte_identical_weights(tmp_path):
+    """The same config on the same pool trains the same weights, bit for bit (1 thread); another seed does not."""
+    from safetensors.torch import load_file
+    from celgraph.train.gapfill import TrainConfig, tensors_sha256, train
+    data = tiny_data(4)
+    val = {k: v[:2] for k, v in data.items()}
+    kw = dict(steps=8, batch=2, crop=64, log_every=100, eval_every=4, ckpt_every=3)
+    res = [train(TrainConfig(**kw, seed=seed, out=str(tmp_path / name)), data=data, val=val, echo=lambda s: None)
+           for name, seed in (("a", 0), ("b", 0), ("c", 1))]
+    a, b, c = (load_file(r["weights"]) for r in res)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert res[0]["tensors_sha256"] == res[1]["tensors_sha256"] == tensors_sha256(res[1]["weights"])
+    assert res[2]["tensors_sha256"] != res[0]["tensors_sha256"]
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_resumed_run_ends_with_the_same_bytes(tmp_path):
+    from celgraph.train.gapfill import TrainConfig, train
+    data = tiny_data(4)
+    val = {k: v[:2] for k, v in data.items()}
+    kw = dict(steps=6, batch=2, crop=64, log_every=100, eval_every=3, ckpt_every=2)
+    whole = train(TrainConfig(**kw, out=str(tmp_path / "a")), data=data, val=val, echo=lambda s: None)
+    train(TrainConfig(**kw, out=str(tmp_path / "b")), data=data, val=val, echo=lambda s: None, stop_at=3)
+    resumed = train(TrainConfig(**kw, out=str(tmp_path / "b")), resume=True, data=data, val=val, echo=lambda s: None)
+    assert resumed["tensors_sha256"] == whole["tensors_sha256"]
+
+
+def test_the_bundled_weights_recipe_draws_the_patches_of_commit_7e02ecf():
+    """Patches of commit 7e02ecf's trainer (which made the bundled weights' pool), hashed there:
+    a studio-style share of 0 must not draw from the frame's generator, and the 7e02ecf endpoint
+    rule gives that commit's endpoint maps (seed 13 has an end autoclose's rule now drops)."""
+    import hashlib
+    from celgraph.train.gapfill import degraded_frame, frame_patches
+
+    def digest(endpoints):
+        h = hashlib.sha256()
+        for seed in (11, 12, 13):
+            d = degraded_frame(seed, (320, 256), genga_share=0.0, endpoints=endpoints)
+            p = frame_patches(d, np.random.default_rng([seed, 23]), 3)
+            for k in ("deg", "gt", "flags"):
+                h.update(p[k].tobytes())
+        return h.hexdigest()
+    assert digest("7e02ecf") == "c1f454d0fac4416f05fe1c3a02d10e172ebb7e23c4c92aeff521a867c4ea544a"
+    assert digest("node") != digest("7e02ecf")
+
+
+def test_a_pool_of_another_recipe_is_refused(tmp_path):
+    import json
+    from celgraph.train.gapfill import TrainConfig, train
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / "recipe.json").write_text(json.dumps({"genga_share": 0.5}))
+    with pytest.raises(ValueError, match="genga_share.*pool"):
+        train(TrainConfig(steps=1, genga_share=0.0, pool=str(pool), out=str(tmp_path / "run")), echo=lambda s: None)
+
+
 def test_train_command_line_parses():
     import argparse
     from celgraph.train.gapfill import add_gapfill_train_parser
@@ -409,9 +465,10 @@ def test_train_command_line_parses():
     sub = ap.add_subparsers()
     add_gapfill_train_parser(sub)
     args = ap.parse_args(["gapfill", "--variant", "lite", "--steps", "5", "--batch", "2", "--crop", "128",
-                          "--out", "x", "--resume", "--seed", "3", "--init", "w.safetensors"])
+                          "--out", "x", "--resume", "--seed", "3", "--init", "w.safetensors", "--genga-share", "0",
+                          "--endpoints", "7e02ecf"])
     assert (args.variant, args.steps, args.batch, args.crop, args.resume, args.seed) == ("lite", 5, 2, 128, True, 3)
-    assert args.init == "w.safetensors"
+    assert (args.init, args.genga_share, args.endpoints) == ("w.safetensors", 0.0, "7e02ecf")
     assert callable(args.func)
 
 

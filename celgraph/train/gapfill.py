@@ -13,8 +13,12 @@ must stay open. From each frame, 256² patches are cut around gaps (most), aroun
 ends and at random ink; each stores the degraded ink, the clean ink, the endpoint map of the
 degraded ink (:func:`celgraph.models.autoclose.endpoint_map`, as the node computes it) and the
 open-end mask. Pools are written as shards ``POOL/shard_NNNNN.npz`` (resumable; default
-``$CELGRAPH_GAPFILL_POOL``, else ``train/gapfill/pool`` in the cache folder). Frame seeds start at
-:data:`POOL_SEED0`; the benchmark uses seeds 200-203, validation :data:`VAL_SEEDS`.
+``$CELGRAPH_GAPFILL_POOL``, else ``train/gapfill/pool`` in the cache folder) with their recipe in
+``POOL/recipe.json``. Frame seeds start at :data:`POOL_SEED0`; the benchmark uses seeds 200-211,
+validation :data:`VAL_SEEDS`. ``--genga-share`` (a recorded field of the run) sets the share of
+studio-style frames in the pool and the validation patches and ``--endpoints`` the rule of the
+endpoint-map input; ``--genga-share 0 --endpoints 7e02ecf`` draws the patches of commit 7e02ecf,
+the recipe of the bundled weights.
 
 Training (:func:`train`): random crops (default 192²) with the 8 flips/rotations; the target is
 the **ink to add** (clean ink ≥ 0.5 where the degraded ink < 0.5); the loss is class-balanced BCE
@@ -27,13 +31,19 @@ lowest validation loss (fixed patches of held-out frames); SIGTERM/Ctrl-C save a
 the pool is still being written (``--make-pool`` in another process), new shards join at each
 checkpoint; batches then depend on (seed, step) only once the pool is complete. At the
 end the best model is exported to safetensors (``--export``; default
-``OUT/gapfill_<variant>.safetensors``).
+``OUT/gapfill_<variant>.safetensors``). A run on a complete pool, on one thread, is reproducible bit
+for bit: the "final" record and the weights' header carry ``tensors_sha256`` (a digest of the
+tensors alone; the file's own hash also covers the header's training time and run folder), and
+``graph train gapfill --digest FILE`` prints it for any GapFill weights file.
 
     python -m celgraph.train.gapfill --variant gap_unet --steps 6000 --batch 8 --crop 192 --out runs/gapfill
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +53,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from celgraph.core.atomic import write_text
+from celgraph.models import autoclose
 from celgraph.models.autoclose import endpoint_map, find_endpoints
 from celgraph.models.gapfill import build, count_parameters, in_channels, save_weights
 
@@ -52,36 +64,70 @@ from .loop import (EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, TRAINING_GROUP, Run, Run
                    add_run_arguments, config_from_args, descend, main_of, pool_run_settings, warmup_cosine_lr)
 
 __all__ = ["TrainConfig", "make_pool", "load_pool", "make_inputs", "gap_loss", "train", "add_gapfill_train_parser",
-           "main", "POOL_SEED0", "VAL_SEEDS"]
+           "tensors_sha256", "main", "POOL_SEED0", "VAL_SEEDS", "GENGA_SHARE"]
 
 POOL_SEED0 = 1_000_000
 VAL_SEEDS = (900_000, 900_001, 900_002, 900_003)
 DEFAULT_POOL = _pool.default_pool("gapfill")
 SIZES = ((1920, 1080), (1280, 720), (960, 540))
 GENGA_SHARE = 0.5      # share of training frames drawn in the studio styles of celgraph.synth.genga
+ENDPOINT_RULES = ("node", "7e02ecf")   # the endpoint map as the node computes it now; as commit 7e02ecf did
 PATCH = 256
 
 
 # ---------------------------------------------------------------- data
 
 def degraded_frame(seed: int, size: tuple[int, int] | None = None, threshold: float = 0.5,
-                   genga_share: float = GENGA_SHARE) -> dict:
+                   genga_share: float = GENGA_SHARE, endpoints: str = "node") -> dict:
     """One seeded training frame with its endpoint map: with probability ``genga_share`` a
     studio-style drawing (celgraph.synth.genga: genga / pen / pencil) with gaps cut along strokes
-    and at junctions (celgraph.synth.gaps.cut_gaps), else make_lineart + degrade_lines (full set)."""
+    and at junctions (celgraph.synth.gaps.cut_gaps), else make_lineart + degrade_lines (full set).
+    ``endpoints``: "node" (autoclose.find_endpoints, as the GapFill node computes the map) or
+    "7e02ecf" (:func:`endpoints_7e02ecf`, the rule the bundled weights' pool was made with)."""
     from celgraph.synth import degrade_lines, make_lineart
+    if endpoints not in ENDPOINT_RULES:
+        raise ValueError(f"endpoints must be one of {ENDPOINT_RULES}, got {endpoints!r}")
     rng = np.random.default_rng([seed, 17])
     W, H = size or SIZES[int(rng.choice(len(SIZES), p=[0.45, 0.35, 0.2]))]
-    if rng.random() < genga_share:
+    # share 0 draws nothing here, so its frames are those of the bundled weights' recipe (7e02ecf)
+    if genga_share > 0 and rng.random() < genga_share:
         d = genga_frame(seed, W, H, rng)
     else:
         sample = make_lineart(seed, W, H, with_color=False)
         d = degrade_lines(sample, rng, max_gap=12, min_gap=1, n_cuts=(2, 10), n_short=(1, 6), p_taper=0.4,
                           n_erase=int(rng.integers(1, 3)) if rng.random() < 0.2 else 0, p_identity=0.08)
-    eps = find_endpoints(d["lines"] >= threshold)
+    ink = d["lines"] >= threshold
+    eps = endpoints_7e02ecf(ink) if endpoints == "7e02ecf" else find_endpoints(ink)
     d["endpoints"] = endpoint_map(d["lines"].shape, eps)
     d["eps"] = eps
     return d
+
+
+def endpoints_7e02ecf(ink: np.ndarray, walk: int = 12) -> list[autoclose.Endpoint]:
+    """Stroke ends of a binary ink mask by the rule of commit 7e02ecf's autoclose, which made the
+    bundled GapUNet's endpoint maps (kept here, frozen, so that recipe can be redrawn): the width
+    at an end is 2 × the median distance-transform value along the walk − 1 (autoclose now measures
+    ink area ÷ skeleton length), and a branch that reaches a junction in fewer than max(2, width)
+    pixels is a spur. The skeleton and the walk are autoclose's (unchanged since)."""
+    sk = autoclose.skeletonize(ink)
+    dist = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    nb = autoclose._neighbour_count(sk)
+    out = []
+    for y, x in zip(*(v.tolist() for v in np.nonzero(sk & (nb == 1)))):
+        path = autoclose._walk(sk, nb, y, x, walk)
+        py, px = np.array(path, np.float64).T
+        half = float(np.median(dist[py.astype(int), px.astype(int)]))
+        width = max(2.0 * half - 1.0, 1.0)
+        if nb[path[-1]] >= 3 and len(path) - 1 < max(2.0, width):
+            continue  # spur
+        if len(path) < 2:
+            continue
+        vy, vx = y - float(py[1:].mean()), x - float(px[1:].mean())
+        n = math.hypot(vy, vx)
+        if n < 1e-6:
+            continue
+        out.append(autoclose.Endpoint(y, x, vy / n, vx / n, width, len(path) - 1))
+    return out
 
 
 def genga_frame(seed: int, W: int, H: int, rng: np.random.Generator) -> dict:
@@ -134,21 +180,54 @@ def frame_patches(d: dict, rng: np.random.Generator, n: int) -> dict[str, np.nda
 
 
 def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 520, per_frame: int = 14, shard_frames: int = 20,
-              seed0: int = POOL_SEED0, echo=print, genga_share: float = GENGA_SHARE) -> Path:
+              seed0: int = POOL_SEED0, echo=print, genga_share: float = GENGA_SHARE, endpoints: str = "node") -> Path:
     """Write (or complete) a patch pool: ``frames`` frames, ``per_frame`` patches each, in shards of
     ``shard_frames`` frames. Existing shards are kept, so an interrupted run continues.
-    ``genga_share``: share of studio-style frames (0 = the recipe of the bundled weights)."""
+    ``genga_share``: share of studio-style frames, ``endpoints``: the endpoint-map rule (0 and
+    "7e02ecf" = the recipe of the bundled weights). The recipe is kept in ``POOL/recipe.json``;
+    completing a pool with another recipe is refused."""
+    recipe = {"genga_share": float(genga_share), "endpoints": endpoints, "seed0": seed0, "per_frame": per_frame,
+              "shard_frames": shard_frames}
+    check_pool_recipe(pool, genga_share, endpoints, recipe)
+    if not (Path(pool) / RECIPE_FILE).exists() and _pool.count_shards(pool) == 0:    # never guess an old pool's
+        Path(pool).mkdir(parents=True, exist_ok=True)
+        write_text(Path(pool) / RECIPE_FILE, json.dumps(recipe, indent=2))
     return _pool.write_pool(pool, frames, shard_frames, lambda f: frame_patches(
-        degraded_frame(seed0 + f, genga_share=genga_share), np.random.default_rng([seed0 + f, 23]), per_frame), echo)
+        degraded_frame(seed0 + f, genga_share=genga_share, endpoints=endpoints), np.random.default_rng([seed0 + f, 23]),
+        per_frame), echo)
+
+
+RECIPE_FILE = "recipe.json"
+
+
+def pool_recipe(pool: str | Path) -> dict | None:
+    """The recipe a pool was written with (``POOL/recipe.json``), None for a pool that has none."""
+    path = Path(pool) / RECIPE_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def check_pool_recipe(pool: str | Path, genga_share: float, endpoints: str, recipe: dict | None = None) -> None:
+    """ValueError when ``pool`` holds patches of another recipe than ``genga_share``, ``endpoints``
+    (and ``recipe``)."""
+    have = pool_recipe(pool)
+    if have is None:
+        return
+    want = {"genga_share": float(genga_share), "endpoints": endpoints, **(recipe or {})}
+    diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+    if diff:
+        raise ValueError(f"patch pool {pool} was written with another recipe (pool, asked): {diff}; "
+                         f"use another --pool or the pool's --genga-share")
 
 
 def load_pool(pool: str | Path) -> dict[str, np.ndarray]:
     return _pool.load_pool(pool, "run `graph train gapfill --make-pool` first (or let training make one)")
 
 
-def val_patches(per_frame: int = 16) -> dict[str, np.ndarray]:
-    return _pool.concat([frame_patches(degraded_frame(s, (1280, 720)), np.random.default_rng([s, 29]), per_frame)
-                         for s in VAL_SEEDS])
+def val_patches(per_frame: int = 16, genga_share: float = GENGA_SHARE, endpoints: str = "node") -> dict[str, np.ndarray]:
+    """The fixed validation patches of the held-out frames :data:`VAL_SEEDS`, drawn with the
+    training recipe's ``genga_share`` and ``endpoints``."""
+    return _pool.concat([frame_patches(degraded_frame(s, (1280, 720), genga_share=genga_share, endpoints=endpoints),
+                                       np.random.default_rng([s, 29]), per_frame) for s in VAL_SEEDS])
 
 
 def make_inputs(deg: np.ndarray, endpoints: np.ndarray | None, channels: int) -> np.ndarray:
@@ -213,6 +292,8 @@ class TrainConfig(RunConfig):
     dice: float = 0.5
     seed: int = 0
     init: str | None = None             # start from these weights (a GapFill safetensors file), e.g. a fine-tune
+    genga_share: float = GENGA_SHARE    # data recipe: share of studio-style frames (pool and validation); 0 = 7e02ecf's
+    endpoints: str = "node"             # data recipe: endpoint-map rule, "node" or "7e02ecf" (ENDPOINT_RULES)
     pool: str = DEFAULT_POOL
     pool_frames: int = 520
     # run settings (may change on resume)
@@ -224,13 +305,27 @@ class TrainConfig(RunConfig):
     export: str | None = None
 
 
-TRAJECTORY_FIELDS = ("variant", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed", "init")
+TRAJECTORY_FIELDS = ("variant", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed", "init",
+                     "genga_share", "endpoints")
 
 
 def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None = None,
           val: dict | None = None, stop_at: int | None = None) -> dict:
     """Run (or resume) a training run; returns a summary dict. ``data``/``val`` override the pool
-    and the validation patches (tests)."""
+    and the validation patches (tests).
+
+    On one thread (the default) a run is reproducible bit for bit: the weights depend only on the
+    config and a complete pool (torch's deterministic algorithms are on while it runs); the summary
+    and the weights' header carry :func:`tensors_sha256` of the exported weights."""
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(cfg, resume, echo, data, val, stop_at)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(cfg: TrainConfig, resume: bool, echo, data: dict | None, val: dict | None, stop_at: int | None) -> dict:
     run = Run(cfg, echo)
     torch.manual_seed(cfg.seed)
     model = build(cfg.variant)
@@ -246,9 +341,12 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
     run.begin(resume, {"model": model, "optimizer": opt}, {"params": count_parameters(model)}, best=float("inf"))
     growing = data is None
     if data is None:
-        data = run.load_pool(make_pool, load_pool, complete=_pool.count_shards(cfg.pool) > 0)
+        check_pool_recipe(cfg.pool, cfg.genga_share, cfg.endpoints)
+        data = run.load_pool(lambda pool, **kw: make_pool(pool, genga_share=cfg.genga_share, endpoints=cfg.endpoints,
+                                                          **kw), load_pool,
+                             complete=_pool.count_shards(cfg.pool) > 0)
     if val is None:
-        val = val_patches()
+        val = val_patches(genga_share=cfg.genga_share, endpoints=cfg.endpoints)
     n = len(data["deg"])
     n_shards = _pool.count_shards(cfg.pool) if growing else 0
 
@@ -283,14 +381,33 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
                       export_weights, config=cfg.to_dict())
 
 
-def export_weights(checkpoint, path, metadata: dict | None = None) -> Path:
+def export_weights(checkpoint, path, metadata: dict | None = None) -> dict:
+    """Write the model of ``checkpoint`` as a GapFill safetensors file; returns its
+    ``tensors_sha256`` (also kept in the file's header)."""
     ck = load_checkpoint(checkpoint)
     model = build(ck["config"]["variant"])
     model.load_state_dict(ck["model"])
     meta = dict(metadata or {})
     meta.setdefault("val_loss", ck.get("val"))
     meta.setdefault("best_step", ck.get("step"))
-    return save_weights(model, path, meta)
+    digest = tensors_sha256({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    save_weights(model, path, {**meta, "tensors_sha256": digest})
+    return {"tensors_sha256": digest}
+
+
+def tensors_sha256(weights) -> str:
+    """SHA-256 over the tensors of a safetensors file (a path) or a state dict: each name, dtype,
+    shape and raw bytes, in name order. Two runs that train the same weights give the same digest;
+    the file's own hash also covers its header (training time, run folder, key order), which differs."""
+    if not isinstance(weights, dict):
+        from safetensors.torch import load_file
+        weights = load_file(str(weights))
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        t = weights[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- command line
@@ -304,12 +421,19 @@ def add_gapfill_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
     g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
     g.add_argument("--init", default=None, metavar="WEIGHTS",
                    help="start from these weights (a GapFill .safetensors, e.g. the bundled ones) instead of random ones")
-    g.add_argument("--genga-share", type=float, default=GENGA_SHARE,
-                   help=f"with --make-pool: share of studio-style (celgraph.synth.genga) frames, 0..1 (default "
-                        f"{GENGA_SHARE}; 0 = the recipe of the bundled weights)")
+    g.add_argument("--genga-share", type=float, default=None,
+                   help=f"data recipe: share of studio-style (celgraph.synth.genga) frames in the pool and the "
+                        f"validation patches, 0..1 (default {GENGA_SHARE}; 0 = the recipe of commit 7e02ecf, "
+                        f"which trained the bundled weights)")
+    g.add_argument("--endpoints", choices=ENDPOINT_RULES, default=None,
+                   help="data recipe: the endpoint-map input as the GapFill node computes it now (node, default) or "
+                        "by commit 7e02ecf's rule, which made the bundled weights' pool")
     r = p.add_argument_group("run")
     add_run_arguments(r, d, out_help="run folder: log.jsonl, last.pt, best.pt, weights", frames_help="frames in the pool",
                       export_help="final safetensors (default OUT/gapfill_<variant>.safetensors)")
+    r.add_argument("--digest", default=None, metavar="WEIGHTS",
+                   help="only print the tensors_sha256 of a GapFill .safetensors file (what two runs of the same "
+                        "command share) and exit")
     p.set_defaults(func=cmd_train_gapfill)
     return p
 
@@ -322,11 +446,19 @@ def add_gapfill_train_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_train_gapfill(args) -> int:
+    if args.digest:
+        print(tensors_sha256(args.digest))
+        return EXIT_OK
+    if args.genga_share is not None and not 0.0 <= args.genga_share <= 1.0:
+        print("error: --genga-share must be between 0 and 1", file=sys.stderr)
+        return EXIT_USAGE
     if args.make_pool:
-        if not 0.0 <= args.genga_share <= 1.0:
-            print("error: --genga-share must be between 0 and 1", file=sys.stderr)
+        share = GENGA_SHARE if args.genga_share is None else args.genga_share
+        try:
+            make_pool(args.pool, frames=args.pool_frames, genga_share=share, endpoints=args.endpoints or "node")
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
             return EXIT_USAGE
-        make_pool(args.pool, frames=args.pool_frames, genga_share=args.genga_share)
         return EXIT_OK
     cfg = config_from_args(TrainConfig, args, TRAJECTORY_FIELDS, pool_run_settings(args))
     if cfg is None:
@@ -334,7 +466,11 @@ def cmd_train_gapfill(args) -> int:
     if cfg.crop > PATCH or cfg.crop % 8:
         print(f"error: --crop must be a multiple of 8 and at most {PATCH}", file=sys.stderr)
         return EXIT_USAGE
-    res = train(cfg, resume=args.resume)
+    try:
+        res = train(cfg, resume=args.resume)
+    except ValueError as e:             # a pool of another recipe
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_CANCELLED if res.get("interrupted") else EXIT_OK
 
 
