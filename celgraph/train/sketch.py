@@ -60,6 +60,7 @@ __all__ = ["TrainConfig", "sketch_frame", "eval_frames", "make_pool", "load_pool
 
 POOL_SEED0 = 2_000_000
 ANIME = 0.5             # share of "anime" frames in the training pool (0: the first recipe)
+DARK = 0.0              # share of clip/anime frames given dark objects (0: the recipes of stages 1-2)
 VAL_SEEDS = tuple(range(700_000, 700_008))
 DEFAULT_POOL = _pool.default_pool("sketch")
 SIZES = ((456, 256), (640, 360), (960, 540), (1280, 720))
@@ -80,14 +81,18 @@ def degrade(color: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | None = None,
-                 anime: float = ANIME) -> dict:
+                 anime: float = ANIME, dark: float = DARK) -> dict:
     """One seeded sample: {"image": degraded colour H×W×3, "clean": clean colour, "lines": exact ink,
     "source": what drew it}.
 
     ``source``: "clip" (a make_clip frame), "anime" (one restyled as a TV anime frame by
     :func:`celgraph.synth.animeframe.anime_style`) or "lineart" (a make_lineart page); None draws
     it: "anime" with probability ``anime``, else clip / lineart 80 / 20 (``anime`` 0 gives exactly
-    the frames of the first recipe)."""
+    the frames of the first recipe). With probability ``dark`` a clip or anime frame gets dark
+    objects outlined by a line barely darker than their fill
+    (:func:`celgraph.synth.darkobjects.add_dark_objects`, drawn before the degradation; its own
+    generator, so ``dark`` 0 gives exactly the frames of the earlier recipes); then "source" ends
+    in "+dark"."""
     from celgraph.synth import make_clip, make_lineart
     from celgraph.synth.animeframe import anime_style
     rng = np.random.default_rng([seed, 0x5E7C])
@@ -98,9 +103,16 @@ def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | N
     if source in ("clip", "anime"):
         clip = make_clip(seed, width=W, height=H, n_frames=2, flow=False)
         fr = clip.frames[int(rng.integers(2))]
+        alpha = np.asarray(fr["alpha"], np.float32)
         if source == "anime":
             fr = anime_style(fr, np.random.default_rng([seed, 0xA17E]))
         color, lines = fr["color"], fr["lines"]
+        rd = np.random.default_rng([seed, 0xDA4C])
+        if dark > 0 and rd.random() < dark:
+            from celgraph.synth.darkobjects import add_dark_objects
+            sprite = alpha.sum(0) if alpha.ndim == 3 else alpha
+            d = add_dark_objects(color, lines, sprite, rd)
+            color, lines, source = d["color"], d["lines"], source + "+dark"
     else:
         s = make_lineart(seed, W, H)
         color, lines = s["color"], s["lines"]
@@ -150,12 +162,12 @@ def frame_patches(d: dict, rng: np.random.Generator, n: int) -> dict[str, np.nda
 
 
 def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 800, per_frame: int = 8, shard_frames: int = 50,
-              seed0: int = POOL_SEED0, echo=print, anime: float = ANIME) -> Path:
+              seed0: int = POOL_SEED0, echo=print, anime: float = ANIME, dark: float = DARK) -> Path:
     """Write (or complete) a patch pool of ``frames`` frames × ``per_frame`` patches, in shards of
     ``shard_frames`` frames; existing shards are kept, so an interrupted run continues (with the
-    same ``anime`` share: a pool folder holds one recipe)."""
+    same ``anime`` and ``dark`` shares: a pool folder holds one recipe)."""
     return _pool.write_pool(pool, frames, shard_frames, lambda f: frame_patches(
-        sketch_frame(seed0 + f, anime=anime), np.random.default_rng([seed0 + f, 31]), per_frame), echo)
+        sketch_frame(seed0 + f, anime=anime, dark=dark), np.random.default_rng([seed0 + f, 31]), per_frame), echo)
 
 
 def load_pool(pool: str | Path) -> dict[str, np.ndarray]:
@@ -271,6 +283,7 @@ class TrainConfig(RunConfig):
     pool: str = DEFAULT_POOL
     pool_frames: int = 800
     anime: float = ANIME
+    dark: float = DARK
     init: str | None = None
     # run settings (may change on resume)
     out: str = "runs/sketch"
@@ -281,7 +294,7 @@ class TrainConfig(RunConfig):
     export: str | None = None
 
 
-TRAJECTORY_FIELDS = ("arch", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed", "anime", "init")
+TRAJECTORY_FIELDS = ("arch", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed", "anime", "dark", "init")
 
 
 def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None = None,
@@ -303,7 +316,7 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
     run.begin(resume, {"model": model, "optimizer": opt}, {"params": count_parameters(model)}, best=-1.0,
               best_threshold=0.5)
     if data is None:
-        data = run.load_pool(lambda *a, **k: make_pool(*a, anime=cfg.anime, **k), load_pool,
+        data = run.load_pool(lambda *a, **k: make_pool(*a, anime=cfg.anime, dark=cfg.dark, **k), load_pool,
                              complete=_pool.count_shards(cfg.pool) * 50 >= cfg.pool_frames)
     if val is None:
         val = eval_frames()
@@ -367,6 +380,9 @@ def add_sketch_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
     g.add_argument("--anime", type=float, default=None,
                    help=f"share of TV-anime-styled frames in a new pool (default {d.anime}; 0: the first recipe)")
+    g.add_argument("--dark", type=float, default=None,
+                   help=f"share of clip/anime frames given dark objects outlined by a line barely darker than "
+                        f"their fill, in a new pool (default {d.dark}; stage 3 of the bundled weights: 0.5)")
     g.add_argument("--init", default=None, metavar="WEIGHTS",
                    help="start from these Sketch .safetensors weights (fine-tuning) instead of random ones")
     r = p.add_argument_group("run")
@@ -408,7 +424,9 @@ def cmd_train_sketch(args) -> int:
                                                                    for k, f in table.items()}}, indent=2))
         return EXIT_OK
     if args.make_pool:
-        make_pool(args.pool, frames=args.pool_frames, anime=TrainConfig().anime if args.anime is None else args.anime)
+        d = TrainConfig()
+        make_pool(args.pool, frames=args.pool_frames, anime=d.anime if args.anime is None else args.anime,
+                  dark=d.dark if args.dark is None else args.dark)
         return EXIT_OK
     cfg = config_from_args(TrainConfig, args, TRAJECTORY_FIELDS, pool_run_settings(args))
     if cfg is None:
