@@ -46,6 +46,9 @@ TRUTH_INK = 0.25
 CAPTION = (0.86, 0.68)          # the caption box: rows below 86 % of the half's height, columns right of 68 %
 THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2)) + (0.97, 0.99)
 SHEET = "sketch_real_contact_sheet.png"
+DARK_SHEET = "sketch_dark_objects.png"
+RIBBON = (200, 500, 700, 1000)  # y0, y1, x0, x1 of violet/1280x720/040.png: the black ribbon at 1:1
+DARK_SEEDS = (2_000_001, 2_000_004, 2_000_009)
 MIN_STROKE = 3
 
 
@@ -170,6 +173,31 @@ def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: i
         cells = [np.vstack([c, np.full((hmax - c.shape[0], width, 3), 255, np.uint8)]) for c in cells]
         rows.append(np.hstack(cells))
     sheet = np.vstack(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    tmp.replace(path)
+    return path
+
+
+def dark_sheet(data: Path, path: Path, methods, seeds=DARK_SEEDS, side: int = 300) -> Path:
+    """Violet's black ribbon (1:1 crop of frame 040) beside the Sketch training generator's dark
+    objects (``sketch_frame(seed, 1280×720, dark=1)``, 1:1 crops around their largest object).
+    Top row: the real crop, then the synthetic inputs as the network sees them (degraded); bottom
+    row: each method's lines on the real crop, then the synthetic targets."""
+    from celgraph.train.sketch import sketch_frame
+    y0, y1, x0, x1 = RIBBON
+    real = load(data / "violet" / "1280x720" / "040.png")[..., :3][y0:y1, x0:x1]
+    top, bottom = [cell(real, "violet 040: the ribbon (real)", side)], []
+    bottom += [cell(1.0 - m.binary(real), f"{m.name.split(' (')[0]} ({m.label})", side) for m in methods[:1]]
+    for s in seeds:
+        d = sketch_frame(s, (1280, 720), "anime", dark=1.0)
+        cy, cx = (int(v) for v in np.median(np.argwhere(d["objects"] > 0.5), 0))
+        r0 = min(max(cy - side // 2, 0), 720 - side)
+        c0 = min(max(cx - side // 2, 0), 1280 - side)
+        top.append(cell(d["image"][r0:r0 + side, c0:c0 + side], f"synthetic {s} (input)", side))
+        bottom.append(cell(np.repeat(1.0 - d["lines"][r0:r0 + side, c0:c0 + side, None], 3, 2), "its target lines", side))
+    sheet = np.vstack([np.hstack(top), np.hstack(bottom)])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
     cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))

@@ -12,12 +12,13 @@ outlines to its ``lines``:
   placed on the sprites (80 %) or anywhere;
 * **fill**: value 0.03-0.35 with a slight tint, soft shading (± 0-25 %), sometimes a hard painted
   highlight or shadow inside it (a colour boundary, **not** ink: a negative);
-* **outline**: a band of width 2r (r = 0.5-1.0 px × max(1, H/512), at least σ below) centred on the object's
+* **outline**: a band of width 2r (r = 0.5-1.0 px × max(1, H/512)) centred on the object's
   boundary, in the fill's mean colour × 0.55-1.0; it is ink in the target only where the step is
   visible — where the pixels outside are lighter than the fill (by 0.05-0.15 and more, a smooth
-  ramp) — and the pixels use the same weighted band, so target and pixels agree;
-* **softness**: drawn at 4× and area-filtered (anti-aliased), then object and outline blurred
-  together with σ 0.3-1.2 px × max(1, H/720);
+  ramp) — and the pixels use the same weighted band;
+* **softness**: drawn at 4× and area-filtered (anti-aliased); in the pixels object and outline
+  are blurred together with σ 0.3-2 px × max(1, H/720) (Violet's ribbon edge is a soft ramp),
+  while the target keeps the line as drawn (as for :func:`degrade_photo`'s blur);
 * **negatives** (``p_plate``): 1-2 dark blobs painted on the background plate, out of focus
   (σ 1.5-4 px × max(1, H/720)), with no line.
 
@@ -84,7 +85,8 @@ def _raster(polys: list[np.ndarray], x0: int, y0: int, w: int, h: int, r: float)
     """(coverage of the union, coverage of a band of half-width r on its boundary), both h×w, anti-aliased."""
     hi = np.zeros((h * SS, w * SS), np.uint8)
     pts = [np.round((((p - (x0, y0)) + 0.5) * SS - 0.5) * 16).astype(np.int32) for p in polys]
-    cv2.fillPoly(hi, pts, 255, lineType=cv2.LINE_8, shift=4)
+    for p in pts:                                    # one at a time: a union (fillPoly of a list is even-odd)
+        cv2.fillPoly(hi, [p], 255, lineType=cv2.LINE_8, shift=4)
     k = max(1, int(round(r * SS)))
     ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
     # pockets and slits narrower than two lines (between a bow's loops, a hair mass's strands) are
@@ -129,12 +131,13 @@ def _soft(a: np.ndarray, s: float) -> np.ndarray:
 
 
 def add_dark_objects(color: np.ndarray, lines: np.ndarray, sprite: np.ndarray | None, rng: np.random.Generator,
-                     n: int | None = None, p_plate: float = 0.5, kinds=KINDS) -> dict:
+                     n: int | None = None, p_plate: float = 0.5, kinds=KINDS, soft=(0.3, 2.0)) -> dict:
     """{"color", "lines", "objects", "outline"}: ``color`` (H×W×3, 0..1) with ``n`` dark objects
     painted over it (None: 1-3) and their visible outlines added to ``lines`` (H×W ink coverage);
     ``objects`` is the union of their coverage, ``outline`` the outline ink added. ``sprite``
     (H×W coverage of the characters, or None) places the objects on the sprites and keeps the
-    plate negatives off them. See the module doc."""
+    plate negatives off them; ``soft``: the range of the objects' blur σ at 720 rows (the target
+    does not depend on it). See the module doc."""
     color = np.array(color, np.float32)
     lines = np.array(lines, np.float32)
     H, W = lines.shape
@@ -165,14 +168,13 @@ def add_dark_objects(color: np.ndarray, lines: np.ndarray, sprite: np.ndarray | 
             c = rng.uniform((0, 0), (W, H))
         R = rng.uniform(10, 40) * unit
         polys = dark_shape(rng, kind, c, R)
-        s = rng.uniform(0.3, 1.2) * max(1.0, H / 720)
-        r = max(rng.uniform(0.5, 1.0) * max(1.0, H / 512), s)     # a band at least as wide as the blur: still ink
+        s = rng.uniform(*soft) * max(1.0, H / 720)
+        r = rng.uniform(0.5, 1.0) * max(1.0, H / 512)
         x0, y0, x1, y1 = _roi(polys, int(math.ceil(r + 3 * s)) + 3, W, H)
         w, h = x1 - x0, y1 - y0
         if w < 2 or h < 2:
             continue
         M, L = _raster(polys, x0, y0, w, h, r)
-        M, L = _soft(M, s), _soft(L, s)
         F = _fill(rng, polys, x0, y0, w, h, R)
         ink = F[M > 0.5].mean(0) * rng.uniform(0.55, 1.0) if (M > 0.5).any() else F.mean((0, 1))
         # the step is visible where the pixels just outside are lighter than the fill
@@ -182,7 +184,9 @@ def add_dark_objects(color: np.ndarray, lines: np.ndarray, sprite: np.ndarray | 
         outside = _soft(old @ _LUM * out_w, sig) / (_soft(out_w, sig) + 1e-4)
         vis = np.clip((outside - F @ _LUM - 0.05) / 0.1, 0.0, 1.0)
         Lv = (L * vis).astype(np.float32)
-        color[y0:y1, x0:x1] = Lv[..., None] * ink + (1 - Lv[..., None]) * (M[..., None] * F + (1 - M[..., None]) * old)
+        # the pixels are the object and its line out of focus; the target is the line as drawn
+        Mb, Lb = _soft(M, s)[..., None], _soft(Lv, s)[..., None]
+        color[y0:y1, x0:x1] = Lb * ink + (1 - Lb) * (Mb * F + (1 - Mb) * old)
         lines[y0:y1, x0:x1] = Lv + (1 - Lv) * (1 - M) * lines[y0:y1, x0:x1]
         outline[y0:y1, x0:x1] = Lv + (1 - Lv) * (1 - M) * outline[y0:y1, x0:x1]
         objects[y0:y1, x0:x1] = np.maximum(objects[y0:y1, x0:x1], M)

@@ -83,7 +83,7 @@ def degrade(color: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | None = None,
                  anime: float = ANIME, dark: float = DARK) -> dict:
     """One seeded sample: {"image": degraded colour H×W×3, "clean": clean colour, "lines": exact ink,
-    "source": what drew it}.
+    "source": what drew it} (+ "objects": the dark objects' coverage, when it has some).
 
     ``source``: "clip" (a make_clip frame), "anime" (one restyled as a TV anime frame by
     :func:`celgraph.synth.animeframe.anime_style`) or "lineart" (a make_lineart page); None draws
@@ -106,18 +106,21 @@ def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | N
         alpha = np.asarray(fr["alpha"], np.float32)
         if source == "anime":
             fr = anime_style(fr, np.random.default_rng([seed, 0xA17E]))
-        color, lines = fr["color"], fr["lines"]
+        color, lines, objects = fr["color"], fr["lines"], None
         rd = np.random.default_rng([seed, 0xDA4C])
         if dark > 0 and rd.random() < dark:
             from celgraph.synth.darkobjects import add_dark_objects
             sprite = alpha.sum(0) if alpha.ndim == 3 else alpha
             d = add_dark_objects(color, lines, sprite, rd)
-            color, lines, source = d["color"], d["lines"], source + "+dark"
+            color, lines, source, objects = d["color"], d["lines"], source + "+dark", d["objects"]
     else:
         s = make_lineart(seed, W, H)
-        color, lines = s["color"], s["lines"]
-    return {"image": degrade(color, rng), "clean": np.asarray(color, np.float32), "lines": np.asarray(lines, np.float32),
-            "source": source}
+        color, lines, objects = s["color"], s["lines"], None
+    out = {"image": degrade(color, rng), "clean": np.asarray(color, np.float32), "lines": np.asarray(lines, np.float32),
+           "source": source}
+    if objects is not None:
+        out["objects"] = objects
+    return out
 
 
 def eval_frames(seeds=VAL_SEEDS, sizes=((456, 256), (960, 540)), anime: int = 4) -> list[dict]:
