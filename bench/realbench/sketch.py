@@ -19,7 +19,8 @@ and at its threshold alone (the node before version 3); the best-threshold searc
 threshold and keeps the weak one.
 
 Violet (``violet/1280x720``, no truth) and the two Anime2Sketch inputs without a drawing are shown
-in ``docs/sketch_real_contact_sheet.png`` with both methods. On the Violet frames the suite prints
+in ``docs/sketch_real_contact_sheet.png`` with both methods; ``docs/sketch_dark_objects.png`` puts
+Violet's black ribbon beside the training generator's dark objects (:func:`dark_sheet`). On the Violet frames the suite prints
 the share of pixels each method inks (the backgrounds there are painted, without drawn lines: ink
 there is wrong) and how whole its lines are, :func:`celgraph.synth.metrics.line_continuity` over
 the whole frame (no hand-drawn character mask: the painted backgrounds stay almost empty, so the
@@ -212,6 +213,7 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
     scores = pair_scores(data, methods, quick)
     violet = violet_lines(data, methods, quick)
     sheet = contact_sheet(data, docs / SHEET, methods, quick)
+    dark = dark_sheet(data, docs / DARK_SHEET, methods)
     rows = []
     for m in methods:
         t, p, r, f = scores[m.name]["default"]
@@ -232,7 +234,8 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
             f"whole frame, strokes = skeleton pieces ≥ {MIN_STROKE} px: fewer ends per 1000 px of line and longer "
             f"strokes = fewer breaks).\n\n" + table(head, rows) +
             f"\n\nContact sheet: `docs/{sheet.name}` (Violet frames, a 1:1 crop of the face profile and "
-            f"ribbon, the Anime2Sketch inputs; binary lines at each row's default binarisation).\n")
+            f"ribbon, the Anime2Sketch inputs; binary lines at each row's default binarisation). "
+            f"The training generator's dark objects beside Violet's ribbon: `docs/{dark.name}`.\n")
 
 
 def run(data: Path, docs: Path, quick: bool) -> str:

@@ -8,7 +8,10 @@ such as Violet's look like) — and the rest, as in the first recipe (``--anime 
 1280×720, so outline widths of ≈ 1.6-3 px) and of :func:`celgraph.synth.make_lineart` (20 %:
 flat-coloured items on paper, colour-traced lines), each degraded once by :func:`celgraph.synth.degrade_photo` with its default ranges (JPEG 40-95,
 down/up-scaling ×0.5-1, blur σ 0-1, noise σ 0-5/255, lighting gradients, hue/saturation jitter),
-15 % with screentone (strength 0.15-0.5), 10 % left clean. The target is the exact ink layer
+15 % with screentone (strength 0.15-0.5), 10 % left clean. ``--dark`` (default 0; stage 3: 0.5)
+gives that share of the clip and anime frames dark objects — bows, hair masses, ribbons, coats
+whose outline is drawn barely darker than their fill, so the cue is the dark-to-light step
+(:func:`celgraph.synth.darkobjects.add_dark_objects`). The target is the exact ink layer
 (``lines``): shadow and highlight boundaries and the plate's painted detail lines are **not**
 ink. From each frame, ``PATCH``² patches are cut around ink (55 %), around strong colour edges that
 are not ink (30 %: the hard negatives) and at random (15 %), stored as uint8 shards
@@ -32,6 +35,7 @@ threshold in the header (``--export``; default ``OUT/sketch_unet.safetensors``),
     graph train sketch --anime 0 --steps 3000 --pool runs/pool1 --out runs/sketch1   # stage 1 of the bundled weights
     graph train sketch --init runs/sketch1/sketch_unet.safetensors --steps 1200 --lr 1e-3 \
         --pool-frames 400 --pool runs/pool2 --out runs/sketch2                        # stage 2 (MODEL_CARD)
+    graph train sketch --init runs/sketch2/sketch_unet.safetensors --dark 0.5 ... --out runs/sketch3   # stage 3 (MODEL_CARD)
     graph train sketch --out runs/sketch --resume
     graph train sketch --eval-only celgraph/models/weights/sketch_unet.safetensors
     graph train sketch --calibrate-weak celgraph/models/weights/sketch_unet.safetensors
