@@ -232,6 +232,15 @@ def test_dark_objects_are_seeded_and_off_by_default_in_sketch_frames():
     assert sketch_frame(21, size=(160, 96), source="lineart", dark=1.0)["source"] == "lineart"
 
 
+def test_validation_anime_frames_follow_the_recipes_dark_share():
+    from celgraph.train.sketch import eval_frames
+    plain = eval_frames(seeds=(700_000, 700_001), sizes=((96, 64),), anime=2)
+    dark = eval_frames(seeds=(700_000, 700_001), sizes=((96, 64),), anime=2, dark=1.0)
+    assert [d["source"] for d in plain] == ["lineart", "clip", "anime", "anime"]
+    assert [d["source"] for d in dark] == ["lineart", "clip", "anime+dark", "anime+dark"]
+    assert all(np.array_equal(a["image"], b["image"]) for a, b in zip(plain[:2], dark[:2]))
+
+
 def test_best_threshold_maximises_f1():
     from celgraph.train.sketch import best_threshold
     gt = np.zeros((20, 20), np.float32)

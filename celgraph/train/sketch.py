@@ -17,7 +17,8 @@ ink. From each frame, ``PATCH``² patches are cut around ink (55 %), around stro
 are not ink (30 %: the hard negatives) and at random (15 %), stored as uint8 shards
 ``POOL/shard_NNNNN.npz`` (resumable; default ``/work/scratch/sketch/pool`` or
 ``$CELGRAPH_SKETCH_POOL``). Training frame seeds start at :data:`POOL_SEED0`; validation (threshold
-and checkpoint choice) uses :data:`VAL_SEEDS`, the benchmark (bench/quality.py) seeds 300-307:
+and checkpoint choice) uses :data:`VAL_SEEDS` (its anime frames given dark objects at the run's
+``dark`` share, :func:`eval_frames`), the benchmark (bench/quality.py) seeds 300-307:
 no seed is shared.
 
 Training (:func:`train`): random ``crop``² crops with the 8 flips/rotations, loss = BCE on the soft
@@ -127,14 +128,15 @@ def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | N
     return out
 
 
-def eval_frames(seeds=VAL_SEEDS, sizes=((456, 256), (960, 540)), anime: int = 4) -> list[dict]:
+def eval_frames(seeds=VAL_SEEDS, sizes=((456, 256), (960, 540)), anime: int = 4, dark: float = DARK) -> list[dict]:
     """Fixed held-out frames: each seed at each size (clip frames; the first seed of each size
-    also as a make_lineart page), then the first ``anime`` seeds as "anime" frames at 1280×720."""
+    also as a make_lineart page), then the first ``anime`` seeds as "anime" frames at 1280×720,
+    with dark objects at the training recipe's share ``dark`` (0: the frames of stages 1-2)."""
     out = []
     for W, H in sizes:
         for i, s in enumerate(seeds):
             out.append(sketch_frame(s, (W, H), "lineart" if i == 0 else "clip"))
-    out += [sketch_frame(s, (1280, 720), "anime") for s in seeds[:anime]]
+    out += [sketch_frame(s, (1280, 720), "anime", dark=dark) for s in seeds[:anime]]
     return out
 
 
@@ -258,7 +260,7 @@ def calibrate_weak(model, threshold: float, frames: list[dict] | None = None) ->
     from celgraph.models.sketch_unet import predict
     frames = eval_frames() if frames is None else frames
     probs = [predict(model, d["image"], tile=None) for d in frames]
-    anime = sum(d.get("source") == "anime" for d in frames)
+    anime = sum(d.get("source", "").startswith("anime") for d in frames)
     return best_weak_threshold(probs, [d["lines"] for d in frames], threshold, anime=anime)
 
 
@@ -326,7 +328,7 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
         data = run.load_pool(lambda *a, **k: make_pool(*a, anime=cfg.anime, dark=cfg.dark, **k), load_pool,
                              complete=_pool.count_shards(cfg.pool) * 50 >= cfg.pool_frames)
     if val is None:
-        val = eval_frames()
+        val = eval_frames(dark=cfg.dark)
     n = len(data["x"])
 
     def train_step(rng):
@@ -364,13 +366,20 @@ def export_weights(checkpoint, path, metadata: dict | None = None, frames: list[
     return save_weights(model, path, meta)
 
 
+def weights_eval_frames(meta: dict) -> list[dict]:
+    """The validation frames of the run that made a weights file (its header's ``config``):
+    :func:`eval_frames` with that recipe's ``dark`` share."""
+    return eval_frames(dark=float((meta.get("config") or {}).get("dark", DARK)))
+
+
 def add_weak_threshold(path, frames: list[dict] | None = None) -> tuple[float | None, dict]:
     """Calibrate the weak threshold of an existing weights file at its stored threshold and write
     it into the file's header (atomically; the tensors are unchanged). Returns
-    :func:`calibrate_weak`'s (weak, table)."""
+    :func:`calibrate_weak`'s (weak, table); ``frames`` default: :func:`weights_eval_frames`."""
     from celgraph.models.sketch_unet import load_weights, save_weights
     model, meta = load_weights(path)
-    weak, table = calibrate_weak(model, float(meta.get("threshold", 0.5)), frames)
+    weak, table = calibrate_weak(model, float(meta.get("threshold", 0.5)),
+                                 weights_eval_frames(meta) if frames is None else frames)
     extra = {k: v for k, v in meta.items() if k not in ("format", "widths", "cin")}
     save_weights(model, path, {**extra, "weak_threshold": weak})
     return weak, table
@@ -421,7 +430,7 @@ def cmd_train_sketch(args) -> int:
         from celgraph.models.sketch_unet import load_weights
         torch.set_num_threads(args.threads)
         model, meta = load_weights(args.eval_only)
-        r = evaluate(model, eval_frames(), meta.get("threshold"))
+        r = evaluate(model, weights_eval_frames(meta), meta.get("threshold"))
         print(json.dumps({k: v for k, v in r.items() if k != "f1_by_threshold"}, indent=2))
         return EXIT_OK
     if args.calibrate_weak:
