@@ -49,6 +49,8 @@ THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2)) + (0.97, 0.99)
 SHEET = "sketch_real_contact_sheet.png"
 DARK_SHEET = "sketch_dark_objects.png"
 RIBBON = (200, 500, 700, 1000)  # y0, y1, x0, x1 of violet/1280x720/040.png: the black ribbon at 1:1
+RIBBON_EDGE = (200, 420, 700, 885)   # the same without the out-of-focus window post right of it
+POST = (200, 380, 885, 935)          # that post: dark paint on the plate, no drawn line
 DARK_SEEDS = (2_000_001, 2_000_004, 2_000_009)
 MIN_STROKE = 3
 
@@ -149,6 +151,38 @@ def violet_lines(data: Path, methods, quick: bool = False) -> dict:
     return out
 
 
+def dark_outline(img: np.ndarray, box: tuple[int, int, int, int], min_area: int = 400) -> np.ndarray:
+    """The outline a drawing has around dark paint, inside ``box`` (y0, y1, x0, x1): the edge pixels
+    of the dark areas (luminance, blurred σ 1 px, below 0.38; pieces of ≥ ``min_area`` px) that lie
+    within 4 px of lighter paint (above 0.42) — where a dark object meets a lighter one."""
+    lum = cv2.GaussianBlur(luminance(img), (0, 0), 1.0)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((lum < 0.38).astype(np.uint8), connectivity=8)
+    big = np.isin(lab, [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]).astype(np.uint8)
+    edge = (big > 0) & (cv2.erode(big, np.ones((3, 3), np.uint8)) == 0)
+    edge &= cv2.dilate((lum > 0.42).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    y0, y1, x0, x1 = box
+    inside = np.zeros_like(edge)
+    inside[y0:y1, x0:x1] = True
+    return edge & inside
+
+
+def outline_recall(ink: np.ndarray, outline: np.ndarray, tol: float = 3.0) -> float:
+    """Share of the ``outline`` pixels within ``tol`` px of ``ink`` (binary masks)."""
+    dist = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5)
+    return float((dist[outline] <= tol).mean())
+
+
+def ribbon_outline(data: Path, methods) -> dict[str, dict]:
+    """{method: {"recall", "post_inked", "edge_px"}} on Violet's frame 040: the share of the black
+    ribbon's outline (:func:`dark_outline` in :data:`RIBBON_EDGE`) within 3 px of the method's ink,
+    and the share of the out-of-focus window post beside it (:data:`POST`) inked."""
+    img = load(data / "violet" / "1280x720" / "040.png")[..., :3]
+    edge = dark_outline(img, RIBBON_EDGE)
+    py0, py1, px0, px1 = POST
+    return {m.name: {"recall": outline_recall(m.binary(img), edge), "post_inked": float(m.binary(img)[py0:py1, px0:px1].mean()),
+                     "edge_px": int(edge.sum())} for m in methods}
+
+
 # ---------------------------------------------------------------- contact sheet
 
 def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: int = 640) -> Path:
@@ -212,6 +246,7 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
     methods = _methods(weights)
     scores = pair_scores(data, methods, quick)
     violet = violet_lines(data, methods, quick)
+    ribbon = ribbon_outline(data, methods)
     sheet = contact_sheet(data, docs / SHEET, methods, quick)
     dark = dark_sheet(data, docs / DARK_SHEET, methods)
     rows = []
@@ -233,7 +268,12 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
             f"frames of `violet/1280x720`, and how whole the lines are there (`metrics.line_continuity` over the "
             f"whole frame, strokes = skeleton pieces ≥ {MIN_STROKE} px: fewer ends per 1000 px of line and longer "
             f"strokes = fewer breaks).\n\n" + table(head, rows) +
-            f"\n\nContact sheet: `docs/{sheet.name}` (Violet frames, a 1:1 crop of the face profile and "
+            f"\n\nViolet's black ribbon (frame 040; {next(iter(ribbon.values()))['edge_px']} outline px, "
+            f"`ribbon_outline`): share of its outline within 3 px of ink — "
+            + ", ".join(f"{m.name.split(' (')[0]} {ribbon[m.name]['recall']:.2f}" for m in methods)
+            + "; share of the out-of-focus window post beside it inked (no line there) — "
+            + ", ".join(f"{m.name.split(' (')[0]} {100 * ribbon[m.name]['post_inked']:.1f} %" for m in methods)
+            + f".\n\nContact sheet: `docs/{sheet.name}` (Violet frames, a 1:1 crop of the face profile and "
             f"ribbon, the Anime2Sketch inputs; binary lines at each row's default binarisation). "
             f"The training generator's dark objects beside Violet's ribbon: `docs/{dark.name}`.\n")
 
