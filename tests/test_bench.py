@@ -102,6 +102,24 @@ def test_real_sketch_pair_is_split_at_its_opaque_area_and_scored_within_2px():
     assert sk.masked_prf(caption, truth, valid) == (1.0, 1.0, 1.0)
 
 
+def test_dark_outline_is_the_edge_of_dark_paint_next_to_light_and_its_recall_counts_ink_within_3px():
+    """A dark square on light paint, and one on mid-grey paint: only the first has an outline."""
+    sk = _realbench("sketch")
+    img = np.full((80, 160, 3), 0.8, np.float32)
+    img[20:60, 20:60] = 0.1                                      # 40×40 dark square on light paint
+    img[:, 100:] = 0.4                                           # mid-grey: neither dark nor lighter paint
+    img[20:60, 110:150] = 0.05                                   # dark on mid-grey: not counted
+    edge = sk.dark_outline(img, (0, 80, 0, 160))
+    ys, xs = np.nonzero(edge)
+    assert edge.sum() > 100 and xs.max() < 62 and ys.min() >= 18 and ys.max() <= 61
+    assert not sk.dark_outline(img, (0, 80, 70, 160)).any()      # the box leaves the first square out
+    ink = np.zeros((80, 160), bool)
+    ink[18:62, 18] = ink[18:62, 61] = True                       # its left and right sides drawn, 1-2 px off
+    assert abs(sk.outline_recall(ink, edge) - 0.5) < 0.06
+    ink[18, 18:62] = ink[61, 18:62] = True
+    assert sk.outline_recall(ink, edge) == 1.0
+
+
 def test_reformat_bench_runs_on_a_small_frame(tmp_path):
     out = tmp_path / "reformat.md"
     env = {**__import__("os").environ, "CELGRAPH_REAL": str(tmp_path / "no-real")}

@@ -154,6 +154,93 @@ def test_sketch_frame_draws_anime_frames():
     assert np.array_equal(d["lines"], sketch_frame(11, size=(160, 96), source="anime")["lines"])
 
 
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    import cv2
+    m = mask.astype(np.uint8)
+    return (m > 0) & (cv2.erode(m, np.ones((3, 3), np.uint8)) == 0)
+
+
+def _distance_to(mask: np.ndarray) -> np.ndarray:
+    import cv2
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+
+
+@pytest.mark.parametrize("kind", ["bow", "hair", "ribbon", "coat"])
+def test_dark_object_outline_is_ink_on_its_boundary_with_the_light_frame(kind):
+    from celgraph.synth.darkobjects import add_dark_objects
+    H, W = 256, 384
+    color = np.full((H, W, 3), 0.8, np.float32)
+    lines = np.zeros((H, W), np.float32)
+    lines[::9] = 1.0                                             # the frame's own ink, a ruled page
+    d = add_dark_objects(color, lines, np.ones((H, W), np.float32), np.random.default_rng(3), n=1, p_plate=0,
+                         kinds=(kind,), soft=(0, 0))                # in focus: the pixels as drawn
+    obj = d["objects"] >= 0.5
+    assert obj.sum() > 100, kind
+    ink = d["outline"] >= 0.5
+    # the target line lies on the boundary of the dark pixels, and all along it
+    lum = luminance(d["color"])
+    inner = (d["objects"] > 0.999) & (_distance_to(~obj) > 3)
+    light = lum >= (0.8 + np.median(lum[inner])) / 2              # the step's midpoint
+    edge = _boundary(~light[1:-1, 1:-1])                        # dark pixels next to light ones, inside the frame
+    assert ink.any() and _distance_to(light)[ink].max() <= 3.0     # ≤ 2 px wide here, wider in sharp notches
+    assert _distance_to(ink[1:-1, 1:-1])[edge].max() <= 1.0
+    # the target: the outline over the frame's own ink, which the object covers
+    O = d["outline"]
+    assert np.allclose(d["lines"], O + (1 - O) * (1 - d["objects"]) * lines, atol=1e-3)
+    # the pixels: dark inside and on the line (line colour ≤ fill, no dark rim beyond it), untouched away from it
+    assert lum[inner].max() < 0.6 and lum[ink & obj].max() < 0.6
+    far = _distance_to(obj) > 8
+    assert np.allclose(d["color"][far], color[far], atol=1e-5) and np.allclose(d["lines"][far], lines[far], atol=1e-5)
+    # the frame's own ink is covered by the object: no ink deep inside it
+    deep = (d["objects"] > 0.999) & (_distance_to(~obj) > 3)
+    assert deep.sum() > 20 and d["lines"][deep].max() < 0.01
+    # out of focus, the pixels blur and the target stays the line as drawn
+    b = add_dark_objects(color, lines, np.ones((H, W), np.float32), np.random.default_rng(3), n=1, p_plate=0,
+                         kinds=(kind,), soft=(2, 2))
+    assert np.array_equal(b["lines"], d["lines"]) and not np.allclose(b["color"], d["color"], atol=0.05)
+
+
+def test_dark_object_on_a_darker_frame_draws_no_line():
+    from celgraph.synth.darkobjects import add_dark_objects
+    color = np.full((96, 160, 3), 0.01, np.float32)
+    d = add_dark_objects(color, np.zeros((96, 160), np.float32), None, np.random.default_rng(5), n=2, p_plate=0)
+    assert (d["objects"] > 0.5).any() and d["lines"].max() == 0.0 and d["outline"].max() == 0.0
+
+
+def test_plate_negatives_are_dark_paint_with_no_ink_and_stay_off_the_sprites():
+    from celgraph.synth.darkobjects import add_dark_objects
+    color = np.full((96, 160, 3), 0.8, np.float32)
+    sprite = np.zeros((96, 160), np.float32)
+    sprite[:, :80] = 1.0
+    lines = np.zeros((96, 160), np.float32)
+    lines[40, 10:150] = 1.0
+    d = add_dark_objects(color, lines, sprite, np.random.default_rng(1), n=0, p_plate=1.0)
+    assert np.array_equal(d["lines"], lines) and np.array_equal(d["color"][:, :80], color[:, :80])
+    assert luminance(d["color"]).min() < 0.5
+
+
+def test_dark_objects_are_seeded_and_off_by_default_in_sketch_frames():
+    from celgraph.train.sketch import sketch_frame
+    a = sketch_frame(21, size=(160, 96), source="anime", dark=1.0)
+    b = sketch_frame(21, size=(160, 96), source="anime", dark=1.0)
+    assert a["source"] == "anime+dark" and all(np.array_equal(a[k], b[k]) for k in ("image", "clean", "lines"))
+    plain = sketch_frame(21, size=(160, 96), source="anime")
+    assert plain["source"] == "anime" and not np.array_equal(plain["clean"], a["clean"])
+    # dark 0 (the default) draws exactly the earlier recipes' frames: the same degradation stream
+    assert np.array_equal(plain["image"], sketch_frame(21, size=(160, 96), source="anime", dark=0.0)["image"])
+    # lineart pages are never given dark objects
+    assert sketch_frame(21, size=(160, 96), source="lineart", dark=1.0)["source"] == "lineart"
+
+
+def test_validation_anime_frames_follow_the_recipes_dark_share():
+    from celgraph.train.sketch import eval_frames
+    plain = eval_frames(seeds=(700_000, 700_001), sizes=((96, 64),), anime=2)
+    dark = eval_frames(seeds=(700_000, 700_001), sizes=((96, 64),), anime=2, dark=1.0)
+    assert [d["source"] for d in plain] == ["lineart", "clip", "anime", "anime"]
+    assert [d["source"] for d in dark] == ["lineart", "clip", "anime+dark", "anime+dark"]
+    assert all(np.array_equal(a["image"], b["image"]) for a, b in zip(plain[:2], dark[:2]))
+
+
 def test_best_threshold_maximises_f1():
     from celgraph.train.sketch import best_threshold
     gt = np.zeros((20, 20), np.float32)

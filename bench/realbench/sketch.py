@@ -19,7 +19,8 @@ and at its threshold alone (the node before version 3); the best-threshold searc
 threshold and keeps the weak one.
 
 Violet (``violet/1280x720``, no truth) and the two Anime2Sketch inputs without a drawing are shown
-in ``docs/sketch_real_contact_sheet.png`` with both methods. On the Violet frames the suite prints
+in ``docs/sketch_real_contact_sheet.png`` with both methods; ``docs/sketch_dark_objects.png`` puts
+Violet's black ribbon beside the training generator's dark objects (:func:`dark_sheet`). On the Violet frames the suite prints
 the share of pixels each method inks (the backgrounds there are painted, without drawn lines: ink
 there is wrong) and how whole its lines are, :func:`celgraph.synth.metrics.line_continuity` over
 the whole frame (no hand-drawn character mask: the painted backgrounds stay almost empty, so the
@@ -46,6 +47,11 @@ TRUTH_INK = 0.25
 CAPTION = (0.86, 0.68)          # the caption box: rows below 86 % of the half's height, columns right of 68 %
 THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2)) + (0.97, 0.99)
 SHEET = "sketch_real_contact_sheet.png"
+DARK_SHEET = "sketch_dark_objects.png"
+RIBBON = (200, 500, 700, 1000)  # y0, y1, x0, x1 of violet/1280x720/040.png: the black ribbon at 1:1
+RIBBON_EDGE = (200, 420, 700, 885)   # the same without the out-of-focus window post right of it
+POST = (200, 380, 885, 935)          # that post: dark paint on the plate, no drawn line
+DARK_SEEDS = (2_000_001, 2_000_004, 2_000_009)
 MIN_STROKE = 3
 
 
@@ -145,6 +151,38 @@ def violet_lines(data: Path, methods, quick: bool = False) -> dict:
     return out
 
 
+def dark_outline(img: np.ndarray, box: tuple[int, int, int, int], min_area: int = 400) -> np.ndarray:
+    """The outline a drawing has around dark paint, inside ``box`` (y0, y1, x0, x1): the edge pixels
+    of the dark areas (luminance, blurred σ 1 px, below 0.38; pieces of ≥ ``min_area`` px) that lie
+    within 4 px of lighter paint (above 0.42) — where a dark object meets a lighter one."""
+    lum = cv2.GaussianBlur(luminance(img), (0, 0), 1.0)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((lum < 0.38).astype(np.uint8), connectivity=8)
+    big = np.isin(lab, [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]).astype(np.uint8)
+    edge = (big > 0) & (cv2.erode(big, np.ones((3, 3), np.uint8)) == 0)
+    edge &= cv2.dilate((lum > 0.42).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    y0, y1, x0, x1 = box
+    inside = np.zeros_like(edge)
+    inside[y0:y1, x0:x1] = True
+    return edge & inside
+
+
+def outline_recall(ink: np.ndarray, outline: np.ndarray, tol: float = 3.0) -> float:
+    """Share of the ``outline`` pixels within ``tol`` px of ``ink`` (binary masks)."""
+    dist = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5)
+    return float((dist[outline] <= tol).mean())
+
+
+def ribbon_outline(data: Path, methods) -> dict[str, dict]:
+    """{method: {"recall", "post_inked", "edge_px"}} on Violet's frame 040: the share of the black
+    ribbon's outline (:func:`dark_outline` in :data:`RIBBON_EDGE`) within 3 px of the method's ink,
+    and the share of the out-of-focus window post beside it (:data:`POST`) inked."""
+    img = load(data / "violet" / "1280x720" / "040.png")[..., :3]
+    edge = dark_outline(img, RIBBON_EDGE)
+    py0, py1, px0, px1 = POST
+    return {m.name: {"recall": outline_recall(m.binary(img), edge), "post_inked": float(m.binary(img)[py0:py1, px0:px1].mean()),
+                     "edge_px": int(edge.sum())} for m in methods}
+
+
 # ---------------------------------------------------------------- contact sheet
 
 def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: int = 640) -> Path:
@@ -177,13 +215,40 @@ def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: i
     return path
 
 
+def dark_sheet(data: Path, path: Path, methods, seeds=DARK_SEEDS, side: int = 300) -> Path:
+    """Violet's black ribbon (1:1 crop of frame 040) beside the Sketch training generator's dark
+    objects (``sketch_frame(seed, 1280×720, dark=1)``, 1:1 crops around their largest object).
+    Top row: the real crop, then the synthetic inputs as the network sees them (degraded); bottom
+    row: each method's lines on the real crop, then the synthetic targets."""
+    from celgraph.train.sketch import sketch_frame
+    y0, y1, x0, x1 = RIBBON
+    real = load(data / "violet" / "1280x720" / "040.png")[..., :3][y0:y1, x0:x1]
+    top, bottom = [cell(real, "violet 040: the ribbon (real)", side)], []
+    bottom += [cell(1.0 - m.binary(real), f"{m.name.split(' (')[0]} ({m.label})", side) for m in methods[:1]]
+    for s in seeds:
+        d = sketch_frame(s, (1280, 720), "anime", dark=1.0)
+        cy, cx = (int(v) for v in np.median(np.argwhere(d["objects"] > 0.5), 0))
+        r0 = min(max(cy - side // 2, 0), 720 - side)
+        c0 = min(max(cx - side // 2, 0), 1280 - side)
+        top.append(cell(d["image"][r0:r0 + side, c0:c0 + side], f"synthetic {s} (input)", side))
+        bottom.append(cell(np.repeat(1.0 - d["lines"][r0:r0 + side, c0:c0 + side, None], 3, 2), "its target lines", side))
+    sheet = np.vstack([np.hstack(top), np.hstack(bottom)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    tmp.replace(path)
+    return path
+
+
 # ---------------------------------------------------------------- the suite
 
 def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> str:
     methods = _methods(weights)
     scores = pair_scores(data, methods, quick)
     violet = violet_lines(data, methods, quick)
+    ribbon = ribbon_outline(data, methods)
     sheet = contact_sheet(data, docs / SHEET, methods, quick)
+    dark = dark_sheet(data, docs / DARK_SHEET, methods)
     rows = []
     for m in methods:
         t, p, r, f = scores[m.name]["default"]
@@ -203,8 +268,14 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
             f"frames of `violet/1280x720`, and how whole the lines are there (`metrics.line_continuity` over the "
             f"whole frame, strokes = skeleton pieces ≥ {MIN_STROKE} px: fewer ends per 1000 px of line and longer "
             f"strokes = fewer breaks).\n\n" + table(head, rows) +
-            f"\n\nContact sheet: `docs/{sheet.name}` (Violet frames, a 1:1 crop of the face profile and "
-            f"ribbon, the Anime2Sketch inputs; binary lines at each row's default binarisation).\n")
+            f"\n\nViolet's black ribbon (frame 040; {next(iter(ribbon.values()))['edge_px']} outline px, "
+            f"`ribbon_outline`): share of its outline within 3 px of ink — "
+            + ", ".join(f"{m.name.split(' (')[0]} {ribbon[m.name]['recall']:.2f}" for m in methods)
+            + "; share of the out-of-focus window post beside it inked (no line there) — "
+            + ", ".join(f"{m.name.split(' (')[0]} {100 * ribbon[m.name]['post_inked']:.1f} %" for m in methods)
+            + f".\n\nContact sheet: `docs/{sheet.name}` (Violet frames, a 1:1 crop of the face profile and "
+            f"ribbon, the Anime2Sketch inputs; binary lines at each row's default binarisation). "
+            f"The training generator's dark objects beside Violet's ribbon: `docs/{dark.name}`.\n")
 
 
 def run(data: Path, docs: Path, quick: bool) -> str:

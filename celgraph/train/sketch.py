@@ -8,13 +8,17 @@ such as Violet's look like) — and the rest, as in the first recipe (``--anime 
 1280×720, so outline widths of ≈ 1.6-3 px) and of :func:`celgraph.synth.make_lineart` (20 %:
 flat-coloured items on paper, colour-traced lines), each degraded once by :func:`celgraph.synth.degrade_photo` with its default ranges (JPEG 40-95,
 down/up-scaling ×0.5-1, blur σ 0-1, noise σ 0-5/255, lighting gradients, hue/saturation jitter),
-15 % with screentone (strength 0.15-0.5), 10 % left clean. The target is the exact ink layer
+15 % with screentone (strength 0.15-0.5), 10 % left clean. ``--dark`` (default 0; stage 3: 0.5)
+gives that share of the clip and anime frames dark objects — bows, hair masses, ribbons, coats
+whose outline is drawn barely darker than their fill, so the cue is the dark-to-light step
+(:func:`celgraph.synth.darkobjects.add_dark_objects`). The target is the exact ink layer
 (``lines``): shadow and highlight boundaries and the plate's painted detail lines are **not**
 ink. From each frame, ``PATCH``² patches are cut around ink (55 %), around strong colour edges that
 are not ink (30 %: the hard negatives) and at random (15 %), stored as uint8 shards
 ``POOL/shard_NNNNN.npz`` (resumable; default ``/work/scratch/sketch/pool`` or
 ``$CELGRAPH_SKETCH_POOL``). Training frame seeds start at :data:`POOL_SEED0`; validation (threshold
-and checkpoint choice) uses :data:`VAL_SEEDS`, the benchmark (bench/quality.py) seeds 300-307:
+and checkpoint choice) uses :data:`VAL_SEEDS` (its anime frames given dark objects at the run's
+``dark`` share, :func:`eval_frames`), the benchmark (bench/quality.py) seeds 300-307:
 no seed is shared.
 
 Training (:func:`train`): random ``crop``² crops with the 8 flips/rotations, loss = BCE on the soft
@@ -32,6 +36,7 @@ threshold in the header (``--export``; default ``OUT/sketch_unet.safetensors``),
     graph train sketch --anime 0 --steps 3000 --pool runs/pool1 --out runs/sketch1   # stage 1 of the bundled weights
     graph train sketch --init runs/sketch1/sketch_unet.safetensors --steps 1200 --lr 1e-3 \
         --pool-frames 400 --pool runs/pool2 --out runs/sketch2                        # stage 2 (MODEL_CARD)
+    graph train sketch --init runs/sketch2/sketch_unet.safetensors --dark 0.5 ... --out runs/sketch3   # stage 3 (MODEL_CARD)
     graph train sketch --out runs/sketch --resume
     graph train sketch --eval-only celgraph/models/weights/sketch_unet.safetensors
     graph train sketch --calibrate-weak celgraph/models/weights/sketch_unet.safetensors
@@ -60,6 +65,7 @@ __all__ = ["TrainConfig", "sketch_frame", "eval_frames", "make_pool", "load_pool
 
 POOL_SEED0 = 2_000_000
 ANIME = 0.5             # share of "anime" frames in the training pool (0: the first recipe)
+DARK = 0.0              # share of clip/anime frames given dark objects (0: the recipes of stages 1-2)
 VAL_SEEDS = tuple(range(700_000, 700_008))
 DEFAULT_POOL = _pool.default_pool("sketch")
 SIZES = ((456, 256), (640, 360), (960, 540), (1280, 720))
@@ -80,14 +86,18 @@ def degrade(color: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | None = None,
-                 anime: float = ANIME) -> dict:
+                 anime: float = ANIME, dark: float = DARK) -> dict:
     """One seeded sample: {"image": degraded colour H×W×3, "clean": clean colour, "lines": exact ink,
-    "source": what drew it}.
+    "source": what drew it} (+ "objects": the dark objects' coverage, when it has some).
 
     ``source``: "clip" (a make_clip frame), "anime" (one restyled as a TV anime frame by
     :func:`celgraph.synth.animeframe.anime_style`) or "lineart" (a make_lineart page); None draws
     it: "anime" with probability ``anime``, else clip / lineart 80 / 20 (``anime`` 0 gives exactly
-    the frames of the first recipe)."""
+    the frames of the first recipe). With probability ``dark`` a clip or anime frame gets dark
+    objects outlined by a line barely darker than their fill
+    (:func:`celgraph.synth.darkobjects.add_dark_objects`, drawn before the degradation; its own
+    generator, so ``dark`` 0 gives exactly the frames of the earlier recipes); then "source" ends
+    in "+dark"."""
     from celgraph.synth import make_clip, make_lineart
     from celgraph.synth.animeframe import anime_style
     rng = np.random.default_rng([seed, 0x5E7C])
@@ -98,24 +108,35 @@ def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | N
     if source in ("clip", "anime"):
         clip = make_clip(seed, width=W, height=H, n_frames=2, flow=False)
         fr = clip.frames[int(rng.integers(2))]
+        alpha = np.asarray(fr["alpha"], np.float32)
         if source == "anime":
             fr = anime_style(fr, np.random.default_rng([seed, 0xA17E]))
-        color, lines = fr["color"], fr["lines"]
+        color, lines, objects = fr["color"], fr["lines"], None
+        rd = np.random.default_rng([seed, 0xDA4C])
+        if dark > 0 and rd.random() < dark:
+            from celgraph.synth.darkobjects import add_dark_objects
+            sprite = alpha.sum(0) if alpha.ndim == 3 else alpha
+            d = add_dark_objects(color, lines, sprite, rd)
+            color, lines, source, objects = d["color"], d["lines"], source + "+dark", d["objects"]
     else:
         s = make_lineart(seed, W, H)
-        color, lines = s["color"], s["lines"]
-    return {"image": degrade(color, rng), "clean": np.asarray(color, np.float32), "lines": np.asarray(lines, np.float32),
-            "source": source}
+        color, lines, objects = s["color"], s["lines"], None
+    out = {"image": degrade(color, rng), "clean": np.asarray(color, np.float32), "lines": np.asarray(lines, np.float32),
+           "source": source}
+    if objects is not None:
+        out["objects"] = objects
+    return out
 
 
-def eval_frames(seeds=VAL_SEEDS, sizes=((456, 256), (960, 540)), anime: int = 4) -> list[dict]:
+def eval_frames(seeds=VAL_SEEDS, sizes=((456, 256), (960, 540)), anime: int = 4, dark: float = DARK) -> list[dict]:
     """Fixed held-out frames: each seed at each size (clip frames; the first seed of each size
-    also as a make_lineart page), then the first ``anime`` seeds as "anime" frames at 1280×720."""
+    also as a make_lineart page), then the first ``anime`` seeds as "anime" frames at 1280×720,
+    with dark objects at the training recipe's share ``dark`` (0: the frames of stages 1-2)."""
     out = []
     for W, H in sizes:
         for i, s in enumerate(seeds):
             out.append(sketch_frame(s, (W, H), "lineart" if i == 0 else "clip"))
-    out += [sketch_frame(s, (1280, 720), "anime") for s in seeds[:anime]]
+    out += [sketch_frame(s, (1280, 720), "anime", dark=dark) for s in seeds[:anime]]
     return out
 
 
@@ -150,12 +171,12 @@ def frame_patches(d: dict, rng: np.random.Generator, n: int) -> dict[str, np.nda
 
 
 def make_pool(pool: str | Path = DEFAULT_POOL, frames: int = 800, per_frame: int = 8, shard_frames: int = 50,
-              seed0: int = POOL_SEED0, echo=print, anime: float = ANIME) -> Path:
+              seed0: int = POOL_SEED0, echo=print, anime: float = ANIME, dark: float = DARK) -> Path:
     """Write (or complete) a patch pool of ``frames`` frames × ``per_frame`` patches, in shards of
     ``shard_frames`` frames; existing shards are kept, so an interrupted run continues (with the
-    same ``anime`` share: a pool folder holds one recipe)."""
+    same ``anime`` and ``dark`` shares: a pool folder holds one recipe)."""
     return _pool.write_pool(pool, frames, shard_frames, lambda f: frame_patches(
-        sketch_frame(seed0 + f, anime=anime), np.random.default_rng([seed0 + f, 31]), per_frame), echo)
+        sketch_frame(seed0 + f, anime=anime, dark=dark), np.random.default_rng([seed0 + f, 31]), per_frame), echo)
 
 
 def load_pool(pool: str | Path) -> dict[str, np.ndarray]:
@@ -239,7 +260,7 @@ def calibrate_weak(model, threshold: float, frames: list[dict] | None = None) ->
     from celgraph.models.sketch_unet import predict
     frames = eval_frames() if frames is None else frames
     probs = [predict(model, d["image"], tile=None) for d in frames]
-    anime = sum(d.get("source") == "anime" for d in frames)
+    anime = sum(d.get("source", "").startswith("anime") for d in frames)
     return best_weak_threshold(probs, [d["lines"] for d in frames], threshold, anime=anime)
 
 
@@ -271,6 +292,7 @@ class TrainConfig(RunConfig):
     pool: str = DEFAULT_POOL
     pool_frames: int = 800
     anime: float = ANIME
+    dark: float = DARK
     init: str | None = None
     # run settings (may change on resume)
     out: str = "runs/sketch"
@@ -281,7 +303,7 @@ class TrainConfig(RunConfig):
     export: str | None = None
 
 
-TRAJECTORY_FIELDS = ("arch", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed", "anime", "init")
+TRAJECTORY_FIELDS = ("arch", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed", "anime", "dark", "init")
 
 
 def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None = None,
@@ -303,10 +325,10 @@ def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None 
     run.begin(resume, {"model": model, "optimizer": opt}, {"params": count_parameters(model)}, best=-1.0,
               best_threshold=0.5)
     if data is None:
-        data = run.load_pool(lambda *a, **k: make_pool(*a, anime=cfg.anime, **k), load_pool,
+        data = run.load_pool(lambda *a, **k: make_pool(*a, anime=cfg.anime, dark=cfg.dark, **k), load_pool,
                              complete=_pool.count_shards(cfg.pool) * 50 >= cfg.pool_frames)
     if val is None:
-        val = eval_frames()
+        val = eval_frames(dark=cfg.dark)
     n = len(data["x"])
 
     def train_step(rng):
@@ -344,13 +366,20 @@ def export_weights(checkpoint, path, metadata: dict | None = None, frames: list[
     return save_weights(model, path, meta)
 
 
+def weights_eval_frames(meta: dict) -> list[dict]:
+    """The validation frames of the run that made a weights file (its header's ``config``):
+    :func:`eval_frames` with that recipe's ``dark`` share."""
+    return eval_frames(dark=float((meta.get("config") or {}).get("dark", DARK)))
+
+
 def add_weak_threshold(path, frames: list[dict] | None = None) -> tuple[float | None, dict]:
     """Calibrate the weak threshold of an existing weights file at its stored threshold and write
     it into the file's header (atomically; the tensors are unchanged). Returns
-    :func:`calibrate_weak`'s (weak, table)."""
+    :func:`calibrate_weak`'s (weak, table); ``frames`` default: :func:`weights_eval_frames`."""
     from celgraph.models.sketch_unet import load_weights, save_weights
     model, meta = load_weights(path)
-    weak, table = calibrate_weak(model, float(meta.get("threshold", 0.5)), frames)
+    weak, table = calibrate_weak(model, float(meta.get("threshold", 0.5)),
+                                 weights_eval_frames(meta) if frames is None else frames)
     extra = {k: v for k, v in meta.items() if k not in ("format", "widths", "cin")}
     save_weights(model, path, {**extra, "weak_threshold": weak})
     return weak, table
@@ -367,6 +396,9 @@ def add_sketch_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
     g.add_argument("--anime", type=float, default=None,
                    help=f"share of TV-anime-styled frames in a new pool (default {d.anime}; 0: the first recipe)")
+    g.add_argument("--dark", type=float, default=None,
+                   help=f"share of clip/anime frames given dark objects outlined by a line barely darker than "
+                        f"their fill, in a new pool (default {d.dark}; stage 3 of the bundled weights: 0.5)")
     g.add_argument("--init", default=None, metavar="WEIGHTS",
                    help="start from these Sketch .safetensors weights (fine-tuning) instead of random ones")
     r = p.add_argument_group("run")
@@ -398,7 +430,7 @@ def cmd_train_sketch(args) -> int:
         from celgraph.models.sketch_unet import load_weights
         torch.set_num_threads(args.threads)
         model, meta = load_weights(args.eval_only)
-        r = evaluate(model, eval_frames(), meta.get("threshold"))
+        r = evaluate(model, weights_eval_frames(meta), meta.get("threshold"))
         print(json.dumps({k: v for k, v in r.items() if k != "f1_by_threshold"}, indent=2))
         return EXIT_OK
     if args.calibrate_weak:
@@ -408,7 +440,9 @@ def cmd_train_sketch(args) -> int:
                                                                    for k, f in table.items()}}, indent=2))
         return EXIT_OK
     if args.make_pool:
-        make_pool(args.pool, frames=args.pool_frames, anime=TrainConfig().anime if args.anime is None else args.anime)
+        d = TrainConfig()
+        make_pool(args.pool, frames=args.pool_frames, anime=d.anime if args.anime is None else args.anime,
+                  dark=d.dark if args.dark is None else args.dark)
         return EXIT_OK
     cfg = config_from_args(TrainConfig, args, TRAJECTORY_FIELDS, pool_run_settings(args))
     if cfg is None:
