@@ -448,6 +448,26 @@ def test_frames_where_the_warm_up_lost_a_sprite_do_not_vote_for_the_plate():
     assert np.array_equal(votes[[0, 1, 2, 3, 5]], labels[[0, 1, 2, 3, 5]] == 0)
 
 
+def test_frames_where_the_warm_up_lost_a_sprite_do_not_teach_the_plate():
+    from celgraph.models.decompose.sprites import plate_frames
+    labels = np.zeros((5, 8, 8), np.int64)
+    labels[:, 2:6, 2:6] = 1
+    labels[3:, 2:6, 2:6] = 0                         # the warm-up lost the sprite from frame 3 on
+    labels[3, 2:3, 2:3] = 1
+    assert plate_frames(labels, 2).tolist() == [True, True, True, False, False]
+    assert plate_frames(np.zeros((3, 4, 4), np.int64), 2).all()   # no sprite anywhere: every frame teaches
+
+
+def test_stage_s2_trusts_the_warm_up_labels_only_away_from_their_edges():
+    from celgraph.models.decompose.sprites import label_trust
+    labels = np.zeros((2, 12, 12), np.int64)
+    labels[:, 4:8, 4:8] = 1
+    assert label_trust(labels, 0.0).all()
+    trust = label_trust(labels, 2.0)
+    assert not trust[:, 2:10, 6].any()               # 2 px either side of the sprite's edge, and its inside
+    assert trust[:, 0:2, 6].all() and trust[:, 10:, 6].all() and trust[:, 0, 0].all()
+
+
 def test_sprite_learner_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match="at least 2 objects"):
         SpriteLearner(decompose_cfg(), np.zeros((2, 8, 8, 3)), np.zeros((2, 8, 8)), np.tile(np.eye(3), (2, 1, 1, 1)))
