@@ -2,7 +2,7 @@
 truth (celgraph.synth), each node type that exists run through the engine as a user would run it,
 the classical baseline beside it.
 
-    python bench/quality.py [--quick] [--suite flow|decomposition|gapfill|sketch|colorize]
+    python bench/quality.py [--quick] [--suite flow|decomposition|gapfill|sketch|colorize] [--clip TEXT]
                             [--out bench/results/quality.md]
 
 Node types that do not exist yet show as "missing" (never as zero). --quick uses fewer and smaller
@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import celgraph as cg
@@ -36,8 +37,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "quality.md"))
     ap.add_argument("--suite", action="append", choices=[f.__name__.removesuffix("_suite") for f in SUITES],
                     help="run only this suite (repeatable); its rows replace the same task's rows in --out")
+    ap.add_argument("--clip", default="", help="decomposition: only the clips whose name contains this text, e.g. "
+                                                "'detailed' or 'deform off' (for iterating; the table is the full run)")
     args = ap.parse_args(argv)
-    cfg = QUICK if args.quick else FULL
+    cfg = replace(QUICK if args.quick else FULL, clip=args.clip)
     suites = [f for f in SUITES if not args.suite or f.__name__.removesuffix("_suite") in args.suite]
     tmp = Path(tempfile.mkdtemp(prefix="celgraph-quality-"))
     try:
@@ -51,7 +54,7 @@ def main(argv=None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print(table(rows))
     if args.suite and Path(args.out).is_file():
-        rows = merge_rows(read_rows(Path(args.out)), rows)
+        rows = merge_rows(read_rows(Path(args.out)), rows, whole_task=bool(args.clip))
     text = table(rows)
     header = (f"# bench/quality.py\n\n`python bench/quality.py{' --quick' if args.quick else ''}` — "
               f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {platform.python_version()}, CPU only. "

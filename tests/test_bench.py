@@ -167,3 +167,13 @@ def test_real_flow_suite_scores_a_known_pan_at_zero_and_zero_flow_above_it(tmp_p
 def _later(a, b):
     """Whether ``b`` is the later frame of the test's pan (its content 2 px further left)."""
     return float(np.abs(a[:, 2:] - b[:, :-2]).mean()) < float(np.abs(b[:, 2:] - a[:, :-2]).mean())
+
+
+def test_a_run_of_some_clips_replaces_only_those_clips_rows():
+    sys.path.insert(0, str(BENCH))
+    from qualitybench.common import Row, merge_rows
+    old = [Row("sprites (clip a)", "m", "psnr", "1", ""), Row("sprites (clip b)", "m", "psnr", "2", ""),
+           Row("flow (clip a)", "m", "epe", "3", "")]
+    new = [Row("sprites (clip b)", "m", "psnr", "9", "")]
+    assert [r.value for r in merge_rows(old, new, whole_task=True)] == ["1", "9", "3"]
+    assert [r.value for r in merge_rows(old, new)] == ["9", "3"]             # the whole family by default

@@ -3,7 +3,7 @@ disk, timed engine runs, and the results table."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ class Config:
     gap_seeds: list[int]
     gap_w: int
     gap_h: int
+    clip: str = ""              # decomposition: run only the clips whose name contains this ("" = all)
 
 
 FULL = Config(flow_seeds=[100, 101, 102, 103], frames=8, w=456, h=256, gap_seeds=list(range(200, 212)),
@@ -50,7 +51,7 @@ QUICK = Config(flow_seeds=[100], frames=3, w=256, h=144, gap_seeds=[200], gap_w=
 
 
 def is_quick(cfg) -> bool:
-    return cfg == QUICK
+    return replace(cfg, clip="") == QUICK
 
 
 def shown(image: np.ndarray) -> np.ndarray:
@@ -98,11 +99,12 @@ def read_rows(path: Path) -> list[Row]:
     return rows
 
 
-def merge_rows(old: list[Row], new: list[Row]) -> list[Row]:
+def merge_rows(old: list[Row], new: list[Row], whole_task: bool = False) -> list[Row]:
     """``old`` with the rows of every task family in ``new`` (the task name before " (") replaced
-    in place by ``new``'s rows."""
+    in place by ``new``'s rows; with ``whole_task``, only the rows of the same tasks (a run of some
+    clips replaces those clips' rows and keeps the others')."""
     def family(r):
-        return r.task.split(" (")[0]
+        return r.task if whole_task else r.task.split(" (")[0]
     fams = {family(r) for r in new}
     out, placed = [], set()
     for r in old:

@@ -103,6 +103,8 @@ def decomposition_suite(cfg, engine) -> list[Row]:
         clip_name = f"seed {seed}, {'detailed ' if background == 'detailed' else ''}plate + {sprites} " \
                     f"sprite{'s' if sprites > 1 else ''}{'' if deform else ' (deform off: squash only)'}, " \
                     f"N = {n}, {n_frames} frames {w}×{h}"
+        if cfg.clip not in clip_name:
+            continue
         g = cg.Graph(frames=f"1-{n_frames}")
         c = g.add("SynthClip", name="clip", seed=seed, sprites=sprites, width=w, height=h, deform=deform,
                   background=background)
