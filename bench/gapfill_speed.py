@@ -173,7 +173,8 @@ def main(argv=None) -> int:
               f"Degraded synthetic line art (seeds {FIRST_SEED}-{FIRST_SEED + args.frames - 1}); direct rows: median "
               "over the frames after a warm-up; engine rows: frames 2-N of a sequence after frame 1 (model "
               "load), cache writes included (a GapFill frame's outputs are 41 MB of float32: lines 8, added 8, "
-              "RGB preview 25; asked for `fill.lines` the engine computes and stores the lines alone). Load average {os.getloadavg()[0]:.1f} at the end (this machine's other jobs stretch the wall "
+              "RGB preview 25; asked for `fill.lines` the engine computes and stores the lines alone). "
+              f"Load average {os.getloadavg()[0]:.1f} at the end (this machine's other jobs stretch the wall "
               "times; the CPU column is this process's user + system time per frame).\n\n")
     Path(args.out).write_text(header + table + "\n")
     print(f"\nwrote {args.out}", file=sys.stderr)
