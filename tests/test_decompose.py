@@ -449,22 +449,26 @@ def test_the_learner_keeps_plate_alignment_only_where_it_fits_the_background_bet
         assert (learner.offsets is not None) == kept
 
 
-def test_a_sprite_the_warm_up_lost_is_carried_into_those_frames_and_kept_out_of_the_plate():
-    from celgraph.models.decompose.sprites import carried_sprites
-    T = 6
-    labels = np.zeros((T, 12, 16), np.int64)
-    H = np.tile(np.eye(3), (T, 2, 1, 1))
-    for t in range(T):                               # a 4×4 sprite moving right 1 px a frame
-        H[t, 1, 0, 2] = -t                           # its canvas: frame pixel − (t, 0)
-        labels[t, 4:8, 2 + t:6 + t] = 1
-    labels[4:, 4:8, :] = 0                           # the warm-up lost it in the last two frames
-    labels[4, 4:6, 6:8] = 1                          # but for a corner in frame 4
-    held = carried_sprites(labels, H)
-    for t in range(T):
-        truth = np.zeros((12, 16), bool)
-        truth[4:8, 2 + t:6 + t] = True
-        assert np.array_equal(held[t], truth), t     # the whole sprite, where it is, in every frame
-    assert not carried_sprites(np.zeros((3, 4, 4), np.int64), H[:3]).any()
+def test_frames_where_the_warm_up_lost_a_sprite_do_not_vote_for_the_plate():
+    from celgraph.models.decompose.sprites import background_votes
+    labels = np.zeros((6, 8, 8), np.int64)
+    labels[:, 2:6, 2:6] = 1                          # a 16-pixel sprite ...
+    labels[4, 2:6, 2:6] = 0
+    labels[4, 2:4, 2:4] = 1                          # ... that the warm-up shrank to 4 pixels in frame 4
+    labels[5, 2:6, 2:5] = 1                          # and to 12 in frame 5 (smoothly: it still votes)
+    votes = background_votes(labels, 2)
+    assert not votes[4].any()
+    assert np.array_equal(votes[[0, 1, 2, 3, 5]], labels[[0, 1, 2, 3, 5]] == 0)
+
+
+def test_frames_where_the_warm_up_lost_a_sprite_do_not_teach_the_plate():
+    from celgraph.models.decompose.sprites import plate_frames
+    labels = np.zeros((5, 8, 8), np.int64)
+    labels[:, 2:6, 2:6] = 1
+    labels[3:, 2:6, 2:6] = 0                         # the warm-up lost the sprite from frame 3 on
+    labels[3, 2:3, 2:3] = 1
+    assert plate_frames(labels, 2).tolist() == [True, True, True, False, False]
+    assert plate_frames(np.zeros((3, 4, 4), np.int64), 2).all()   # no sprite anywhere: every frame teaches
 
 
 def test_stage_s2_trusts_the_warm_up_labels_only_away_from_their_edges():

@@ -96,12 +96,10 @@ class SpriteLearner:
         self._progress = progress or (lambda p, m: None)
         self.frames = torch.from_numpy(np.ascontiguousarray(frames, np.float32)).to(dev)
         self.labels = torch.from_numpy(np.asarray(labels, np.int64)).to(dev)
-        Hn = transforms / transforms[:, :, 2:3, 2:3]
-        # the pixels the plate may learn from (its median start, s1's and s2's memory losses): not where
-        # a sprite is, even in frames where the warm-up lost it (see carried_sprites)
-        carried = carried_sprites(labels, Hn)
-        self.teach = torch.from_numpy(~carried).to(dev)                                          # T×H×W
+        # the frames the plate learns from (its median start, s1's and s2's memory losses): see plate_frames
+        self.teach = torch.from_numpy(plate_frames(labels, N).astype(np.float32)).to(dev)        # T
         self.trust = torch.from_numpy(label_trust(labels, cfg.label_band * H / 256.0)).to(dev)      # T×H×W
+        Hn = transforms / transforms[:, :, 2:3, 2:3]
         self.Hs = torch.from_numpy(np.ascontiguousarray(Hn, np.float32)).to(dev)      # T×N×3×3
         self.gen = torch.Generator(device=dev).manual_seed(cfg.seed)
         self.pixel = torch.nn.ModuleList(IMLP(3 + 3 * N, 4, cfg.pixel_layers, cfg.hidden, self.gen)
@@ -118,7 +116,7 @@ class SpriteLearner:
         self.texture = self.offsets = None
         if "texture" in cfg.plate:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
-            background = (labels == 0) & ~carried      # (not all labelled pixels: a sprite the warm-up lost
+            background = background_votes(labels, N)   # (not all labelled pixels: a sprite the warm-up lost
             votes = background if cfg.plate_median == "labels" else np.ones_like(labels, bool)   # pulls the plate)
             tex = median_texture(frames, votes, Hn[:, 0], side)
             offsets = None
@@ -278,7 +276,7 @@ class SpriteLearner:
             composite = (c * a.clamp(0, 1)[..., None]).sum(1)
             l_blend = (composite - colour).abs().sum()
             tau = torch.rand(cfg.batch, generator=self.gen, device=self.device)
-            l_mem = ((self._plate(uv[:, 0], tau) - colour).abs() * (label[:, :1] * self.teach[t, y, x, None])).sum()
+            l_mem = ((self._plate(uv[:, 0], tau) - colour).abs() * (label[:, :1] * self.teach[t, None])).sum()
             loss = l_blend + (label - a).abs().sum() + l_mem
             self._splat(t, uv, colour, a.detach(), jitter=True)
         else:
@@ -288,7 +286,7 @@ class SpriteLearner:
                 target = torch.nn.functional.one_hot(d.argmin(1), N).float()
             loss = (target - a).abs().sum() + ((label - a).abs() * self.trust[t, y, x, None]).sum()
             if memory_now:
-                loss = loss + ((plate - colour).abs() * (a[:, :1].detach().clamp(0, 1) * self.teach[t, y, x, None])).sum()
+                loss = loss + ((plate - colour).abs() * (a[:, :1].detach().clamp(0, 1) * self.teach[t, None])).sum()
             self._splat(t, uv, colour, a.detach(), jitter=i < n * cfg.overwrite_switch)
         return loss
 
@@ -332,31 +330,26 @@ def texture_side(H0: np.ndarray, largest: int, density: float = 1.0) -> int:
     return int(min(largest, max(8, np.ceil(density / max(step, 1e-9)) + 1)))
 
 
-def carried_sprites(labels: np.ndarray, H: np.ndarray) -> np.ndarray:
-    """T×H×W bool: where a sprite is, as far as the warm-up labels (T×H×W, 0 … N−1) tell — each
-    sprite's labelled pixels, carried frame to frame through its transforms (H: T×N×3×3, frame pixel
-    → unit canvas) forwards and backwards through the clip, and the union kept. The warm-up loses a
-    sprite (or part of it) in some frames, often the last ones; there its pixels are labelled
-    background, and the plate learnt from them takes a ghost of the sprite — the texels, stepped
-    directly, learn what even two frames show — which then explains the sprite's colours, so stage s2
-    hands the sprite to the plate. The plate learns from none of these pixels: not in its median
-    start, not in either memory loss. The cost: a sprite that changes shape keeps its earlier shapes
-    out of the plate too (about 1 % of the background on the bench's clips)."""
-    T, h, w = labels.shape
-    out = np.zeros(labels.shape, bool)
-    for k in range(1, H.shape[1]):
-        own = (labels == k).astype(np.uint8)
-        for order in (range(T), range(T - 1, -1, -1)):
-            held, prev = None, None
-            for t in order:
-                if held is None:
-                    held = own[t]
-                else:
-                    M = np.linalg.inv(H[t, k]) @ H[prev, k]          # frame prev pixel → frame t pixel
-                    held = own[t] | cv2.warpPerspective(held, M, (w, h), flags=cv2.INTER_NEAREST)
-                out[t] |= held > 0
-                prev = t
-    return out
+def plate_frames(labels: np.ndarray, n: int) -> np.ndarray:
+    """T bool: the frames whose pixels may teach the plate — those where the warm-up kept every
+    sprite. A frame where an object's pixel count falls below half of its larger neighbour's lost
+    (part of) that sprite to the background (sprites grow and shrink smoothly): its "background"
+    would paint a ghost of the sprite into the plate where no other frame sees it, in the texture's
+    median start and in the memory losses of both stages alike (the texels learn fast: through s2's
+    memory loss the ghost then explains the sprite's colour, and s2 hands the sprite to the plate)."""
+    counts = np.stack([(labels == k).sum((1, 2)) for k in range(1, n)], 1).astype(np.float64)   # T×(N−1)
+    if len(counts) < 2:
+        return np.ones(len(labels), bool)
+    prev = np.concatenate([counts[1:2], counts[:-1]])
+    nxt = np.concatenate([counts[1:], counts[-2:-1]])
+    ok = (counts >= 0.5 * np.maximum(prev, nxt)).all(1)
+    return ok if ok.any() else np.ones(len(labels), bool)
+
+
+def background_votes(labels: np.ndarray, n: int) -> np.ndarray:
+    """T×H×W bool: the pixels whose colour may vote for the plate texture: labelled background, in
+    the frames that may teach the plate (plate_frames)."""
+    return (labels == 0) & plate_frames(labels, n)[:, None, None]
 
 
 def label_trust(labels: np.ndarray, band: float) -> np.ndarray:
