@@ -103,12 +103,10 @@ class Engine:
 
     def _is_cached(self, task: Task, resolved: ResolvedGraph) -> bool:
         value = self.ram.get(task.key)
-        if value is not None and task.wants.issubset(value):
-            pass
-        elif self.store is not None and self.store.has(task.key, task.wants):
+        if value is None or not task.wants.issubset(value):          # not in RAM with every wanted output
+            if self.store is None or not self.store.has(task.key, task.wants):
+                return False
             value = self.store.get(task.key) if task.type.side_effect else True
-        else:
-            return False
         if task.type.side_effect:
             return value is not None and bool(task.type.verify(hook_context(resolved, task.node, task.frame), value))
         return True
