@@ -294,6 +294,63 @@ def test_autoclose_keeps_a_ray_whose_regions_leak_through_other_gaps():
     assert (closed[35:38, 56:64] >= 0.5).all()
 
 
+def _tapered_stroke_towards(beyond: str):
+    """A 3-px stroke thinning to 1 px over its last 8 px, ending 8 px before a vertical line that it
+    crosses (``"resumes"``: the stroke goes on beyond the line), meets (``"wall"``), or a line
+    crossing its way at 17° (``"graze"``)."""
+    lines = np.zeros((60, 90), np.float32)
+    cv2.rectangle(lines, (0, 0), (89, 59), 1.0, 1)
+    for x in range(1, 48):
+        w = 3 if x < 40 else 1
+        lines[30 - w // 2:30 + w // 2 + 1, x] = 1.0
+    if beyond == "graze":
+        cv2.line(lines, (52, 25), (88, 36), 1.0, 1)
+    else:
+        lines[:, 56] = 1.0
+    if beyond == "resumes":
+        lines[29:32, 56:] = 1.0
+    return lines
+
+
+def test_autoclose_joins_a_tapered_end_to_its_stroke_resuming_beyond_a_crossing():
+    """A tapered end is never extended to the drawing's ink, unless one stroke goes on straight
+    ahead beyond the hit: the same stroke cut next to an X crossing (CONTINUE_LENGTH)."""
+    closed, _ = autoclose(_tapered_stroke_towards("resumes"), max_gap=12)
+    assert (closed[30, 47:57] >= 0.5).all()
+    for beyond in ("wall", "graze"):
+        _, added = autoclose(_tapered_stroke_towards(beyond), max_gap=12)
+        assert not added.any(), beyond
+
+
+def _connector_stub(stub: int = 3):
+    """Two 3-px bars joined by a 3-px connector; the lower bar is cut at the junction and the
+    connector erased but for a ``stub``-px stump under the upper bar, whose skeleton branch is
+    shorter than the line is wide (a thinning spur)."""
+    lines = np.zeros((40, 80), np.float32)
+    cv2.rectangle(lines, (0, 0), (79, 39), 1.0, 1)
+    lines[12:15, :] = lines[22:25, :] = 1.0
+    lines[12:25, 38:41] = 1.0
+    lines[22:25, 34:45] = 0.0
+    lines[15 + stub:25, 38:41] = 0.0
+    return lines
+
+
+def test_autoclose_joins_a_spur_left_by_a_cut_connector_to_the_closure_beside_it():
+    """The stump of a connector erased next to a thick junction has no stroke end, only a spur;
+    as a weak end it still reaches the closure of the bar below, and the two cells come back."""
+    from celgraph.models.autoclose import find_endpoints
+    lines = _connector_stub()
+    ink = lines >= 0.5
+    assert any(e.spur for e in find_endpoints(ink, min_branch=1, spurs=True))
+    assert not any(e.spur for e in find_endpoints(ink, min_branch=1))
+
+    def regions(a):
+        return cv2.connectedComponents((a < 0.5).astype(np.uint8), connectivity=4)[0] - 1
+    assert regions(autoclose(lines, max_gap=12)[0]) == 4             # above, two cells, below
+    without = autoclose(lines, max_gap=12, eps=find_endpoints(ink, walk=12, min_branch=1))[0]
+    assert regions(without) == 3
+
+
 def test_gapfill_training_frames_mix_studio_styles():
     from celgraph.train.gapfill import degraded_frame, frame_patches
     g = degraded_frame(7, (320, 256), genga_share=1.0)

@@ -29,7 +29,12 @@ The algorithm (``toonzlib/autoclose.cpp``, see ``/shared/reference/lines_and_col
    the width over its last 5 px ÷ the width behind) was drawn to end there and is not extended
    to the drawing's ink: on real production line art that is the mark of a free end (hair strands,
    folds). Such ends and 1-px stubs are joined only to ink this pass added, within ``weak_reach``
-   px (the third end of a junction whose other two ends were just joined).
+   px (the third end of a junction whose other two ends were just joined), or to ink from which
+   one narrow stroke goes on straight ahead, along both the ray and the end's direction, for
+   ``CONTINUE_LENGTH`` px (the same stroke resuming beyond an X crossing; a free end drawn near
+   another stroke sees that stroke's width of ink and then paper). Spurs (branches shorter than
+   the line width, which step 3 drops) cast rays as weak ends too: what a cut leaves of a stroke
+   next to a thick junction is often one (version 7).
 8. **Drawing**: segments continue the stroke at its own width, measured at the end as ink area ÷
    skeleton length (a 2-px stroke is continued 2 px wide; the distance transform alone reads 1
    for both 1- and 2-px strokes), round-capped, together with the convex hull of the stroke end
@@ -168,6 +173,7 @@ class Endpoint:
     width: float        # local line width, px
     branch: int         # skeleton pixels walked back before a junction / the walk limit
     taper: float = 1.0  # width over the last 5 px ÷ the width behind them (< 1: the stroke thins out)
+    spur: bool = False  # a branch shorter than the line width (see find_endpoints' ``spurs``)
 
 
 def _walk(sk: np.ndarray, nb: np.ndarray, y: int, x: int, limit: int) -> list[tuple[int, int]]:
@@ -220,7 +226,7 @@ def _stroke_width_at(ink: np.ndarray, dist: np.ndarray, path: list[tuple[int, in
 
 
 def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None = None,
-                   dist: np.ndarray | None = None, min_branch: int = 2) -> list[Endpoint]:
+                   dist: np.ndarray | None = None, min_branch: int = 2, spurs: bool = False) -> list[Endpoint]:
     """Stroke ends of a binary ink mask, with outward direction and local width.
 
     An endpoint is a skeleton pixel with one 8-neighbour (isolated dots are ignored). A branch
@@ -228,7 +234,8 @@ def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None 
     ``min_branch``) is a thinning spur on a stroke's side, not a stroke end, and is dropped.
     ``min_branch`` 1 keeps the 1-px stubs a cut leaves where a 1-px line meets a junction (the
     classical closer joins those only to an end facing them); the GapFill networks were trained
-    with the endpoint maps of 2."""
+    with the endpoint maps of 2. ``spurs`` returns the spurs too, flagged: what is left of a stroke
+    cut next to a thick junction looks like one."""
     ink = np.asarray(ink, bool)
     sk = skeletonize(ink) if skeleton is None else skeleton
     if dist is None:
@@ -241,8 +248,9 @@ def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None 
         py, px = np.array(path, np.float64).T
         reached_junction = nb[path[-1]] >= 3
         width = _stroke_width_at(ink, dist, path)
-        if reached_junction and len(path) - 1 < max(float(min_branch), width):
-            continue  # spur
+        spur = reached_junction and len(path) - 1 < max(float(min_branch), width)
+        if spur and not spurs:
+            continue
         if len(path) < 2:
             continue
         k = len(path)
@@ -253,7 +261,7 @@ def find_endpoints(ink: np.ndarray, walk: int = 12, skeleton: np.ndarray | None 
         taper = 1.0
         if len(path) >= 12:
             taper = _stroke_width_at(ink, dist, path[:6]) / _stroke_width_at(ink, dist, path[6:])
-        out.append(Endpoint(y, x, vy / n, vx / n, width, k - 1, taper))
+        out.append(Endpoint(y, x, vy / n, vx / n, width, k - 1, taper, spur))
     return out
 
 
@@ -303,6 +311,47 @@ def _ray_hit(ink: np.ndarray, along: np.ndarray, y: float, x: float, dy: float, 
             return t
         t += step
     return None
+
+
+# A weak end's ray (tapered end or 1-px stub) may reach the drawing's ink when one stroke goes on
+# along the ray beyond the hit for CONTINUE_LENGTH px: the same stroke resumes on the other side
+# of the gap (a cut through a stroke or an X crossing). Across the ray, the ink run nearest to it
+# must stay centred on it (drift ≤ CONTINUE_DRIFT px per px: not a stroke the ray grazes at a
+# shallow angle) and narrow (≤ CONTINUE_WIDTH px: not a blob). A free end drawn near another
+# stroke sees that stroke's width of ink and then paper.
+CONTINUE_LENGTH = 8
+CONTINUE_DRIFT = 0.15
+CONTINUE_WIDTH = 4
+
+
+def _continues(ink: np.ndarray, y: float, x: float, dy: float, dx: float, t: float) -> bool:
+    """Does one narrow stroke run on along the ray (y, x) + s·(dy, dx) for s in t + 2 … t + 2 +
+    CONTINUE_LENGTH, centred on it (see CONTINUE_LENGTH)?"""
+    H, W = ink.shape
+    R = CONTINUE_WIDTH
+    centres = []
+    for k in range(CONTINUE_LENGTH + 1):
+        s = t + 2 + k
+        cy, cx = y + dy * s, x + dx * s
+        row = []
+        for o in range(-R, R + 1):          # across the ray
+            yy, xx = int(round(cy - dx * o)), int(round(cx + dy * o))
+            row.append(0 <= yy < H and 0 <= xx < W and bool(ink[yy, xx]))
+        near = [o for o in (0, -1, 1) if row[o + R]]
+        if not near:
+            return False        # paper: the ink stopped
+        lo = hi = near[0] + R
+        while lo > 0 and row[lo - 1]:
+            lo -= 1
+        while hi < 2 * R and row[hi + 1]:
+            hi += 1
+        if hi - lo + 1 <= CONTINUE_WIDTH and lo > 0 and hi < 2 * R:
+            centres.append((k, (lo + hi) / 2.0 - R))     # (wider: where a crossing stroke passes)
+    if len(centres) < 0.7 * (CONTINUE_LENGTH + 1):
+        return False
+    k, c = np.asarray(centres, np.float64).T
+    slope = np.polyfit(k, c, 1)[0]
+    return abs(slope) <= CONTINUE_DRIFT and abs(float(c.mean())) <= 1.5
 
 
 def _own_stroke(ink: np.ndarray, y: int, x: int, radius: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -528,14 +577,14 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
     H, W = ink.shape
     walk = int(walk if walk is not None else max(10, round(max_gap)))
     if eps is None:
-        eps = find_endpoints(ink, walk=walk, min_branch=1)     # (a windowed distance transform is not
+        eps = find_endpoints(ink, walk=walk, min_branch=1, spurs=True)     # (a windowed distance transform is not
         # exact: OpenCV's precise transform differs in the last bit with the window's alignment)
     half_cone = math.radians(angle) / 2.0
     cos_chord = math.cos(math.radians(CHORD_ANGLE))
     cos_cone = math.cos(half_cone)
     work = ink.copy()
     segments: list[tuple[tuple[int, int], tuple[int, int], float]] = []
-    used = [False] * len(eps)
+    used = [e.spur for e in eps]         # spurs only cast rays, as weak ends (step 7)
 
     def draw(p, q, width, kind="ray", caps=()):
         pts = np.concatenate([np.array([p, q], np.float64), *caps]) if caps else np.array([p, q], np.float64)
@@ -592,16 +641,17 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
     # 3) rays from the remaining endpoints
     n_rays = max(int(round(angle / 2 / angle_step)), 0)
     for i, e in enumerate(eps):
-        if used[i]:
+        if used[i] and not e.spur:
             continue
-        weak = e.taper < min_taper or e.branch < 2      # drawn thinning out to end there, or a 1-px stub
+        weak = e.spur or e.taper < min_taper or e.branch < 2      # drawn thinning out to end there, or a 1-px stub
         if weak and weak_reach <= 0:
             continue
-        reach = max_gap + e.width / 2 + 1.5
+        reach = full_reach = max_gap + e.width / 2 + 1.5
         if weak:          # only to ink this pass added, close by: the third end of a closed junction
             reach = min(reach, weak_reach + e.width / 2 + 1.5)
-        along, (oy, ox) = _steps_along_ink(work, e.y, e.x, int(math.ceil(reach + e.width)) + 1,
-                                           int(math.ceil(BEND_FACTOR * reach + BEND_SLACK)))
+        span = full_reach + CONTINUE_LENGTH + CONTINUE_WIDTH + 3 if weak else reach
+        along, (oy, ox) = _steps_along_ink(work, e.y, e.x, int(math.ceil(span + e.width)) + 1,
+                                           int(math.ceil(BEND_FACTOR * full_reach + BEND_SLACK)))
         win = work[oy:oy + along.shape[0], ox:ox + along.shape[1]]
         target = (win & ~ink[oy:oy + along.shape[0], ox:ox + along.shape[1]]) if weak else None
         best = None
@@ -610,6 +660,11 @@ def autoclose(lines: np.ndarray, max_gap: float = 12.0, angle: float = 40.0, thr
             a = base + math.radians(k * angle_step)
             dy, dx = math.sin(a), math.cos(a)
             t = _ray_hit(win, along, e.y - oy, e.x - ox, dy, dx, reach, target)
+            if t is None and weak:       # or the stroke resumes across the gap (CONTINUE_LENGTH)
+                t = _ray_hit(win, along, e.y - oy, e.x - ox, dy, dx, full_reach)
+                if t is not None and not (_continues(win, e.y - oy, e.x - ox, dy, dx, t) and
+                                          _continues(win, e.y - oy + dy * t, e.x - ox + dx * t, e.dy, e.dx, 0.0)):
+                    t = None
             if t is None:
                 continue
             cost = t * (1.0 + 0.5 * abs(k * angle_step) / max(angle / 2, 1e-6))

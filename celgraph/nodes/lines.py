@@ -65,7 +65,7 @@ class GapFill(NodeType):
     tiled over frames of any size. Outputs the closed line art, the added ink as a mask and a
     preview with the added ink in red over the input — each only when something reads it.
     """
-    id, version, category = "celgraph.GapFill", 6, "Lines"
+    id, version, category = "celgraph.GapFill", 7, "Lines"
     color_space = cs.DISPLAY                         # the preview is a display image
     inputs = [In("lines", LineArt, help="ink coverage 0..1 (a Mask links in too; an Image via ToLineArt)")]
     outputs = [Out("lines", LineArt, "the closed line art: the input plus the added ink at coverage 1"),
