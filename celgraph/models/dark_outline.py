@@ -1,0 +1,98 @@
+"""Outlines of dark fills: the line around large near-black paint (hair, ribbons, coats, bows).
+
+In anime, a dark object is outlined by a line barely darker than its fill, so a line detector sees
+only the fill's edge — and where that edge is a soft ramp (motion blur, compositing softness; 10-30
+px on Violet's black ribbon against a blurred plate) it looks like the out-of-focus paint that
+Sketch is taught to leave alone. :func:`dark_outlines` finds such fills classically and draws their
+edge as a 1-px line at the middle of the dark-to-light ramp:
+
+1. Luminance, smoothed (Gaussian σ = 1.5·s px, s = the frame's short side ÷ 720, so the sizes below
+   mean the same at every resolution; grain and JPEG noise fall out).
+2. Dark regions: 8-connected pieces of ``luma < threshold`` that hold a pixel below
+   ``threshold − 0.05`` (hysteresis), of at least :data:`MIN_AREA`·s² px and at most
+   :data:`MAX_AREA` of the frame (a dark sky or night plate is background, not an object).
+3. Character paint, not plate: a region is kept when the ``ink`` already found (the network's
+   binary lines) lies within 3·s px of at least :data:`MIN_SUPPORT` of its edge — a drawn object
+   is outlined for most of its edge where the edge is sharp; an out-of-focus post, a window, a dark
+   sky has no drawn line along it.
+4. The line: per pixel, the local fill level D and the local light level L′ (Gaussian-weighted
+   means, σ = 12·s px, of the region's core pixels and of the pixels at or above ``threshold``);
+   where ``L′ − D ≥`` :data:`MIN_CONTRAST`, the iso-contour ``luma = (D + L′) / 2`` — its dark
+   side, 1 px wide — around the pieces of ``luma < (D + L′) / 2`` that hold the region's core.
+   A soft ramp of any width gives one line at its middle; where the fill meets other dark paint
+   (no light side) no line is drawn.
+
+Pure numpy + OpenCV, a few Gaussian blurs and connected-component passes (≈ 0.1 s at 1280×720).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .xdog import luminance
+
+__all__ = ["dark_outlines", "MIN_AREA", "MAX_AREA", "MIN_SUPPORT", "MIN_CONTRAST"]
+
+MIN_AREA = 1500          # px at 720 lines (×s²): ≈ 0.16 % of a 1280×720 frame
+MAX_AREA = 0.2           # share of the frame: larger dark areas are background
+MIN_SUPPORT = 0.3        # share of a region's edge within 3·s px of the ink already found
+MIN_CONTRAST = 0.12      # light level − fill level, luminance 0..1
+HYSTERESIS = 0.05        # a region's core is darker than threshold by this much
+
+
+def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = 0.35) -> np.ndarray:
+    """The outline (H×W bool, 1 px) of the dark fills of ``image`` (H×W×C float 0..1, RGB or RGBA
+    premultiplied over white) that ``ink`` (H×W bool: the lines already found) partly outlines.
+    ``threshold``: the luminance below which paint is dark."""
+    img = np.asarray(image, np.float32)
+    ink = np.asarray(ink, bool)
+    H, W = img.shape[:2]
+    if ink.shape != (H, W):
+        raise ValueError(f"ink is {ink.shape[1]}×{ink.shape[0]}, the image {W}×{H}")
+    s = min(H, W) / 720.0
+    luma = cv2.GaussianBlur(luminance(img), (0, 0), 1.5 * s)
+    weak = luma < threshold
+    core = luma < threshold - HYSTERESIS
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
+    area = stats[:, cv2.CC_STAT_AREA]
+    has_core = np.zeros(n, bool)
+    has_core[labels[core]] = True
+    candidate = has_core & (area >= MIN_AREA * s * s) & (area <= MAX_AREA * H * W)
+    candidate[0] = False
+    if not candidate.any():
+        return np.zeros((H, W), bool)
+
+    # 3. keep the regions whose edge the ink already outlines in part
+    far = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5) > 3 * s
+    keep = np.zeros(n, bool)
+    for i in np.flatnonzero(candidate):
+        x, y, w, h = stats[i, :4]
+        box = np.s_[max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1]        # the frame's border is no edge
+        region = labels[box] == i
+        edge = region & (cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8),
+                                   borderType=cv2.BORDER_REPLICATE) == 0)
+        keep[i] = edge.any() and 1.0 - far[box][edge].mean() >= MIN_SUPPORT
+    dark = keep[labels]
+    if not dark.any():
+        return np.zeros((H, W), bool)
+
+    # 4. the iso-contour halfway between the local fill level and the local light level
+    sigma = 12 * s
+
+    def local_mean(mask):
+        weight = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)
+        return cv2.GaussianBlur(np.where(mask, luma, 0).astype(np.float32), (0, 0), sigma) / np.maximum(weight, 1e-6), weight
+
+    fill, w_fill = local_mean(dark & core)
+    light, w_light = local_mean(~weak)
+    valid = (w_fill > 0.02) & (w_light > 0.02) & (light - fill >= MIN_CONTRAST)
+    mid = (fill + light) / 2
+    below = ((luma < mid) & valid) | dark
+    nb, blabels = cv2.connectedComponents(below.astype(np.uint8), connectivity=8)
+    held = np.zeros(nb, bool)
+    held[blabels[dark & core]] = True
+    held[0] = False
+    below = held[blabels]
+    above = ((luma >= mid) & valid).astype(np.uint8)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    return below & (cv2.dilate(above, cross) > 0)
