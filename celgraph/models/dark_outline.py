@@ -16,7 +16,8 @@ edge as a 1-px line at the middle of the dark-to-light ramp:
    is outlined for most of its edge where the edge is sharp; an out-of-focus post, a window, a dark
    sky has no drawn line along it.
 4. The line: per pixel, the local fill level D and the local light level L′ (Gaussian-weighted
-   means, σ = 12·s px, of the region's core pixels and of the pixels at or above ``threshold``);
+   means, σ = 12·s px, of the region's core pixels and of the pixels more than 12·s px from any
+   paint below ``threshold`` — beyond the ramp, whose lighter half would pull L′ down);
    where ``L′ − D ≥`` :data:`MIN_CONTRAST`, the iso-contour ``luma = (D + L′) / 2`` — its dark
    side, 1 px wide — around the pieces of ``luma < (D + L′) / 2`` that hold the region's core.
    A soft ramp of any width gives one line at its middle; where the fill meets other dark paint
@@ -84,7 +85,8 @@ def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = 0.35) -
         return cv2.GaussianBlur(np.where(mask, luma, 0).astype(np.float32), (0, 0), sigma) / np.maximum(weight, 1e-6), weight
 
     fill, w_fill = local_mean(dark & core)
-    light, w_light = local_mean(~weak)
+    # the light level from paint beyond the ramp: a soft edge's lighter half would pull it down
+    light, w_light = local_mean(cv2.distanceTransform((~weak).astype(np.uint8), cv2.DIST_L2, 5) > sigma)
     valid = (w_fill > 0.02) & (w_light > 0.02) & (light - fill >= MIN_CONTRAST)
     mid = (fill + light) / 2
     below = ((luma < mid) & valid) | dark
