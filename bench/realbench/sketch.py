@@ -252,8 +252,9 @@ def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: i
 
 def ribbon_sheet(data: Path, path: Path, with_outline: Method, without: Method, scale: int = 2) -> Path:
     """Violet's ribbon before and after the dark-fill outline: for frames 040 and 070, the input,
-    the lines without the outline, and with it (the added ink in red), ``scale``× zoomed crops."""
-    boxes = {"040": (230, 430, 680, 960), "070": (250, 450, 920, 1200)}      # y0, y1, x0, x1
+    the lines without the outline, with it (the added ink in red), and those over the frame;
+    ``scale``× zoomed crops."""
+    boxes = {"040": (230, 430, 690, 930), "070": (250, 450, 930, 1170)}      # y0, y1, x0, x1
     rows = []
     for name, (y0, y1, x0, x1) in boxes.items():
         img = load(data / "violet" / "1280x720" / f"{name}.png")[..., :3]
@@ -261,12 +262,17 @@ def ribbon_sheet(data: Path, path: Path, with_outline: Method, without: Method, 
         crop = np.s_[y0:y1, x0:x1]
         b = np.repeat(1.0 - before[crop][..., None].astype(np.float32), 3, 2)
         a = b.copy()
-        a[after[crop] & ~before[crop]] = (1.0, 0.0, 0.0)
+        added = after[crop] & ~before[crop]
+        a[added] = (1.0, 0.0, 0.0)
+        over = 0.5 + 0.5 * img[crop]                  # the lines over the frame, to see where they sit
+        over[before[crop]] = 0.0
+        over[added] = (1.0, 0.0, 0.0)
         w = (x1 - x0) * scale
-        zoom = [cv2.resize(c, (w, (y1 - y0) * scale), interpolation=cv2.INTER_NEAREST) for c in (img[crop], b, a)]
-        rows.append(np.hstack([cell(zoom[0], f"violet {name} (×{scale})", w),
+        zoom = [cv2.resize(c, (w, (y1 - y0) * scale), interpolation=cv2.INTER_NEAREST) for c in (img[crop], b, a, over)]
+        rows.append(np.hstack([cell(zoom[0], f"violet {name} (x{scale})", w),
                                cell(zoom[1], "without the dark outline (node v3)", w),
-                               cell(zoom[2], "with it (node v4; added ink red)", w)]))
+                               cell(zoom[2], "with it (node v4; added ink red)", w),
+                               cell(zoom[3], "v4 over the frame", w)]))
     sheet = np.vstack(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
