@@ -79,6 +79,23 @@ def test_a_mid_grey_blurred_blob_gets_no_outline():
     assert not dark_outlines(blob, arc_ink(0.5)).any()
 
 
+def test_a_highlight_inside_a_dark_fill_gets_no_outline():
+    img = disc()
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    spot = np.hypot(yy - 170, xx - 200) < 12
+    img[spot] = 0.9                                              # a shine on the fill
+    out = dark_outlines(img, arc_ink(0.5))
+    assert encloses(out | arc_ink(0.5), CENTER)
+    assert not out[np.hypot(yy - 170, xx - 200) < 20].any()
+
+
+def test_a_thick_drawn_line_is_not_a_dark_fill():
+    ring = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.circle(ring, CENTER[::-1], RADIUS, 1, 8)                  # an 8-px black line, found whole
+    img = np.repeat(np.where(ring > 0, 0.0, 0.9)[..., None], 3, 2).astype(np.float32)
+    assert not dark_outlines(img, ring > 0).any()
+
+
 def test_a_dark_region_below_the_minimum_area_gets_no_outline():
     small = disc(radius=10, ramp=4, soft_side=None)              # ≈ 270 px < 1500·0.5² = 375 px
     assert not dark_outlines(small, arc_ink(1.0, radius=10)).any()
@@ -116,21 +133,30 @@ def test_the_outline_is_seeded_by_nothing_and_repeats():
 
 # ---- the node -----------------------------------------------------------------------------------
 
+def drawn_disc():
+    """:func:`disc` with its sharp half inked as a studio draws it: a 2-px black line on the edge."""
+    img = disc()
+    line = arc_ink(0.5).astype(np.uint8)
+    line = cv2.dilate(line, np.ones((2, 2), np.uint8)) > 0
+    img[line] = 0.0
+    return img
+
+
 def _run_sketch(tmp_path, img, **params):
     path = tmp_path / "disc.png"
     cv2.imwrite(str(path), cv2.cvtColor((img * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR))
     g = cg.Graph(frames="1")
     plate = g.add("Read", name="plate", path=str(path))
-    g.add("Sketch", name="sk", image=plate["image"], method="xdog", **params)
+    g.add("Sketch", name="sk", image=plate["image"], **params)
     r = g.run(targets=["sk"])
     return r.value("sk", "binary", 1) >= 0.5, r.value("sk", "lines", 1)
 
 
 def test_sketch_closes_a_dark_objects_outline_where_its_edge_is_soft(tmp_path):
-    """Sharp on the left (XDoG draws it), a 15-px ramp on the right (XDoG does not): with
+    """A line on the left (the network draws it), a 15-px ramp on the right (it does not): with
     `dark_outline` the outline is closed, without it it is open; both outputs carry the line."""
-    with_, soft = _run_sketch(tmp_path, disc())
-    without, _ = _run_sketch(tmp_path, disc(), dark_outline=False)
+    with_, soft = _run_sketch(tmp_path, drawn_disc())
+    without, _ = _run_sketch(tmp_path, drawn_disc(), dark_outline=False)
     assert encloses(with_, CENTER) and not encloses(without, CENTER)
     assert (soft[with_ & ~without] == 1.0).all()
     added = with_ & ~without
@@ -138,6 +164,12 @@ def test_sketch_closes_a_dark_objects_outline_where_its_edge_is_soft(tmp_path):
 
 
 def test_sketch_dark_threshold_below_the_fill_finds_no_dark_object(tmp_path):
-    low, _ = _run_sketch(tmp_path, disc(), dark_threshold=0.05)
-    without, _ = _run_sketch(tmp_path, disc(), dark_outline=False)
+    low, _ = _run_sketch(tmp_path, drawn_disc(), dark_threshold=0.05)
+    without, _ = _run_sketch(tmp_path, drawn_disc(), dark_outline=False)
     assert (low == without).all()
+
+
+def test_xdog_is_left_as_it_is(tmp_path):
+    on, _ = _run_sketch(tmp_path, drawn_disc(), method="xdog")
+    off, _ = _run_sketch(tmp_path, drawn_disc(), method="xdog", dark_outline=False)
+    assert (on == off).all()

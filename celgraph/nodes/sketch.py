@@ -56,13 +56,14 @@ class Sketch(NodeType):
     value (model) or 0.5 (xdog); `weak_threshold` 0 keeps the calibrated one (model; xdog and
     weights without one: none), and a value ≥ `threshold` binarises at `threshold` alone.
 
-    `dark_outline` (on by default, either method) adds the outline of large dark fills — hair,
+    `dark_outline` (on by default; method `model`) adds the outline of large dark fills — hair,
     ribbons, coats, bows, outlined in anime by a line barely darker than the fill, whose soft edge
-    neither method draws — as a 1-px line at the middle of the dark-to-light ramp
-    (:func:`celgraph.models.dark_outline.dark_outlines`): regions darker than `dark_threshold`
-    (luminance), at least ≈ 0.16 % and at most 20 % of the frame, whose edge the lines already
-    found outline for ≥ 30 % (a dark plate, sky or out-of-focus post has no drawn line along it
-    and gets none). The line is ink (1) in both outputs.
+    the network does not draw — as a 1-px line at the middle of the dark-to-light ramp
+    (:func:`celgraph.models.dark_outline.dark_outlines`): pieces of paint darker than
+    `dark_threshold` (luminance; the ink apart) of at least ≈ 0.16 % of the frame, not in a dark
+    area over 20 % of it, whose edge the network's lines already outline for ≥ 30 % (a dark plate,
+    sky or out-of-focus post has no drawn line along it and gets none). The line is ink (1) in both
+    outputs. XDoG, which inks every edge, is left as it is (the classical baseline).
     """
     id, version, category = "celgraph.Sketch", 4, "Lines"
     color_space = cs.DISPLAY                         # trained on sRGB frames
@@ -78,8 +79,8 @@ class Sketch(NodeType):
               help="hysteresis: pixels down to this value are ink where they connect to pixels ≥ threshold; "
                    "0 = calibrated (model: from the weights, xdog: none); ≥ threshold: no hysteresis"),
         Bool("dark_outline", True,
-             help="add the outline of large dark fills (hair, ribbons, coats) the lines partly outline, "
-                  "at the middle of their dark-to-light edge"),
+             help="model: add the outline of large dark fills (hair, ribbons, coats) that the lines partly "
+                  "outline, at the middle of their dark-to-light edge"),
         Float("dark_threshold", 0.35, min=0.05, max=0.7,
               help="dark_outline: luminance (0..1) below which paint counts as a dark fill"),
         PathParam("weights", "", help="Sketch U-Net .safetensors; empty: the bundled weights", hashed=False),
@@ -143,7 +144,7 @@ class Sketch(NodeType):
             weak = p.weak_threshold or meta.get("weak_threshold")
         soft = np.clip(soft, 0.0, 1.0).astype(np.float32)
         binary = binarize(soft, threshold, weak)
-        if p.dark_outline:
+        if p.dark_outline and p.method == "model":
             from ..models.dark_outline import dark_outlines
             outline = dark_outlines(image, binary, p.dark_threshold)
             soft[outline] = 1.0
