@@ -28,7 +28,9 @@ def sketch_suite(cfg, engine) -> list[Row]:
         ("" if is_quick(cfg) else " to 1920×1080") + ")"
     methods = [("Sketch model (celgraph U-Net)", {"method": "model"}),
                ("Sketch xdog (classical baseline, tuned)", {"method": "xdog"}),
-               ("Sketch model, threshold alone (node v2, no hysteresis)", {"method": "model", "weak_threshold": 1.0}),
+               ("Sketch model, no dark outline (node v3)", {"method": "model", "dark_outline": False}),
+               ("Sketch model, threshold alone (node v2, no hysteresis)",
+                {"method": "model", "weak_threshold": 1.0, "dark_outline": False}),
                ("Sketch xdog (adeleine parameters σ 0.4, k 4.5, p 19, ε 0.01)",
                 {"method": "xdog", "xdog_sigma": 0.4, "xdog_k": 4.5, "xdog_p": 19.0, "xdog_epsilon": 0.01,
                  "xdog_phi": 1e9})]

@@ -28,7 +28,8 @@ edge as a 1-px line at the middle of the dark-to-light ramp:
    ink is that ink's line already (1-2 px off, it would thicken it) and is left out, but for the
    few px by which each added piece reaches the ink, so it joins it.
 
-Pure numpy + OpenCV, a few Gaussian blurs and connected-component passes (≈ 0.1 s at 1280×720).
+Pure numpy + OpenCV: a few connected-component and distance passes, and the wide Gaussian means
+run on a frame σ/3 times smaller (≈ 0.1 s at 1280×720, 0.16 s at 1920×1080 on one loaded core).
 """
 from __future__ import annotations
 
@@ -93,9 +94,16 @@ def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = 0.35) -
     # 4. the iso-contour halfway between the local fill level and the local light level
     sigma = 12 * s
 
+    f = max(1, int(sigma // 3))                       # a blur this wide runs as well on a frame f× smaller
+
+    def blur(a):
+        small = cv2.resize(a, (max(W // f, 1), max(H // f, 1)), interpolation=cv2.INTER_AREA) if f > 1 else a
+        small = cv2.GaussianBlur(small, (0, 0), sigma / f)
+        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR) if f > 1 else small
+
     def local_mean(mask):
-        weight = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)
-        return cv2.GaussianBlur(np.where(mask, luma, 0).astype(np.float32), (0, 0), sigma) / np.maximum(weight, 1e-6), weight
+        weight = blur(mask.astype(np.float32))
+        return blur(np.where(mask, luma, 0).astype(np.float32)) / np.maximum(weight, 1e-6), weight
 
     fill, w_fill = local_mean(dark & core)
     # the light level from paint beyond the ramp: a soft edge's lighter half would pull it down

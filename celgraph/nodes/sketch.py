@@ -16,6 +16,7 @@ from .. import colorspace as cs
 from ..core import (Bool, Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
                       PathParam)
 from ..core.hashing import file_digest
+from ..models.dark_outline import dark_outlines
 from .modelfiles import RUNTIME_PARAM, accelerated, bundled_file, load_model, runtime_issues, weights_issues
 
 BUNDLED = "sketch_unet.safetensors"
@@ -145,7 +146,6 @@ class Sketch(NodeType):
         soft = np.clip(soft, 0.0, 1.0).astype(np.float32)
         binary = binarize(soft, threshold, weak)
         if p.dark_outline and p.method == "model":
-            from ..models.dark_outline import dark_outlines
             outline = dark_outlines(image, binary, p.dark_threshold)
             soft[outline] = 1.0
             binary |= outline
