@@ -13,14 +13,21 @@ thin lines in grey, 0.3-0.5 ink; at 0.5 they break into dashes). Each method is 
 the threshold stored with the weights, 0.5 for XDoG) and at the one threshold that maximises its
 mean F1 over the pairs (searched over :data:`THRESHOLDS`; an upper bound, chosen on the test data).
 
-The model is scored as the node binarises it (hysteresis: its threshold, extended along connected
-pixels down to the weak threshold stored with the weights, :func:`celgraph.nodes.sketch.binarize`)
-and at its threshold alone (the node before version 3); the best-threshold search moves the strong
-threshold and keeps the weak one.
+The model is scored as the node outputs it (version 4: hysteresis — its threshold, extended along
+connected pixels down to the weak threshold stored with the weights,
+:func:`celgraph.nodes.sketch.binarize` — and the outline of dark fills,
+:func:`celgraph.models.dark_outline.dark_outlines`), without the dark outline (version 3) and at its
+threshold alone (version 2); the best-threshold search moves the strong threshold and keeps the weak
+one (the dark outline follows the ink it gets).
 
 Violet (``violet/1280x720``, no truth) and the two Anime2Sketch inputs without a drawing are shown
-in ``docs/sketch_real_contact_sheet.png`` with both methods; ``docs/sketch_dark_objects.png`` puts
-Violet's black ribbon beside the training generator's dark objects (:func:`dark_sheet`). On the Violet frames the suite prints
+in ``docs/sketch_real_contact_sheet.png`` with the model (v4 and v3) and XDoG;
+``docs/sketch_dark_objects.png`` puts Violet's black ribbon beside the training generator's dark
+objects (:func:`dark_sheet`), ``docs/sketch_dark_outline.png`` zooms into the ribbon before and after
+the dark outline (:func:`ribbon_sheet`). The negatives of the dark outline: the share of pixels it
+adds on the Violet frames (their plates are painted without lines), on ``saber.png`` (a dark night
+plate) and on the pair inputs (:func:`outline_added`), and the ink on the out-of-focus window post
+beside the ribbon (:func:`ribbon_outline`). On the Violet frames the suite prints
 the share of pixels each method inks (the backgrounds there are painted, without drawn lines: ink
 there is wrong) and how whole its lines are, :func:`celgraph.synth.metrics.line_continuity` over
 the whole frame (no hand-drawn character mask: the painted backgrounds stay almost empty, so the
@@ -36,8 +43,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from celgraph.models.dark_outline import dark_outlines
 from celgraph.models.xdog import luminance, xdog
-from celgraph.nodes.sketch import binarize
+from celgraph.nodes.sketch import Sketch, binarize
 from celgraph.synth import metrics
 
 from .common import cell, load, table
@@ -48,11 +56,13 @@ CAPTION = (0.86, 0.68)          # the caption box: rows below 86 % of the half's
 THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2)) + (0.97, 0.99)
 SHEET = "sketch_real_contact_sheet.png"
 DARK_SHEET = "sketch_dark_objects.png"
+RIBBON_SHEET = "sketch_dark_outline.png"
 RIBBON = (200, 500, 700, 1000)  # y0, y1, x0, x1 of violet/1280x720/040.png: the black ribbon at 1:1
 RIBBON_EDGE = (200, 420, 700, 885)   # the same without the out-of-focus window post right of it
 POST = (200, 380, 885, 935)          # that post: dark paint on the plate, no drawn line
 DARK_SEEDS = (2_000_001, 2_000_004, 2_000_009)
 MIN_STROKE = 3
+DARK_THRESHOLD = next(p.default for p in Sketch.params if p.name == "dark_threshold")   # the node's default
 
 
 def split_pair(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,10 +89,12 @@ def masked_prf(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray, tol: floa
 
 class Method:
     """A row of the table: a soft-ink function (memoised per image, so two binarisations of one
-    network run it once), the default threshold and the weak (hysteresis) one, or None."""
+    network run it once), the default threshold and the weak (hysteresis) one, or None, and whether
+    the outline of dark fills is added (the node's ``dark_outline``, at its default threshold)."""
 
-    def __init__(self, name: str, soft_fn, threshold: float, weak: float | None = None, memo: dict | None = None):
-        self.name, self.fn, self.threshold, self.weak = name, soft_fn, threshold, weak
+    def __init__(self, name: str, soft_fn, threshold: float, weak: float | None = None, memo: dict | None = None,
+                 outline: bool = False):
+        self.name, self.fn, self.threshold, self.weak, self.outline = name, soft_fn, threshold, weak, outline
         self.memo = {} if memo is None else memo
 
     def soft(self, img: np.ndarray) -> np.ndarray:
@@ -92,21 +104,30 @@ class Method:
         return self.memo[key]
 
     def binary(self, img: np.ndarray, threshold: float | None = None) -> np.ndarray:
-        return binarize(self.soft(img), self.threshold if threshold is None else threshold, self.weak)
+        ink = binarize(self.soft(img), self.threshold if threshold is None else threshold, self.weak)
+        return ink | dark_outlines(img, ink, DARK_THRESHOLD) if self.outline else ink
+
+    def added(self, img: np.ndarray) -> np.ndarray:
+        """The ink the dark-fill outline adds (bool H×W; none when the method has no outline)."""
+        ink = binarize(self.soft(img), self.threshold, self.weak)
+        return dark_outlines(img, ink, DARK_THRESHOLD) & ~ink if self.outline else np.zeros(ink.shape, bool)
 
     @property
     def label(self) -> str:
-        return f"t {self.threshold:g}" + (f", weak {self.weak:g}" if self.weak is not None else "")
+        return f"t {self.threshold:g}" + (f", weak {self.weak:g}" if self.weak is not None else "") + \
+            (", dark outline" if self.outline else "")
 
 
 def _methods(weights: Path | None = None) -> list[Method]:
-    """The model (bundled or ``weights``) as the node binarises it and at its threshold alone, and XDoG."""
+    """The model (bundled or ``weights``) as the node outputs it (hysteresis and the dark-fill
+    outline), without the outline (node v3) and at its threshold alone (v2), and XDoG."""
     from celgraph.models.sketch_unet import fuse_batchnorm, load_weights, predict
     from celgraph.nodes.sketch import bundled_weights
     model, meta = load_weights(weights or bundled_weights())
     model = fuse_batchnorm(model)
     t, weak, memo = float(meta.get("threshold", 0.5)), meta.get("weak_threshold"), {}
-    rows = [Method("Sketch model (celgraph U-Net)", lambda im: predict(model, im), t, weak, memo)]
+    rows = [Method("Sketch model (celgraph U-Net)", lambda im: predict(model, im), t, weak, memo, outline=True)]
+    rows.append(Method("Sketch model, no dark outline (node v3)", rows[0].fn, t, weak, memo))
     if weak is not None:
         rows.append(Method("Sketch model, threshold alone (node v2)", rows[0].fn, t, None, memo))
     return rows + [Method("Sketch xdog (classical baseline)", xdog, 0.5)]
@@ -183,6 +204,25 @@ def ribbon_outline(data: Path, methods) -> dict[str, dict]:
                      "edge_px": int(edge.sum())} for m in methods}
 
 
+def outline_added(data: Path, methods, quick: bool = False) -> dict[str, dict]:
+    """{method: {"violet", "violet_max", "saber", "inputs"}} for the methods with the dark-fill
+    outline: the share of pixels the outline adds to their lines — mean and largest over the Violet
+    frames, on ``anime2sketch/inputs/saber.png`` (a dark night plate behind the character: a
+    negative) and mean over the Anime2Sketch pair inputs."""
+    frames = [load(p)[..., :3] for p in violet_frames(data, quick)]
+    pairs = [split_pair(load(p))[0] for p in sorted((data / "anime2sketch" / "pairs").glob("*_in_out.png"))]
+    saber = data / "anime2sketch" / "inputs" / "saber.png"
+    out = {}
+    for m in methods:
+        if not m.outline:
+            continue
+        v = [m.added(f).mean() for f in frames]
+        out[m.name] = {"violet": float(np.mean(v)), "violet_max": float(np.max(v)),
+                       "saber": float(m.added(load(saber)[..., :3]).mean()) if saber.is_file() else float("nan"),
+                       "inputs": float(np.mean([m.added(p).mean() for p in pairs]))}
+    return out
+
+
 # ---------------------------------------------------------------- contact sheet
 
 def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: int = 640) -> Path:
@@ -207,6 +247,37 @@ def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: i
         hmax = max(c.shape[0] for c in cells)
         cells = [np.vstack([c, np.full((hmax - c.shape[0], width, 3), 255, np.uint8)]) for c in cells]
         rows.append(np.hstack(cells))
+    sheet = np.vstack(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    tmp.replace(path)
+    return path
+
+
+def ribbon_sheet(data: Path, path: Path, with_outline: Method, without: Method, scale: int = 2) -> Path:
+    """Violet's ribbon before and after the dark-fill outline: for frames 040 and 070, the input,
+    the lines without the outline, with it (the added ink in red), and those over the frame;
+    ``scale``× zoomed crops."""
+    boxes = {"040": (230, 430, 690, 930), "070": (250, 450, 930, 1170)}      # y0, y1, x0, x1
+    rows = []
+    for name, (y0, y1, x0, x1) in boxes.items():
+        img = load(data / "violet" / "1280x720" / f"{name}.png")[..., :3]
+        before, after = without.binary(img), with_outline.binary(img)
+        crop = np.s_[y0:y1, x0:x1]
+        b = np.repeat(1.0 - before[crop][..., None].astype(np.float32), 3, 2)
+        a = b.copy()
+        added = after[crop] & ~before[crop]
+        a[added] = (1.0, 0.0, 0.0)
+        over = 0.5 + 0.5 * img[crop]                  # the lines over the frame, to see where they sit
+        over[before[crop]] = 0.0
+        over[added] = (1.0, 0.0, 0.0)
+        w = (x1 - x0) * scale
+        zoom = [cv2.resize(c, (w, (y1 - y0) * scale), interpolation=cv2.INTER_NEAREST) for c in (img[crop], b, a, over)]
+        rows.append(np.hstack([cell(zoom[0], f"violet {name} (x{scale})", w),
+                               cell(zoom[1], "without the dark outline (node v3)", w),
+                               cell(zoom[2], "with it (node v4; added ink red)", w),
+                               cell(zoom[3], "v4 over the frame", w)]))
     sheet = np.vstack(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
@@ -247,8 +318,11 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
     scores = pair_scores(data, methods, quick)
     violet = violet_lines(data, methods, quick)
     ribbon = ribbon_outline(data, methods)
-    sheet = contact_sheet(data, docs / SHEET, methods, quick)
+    added = outline_added(data, methods, quick)
+    model, model_v3 = methods[0], methods[1]
+    sheet = contact_sheet(data, docs / SHEET, [m for m in methods if "threshold alone" not in m.name], quick)
     dark = dark_sheet(data, docs / DARK_SHEET, methods)
+    zoom = ribbon_sheet(data, docs / RIBBON_SHEET, model, model_v3)
     rows = []
     for m in methods:
         t, p, r, f = scores[m.name]["default"]
@@ -273,6 +347,12 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
             + ", ".join(f"{m.name.split(' (')[0]} {ribbon[m.name]['recall']:.2f}" for m in methods)
             + "; share of the out-of-focus window post beside it inked (no line there) — "
             + ", ".join(f"{m.name.split(' (')[0]} {100 * ribbon[m.name]['post_inked']:.1f} %" for m in methods)
+            + ".\n\nInk the dark-fill outline adds (share of pixels; it should be near zero where no dark "
+            "object is outlined): " + "; ".join(
+                f"{name.split(' (')[0]}: Violet frames {100 * a['violet']:.3f} % mean, {100 * a['violet_max']:.3f} % at most, "
+                f"saber.png (dark night plate) {100 * a['saber']:.3f} %, Anime2Sketch pair inputs {100 * a['inputs']:.3f} %"
+                for name, a in added.items())
+            + f". Violet's ribbon before and after, zoomed: `docs/{zoom.name}`"
             + f".\n\nContact sheet: `docs/{sheet.name}` (Violet frames, a 1:1 crop of the face profile and "
             f"ribbon, the Anime2Sketch inputs; binary lines at each row's default binarisation). "
             f"The training generator's dark objects beside Violet's ribbon: `docs/{dark.name}`.\n")

@@ -1,0 +1,135 @@
+"""Outlines of dark fills: the line around large near-black paint (hair, ribbons, coats, bows).
+
+In anime, a dark object is outlined by a line barely darker than its fill, so a line detector sees
+only the fill's edge — and where that edge is a soft ramp (motion blur, compositing softness; 10-30
+px on Violet's black ribbon against a blurred plate) it looks like the out-of-focus paint that
+Sketch is taught to leave alone. :func:`dark_outlines` finds such fills classically and draws their
+edge as a 1-px line at the middle of the dark-to-light ramp:
+
+1. Luminance, smoothed (Gaussian σ = 1.5·s px, s = the frame's short side ÷ 720, so the sizes below
+   mean the same at every resolution; grain and JPEG noise fall out).
+2. Dark regions: 8-connected pieces of ``luma < threshold`` — apart from the ``ink`` already found
+   and the pixel around it (a thick line would join a shadow band, a blurred tree behind or the
+   hair beside into one region) — that hold a pixel below ``threshold − 0.05`` (hysteresis), of at
+   least :data:`MIN_AREA`·s² px; dark paint in a piece larger than :data:`MAX_AREA` of the frame
+   (ink included: a dark sky, a night plate) is background, not an object.
+3. Character paint, not plate: a region is kept when the ink lies within 3·s + 1 px of at least
+   :data:`MIN_SUPPORT` of its edge — a drawn object is outlined for much of its edge where the
+   edge is sharp; an out-of-focus post, a window, a dark sky has no drawn line along it.
+4. The line: per pixel, the local fill level D and the local light level L′ (Gaussian-weighted
+   means, σ = 12·s px, of the region's core pixels and of the pixels more than 12·s px from any
+   paint below ``threshold`` — beyond the ramp, whose lighter half would pull L′ down);
+   where ``L′ − D ≥`` :data:`MIN_CONTRAST`, the iso-contour ``luma = (D + L′) / 2`` — its dark
+   side, 1 px wide — around the pieces of ``luma < (D + L′) / 2`` that hold the region's core,
+   their holes filled (light paint inside a fill is a highlight, not an outline). A soft ramp of
+   any width gives one line at its middle; where the fill meets other dark paint (no light side)
+   no line is drawn.
+5. What it returns is the ink to add: the outline where it runs within :data:`BESIDE` px of the
+   ink is that ink's line already (1-2 px off, it would thicken it) and is left out, but for the
+   few px by which each added piece reaches the ink, so it joins it.
+
+Pure numpy + OpenCV: a few connected-component and distance passes, and the wide Gaussian means
+run on a frame σ/3 times smaller (≈ 0.1 s at 1280×720, 0.16 s at 1920×1080 on one loaded core).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .xdog import luminance
+
+__all__ = ["dark_outlines", "MIN_AREA", "MAX_AREA", "MIN_SUPPORT", "MIN_CONTRAST"]
+
+MIN_AREA = 1500          # px at 720 lines (×s²): ≈ 0.16 % of a 1280×720 frame
+MAX_AREA = 0.2           # share of the frame: larger dark areas are background
+MIN_SUPPORT = 0.3        # share of a region's edge within 3·s + 1 px of the ink already found
+MIN_CONTRAST = 0.12      # light level − fill level, luminance 0..1
+HYSTERESIS = 0.05        # a region's core is darker than threshold by this much
+BESIDE = 3.0             # px: outline this close to the ink is the ink's line
+
+
+def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = 0.35) -> np.ndarray:
+    """The outline (H×W bool, 1 px) of the dark fills of ``image`` (H×W×C float 0..1, RGB or RGBA
+    premultiplied over white) that ``ink`` (H×W bool: the lines already found) partly outlines,
+    where ``ink`` lacks it: OR it with ``ink``. ``threshold``: the luminance below which paint is
+    dark."""
+    img = np.asarray(image, np.float32)
+    ink = np.asarray(ink, bool)
+    H, W = img.shape[:2]
+    if ink.shape != (H, W):
+        raise ValueError(f"ink is {ink.shape[1]}×{ink.shape[0]}, the image {W}×{H}")
+    s = min(H, W) / 720.0
+    luma = cv2.GaussianBlur(luminance(img), (0, 0), 1.5 * s)
+    weak = luma < threshold
+    core = luma < threshold - HYSTERESIS
+    # dark paint apart from the ink (a thick line joins a shadow band, a blurred tree behind, the
+    # dark hair beside into one region), of a piece of dark of at most MAX_AREA (a night plate)
+    _, whole, wstats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
+    huge = wstats[:, cv2.CC_STAT_AREA] > MAX_AREA * H * W
+    huge[0] = False
+    paint = weak & ~huge[whole] & (cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(paint.astype(np.uint8), connectivity=8)
+    area = stats[:, cv2.CC_STAT_AREA]
+    has_core = np.zeros(n, bool)
+    has_core[labels[core]] = True
+    candidate = has_core & (area >= MIN_AREA * s * s)
+    candidate[0] = False
+    if not candidate.any():
+        return np.zeros((H, W), bool)
+
+    # 3. keep the regions whose edge the ink already outlines in part
+    far = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5) > 3 * s + 1     # + the px around the ink
+    keep = np.zeros(n, bool)
+    for i in np.flatnonzero(candidate):
+        x, y, w, h = stats[i, :4]
+        box = np.s_[max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1]        # the frame's border is no edge
+        region = labels[box] == i
+        edge = region & (cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8),
+                                   borderType=cv2.BORDER_REPLICATE) == 0)
+        keep[i] = edge.any() and 1.0 - far[box][edge].mean() >= MIN_SUPPORT
+    dark = keep[labels]
+    if not dark.any():
+        return np.zeros((H, W), bool)
+
+    # 4. the iso-contour halfway between the local fill level and the local light level
+    sigma = 12 * s
+
+    f = max(1, int(sigma // 3))                       # a blur this wide runs as well on a frame f× smaller
+
+    def blur(a):
+        small = cv2.resize(a, (max(W // f, 1), max(H // f, 1)), interpolation=cv2.INTER_AREA) if f > 1 else a
+        small = cv2.GaussianBlur(small, (0, 0), sigma / f)
+        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR) if f > 1 else small
+
+    def local_mean(mask):
+        weight = blur(mask.astype(np.float32))
+        return blur(np.where(mask, luma, 0).astype(np.float32)) / np.maximum(weight, 1e-6), weight
+
+    fill, w_fill = local_mean(dark & core)
+    # the light level from paint beyond the ramp: a soft edge's lighter half would pull it down
+    light, w_light = local_mean(cv2.distanceTransform((~weak).astype(np.uint8), cv2.DIST_L2, 5) > sigma)
+    valid = (w_fill > 0.02) & (w_light > 0.02) & (light - fill >= MIN_CONTRAST)
+    mid = (fill + light) / 2
+    below = ((luma < mid) & valid) | dark
+    nb, blabels = cv2.connectedComponents(below.astype(np.uint8), connectivity=8)
+    held = np.zeros(nb, bool)
+    held[blabels[dark & core]] = True
+    held[0] = False
+    below = held[blabels]
+    # only the outer edge: light paint enclosed by the fill (a highlight, a shine) is no outline
+    nh, hlabels = cv2.connectedComponents((~below).astype(np.uint8), connectivity=4)
+    open_ = np.zeros(nh, bool)
+    open_[np.concatenate([hlabels[0], hlabels[-1], hlabels[:, 0], hlabels[:, -1]])] = True
+    below |= ~open_[hlabels]
+    above = ((luma >= mid) & valid & ~below).astype(np.uint8)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    outline = below & (cv2.dilate(above, cross) > 0)
+
+    # 5. not beside the ink already found (the line is there, 1-2 px off: two would make it thick),
+    # but up to it: the pieces away from the ink grow back along the outline for a few px
+    beside = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5) <= BESIDE
+    grown = (outline & ~beside).astype(np.uint8)
+    square = np.ones((3, 3), np.uint8)
+    for _ in range(int(np.ceil(BESIDE)) + 1):
+        grown = cv2.dilate(grown, square) & outline
+    return grown.astype(bool)

@@ -1,0 +1,175 @@
+"""The outline of dark fills (celgraph.models.dark_outline) and Sketch's `dark_outline`, on tiny
+hand-made frames whose answer is known."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import celgraph as cg
+from celgraph.engine import registry
+from celgraph.models.dark_outline import dark_outlines
+from celgraph.nodes import sketch as sketch_nodes
+
+if registry.get("celgraph.Sketch") is None:
+    registry.register_module(sketch_nodes)
+
+SIZE = 360                       # s = 0.5: the sizes below are those of a 720-line frame halved
+CENTER, RADIUS, RAMP = (180, 180), 80, 15
+
+
+def _radius():
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    return np.hypot(yy - CENTER[0], xx - CENTER[1])
+
+
+def disc(fill=0.08, paper=0.9, radius=RADIUS, ramp=RAMP, soft_side="right"):
+    """A grey disc of luminance ``fill`` on ``paper``, its edge a linear ramp ``ramp`` px wide
+    centred on ``radius`` — only on the right half (x ≥ centre) when ``soft_side`` is "right", as
+    Violet's ribbon against the blurred plate, and a 1-px edge on the left, where a line detector
+    draws it; all round when ``soft_side`` is None. RGB H×W×3 float32."""
+    r = _radius()
+    t = np.clip((r - (radius - ramp / 2)) / ramp, 0, 1)
+    if soft_side == "right":
+        sharp = np.clip(r - radius + 0.5, 0, 1)
+        t = np.where(np.mgrid[:SIZE, :SIZE][1] >= CENTER[1], t, sharp)
+    luma = fill + (paper - fill) * t
+    return np.repeat(luma[..., None], 3, 2).astype(np.float32)
+
+
+def arc_ink(share=0.5, radius=RADIUS):
+    """Drawn ink (bool) along the left ``share`` of the circle of ``radius``: the part of the outline
+    a line detector found (the sharp half of :func:`disc`)."""
+    ink = np.zeros((SIZE, SIZE), np.uint8)
+    half = 180 * share
+    cv2.ellipse(ink, CENTER[::-1], (radius, radius), 180, -half, half, 1, 1)
+    return ink.astype(bool)
+
+
+def encloses(outline, point):
+    """Whether ``outline`` (bool) separates ``point`` (y, x) from the frame's corner (4-connected
+    paper cannot reach it)."""
+    paper = (~outline).astype(np.uint8)
+    _, labels = cv2.connectedComponents(paper, connectivity=4)
+    return labels[point] != labels[0, 0]
+
+
+def test_a_dark_disc_with_a_soft_ramp_gets_a_closed_1px_outline_at_the_ramps_middle():
+    ink = arc_ink(0.5)
+    out = dark_outlines(disc(), ink)
+    right = out & (np.mgrid[:SIZE, :SIZE][1] > CENTER[1] + 10)
+    assert right.sum() > 0.6 * np.pi * RADIUS                   # the soft half is outlined (8-connected px)
+    assert np.abs(_radius()[out] - RADIUS).max() <= 1.5          # at the middle of its 15-px ramp
+    assert encloses(out | ink, CENTER)                           # and joins the drawn half: closed
+    assert not encloses(ink, CENTER)
+    assert cv2.erode(out.astype(np.uint8), np.ones((2, 2), np.uint8)).sum() == 0    # 1 px: no 2×2 block
+
+
+def test_the_outline_does_not_double_a_line_already_drawn():
+    """Along the sharp half the drawn arc is the outline: nothing is added beside it but the few
+    px where the added half joins it."""
+    ink = arc_ink(0.5)
+    out = dark_outlines(disc(), ink)
+    near = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5) <= 1.5
+    assert (out & near).sum() <= 2 * 4                           # two joins
+
+
+def test_a_mid_grey_blurred_blob_gets_no_outline():
+    blob = cv2.GaussianBlur(disc(fill=0.5, ramp=1, soft_side=None), (0, 0), 8)
+    assert not dark_outlines(blob, arc_ink(0.5)).any()
+
+
+def test_a_highlight_inside_a_dark_fill_gets_no_outline():
+    img = disc()
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    spot = np.hypot(yy - 170, xx - 200) < 12
+    img[spot] = 0.9                                              # a shine on the fill
+    out = dark_outlines(img, arc_ink(0.5))
+    assert encloses(out | arc_ink(0.5), CENTER)
+    assert not out[np.hypot(yy - 170, xx - 200) < 20].any()
+
+
+def test_a_thick_drawn_line_is_not_a_dark_fill():
+    ring = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.circle(ring, CENTER[::-1], RADIUS, 1, 8)                  # an 8-px black line, found whole
+    img = np.repeat(np.where(ring > 0, 0.0, 0.9)[..., None], 3, 2).astype(np.float32)
+    assert not dark_outlines(img, ring > 0).any()
+
+
+def test_a_dark_region_below_the_minimum_area_gets_no_outline():
+    small = disc(radius=10, ramp=4, soft_side=None)              # ≈ 270 px < 1500·0.5² = 375 px
+    assert not dark_outlines(small, arc_ink(1.0, radius=10)).any()
+
+
+def test_dark_paint_that_no_drawn_line_outlines_gets_none():
+    """An out-of-focus dark post or a window on the plate: dark, large, but no line along it."""
+    assert not dark_outlines(disc(), np.zeros((SIZE, SIZE), bool)).any()
+    assert not dark_outlines(disc(), arc_ink(0.2)).any()        # under 30 % of its edge
+
+
+def test_a_dark_night_plate_filling_the_frame_gets_no_outline():
+    night = disc(fill=0.9, paper=0.08, radius=60, soft_side=None)                # a light moon on a dark sky: the sky is > 20 % of the frame
+    assert not dark_outlines(night, arc_ink(0.6, radius=60)).any()
+
+
+def test_no_outline_where_the_fill_meets_other_dark_paint():
+    img = disc()
+    img[150:210, 250:300] = 0.1                                  # dark paint over the disc's right edge
+    ink = arc_ink(0.5)
+    out = dark_outlines(img, ink)
+    assert encloses(out | ink, CENTER)                           # around disc and patch together
+    assert not out[152:208, 240:298].any()                       # not between them
+
+
+def test_the_ink_must_match_the_frame():
+    with pytest.raises(ValueError, match="ink is 10×10"):
+        dark_outlines(disc(), np.zeros((10, 10), bool))
+
+
+def test_the_outline_is_seeded_by_nothing_and_repeats():
+    a = dark_outlines(disc(), arc_ink(0.5))
+    assert (a == dark_outlines(disc(), arc_ink(0.5))).all()
+
+
+# ---- the node -----------------------------------------------------------------------------------
+
+def drawn_disc():
+    """:func:`disc` with its sharp half inked as a studio draws it: a 2-px black line on the edge."""
+    img = disc()
+    line = arc_ink(0.5).astype(np.uint8)
+    line = cv2.dilate(line, np.ones((2, 2), np.uint8)) > 0
+    img[line] = 0.0
+    return img
+
+
+def _run_sketch(tmp_path, img, **params):
+    path = tmp_path / "disc.png"
+    cv2.imwrite(str(path), cv2.cvtColor((img * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR))
+    g = cg.Graph(frames="1")
+    plate = g.add("Read", name="plate", path=str(path))
+    g.add("Sketch", name="sk", image=plate["image"], **params)
+    r = g.run(targets=["sk"])
+    return r.value("sk", "binary", 1) >= 0.5, r.value("sk", "lines", 1)
+
+
+def test_sketch_closes_a_dark_objects_outline_where_its_edge_is_soft(tmp_path):
+    """A line on the left (the network draws it), a 15-px ramp on the right (it does not): with
+    `dark_outline` the outline is closed, without it it is open; both outputs carry the line."""
+    with_, soft = _run_sketch(tmp_path, drawn_disc())
+    without, _ = _run_sketch(tmp_path, drawn_disc(), dark_outline=False)
+    assert encloses(with_, CENTER) and not encloses(without, CENTER)
+    assert (soft[with_ & ~without] == 1.0).all()
+    added = with_ & ~without
+    assert added[:, CENTER[1] + 20:].sum() > RADIUS               # the soft half's line
+
+
+def test_sketch_dark_threshold_below_the_fill_finds_no_dark_object(tmp_path):
+    low, _ = _run_sketch(tmp_path, drawn_disc(), dark_threshold=0.05)
+    without, _ = _run_sketch(tmp_path, drawn_disc(), dark_outline=False)
+    assert (low == without).all()
+
+
+def test_xdog_is_left_as_it_is(tmp_path):
+    on, _ = _run_sketch(tmp_path, drawn_disc(), method="xdog")
+    off, _ = _run_sketch(tmp_path, drawn_disc(), method="xdog", dark_outline=False)
+    assert (on == off).all()
