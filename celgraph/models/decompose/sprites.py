@@ -58,6 +58,10 @@ class SpriteConfig:
     plate_align: int = 0                    # texture: passes of per-frame plate alignment (see plate_offsets)
     plate_align_sigma: float = 2.0          # texture: smoothing of the alignment offsets (pixels at 256 high)
     label_band: float = 0.0                 # s2: no label loss within this many pixels (at 256 high) of a label edge
+    plate_carry: float = 0.0                # EXPERIMENT carry threshold (0 off)
+    plate_frame_rule: bool = True           # EXPERIMENT v7 frame rule
+    plate_carry_tol: float = 0.0            # EXPERIMENT colour check
+    plate_guard: float = 0.0                # EXPERIMENT close+dilate sprite labels by this many px at 256 high
 
 
 PRESETS: dict[str, SpriteConfig] = {
@@ -96,10 +100,18 @@ class SpriteLearner:
         self._progress = progress or (lambda p, m: None)
         self.frames = torch.from_numpy(np.ascontiguousarray(frames, np.float32)).to(dev)
         self.labels = torch.from_numpy(np.asarray(labels, np.int64)).to(dev)
-        # the frames the plate learns from (its median start, s1's and s2's memory losses): see plate_frames
-        self.teach = torch.from_numpy(plate_frames(labels, N).astype(np.float32)).to(dev)        # T
-        self.trust = torch.from_numpy(label_trust(labels, cfg.label_band * H / 256.0)).to(dev)      # T×H×W
         Hn = transforms / transforms[:, :, 2:3, 2:3]
+        # the pixels the plate learns from (its median start, s1's and s2's memory losses)
+        teach = np.ones(labels.shape, bool)
+        if cfg.plate_frame_rule:
+            teach &= plate_frames(labels, N)[:, None, None]
+        if cfg.plate_carry > 0:
+            teach &= ~carried_sprites(labels, Hn, cfg.plate_carry, frames, cfg.plate_carry_tol)
+        if cfg.plate_guard > 0:
+            teach &= ~sprite_guard(labels, cfg.plate_guard * H / 256.0)
+        self.teach_np = teach
+        self.teach = torch.from_numpy(teach.astype(np.float32)).to(dev)                         # T×H×W
+        self.trust = torch.from_numpy(label_trust(labels, cfg.label_band * H / 256.0)).to(dev)      # T×H×W
         self.Hs = torch.from_numpy(np.ascontiguousarray(Hn, np.float32)).to(dev)      # T×N×3×3
         self.gen = torch.Generator(device=dev).manual_seed(cfg.seed)
         self.pixel = torch.nn.ModuleList(IMLP(3 + 3 * N, 4, cfg.pixel_layers, cfg.hidden, self.gen)
@@ -116,7 +128,7 @@ class SpriteLearner:
         self.texture = self.offsets = None
         if "texture" in cfg.plate:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
-            background = background_votes(labels, N)   # (not all labelled pixels: a sprite the warm-up lost
+            background = (labels == 0) & teach   # (not all labelled pixels: a sprite the warm-up lost
             votes = background if cfg.plate_median == "labels" else np.ones_like(labels, bool)   # pulls the plate)
             tex = median_texture(frames, votes, Hn[:, 0], side)
             offsets = None
@@ -276,7 +288,7 @@ class SpriteLearner:
             composite = (c * a.clamp(0, 1)[..., None]).sum(1)
             l_blend = (composite - colour).abs().sum()
             tau = torch.rand(cfg.batch, generator=self.gen, device=self.device)
-            l_mem = ((self._plate(uv[:, 0], tau) - colour).abs() * (label[:, :1] * self.teach[t, None])).sum()
+            l_mem = ((self._plate(uv[:, 0], tau) - colour).abs() * (label[:, :1] * self.teach[t, y, x, None])).sum()
             loss = l_blend + (label - a).abs().sum() + l_mem
             self._splat(t, uv, colour, a.detach(), jitter=True)
         else:
@@ -286,7 +298,7 @@ class SpriteLearner:
                 target = torch.nn.functional.one_hot(d.argmin(1), N).float()
             loss = (target - a).abs().sum() + ((label - a).abs() * self.trust[t, y, x, None]).sum()
             if memory_now:
-                loss = loss + ((plate - colour).abs() * (a[:, :1].detach().clamp(0, 1) * self.teach[t, None])).sum()
+                loss = loss + ((plate - colour).abs() * (a[:, :1].detach().clamp(0, 1) * self.teach[t, y, x, None])).sum()
             self._splat(t, uv, colour, a.detach(), jitter=i < n * cfg.overwrite_switch)
         return loss
 
@@ -344,6 +356,41 @@ def plate_frames(labels: np.ndarray, n: int) -> np.ndarray:
     nxt = np.concatenate([counts[1:], counts[-2:-1]])
     ok = (counts >= 0.5 * np.maximum(prev, nxt)).all(1)
     return ok if ok.any() else np.ones(len(labels), bool)
+
+
+def carried_sprites(labels: np.ndarray, H: np.ndarray, keep: float, frames=None, tol: float = 0.0) -> np.ndarray:
+    """EXPERIMENT bounded carry."""
+    T, h, w = labels.shape
+    out = np.zeros(labels.shape, bool)
+    for k in range(1, H.shape[1]):
+        own = (labels == k).astype(np.uint8)
+        for order in (range(T), range(T - 1, -1, -1)):
+            ref, prev, size, col = None, None, 0, None
+            for t in order:
+                if ref is not None:
+                    M = np.linalg.inv(H[t, k]) @ H[prev, k]          # frame prev pixel → frame t pixel
+                    ref = cv2.warpPerspective(ref, M, (w, h), flags=cv2.INTER_NEAREST)
+                    if tol > 0:
+                        col = cv2.warpPerspective(col, M, (w, h), flags=cv2.INTER_LINEAR)
+                if ref is None or own[t].sum() >= keep * min(size, ref.sum()):
+                    ref, size = own[t], own[t].sum()
+                    if tol > 0:
+                        col = np.ascontiguousarray(frames[t], np.float32)
+                else:
+                    held = ref > 0
+                    if tol > 0:
+                        held &= np.abs(col - frames[t]).max(-1) < tol
+                    out[t] |= held
+                prev = t
+    return out
+
+
+def sprite_guard(labels: np.ndarray, radius: float) -> np.ndarray:
+    """EXPERIMENT: sprite labels closed and dilated by radius."""
+    r = max(1, int(round(radius)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    fg = (np.asarray(labels) > 0).astype(np.uint8)
+    return np.stack([cv2.dilate(cv2.morphologyEx(x, cv2.MORPH_CLOSE, kernel), kernel) > 0 for x in fg])
 
 
 def background_votes(labels: np.ndarray, n: int) -> np.ndarray:
