@@ -17,6 +17,8 @@ Stage s2 (self-supervision): d_k = ‖content_k − I‖, the background's d_0 s
 16/256; L_occ = Σ_k|onehot(argmin d)_k − a_k|; L = L_occ + L_label, plus from 1/6 of the stage
 Σ|C0(u0, v0, t) − I|·clip(a_0) (a_0 detached); canvases splat as in s1 until 1/2 of the stage, then
 are overwritten without jitter. The colour heads get no loss in s2 (upstream drops L_blend there).
+The plate learns from no pixel `held_out` returns (its median start and both memory losses): where the
+warm-up lost (part of) a sprite — whole frames (plate_frames) and bounded carried masks (carried_sprites).
 Export: the rendered plate C0(u0, v0, t); per object the alpha a_k; foreground layers are the frame
 times a_k (the cut-out of the original pixels, not the canvas texture); the transforms.
 """
