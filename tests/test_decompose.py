@@ -449,26 +449,64 @@ def test_the_learner_keeps_plate_alignment_only_where_it_fits_the_background_bet
         assert (learner.offsets is not None) == kept
 
 
-def test_frames_where_the_warm_up_lost_a_sprite_do_not_vote_for_the_plate():
-    from celgraph.models.decompose.sprites import background_votes
-    labels = np.zeros((6, 8, 8), np.int64)
-    labels[:, 2:6, 2:6] = 1                          # a 16-pixel sprite ...
-    labels[4, 2:6, 2:6] = 0
-    labels[4, 2:4, 2:4] = 1                          # ... that the warm-up shrank to 4 pixels in frame 4
-    labels[5, 2:6, 2:5] = 1                          # and to 12 in frame 5 (smoothly: it still votes)
-    votes = background_votes(labels, 2)
-    assert not votes[4].any()
-    assert np.array_equal(votes[[0, 1, 2, 3, 5]], labels[[0, 1, 2, 3, 5]] == 0)
+def _moving_square(T=6, h=24, w=40, side=8, step=3):
+    """Labels of a square sprite moving right by `step` px a frame, and its transforms (translations)."""
+    labels = np.zeros((T, h, w), np.int64)
+    H = np.tile(np.eye(3), (T, 2, 1, 1))
+    H[:, 0] = np.diag([1 / 48, 1 / 48, 1.0])             # the plate: still, on a unit canvas
+    for t in range(T):
+        labels[t, 8:8 + side, 4 + step * t:4 + step * t + side] = 1
+        H[t, 1, 0, 2] = -step * t                      # frame pixel → the sprite's canvas (unit scale here)
+    return labels, H
+
+
+def test_a_sprite_the_warm_up_lost_is_carried_into_the_frames_that_lost_it():
+    from celgraph.models.decompose.sprites import carried_sprites
+    labels, H = _moving_square()
+    full = labels == 1
+    labels[4:] = 0                                     # the warm-up lost the sprite in the last two frames
+    labels[4, 8:16, 16:19] = 1                         # (all but a sliver of it in frame 4)
+    carried = carried_sprites(labels, H, 0.9)
+    assert not carried[:4].any()                       # nothing held where the warm-up kept the sprite
+    assert np.array_equal(carried[4:], full[4:])       # its last complete shape, moved by its transform
+
+
+def test_a_sprite_that_shrinks_is_not_carried_where_its_transform_alone_grows_it():
+    from celgraph.models.decompose.sprites import carried_sprites
+    labels, H = _moving_square()
+    H[3:, 1] = H[3:, 1] @ np.diag([0.7, 0.7, 1.0])      # a transform that wrongly grows the sprite by 1/0.7
+    assert not carried_sprites(labels, H, 0.9).any()   # the labels keep every pixel they had
+
+
+def test_carried_pixels_that_show_the_plate_are_not_held_out_of_it():
+    """A sprite the warm-up partly lost is held out of the plate where the frame still shows it; where
+    the frame shows the plate the other frames see (the sprite changed shape), the plate learns."""
+    from celgraph.models.decompose.sprites import SpriteConfig, held_out
+    labels, H = _moving_square()
+    T, h, w = labels.shape
+    frames = np.full((T, h, w, 3), 0.2, np.float32)      # a flat plate ...
+    frames[labels == 1] = 0.9                             # ... and a bright sprite
+    for t in (4, 5):                                      # the warm-up keeps 40 of its 64 pixels
+        labels[t, :, 4 + 3 * t + 5:] = 0
+    frames[5][(labels[5] == 0) & (frames[5, ..., 0] > 0.5)] = 0.2    # in frame 5 the rest is truly gone
+    held = held_out(frames, labels, H, SpriteConfig())
+    assert held[4].sum() == 64                            # frame 4 still shows all of it
+    assert np.array_equal(held[5], labels[5] == 1)
+    assert not held[:4].any()
+    assert not held_out(frames, labels, H, SpriteConfig(plate_carry=0.0)).any()   # (v7: only whole frames)
 
 
 def test_frames_where_the_warm_up_lost_a_sprite_do_not_teach_the_plate():
-    from celgraph.models.decompose.sprites import plate_frames
+    from celgraph.models.decompose.sprites import SpriteConfig, held_out, plate_frames
     labels = np.zeros((5, 8, 8), np.int64)
     labels[:, 2:6, 2:6] = 1
     labels[3:, 2:6, 2:6] = 0                         # the warm-up lost the sprite from frame 3 on
     labels[3, 2:3, 2:3] = 1
     assert plate_frames(labels, 2).tolist() == [True, True, True, False, False]
     assert plate_frames(np.zeros((3, 4, 4), np.int64), 2).all()   # no sprite anywhere: every frame teaches
+    held = held_out(np.zeros((5, 8, 8, 3), np.float32), labels, np.tile(np.eye(3), (5, 2, 1, 1)),
+                    SpriteConfig(plate_carry=0.0))
+    assert held[3:].all() and not held[:3].any()
 
 
 def test_stage_s2_trusts_the_warm_up_labels_only_away_from_their_edges():

@@ -17,6 +17,8 @@ Stage s2 (self-supervision): d_k = ‖content_k − I‖, the background's d_0 s
 16/256; L_occ = Σ_k|onehot(argmin d)_k − a_k|; L = L_occ + L_label, plus from 1/6 of the stage
 Σ|C0(u0, v0, t) − I|·clip(a_0) (a_0 detached); canvases splat as in s1 until 1/2 of the stage, then
 are overwritten without jitter. The colour heads get no loss in s2 (upstream drops L_blend there).
+The plate learns from no pixel `held_out` returns (its median start and both memory losses): where the
+warm-up lost (part of) a sprite — whole frames (plate_frames) and bounded carried masks (carried_sprites).
 Export: the rendered plate C0(u0, v0, t); per object the alpha a_k; foreground layers are the frame
 times a_k (the cut-out of the original pixels, not the canvas texture); the transforms.
 """
@@ -58,6 +60,7 @@ class SpriteConfig:
     plate_align: int = 0                    # texture: passes of per-frame plate alignment (see plate_offsets)
     plate_align_sigma: float = 2.0          # texture: smoothing of the alignment offsets (pixels at 256 high)
     label_band: float = 0.0                 # s2: no label loss within this many pixels (at 256 high) of a label edge
+    plate_carry: float = 0.9                # carry a sprite into frames where the warm-up kept less than this share of it
 
 
 PRESETS: dict[str, SpriteConfig] = {
@@ -96,10 +99,12 @@ class SpriteLearner:
         self._progress = progress or (lambda p, m: None)
         self.frames = torch.from_numpy(np.ascontiguousarray(frames, np.float32)).to(dev)
         self.labels = torch.from_numpy(np.asarray(labels, np.int64)).to(dev)
-        # the frames the plate learns from (its median start, s1's and s2's memory losses): see plate_frames
-        self.teach = torch.from_numpy(plate_frames(labels, N).astype(np.float32)).to(dev)        # T
-        self.trust = torch.from_numpy(label_trust(labels, cfg.label_band * H / 256.0)).to(dev)      # T×H×W
         Hn = transforms / transforms[:, :, 2:3, 2:3]
+        # the pixels the plate learns from (its median start, s1's and s2's memory losses): not those of
+        # a sprite the warm-up lost (see held_out)
+        held = held_out(frames, labels, Hn, cfg)
+        self.teach = torch.from_numpy(~held).to(dev)                                              # T×H×W
+        self.trust = torch.from_numpy(label_trust(labels, cfg.label_band * H / 256.0)).to(dev)      # T×H×W
         self.Hs = torch.from_numpy(np.ascontiguousarray(Hn, np.float32)).to(dev)      # T×N×3×3
         self.gen = torch.Generator(device=dev).manual_seed(cfg.seed)
         self.pixel = torch.nn.ModuleList(IMLP(3 + 3 * N, 4, cfg.pixel_layers, cfg.hidden, self.gen)
@@ -116,7 +121,7 @@ class SpriteLearner:
         self.texture = self.offsets = None
         if "texture" in cfg.plate:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
-            background = background_votes(labels, N)   # (not all labelled pixels: a sprite the warm-up lost
+            background = (labels == 0) & ~held    # (not all labelled pixels: a sprite the warm-up lost
             votes = background if cfg.plate_median == "labels" else np.ones_like(labels, bool)   # pulls the plate)
             tex = median_texture(frames, votes, Hn[:, 0], side)
             offsets = None
@@ -276,7 +281,7 @@ class SpriteLearner:
             composite = (c * a.clamp(0, 1)[..., None]).sum(1)
             l_blend = (composite - colour).abs().sum()
             tau = torch.rand(cfg.batch, generator=self.gen, device=self.device)
-            l_mem = ((self._plate(uv[:, 0], tau) - colour).abs() * (label[:, :1] * self.teach[t, None])).sum()
+            l_mem = ((self._plate(uv[:, 0], tau) - colour).abs() * (label[:, :1] * self.teach[t, y, x, None])).sum()
             loss = l_blend + (label - a).abs().sum() + l_mem
             self._splat(t, uv, colour, a.detach(), jitter=True)
         else:
@@ -286,7 +291,7 @@ class SpriteLearner:
                 target = torch.nn.functional.one_hot(d.argmin(1), N).float()
             loss = (target - a).abs().sum() + ((label - a).abs() * self.trust[t, y, x, None]).sum()
             if memory_now:
-                loss = loss + ((plate - colour).abs() * (a[:, :1].detach().clamp(0, 1) * self.teach[t, None])).sum()
+                loss = loss + ((plate - colour).abs() * (a[:, :1].detach().clamp(0, 1) * self.teach[t, y, x, None])).sum()
             self._splat(t, uv, colour, a.detach(), jitter=i < n * cfg.overwrite_switch)
         return loss
 
@@ -334,9 +339,7 @@ def plate_frames(labels: np.ndarray, n: int) -> np.ndarray:
     """T bool: the frames whose pixels may teach the plate — those where the warm-up kept every
     sprite. A frame where an object's pixel count falls below half of its larger neighbour's lost
     (part of) that sprite to the background (sprites grow and shrink smoothly): its "background"
-    would paint a ghost of the sprite into the plate where no other frame sees it, in the texture's
-    median start and in the memory losses of both stages alike (the texels learn fast: through s2's
-    memory loss the ghost then explains the sprite's colour, and s2 hands the sprite to the plate)."""
+    would paint a ghost of the sprite into the plate where no other frame sees it (see held_out)."""
     counts = np.stack([(labels == k).sum((1, 2)) for k in range(1, n)], 1).astype(np.float64)   # T×(N−1)
     if len(counts) < 2:
         return np.ones(len(labels), bool)
@@ -346,10 +349,69 @@ def plate_frames(labels: np.ndarray, n: int) -> np.ndarray:
     return ok if ok.any() else np.ones(len(labels), bool)
 
 
-def background_votes(labels: np.ndarray, n: int) -> np.ndarray:
-    """T×H×W bool: the pixels whose colour may vote for the plate texture: labelled background, in
-    the frames that may teach the plate (plate_frames)."""
-    return (labels == 0) & plate_frames(labels, n)[:, None, None]
+def held_out(frames: np.ndarray, labels: np.ndarray, H: np.ndarray, cfg: SpriteConfig) -> np.ndarray:
+    """T×H×W bool: the pixels the plate must not learn from (its median start, both memory losses)
+    although the warm-up may label them background — where it lost (part of) a sprite. The plate
+    learnt from them takes a ghost of the sprite (the texels, stepped directly, learn what even one
+    frame shows), which then explains the sprite's colours, and stage s2 hands the sprite to the plate.
+    Two rules: whole frames where a sprite's count falls below half of a neighbour's (plate_frames);
+    and, with cfg.plate_carry > 0, the sprites' carried masks in frames that lost part of one
+    (carried_sprites), less the pixels that look like the plate the other frames see (the median of
+    the background pixels outside the carried masks, within cfg.bg_gate, allowing 3 px at 256 high of
+    misregistration): a sprite that truly changed shape (a girl bowing, whose transform cannot follow)
+    uncovers background there, and the plate must learn it."""
+    T, h, w = labels.shape
+    held = np.broadcast_to(~plate_frames(labels, H.shape[1])[:, None, None], labels.shape).copy()
+    if cfg.plate_carry <= 0:
+        return held
+    carried = carried_sprites(labels, H, cfg.plate_carry)
+    if carried.any():
+        side = texture_side(H[:, 0], cfg.plate_texels, cfg.plate_density)
+        votes = (labels == 0) & ~carried
+        plate = render_texture(median_texture(frames, votes, H[:, 0], side, fill=False), H[:, 0], (h, w))
+        r = max(1, int(round(3 * h / 256.0)))
+        for t in np.flatnonzero(carried.any((1, 2))):
+            held[t] |= carried[t] & unlike_plate(frames[t], plate[t], cfg.bg_gate, r)
+    return held
+
+
+def carried_sprites(labels: np.ndarray, H: np.ndarray, keep: float) -> np.ndarray:
+    """T×H×W bool: where the warm-up lost (part of) a sprite. Walking the clip forwards, then backwards,
+    each sprite's labelled pixels (labels: T×H×W, 0 … N−1) are carried frame to frame through its
+    transforms (H: T×N×3×3, frame pixel → unit canvas); in a frame where the warm-up labels fewer than
+    `keep` of the carried pixels (nor of those it labelled in the frame they came from: a transform
+    that wrongly grows the sprite does not count), the carried mask is kept and carried on, else the
+    frame's own labels replace it. Bounded: only frames that lost part of a sprite hold anything, and
+    only inside the sprite's last complete shape (its own labels there included)."""
+    T, h, w = labels.shape
+    out = np.zeros(labels.shape, bool)
+    for k in range(1, H.shape[1]):
+        own = (labels == k).astype(np.uint8)
+        for order in (range(T), range(T - 1, -1, -1)):
+            ref, size, prev = None, 0, None
+            for t in order:
+                if ref is not None:
+                    M = np.linalg.inv(H[t, k]) @ H[prev, k]          # frame prev pixel → frame t pixel
+                    ref = cv2.warpPerspective(ref, M, (w, h), flags=cv2.INTER_NEAREST)
+                if ref is None or own[t].sum() >= keep * min(size, ref.sum()):
+                    ref, size = own[t], own[t].sum()
+                else:
+                    out[t] |= ref > 0
+                prev = t
+    return out
+
+
+def unlike_plate(frame: np.ndarray, plate: np.ndarray, gate: float, r: int) -> np.ndarray:
+    """H×W bool: the frame's pixels (H×W×3) farther than `gate` from every pixel of the plate (H×W×3;
+    NaN where no frame saw it) within r pixels."""
+    h, w = frame.shape[:2]
+    pad = np.pad(plate, ((r, r), (r, r), (0, 0)), mode="edge")
+    out = np.ones((h, w), bool)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if dx * dx + dy * dy <= r * r:
+                out &= ~(np.linalg.norm(pad[r + dy:r + dy + h, r + dx:r + dx + w] - frame, axis=-1) <= gate)
+    return out
 
 
 def label_trust(labels: np.ndarray, band: float) -> np.ndarray:
@@ -366,12 +428,12 @@ def label_trust(labels: np.ndarray, band: float) -> np.ndarray:
 
 
 def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, side: int,
-                   offsets: np.ndarray | None = None, budget: int = 1 << 26) -> np.ndarray:
+                   offsets: np.ndarray | None = None, budget: int = 1 << 26, fill: bool = True) -> np.ndarray:
     """side×side×3 float32 plate texture: per texel, the median over frames of the pixels labelled
     background (`background`, T×H×W bool, eroded by one pixel so edges of sprites stay out) that land
     on it through H0 (T×3×3, frame pixel → unit canvas; texel i sits at u = i/(side−1)), each frame
     pixel p moved first by its alignment offset (`offsets`, T×H×W×2: p lands at H0·(p + offset));
-    texels no frame saw are filled from their neighbours (push-pull). Done in bands of texel rows so
+    texels no frame saw are filled from their neighbours (push-pull; left NaN if not `fill`). Done in bands of texel rows so
     the stack of warped frames stays under `budget` bytes."""
     T, h, w = background.shape
     kernel = np.ones((3, 3), np.uint8)
@@ -388,7 +450,7 @@ def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, s
             ok = cv2.remap(keep[t], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
             stack[t][ok] = got[ok]
         out[r0:r0 + n] = _nanmedian0(stack)
-    return fill_holes(out)
+    return fill_holes(out) if fill else out
 
 
 def texel_sources(H0: np.ndarray, side: int, r0: int, n: int, offsets: np.ndarray | None = None):
