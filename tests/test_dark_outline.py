@@ -131,6 +131,76 @@ def test_the_outline_is_seeded_by_nothing_and_repeats():
     assert (a == dark_outlines(disc(), arc_ink(0.5))).all()
 
 
+# ---- the ladder: one default for fills of any darkness ---------------------------------------------
+
+def drawn_on(fill, paper):
+    """:func:`disc` of ``fill`` on ``paper`` (soft 15-px ramp on the right), its left half's edge
+    drawn as a studio draws it (a 1-px line 0.05 darker than the fill), and that line as the ink a
+    line detector found."""
+    img = disc(fill=fill, paper=paper)
+    ink = arc_ink(0.5)
+    img[ink] = max(fill - 0.05, 0.0)
+    return img, ink
+
+
+@pytest.mark.parametrize("paper", [0.9, 0.65], ids=["light", "mid"])
+@pytest.mark.parametrize("fill", [0.1, 0.25, 0.35])
+def test_dark_discs_of_any_darkness_get_their_outline_with_the_default(fill, paper):
+    """The ladder tries every level up to the default: a near-black disc and a grey one on light
+    and mid paper are each taken at a level that fits them and closed at the middle of the ramp."""
+    img, ink = drawn_on(fill, paper)
+    out = dark_outlines(img, ink)
+    assert encloses(out | ink, CENTER) and not encloses(ink, CENTER)
+    assert np.abs(_radius()[out] - RADIUS).max() <= 3.0                # within a fifth of the 15-px ramp of its middle
+
+
+@pytest.mark.parametrize("paper", [0.9, 0.65], ids=["light", "mid"])
+def test_a_fill_at_0_4_needs_the_ladder_to_reach_0_5(paper):
+    """A fill's core must lie 0.05 below a level: 0.4 is past the default's lightest level (0.4,
+    chosen for the background ink on real frames) and is outlined with dark_threshold 0.5."""
+    img, ink = drawn_on(0.4, paper)
+    assert not dark_outlines(img, ink).any()
+    out = dark_outlines(img, ink, 0.5)
+    assert encloses(out | ink, CENTER)
+
+
+def test_a_fill_at_0_28_is_outlined_whatever_the_lightest_level_from_0_35_up():
+    """v4's single threshold missed a 0.28 fill at 0.30 and lost it at 0.40 (on Violet's ribbon,
+    merged with the paint beside it); over the ladder it is closed at the ramp's middle whatever
+    the lightest level (the level it is taken at moves the line by 1-2 px)."""
+    img, ink = drawn_on(0.28, 0.7)
+    for t in (0.35, 0.4, 0.45, 0.5, 0.6):
+        out = dark_outlines(img, ink, t)
+        assert encloses(out | ink, CENTER)
+        assert np.abs(_radius()[out] - RADIUS).max() <= 3.0
+
+
+def test_a_cel_shadow_band_along_a_drawn_outline_gets_none():
+    """A shadow band (the fill's colour ×0.75) inside a drawn outline, along half of it: its edge is
+    half drawn line, but it is only 1.33× darker than the paint beside it, not a dark fill: no line
+    along it, only a stub of a few px where each of its ends meets the drawn line (whose paper
+    side lights the local light level there)."""
+    r = _radius()
+    x = np.mgrid[:SIZE, :SIZE][1]
+    base = 0.45
+    luma = np.where(r < RADIUS, base, 0.9)
+    band = (r < RADIUS) & (r > RADIUS - 25) & (x < CENTER[1])
+    luma[band] = 0.75 * base
+    ink = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.circle(ink, CENTER[::-1], RADIUS, 1, 1)
+    ink = ink > 0
+    luma[ink] = 0.0
+    img = np.repeat(luma[..., None], 3, 2).astype(np.float32)
+    out = dark_outlines(img, ink)
+    near = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5) <= 8
+    assert out.sum() <= 2 * 15 and (out <= near).all()          # its inner edge (≈ 130 px) is not drawn
+
+
+def test_a_dark_plate_area_without_lines_gets_none_at_any_lightest_level():
+    for t in (0.35, 0.4, 0.5, 0.6):
+        assert not dark_outlines(disc(fill=0.25, paper=0.65, soft_side=None), np.zeros((SIZE, SIZE), bool), t).any()
+
+
 # ---- the node -----------------------------------------------------------------------------------
 
 def drawn_disc():

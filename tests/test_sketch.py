@@ -200,6 +200,26 @@ def test_dark_object_outline_is_ink_on_its_boundary_with_the_light_frame(kind):
     assert np.array_equal(b["lines"], d["lines"]) and not np.allclose(b["color"], d["color"], atol=0.05)
 
 
+def test_dark_object_fill_and_a_dimmed_frame_follow_their_ranges():
+    """``fill`` sets the objects' value, ``ground`` dims the frame first (the dark-object bench's
+    wider recipe); neither changes the default draws (the training recipe's frames)."""
+    from celgraph.synth.darkobjects import add_dark_objects
+    H, W = 256, 384
+    color = np.full((H, W, 3), 0.8, np.float32)
+    lines = np.zeros((H, W), np.float32)
+    ones = np.ones((H, W), np.float32)
+    kw = dict(n=1, p_plate=0, kinds=("coat",), soft=(0, 0))
+    d = add_dark_objects(color, lines, ones, np.random.default_rng(4), fill=(0.38, 0.4), ground=(0.6, 0.6), **kw)
+    lum = luminance(d["color"])
+    inner = (d["objects"] > 0.999) & (_distance_to(d["objects"] < 0.5) > 3)
+    assert 0.38 * 0.7 <= np.median(lum[inner]) <= 0.4 * 1.3          # shading ± 25 %, highlights
+    far = _distance_to(d["objects"] >= 0.5) > 8
+    assert np.allclose(lum[far], 0.8 * 0.6, atol=1e-4)               # the frame dimmed to 0.6×
+    a = add_dark_objects(color, lines, ones, np.random.default_rng(4), **kw)
+    b = add_dark_objects(color, lines, ones, np.random.default_rng(4), fill=(0.03, 0.35), **kw)
+    assert np.array_equal(a["color"], b["color"]) and np.array_equal(a["lines"], b["lines"])
+
+
 def test_dark_object_on_a_darker_frame_draws_no_line():
     from celgraph.synth.darkobjects import add_dark_objects
     color = np.full((96, 160, 3), 0.01, np.float32)

@@ -8,18 +8,28 @@ edge as a 1-px line at the middle of the dark-to-light ramp:
 
 1. Luminance, smoothed (Gaussian σ = 1.5·s px, s = the frame's short side ÷ 720, so the sizes below
    mean the same at every resolution; grain and JPEG noise fall out).
-2. Dark regions: 8-connected pieces of ``luma < threshold`` — apart from the ``ink`` already found
-   and the pixel around it (a thick line would join a shadow band, a blurred tree behind or the
-   hair beside into one region) — that hold a pixel below ``threshold − 0.05`` (hysteresis), of at
-   least :data:`MIN_AREA`·s² px; dark paint in a piece larger than :data:`MAX_AREA` of the frame
-   (ink included: a dark sky, a night plate) is background, not an object.
-3. Character paint, not plate: a region is kept when the ink lies within 3·s + 1 px of at least
+2. Dark regions, over a ladder of levels — ``threshold`` (the lightest) and below it in steps of
+   :data:`STEP` down to :data:`LOWEST`: at each level, 8-connected pieces of ``luma < level`` —
+   apart from the ``ink`` already found and the pixel around it (a thick line would join a shadow
+   band, a blurred tree behind or the hair beside into one region) — that hold a pixel below
+   ``level − 0.05`` (hysteresis), of at least :data:`MIN_AREA`·s² px; dark paint in a piece larger
+   than :data:`MAX_AREA` of the frame (ink included: a dark sky, a night plate) is background, not
+   an object, and so is a region that merges into such a piece one level up (the darker patches
+   of a night plate).
+3. Character paint, not plate: a region qualifies when the ink lies within 3·s + 1 px of at least
    :data:`MIN_SUPPORT` of its edge — a drawn object is outlined for much of its edge where the
-   edge is sharp; an out-of-focus post, a window, a dark sky has no drawn line along it.
+   edge is sharp; an out-of-focus post, a window, a dark sky has no drawn line along it. Regions
+   nest across the ladder; each dark object is taken at the level where that share is highest
+   (walking up, a region replaces the ones it holds when its share is at least theirs): a level
+   too dark for the fill gives a piece of it with an unsupported edge, a level too light merges it
+   with a post or a shadow band beside it, and either loses to the level that fits. No single
+   luminance has to suit every object (the v4 threshold 0.35 held Violet's ribbon only between
+   0.33 and 0.38).
 4. The line: per pixel, the local fill level D and the local light level L′ (Gaussian-weighted
    means, σ = 12·s px, of the region's core pixels and of the pixels more than 12·s px from any
-   paint below ``threshold`` — beyond the ramp, whose lighter half would pull L′ down);
-   where ``L′ − D ≥`` :data:`MIN_CONTRAST`, the iso-contour ``luma = (D + L′) / 2`` — its dark
+   paint below the region's level — beyond the ramp, whose lighter half would pull L′ down);
+   where ``L′ − D ≥`` :data:`MIN_CONTRAST` and ``L′ ≥`` :data:`MIN_RATIO` ``· D`` (a fill darker than
+   its surroundings, not a cel shadow ×0.67-0.85 of its colour), the iso-contour ``luma = (D + L′) / 2`` — its dark
    side, 1 px wide — around the pieces of ``luma < (D + L′) / 2`` that hold the region's core,
    their holes filled (light paint inside a fill is a highlight, not an outline). A soft ramp of
    any width gives one line at its middle; where the fill meets other dark paint (no light side)
@@ -29,7 +39,8 @@ edge as a 1-px line at the middle of the dark-to-light ramp:
    few px by which each added piece reaches the ink, so it joins it.
 
 Pure numpy + OpenCV: a few connected-component and distance passes, and the wide Gaussian means
-run on a frame σ/3 times smaller (≈ 0.1 s at 1280×720, 0.16 s at 1920×1080 on one loaded core).
+run on a frame σ/3 times smaller (≈ 0.5 s at 1280×720 with the 7-level default ladder on one loaded
+core; v4's single level: ≈ 0.1 s).
 """
 from __future__ import annotations
 
@@ -38,21 +49,82 @@ import numpy as np
 
 from .xdog import luminance
 
-__all__ = ["dark_outlines", "MIN_AREA", "MAX_AREA", "MIN_SUPPORT", "MIN_CONTRAST"]
+__all__ = ["dark_outlines", "MIN_AREA", "MAX_AREA", "MIN_SUPPORT", "MIN_CONTRAST", "MIN_RATIO"]
 
 MIN_AREA = 1500          # px at 720 lines (×s²): ≈ 0.16 % of a 1280×720 frame
 MAX_AREA = 0.2           # share of the frame: larger dark areas are background
 MIN_SUPPORT = 0.3        # share of a region's edge within 3·s + 1 px of the ink already found
 MIN_CONTRAST = 0.12      # light level − fill level, luminance 0..1
-HYSTERESIS = 0.05        # a region's core is darker than threshold by this much
+MIN_RATIO = 1.5          # and light level ÷ fill level
+HYSTERESIS = 0.05        # a region's core is darker than its level by this much
+STEP = 0.05              # the ladder of dark levels: its step
+LOWEST = 0.1             # and its lowest level
+DEFAULT_THRESHOLD = 0.4  # its lightest level (the node's default)
 BESIDE = 3.0             # px: outline this close to the ink is the ink's line
 
 
-def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = 0.35) -> np.ndarray:
+def _levels(threshold: float) -> np.ndarray:
+    """The ladder of dark levels tried: ``threshold`` and below it in steps of :data:`STEP`, down to
+    :data:`LOWEST` (a fill at 0.05 has its core below 0.1 − :data:`HYSTERESIS`)."""
+    if threshold <= LOWEST:
+        return np.array([threshold])
+    return np.round(np.arange(threshold, LOWEST - 1e-6, -STEP)[::-1], 4)
+
+
+def _regions(luma, ink_zone, far, level, H, W, s):
+    """The dark regions at one ``level``: (labels, [(label, support)] of those that qualify as
+    character paint, weak mask, core mask). See steps 2-3 of the module doc."""
+    weak = luma < level
+    core = luma < level - HYSTERESIS
+    _, whole, wstats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
+    huge = wstats[:, cv2.CC_STAT_AREA] > MAX_AREA * H * W
+    huge[0] = False
+    paint = weak & ~huge[whole] & ~ink_zone
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(paint.astype(np.uint8), connectivity=8)
+    has_core = np.zeros(n, bool)
+    has_core[labels[core]] = True
+    candidate = has_core & (stats[:, cv2.CC_STAT_AREA] >= MIN_AREA * s * s)
+    candidate[0] = False
+    kept = []
+    for i in np.flatnonzero(candidate):
+        x, y, w, h = stats[i, :4]
+        box = np.s_[max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1]        # the frame's border is no edge
+        region = labels[box] == i
+        edge = region & (cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8),
+                                   borderType=cv2.BORDER_REPLICATE) == 0)
+        support = 1.0 - far[box][edge].mean() if edge.any() else 0.0
+        if support >= MIN_SUPPORT:
+            kept.append((i, support))
+    return labels, kept, weak, core, weak & huge[whole]
+
+
+def _best_supported(luma, ink_zone, far, levels, H, W, s) -> list[tuple[float, np.ndarray]]:
+    """[(level, dark mask)]: the dark regions over the ladder, each at the level where the ink
+    outlines the largest share of its edge. Regions nest (a region at one level holds those of
+    the levels below); walking up, a region replaces the ones it holds when its support is at
+    least their best, else they stand (a lighter level that merges the fill with a shadow band or
+    a post beside it is outlined less and loses)."""
+    chosen: list[tuple[float, float, np.ndarray]] = []          # (level, support, mask) standing so far
+    for level in levels:
+        labels, kept, weak, core, background = _regions(luma, ink_zone, far, level, H, W, s)
+        standing = []
+        for lv, sup, mask in chosen:
+            if level - lv <= STEP + 1e-6 and background[mask].any():
+                continue                                         # the darker patches of a night plate
+            standing.append((lv, sup, mask, labels[mask][0]))   # the region at this level that holds it
+        for i, sup in kept:
+            inside = [c for c in standing if c[3] == i]
+            if all(sup >= c[1] for c in inside):
+                standing = [c for c in standing if c[3] != i] + [(level, sup, labels == i, i)]
+        chosen = [(lv, sup, mask) for lv, sup, mask, _ in standing]
+    return [(lv, mask) for lv, _, mask in chosen]
+
+
+def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """The outline (H×W bool, 1 px) of the dark fills of ``image`` (H×W×C float 0..1, RGB or RGBA
     premultiplied over white) that ``ink`` (H×W bool: the lines already found) partly outlines,
-    where ``ink`` lacks it: OR it with ``ink``. ``threshold``: the luminance below which paint is
-    dark."""
+    where ``ink`` lacks it: OR it with ``ink``. ``threshold``: the lightest level of the ladder of
+    luminance levels below which paint is tried as dark (:func:`_levels`)."""
     img = np.asarray(image, np.float32)
     ink = np.asarray(ink, bool)
     H, W = img.shape[:2]
@@ -60,40 +132,36 @@ def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = 0.35) -
         raise ValueError(f"ink is {ink.shape[1]}×{ink.shape[0]}, the image {W}×{H}")
     s = min(H, W) / 720.0
     luma = cv2.GaussianBlur(luminance(img), (0, 0), 1.5 * s)
-    weak = luma < threshold
-    core = luma < threshold - HYSTERESIS
     # dark paint apart from the ink (a thick line joins a shadow band, a blurred tree behind, the
-    # dark hair beside into one region), of a piece of dark of at most MAX_AREA (a night plate)
-    _, whole, wstats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
-    huge = wstats[:, cv2.CC_STAT_AREA] > MAX_AREA * H * W
-    huge[0] = False
-    paint = weak & ~huge[whole] & (cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(paint.astype(np.uint8), connectivity=8)
-    area = stats[:, cv2.CC_STAT_AREA]
-    has_core = np.zeros(n, bool)
-    has_core[labels[core]] = True
-    candidate = has_core & (area >= MIN_AREA * s * s)
-    candidate[0] = False
-    if not candidate.any():
-        return np.zeros((H, W), bool)
-
-    # 3. keep the regions whose edge the ink already outlines in part
+    # dark hair beside into one region)
+    ink_zone = cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     far = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5) > 3 * s + 1     # + the px around the ink
-    keep = np.zeros(n, bool)
-    for i in np.flatnonzero(candidate):
-        x, y, w, h = stats[i, :4]
-        box = np.s_[max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1]        # the frame's border is no edge
-        region = labels[box] == i
-        edge = region & (cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8),
-                                   borderType=cv2.BORDER_REPLICATE) == 0)
-        keep[i] = edge.any() and 1.0 - far[box][edge].mean() >= MIN_SUPPORT
-    dark = keep[labels]
-    if not dark.any():
-        return np.zeros((H, W), bool)
+    found = _best_supported(luma, ink_zone, far, _levels(threshold), H, W, s)
+    outline = np.zeros((H, W), bool)
+    for level in sorted({lv for lv, _ in found}):
+        dark = np.zeros((H, W), bool)
+        for lv, mask in found:
+            if lv == level:
+                dark |= mask
+        outline |= _edge_line(luma, dark, luma < level, luma < level - HYSTERESIS, s)
+    if not outline.any():
+        return outline
 
-    # 4. the iso-contour halfway between the local fill level and the local light level
+    # 5. not beside the ink already found (the line is there, 1-2 px off: two would make it thick),
+    # but up to it: the pieces away from the ink grow back along the outline for a few px
+    beside = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5) <= BESIDE
+    grown = (outline & ~beside).astype(np.uint8)
+    square = np.ones((3, 3), np.uint8)
+    for _ in range(int(np.ceil(BESIDE)) + 1):
+        grown = cv2.dilate(grown, square) & outline
+    return grown.astype(bool)
+
+
+def _edge_line(luma, dark, weak, core, s) -> np.ndarray:
+    """Step 4: the 1-px iso-contour halfway between the local fill level and the local light level
+    around the ``dark`` regions (taken at one level: ``weak``/``core`` its masks)."""
+    H, W = luma.shape
     sigma = 12 * s
-
     f = max(1, int(sigma // 3))                       # a blur this wide runs as well on a frame f× smaller
 
     def blur(a):
@@ -108,7 +176,7 @@ def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = 0.35) -
     fill, w_fill = local_mean(dark & core)
     # the light level from paint beyond the ramp: a soft edge's lighter half would pull it down
     light, w_light = local_mean(cv2.distanceTransform((~weak).astype(np.uint8), cv2.DIST_L2, 5) > sigma)
-    valid = (w_fill > 0.02) & (w_light > 0.02) & (light - fill >= MIN_CONTRAST)
+    valid = (w_fill > 0.02) & (w_light > 0.02) & (light - fill >= MIN_CONTRAST) & (light >= MIN_RATIO * fill)
     mid = (fill + light) / 2
     below = ((luma < mid) & valid) | dark
     nb, blabels = cv2.connectedComponents(below.astype(np.uint8), connectivity=8)
@@ -123,13 +191,4 @@ def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = 0.35) -
     below |= ~open_[hlabels]
     above = ((luma >= mid) & valid & ~below).astype(np.uint8)
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    outline = below & (cv2.dilate(above, cross) > 0)
-
-    # 5. not beside the ink already found (the line is there, 1-2 px off: two would make it thick),
-    # but up to it: the pieces away from the ink grow back along the outline for a few px
-    beside = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5) <= BESIDE
-    grown = (outline & ~beside).astype(np.uint8)
-    square = np.ones((3, 3), np.uint8)
-    for _ in range(int(np.ceil(BESIDE)) + 1):
-        grown = cv2.dilate(grown, square) & outline
-    return grown.astype(bool)
+    return below & (cv2.dilate(above, cross) > 0)

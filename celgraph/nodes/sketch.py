@@ -60,13 +60,14 @@ class Sketch(NodeType):
     `dark_outline` (on by default; method `model`) adds the outline of large dark fills — hair,
     ribbons, coats, bows, outlined in anime by a line barely darker than the fill, whose soft edge
     the network does not draw — as a 1-px line at the middle of the dark-to-light ramp
-    (:func:`celgraph.models.dark_outline.dark_outlines`): pieces of paint darker than
-    `dark_threshold` (luminance; the ink apart) of at least ≈ 0.16 % of the frame, not in a dark
-    area over 20 % of it, whose edge the network's lines already outline for ≥ 30 % (a dark plate,
-    sky or out-of-focus post has no drawn line along it and gets none). The line is ink (1) in both
-    outputs. XDoG, which inks every edge, is left as it is (the classical baseline).
+    (:func:`celgraph.models.dark_outline.dark_outlines`): pieces of paint darker than a ladder of
+    luminance levels from 0.1 up to `dark_threshold` (the ink apart), each object taken at the level
+    where the network's lines outline most of its edge (≥ 30 %: a dark plate, sky or out-of-focus
+    post has no drawn line along it and gets none), of at least ≈ 0.16 % of the frame, not in a
+    dark area over 20 % of it; the line is drawn where the fill is ≥ 1.5× darker than the paint
+    around it. The line is ink (1) in both outputs. Version 5: the ladder (v4: one level, 0.35). XDoG, which inks every edge, is left as it is (the classical baseline).
     """
-    id, version, category = "celgraph.Sketch", 4, "Lines"
+    id, version, category = "celgraph.Sketch", 5, "Lines"
     color_space = cs.DISPLAY                         # trained on sRGB frames
     inputs = [In("image", Image, help="colour frame (RGB, or RGBA over white paper)")]
     outputs = [Out("lines", LineArt, "soft ink coverage, 0 paper .. 1 ink"),
@@ -82,8 +83,9 @@ class Sketch(NodeType):
         Bool("dark_outline", True,
              help="model: add the outline of large dark fills (hair, ribbons, coats) that the lines partly "
                   "outline, at the middle of their dark-to-light edge"),
-        Float("dark_threshold", 0.35, min=0.05, max=0.7,
-              help="dark_outline: luminance (0..1) below which paint counts as a dark fill"),
+        Float("dark_threshold", 0.4, min=0.05, max=0.7,
+              help="dark_outline: the lightest luminance (0..1) of the ladder of levels (0.1 up, step 0.05) "
+                   "below which paint is tried as a dark fill"),
         PathParam("weights", "", help="Sketch U-Net .safetensors; empty: the bundled weights", hashed=False),
         Float("xdog_sigma", 0.3, min=0.1, max=10.0, help="xdog: fine Gaussian σ in px (line scale)"),
         Float("xdog_k", 3.0, min=1.01, max=10.0, help="xdog: coarse σ = k·σ"),

@@ -10,7 +10,8 @@ outlines to its ``lines``:
 * **shapes** (seeded): a bow (two loops, a knot, two tails), a hair mass (a blob with pointed
   strands), a ribbon band along a curve, or a coat (a large blob, often running off the frame);
   placed on the sprites (80 %) or anywhere;
-* **fill**: value 0.03-0.35 with a slight tint, soft shading (± 0-25 %), sometimes a hard painted
+* **fill**: value 0.03-0.35 (``fill``; the dark-object bench draws 0.05-0.4 on frames dimmed
+  to 0.45-1×, ``ground``) with a slight tint, soft shading (± 0-25 %), sometimes a hard painted
   highlight or shadow inside it (a colour boundary, **not** ink: a negative);
 * **outline**: a band of width 2r (r = 0.5-1.0 px × max(1, H/512)) centred on the object's
   boundary, in the fill's mean colour × 0.55-1.0; it is ink in the target only where the step is
@@ -106,10 +107,10 @@ def _roi(polys, pad: int, W: int, H: int):
     return x0, y0, x1, y1
 
 
-def _fill(rng: np.random.Generator, polys, x0, y0, w, h, R: float) -> np.ndarray:
-    """The dark object's painted colour over its ROI (h×w×3): tinted dark value, soft shading,
-    sometimes a hard highlight or shadow (a painted boundary, not ink)."""
-    v = rng.uniform(0.03, 0.35)
+def _fill(rng: np.random.Generator, polys, x0, y0, w, h, R: float, value=(0.03, 0.35)) -> np.ndarray:
+    """The dark object's painted colour over its ROI (h×w×3): tinted dark value (in the range
+    ``value``), soft shading, sometimes a hard highlight or shadow (a painted boundary, not ink)."""
+    v = rng.uniform(*value)
     tint = (0.75 + 0.25 * rng.random(3)).astype(np.float32)
     base = v * tint / float(tint @ _LUM)
     shade = 1.0 + rng.uniform(0, 0.25) * (2 * value_noise(rng, w, h, max(4.0, R)) - 1)
@@ -131,14 +132,19 @@ def _soft(a: np.ndarray, s: float) -> np.ndarray:
 
 
 def add_dark_objects(color: np.ndarray, lines: np.ndarray, sprite: np.ndarray | None, rng: np.random.Generator,
-                     n: int | None = None, p_plate: float = 0.5, kinds=KINDS, soft=(0.3, 2.0)) -> dict:
+                     n: int | None = None, p_plate: float = 0.5, kinds=KINDS, soft=(0.3, 2.0),
+                     fill=(0.03, 0.35), ground=None) -> dict:
     """{"color", "lines", "objects", "outline"}: ``color`` (H×W×3, 0..1) with ``n`` dark objects
     painted over it (None: 1-3) and their visible outlines added to ``lines`` (H×W ink coverage);
     ``objects`` is the union of their coverage, ``outline`` the outline ink added. ``sprite``
     (H×W coverage of the characters, or None) places the objects on the sprites and keeps the
     plate negatives off them; ``soft``: the range of the objects' blur σ at 720 rows (the target
-    does not depend on it). See the module doc."""
+    does not depend on it); ``fill``: the range of their fill value; ``ground``: None, or the range
+    of a factor the frame's colours are dimmed by first (a mid-grey or dusk frame: the step from a
+    dark fill to its surroundings is smaller). See the module doc."""
     color = np.array(color, np.float32)
+    if ground is not None:
+        color *= np.float32(rng.uniform(*ground))
     lines = np.array(lines, np.float32)
     H, W = lines.shape
     sprite = np.zeros((H, W), np.float32) if sprite is None else np.clip(np.asarray(sprite, np.float32), 0, 1)
@@ -175,7 +181,7 @@ def add_dark_objects(color: np.ndarray, lines: np.ndarray, sprite: np.ndarray | 
         if w < 2 or h < 2:
             continue
         M, L = _raster(polys, x0, y0, w, h, r)
-        F = _fill(rng, polys, x0, y0, w, h, R)
+        F = _fill(rng, polys, x0, y0, w, h, R, fill)
         ink = F[M > 0.5].mean(0) * rng.uniform(0.55, 1.0) if (M > 0.5).any() else F.mean((0, 1))
         # the step is visible where the pixels just outside are lighter than the fill
         old = color[y0:y1, x0:x1]

@@ -86,7 +86,7 @@ def degrade(color: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | None = None,
-                 anime: float = ANIME, dark: float = DARK) -> dict:
+                 anime: float = ANIME, dark: float = DARK, dark_style: dict | None = None) -> dict:
     """One seeded sample: {"image": degraded colour H×W×3, "clean": clean colour, "lines": exact ink,
     "source": what drew it} (+ "objects": the dark objects' coverage, when it has some).
 
@@ -97,7 +97,8 @@ def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | N
     objects outlined by a line barely darker than their fill
     (:func:`celgraph.synth.darkobjects.add_dark_objects`, drawn before the degradation; its own
     generator, so ``dark`` 0 gives exactly the frames of the earlier recipes); then "source" ends
-    in "+dark"."""
+    in "+dark". ``dark_style``: keyword arguments for ``add_dark_objects`` (None: the training
+    recipe's; the bench widens the fill and dims the frame)."""
     from celgraph.synth import make_clip, make_lineart
     from celgraph.synth.animeframe import anime_style
     rng = np.random.default_rng([seed, 0x5E7C])
@@ -116,7 +117,7 @@ def sketch_frame(seed: int, size: tuple[int, int] | None = None, source: str | N
         if dark > 0 and rd.random() < dark:
             from celgraph.synth.darkobjects import add_dark_objects
             sprite = alpha.sum(0) if alpha.ndim == 3 else alpha
-            d = add_dark_objects(color, lines, sprite, rd)
+            d = add_dark_objects(color, lines, sprite, rd, **(dark_style or {}))
             color, lines, source, objects = d["color"], d["lines"], source + "+dark", d["objects"]
     else:
         s = make_lineart(seed, W, H)
