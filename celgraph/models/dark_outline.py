@@ -39,8 +39,8 @@ edge as a 1-px line at the middle of the dark-to-light ramp:
    few px by which each added piece reaches the ink, so it joins it.
 
 Pure numpy + OpenCV: a few connected-component and distance passes, and the wide Gaussian means
-run on a frame σ/3 times smaller (≈ 0.5 s at 1280×720 with the 7-level default ladder on one loaded
-core; v4's single level: ≈ 0.1 s).
+run on a frame σ/3 times smaller (≈ 0.45 s at 1280×720 with the 7-level default ladder on one core
+of the shared machine at load 5; v4's single level: ≈ 0.1 s).
 """
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def _levels(threshold: float) -> np.ndarray:
 
 def _regions(luma, ink_zone, far, level, H, W, s):
     """The dark regions at one ``level``: (labels, [(label, support)] of those that qualify as
-    character paint, weak mask, core mask). See steps 2-3 of the module doc."""
+    character paint, the mask of the dark background: pieces over :data:`MAX_AREA` of the frame).
+    See steps 2-3 of the module doc."""
     weak = luma < level
     core = luma < level - HYSTERESIS
     _, whole, wstats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
@@ -95,7 +96,7 @@ def _regions(luma, ink_zone, far, level, H, W, s):
         support = 1.0 - far[box][edge].mean() if edge.any() else 0.0
         if support >= MIN_SUPPORT:
             kept.append((i, support))
-    return labels, kept, weak, core, weak & huge[whole]
+    return labels, kept, weak & huge[whole]
 
 
 def _best_supported(luma, ink_zone, far, levels, H, W, s) -> list[tuple[float, np.ndarray]]:
@@ -103,10 +104,11 @@ def _best_supported(luma, ink_zone, far, levels, H, W, s) -> list[tuple[float, n
     outlines the largest share of its edge. Regions nest (a region at one level holds those of
     the levels below); walking up, a region replaces the ones it holds when its support is at
     least their best, else they stand (a lighter level that merges the fill with a shadow band or
-    a post beside it is outlined less and loses)."""
+    a post beside it is outlined less and loses). A region whose piece one level up is dark
+    background is dropped."""
     chosen: list[tuple[float, float, np.ndarray]] = []          # (level, support, mask) standing so far
     for level in levels:
-        labels, kept, weak, core, background = _regions(luma, ink_zone, far, level, H, W, s)
+        labels, kept, background = _regions(luma, ink_zone, far, level, H, W, s)
         standing = []
         for lv, sup, mask in chosen:
             if level - lv <= STEP + 1e-6 and background[mask].any():
