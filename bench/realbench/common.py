@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from celgraph.core.atomic import atomic_path
 from celgraph.nodes.io import read_image
 
 
@@ -32,3 +33,12 @@ def cell(img: np.ndarray, text: str, width: int) -> np.ndarray:
     bar = np.full((22, width, 3), 255, np.uint8)
     cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([bar, img])
+
+
+def write_sheet(sheet: np.ndarray, path: Path) -> Path:
+    """Write an RGB uint8 contact sheet as PNG, atomically (a temporary name, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"cannot write {path}")
+    return path

@@ -39,7 +39,7 @@ from celgraph.core.atomic import write_text
 from celgraph.models.decompose import fullsize
 from celgraph.synth import metrics
 
-from .common import load, table
+from .common import load, table, write_sheet
 
 
 def shown(image: np.ndarray) -> np.ndarray:
@@ -81,11 +81,7 @@ def contact_sheet(path: Path, rows: list[list[np.ndarray]]) -> Path:
     """Rows of equally sized RGB panels (0..1) → one PNG, written under a temporary name then renamed."""
     sheet = np.vstack([np.hstack(r) for r in rows])
     sheet = (np.clip(sheet, 0, 1) * 255 + 0.5).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    tmp.replace(path)
-    return path
+    return write_sheet(sheet, path)
 
 
 def _timings(cache: Path | None) -> dict:

@@ -24,16 +24,14 @@ import os
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from celgraph.core.atomic import atomic_path
 from celgraph.models.flow_classical import dis_flow
 from celgraph.models.flow_viz import flow_to_color, flow_wheel
 from celgraph.nodes import flowpairs
 from celgraph.synth import metrics
 
-from .common import cell, load, table
+from .common import cell, load, table, write_sheet
 
 SHEET = "flow_real_contact_sheet.png"
 THREADS = 1                 # torch threads for RAFT: on the shared 2-core machine 2 threads ran 5× slower
@@ -173,11 +171,7 @@ def contact_sheet(sets: dict, path: Path, width: int = 320) -> Path:
             row += [np.full_like(row[0], 255)] * (n_cols - len(row))
             rows.append(np.hstack(row))
     sheet = np.vstack(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"cannot write {path}")
-    return path
+    return write_sheet(sheet, path)
 
 
 # ---------------------------------------------------------------- the suite

@@ -51,7 +51,7 @@ from celgraph.models.xdog import luminance, xdog
 from celgraph.nodes.sketch import Sketch, binarize
 from celgraph.synth import metrics
 
-from .common import cell, load, table
+from .common import cell, load, table, write_sheet
 
 TOL = 2.0
 TRUTH_INK = 0.25
@@ -277,11 +277,7 @@ def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: i
         cells = [np.vstack([c, np.full((hmax - c.shape[0], width, 3), 255, np.uint8)]) for c in cells]
         rows.append(np.hstack(cells))
     sheet = np.vstack(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    tmp.replace(path)
-    return path
+    return write_sheet(sheet, path)
 
 
 def ribbon_sheet(data: Path, path: Path, with_outline: Method, without: Method, scale: int = 2) -> Path:
@@ -308,11 +304,7 @@ def ribbon_sheet(data: Path, path: Path, with_outline: Method, without: Method, 
                                cell(zoom[2], "with it (node v5; added ink red)", w),
                                cell(zoom[3], "v5 over the frame", w)]))
     sheet = np.vstack(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    tmp.replace(path)
-    return path
+    return write_sheet(sheet, path)
 
 
 def dark_sheet(data: Path, path: Path, methods, seeds=DARK_SEEDS, side: int = 300) -> Path:
@@ -333,11 +325,7 @@ def dark_sheet(data: Path, path: Path, methods, seeds=DARK_SEEDS, side: int = 30
         top.append(cell(d["image"][r0:r0 + side, c0:c0 + side], f"synthetic {s} (input)", side))
         bottom.append(cell(np.repeat(1.0 - d["lines"][r0:r0 + side, c0:c0 + side, None], 3, 2), "its target lines", side))
     sheet = np.vstack([np.hstack(top), np.hstack(bottom)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    tmp.replace(path)
-    return path
+    return write_sheet(sheet, path)
 
 
 # ---------------------------------------------------------------- the suite
