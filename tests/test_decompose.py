@@ -424,6 +424,61 @@ def test_plate_alignment_follows_a_background_the_homographies_miss():
     assert under1 < 0.8 * under0
 
 
+def test_alignment_offsets_under_a_sprite_are_the_backgrounds_affine_motion_not_a_bent_fill():
+    """Two facades at different depths, the left one 1 px off its homography, the right one 4 px, a
+    sprite between them: the flow is seen only on the background, and what the offsets are under the
+    sprite is a guess. A push-pull fill of the two bends the plate there (the windows of the Violet
+    cut's frame 77); with `affine` the offsets fade from the seen flow into one affine field, which
+    keeps straight lines straight, and the seen background keeps its own offsets."""
+    import cv2
+    from celgraph.models.decompose.sprites import plate_offsets
+    from celgraph.synth.plate import paint_detailed_plate
+    plate, _ = paint_detailed_plate(np.random.default_rng(4), 128, 64)
+    T, h, w = 2, 64, 128
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    shift = np.where(xs < 56, 1.0, 4.0).astype(np.float32)     # frame → its rendered plate, per facade
+    rendered = np.stack([plate] * T)
+    frames = np.stack([cv2.remap(plate, xs - shift, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)] * T)
+    masks = np.ones((T, h, w), bool)
+    masks[:, :, 32:96] = False                                  # the sprite hides the step between them
+    deep = (slice(None), slice(8, 56), slice(56, 72))           # more than 24 px from any seen pixel
+    bent = plate_offsets(frames, masks, rendered, None, 2.0, "pushpull")
+    straight = plate_offsets(frames, masks, rendered, None, 2.0, "affine")
+    curvature = lambda off: np.abs(np.diff(off[..., 0], 2, axis=2))[:, 8:56, 55:71].max()
+    assert curvature(bent) > 0.01
+    assert curvature(straight) < 1e-3
+    assert np.abs(np.diff(straight[deep][..., 0], axis=1)).max() < 0.1      # ... nearly one translation
+    assert np.abs(straight[:, 8:56, 4:20, 0] - 1.0).mean() < 0.3            # the seen facades keep theirs
+    assert np.abs(straight[:, 8:56, 108:124, 0] - 4.0).mean() < 0.3
+    zero = plate_offsets(frames, masks, rendered, None, 2.0, "zero")
+    assert np.abs(zero[deep]).max() < 0.01
+
+
+def test_texels_few_frames_see_as_background_are_filled_not_learnt():
+    """A bright sprite stands still over a dark plate; in one frame the warm-up labels a hole in it as
+    background (a hair strand's pixels, too few to trip the carry). Those texels have one vote: the
+    plate takes the sprite's colour from it, unless texels with fewer than `plate_min_votes` votes are
+    filled from their neighbours and the pixels on them do not teach the plate."""
+    from dataclasses import replace
+    import torch
+    T, h, w = 6, 32, 40
+    labels = np.zeros((T, h, w), np.int64)
+    labels[:, 8:22, 12:26] = 1                                 # 14×14 = 196 pixels
+    frames = np.full((T, h, w, 3), 0.2, np.float32)
+    frames[labels == 1] = 0.9
+    labels[2, 13:17, 17:21] = 0                                # frame 2 keeps 180 of them (> 0.9 · 196)
+    tr = np.tile(np.diag([1 / 40, 1 / 40, 1.0]), (T, 2, 1, 1))
+    cfg = replace(decompose_cfg(), plate="texture", plate_align=0)
+
+    def leak(learner):                                         # the plate at the hole's centre, taught or not
+        uv = learner._uv(torch.tensor([2]), torch.tensor([19]), torch.tensor([15]))[:, 0]
+        return float(learner._plate(uv, torch.zeros(1)).mean()), bool(learner.teach[2, 15, 19])
+
+    assert leak(SpriteLearner(cfg, frames, labels, tr)) == pytest.approx((0.9, True), abs=0.01)
+    colour, taught = leak(SpriteLearner(replace(cfg, plate_min_votes=3), frames, labels, tr))
+    assert colour == pytest.approx(0.2, abs=0.05) and not taught
+
+
 def test_the_learner_keeps_plate_alignment_only_where_it_fits_the_background_better():
     """SpriteLearner's alignment pass is kept for frames a homography cannot hold (a swaying street)
     and dropped for frames it holds exactly, where the flow on the plate is only noise."""

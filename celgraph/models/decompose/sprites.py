@@ -61,6 +61,8 @@ class SpriteConfig:
     plate_align_sigma: float = 2.0          # texture: smoothing of the alignment offsets (pixels at 256 high)
     label_band: float = 0.0                 # s2: no label loss within this many pixels (at 256 high) of a label edge
     plate_carry: float = 0.9                # carry a sprite into frames where the warm-up kept less than this share of it
+    plate_offset_fill: str = "pushpull"     # alignment offsets where no background is seen: pushpull | zero | affine
+    plate_min_votes: int = 0                # texture: texels fewer frames see as background are filled, not learnt
 
 
 PRESETS: dict[str, SpriteConfig] = {
@@ -123,19 +125,23 @@ class SpriteLearner:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
             background = (labels == 0) & ~held    # (not all labelled pixels: a sprite the warm-up lost
             votes = background if cfg.plate_median == "labels" else np.ones_like(labels, bool)   # pulls the plate)
-            tex = median_texture(frames, votes, Hn[:, 0], side)
+            tex = median_texture(frames, votes, Hn[:, 0], side, min_votes=cfg.plate_min_votes)
             offsets = None
             err = plate_error(frames, background, render_texture(tex, Hn[:, 0], (H, W)))
             for _ in range(cfg.plate_align):          # a pass is kept only if the plate fits the background better
                 off = plate_offsets(frames, background, render_texture(tex, Hn[:, 0], (H, W), offsets), offsets,
-                                    cfg.plate_align_sigma * H / 256.0)
-                tex_a = median_texture(frames, votes, Hn[:, 0], side, off)
+                                    cfg.plate_align_sigma * H / 256.0, cfg.plate_offset_fill)
+                tex_a = median_texture(frames, votes, Hn[:, 0], side, off, min_votes=cfg.plate_min_votes)
                 err_a = plate_error(frames, background, render_texture(tex_a, Hn[:, 0], (H, W), off))
                 if err_a >= err:
                     break
                 tex, offsets, err = tex_a, off, err_a
             if offsets is not None:
                 self.offsets = torch.from_numpy(offsets).to(dev)                           # T×H×W×2
+            if cfg.plate_min_votes > 0:                 # few-vote texels: filled from their neighbours, not learnt
+                seen = vote_counts(votes, Hn[:, 0], side, offsets)
+                few = render_texture(seen[..., None], Hn[:, 0], (H, W), offsets, nearest=True)[..., 0]
+                self.teach &= torch.from_numpy(few >= cfg.plate_min_votes).to(dev)
             self.texture = torch.nn.Parameter(torch.from_numpy(tex).permute(2, 0, 1)[None].contiguous().to(dev),
                                               requires_grad=cfg.plate_lr > 0)
         C = cfg.canvas
@@ -428,16 +434,17 @@ def label_trust(labels: np.ndarray, band: float) -> np.ndarray:
 
 
 def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, side: int,
-                   offsets: np.ndarray | None = None, budget: int = 1 << 26, fill: bool = True) -> np.ndarray:
+                   offsets: np.ndarray | None = None, budget: int = 1 << 26, fill: bool = True,
+                   min_votes: int = 0) -> np.ndarray:
     """side×side×3 float32 plate texture: per texel, the median over frames of the pixels labelled
     background (`background`, T×H×W bool, eroded by one pixel so edges of sprites stay out) that land
     on it through H0 (T×3×3, frame pixel → unit canvas; texel i sits at u = i/(side−1)), each frame
     pixel p moved first by its alignment offset (`offsets`, T×H×W×2: p lands at H0·(p + offset));
-    texels no frame saw are filled from their neighbours (push-pull; left NaN if not `fill`). Done in bands of texel rows so
-    the stack of warped frames stays under `budget` bytes."""
+    texels no frame saw — and, with `min_votes`, those fewer than `min_votes` frames saw — are filled from
+    their neighbours (push-pull; left NaN if not `fill`). Done in bands of texel rows so the stack of
+    warped frames stays under `budget` bytes."""
     T, h, w = background.shape
-    kernel = np.ones((3, 3), np.uint8)
-    keep = [cv2.erode(b.astype(np.uint8), kernel).astype(np.float32) for b in background]
+    keep = _vote_masks(background)
     rows = max(1, min(side, budget // max(1, T * side * 3 * 4)))
     out = np.full((side, side, 3), np.nan, np.float32)
     for r0 in range(0, side, rows):
@@ -449,8 +456,29 @@ def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, s
                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
             ok = cv2.remap(keep[t], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
             stack[t][ok] = got[ok]
-        out[r0:r0 + n] = _nanmedian0(stack)
+        med = _nanmedian0(stack)
+        if min_votes > 0:
+            med[(~np.isnan(stack[..., 0])).sum(0) < min_votes] = np.nan
+        out[r0:r0 + n] = med
     return fill_holes(out) if fill else out
+
+
+def _vote_masks(background: np.ndarray) -> list[np.ndarray]:
+    """The pixels that vote for the plate texture: the background (T×H×W bool) eroded by one pixel, so
+    the edges of sprites stay out (float32 0/1 per frame, for cv2.remap)."""
+    kernel = np.ones((3, 3), np.uint8)
+    return [cv2.erode(b.astype(np.uint8), kernel).astype(np.float32) for b in background]
+
+
+def vote_counts(background: np.ndarray, H0: np.ndarray, side: int, offsets: np.ndarray | None = None) -> np.ndarray:
+    """side×side float32: per texel of the plate texture, how many frames see it as background — the
+    votes median_texture takes its median of (same arguments)."""
+    keep = _vote_masks(background)
+    out = np.zeros((side, side), np.float32)
+    for t in range(len(keep)):
+        mx, my = texel_sources(H0[t], side, 0, side, None if offsets is None else offsets[t])
+        out += cv2.remap(keep[t], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+    return out
 
 
 def texel_sources(H0: np.ndarray, side: int, r0: int, n: int, offsets: np.ndarray | None = None):
@@ -472,24 +500,26 @@ def texel_sources(H0: np.ndarray, side: int, r0: int, n: int, offsets: np.ndarra
 
 
 def render_texture(texture: np.ndarray, H0: np.ndarray, hw: tuple[int, int],
-                   offsets: np.ndarray | None = None) -> np.ndarray:
-    """T×h×w×3: the plate texture (side×side×3) seen in each frame through H0 (T×3×3, frame pixel →
-    unit canvas) and the frames' alignment offsets (T×h×w×2 or None), as SpriteLearner._plate reads it."""
+                   offsets: np.ndarray | None = None, nearest: bool = False) -> np.ndarray:
+    """T×h×w×C: the plate texture (side×side×C) seen in each frame through H0 (T×3×3, frame pixel →
+    unit canvas) and the frames' alignment offsets (T×h×w×2 or None), as SpriteLearner._plate reads it
+    (bilinearly; `nearest`: the nearest texel)."""
     h, w = hw
     side = texture.shape[0]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    out = np.empty((len(H0), h, w, 3), np.float32)
+    out = np.empty((len(H0), h, w, texture.shape[2]), np.float32)
     for t, H in enumerate(H0):
         px, py = (xs, ys) if offsets is None else (xs + offsets[t, ..., 0], ys + offsets[t, ..., 1])
         q = np.tensordot(H, np.stack([px, py, np.ones_like(px)]), 1)
         mx = (q[0] / q[2] * (side - 1)).astype(np.float32)
         my = (q[1] / q[2] * (side - 1)).astype(np.float32)
-        out[t] = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[t] = cv2.remap(texture, mx, my, cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE).reshape(h, w, -1)
     return out
 
 
 def plate_offsets(frames: np.ndarray, background: np.ndarray, rendered: np.ndarray, offsets: np.ndarray | None,
-                  sigma: float) -> np.ndarray:
+                  sigma: float, fill: str = "pushpull") -> np.ndarray:
     """T×H×W×2 float32 alignment offsets of the plate, per frame: a homography per frame cannot follow a
     background with depth (facades at different distances slide against each other as the camera
     pans), and the median texture of misregistered frames is blurred while every frame's plate is off
@@ -513,14 +543,43 @@ def plate_offsets(frames: np.ndarray, background: np.ndarray, rendered: np.ndarr
         if not (den > 0.05).any():
             added.append(None)
             continue
-        smooth = np.where((den > 0.05)[..., None], num / np.maximum(den, 1e-6)[..., None], np.nan)
-        added.append(fill_holes(np.concatenate([smooth, np.zeros_like(smooth[..., :1])], 2).astype(np.float32))[..., :2])
+        seen = den > 0.05
+        smooth = np.where(seen[..., None], num / np.maximum(den, 1e-6)[..., None], np.nan)
+        if fill == "pushpull":
+            added.append(_fill2(smooth))
+            continue
+        base = np.zeros_like(flow) if fill == "zero" else affine_field(flow, m > 0)
+        d = cv2.distanceTransform((~seen).astype(np.uint8), cv2.DIST_L2, 5)
+        fade = np.exp(-(d / (4.0 * sigma)) ** 2)[..., None]
+        added.append((base + _fill2(smooth - base) * fade).astype(np.float32))
     have = [t for t in range(T) if added[t] is not None]
     out = np.zeros((T, h, w, 2), np.float32) if offsets is None else np.array(offsets, np.float32, copy=True)
     if have:
         for t in range(T):
             out[t] += added[min(have, key=lambda s: (abs(s - t), s))]
     return out
+
+
+def affine_field(flow: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """H×W×2: the affine displacement field closest to `flow` (H×W×2) on the pixels `where` (RANSAC,
+    1 px), zero if it cannot be fitted. An affine field keeps straight lines straight."""
+    h, w = where.shape
+    ys, xs = np.nonzero(where)
+    pick = np.linspace(0, len(xs) - 1, min(len(xs), 4000)).astype(int)
+    src = np.stack([xs[pick], ys[pick]], 1).astype(np.float32)
+    A = None
+    if len(src) >= 3:
+        cv2.setRNGSeed(0)
+        A, _ = cv2.estimateAffine2D(src, src + flow[ys[pick], xs[pick]], ransacReprojThreshold=1.0)
+    if A is None:
+        return np.zeros((h, w, 2), np.float32)
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([A[0, 0] * gx + A[0, 1] * gy + A[0, 2] - gx, A[1, 0] * gx + A[1, 1] * gy + A[1, 2] - gy], -1)
+
+
+def _fill2(field: np.ndarray) -> np.ndarray:
+    """An H×W×2 field's NaN pixels filled by push-pull (fill_holes)."""
+    return fill_holes(np.concatenate([field, np.zeros_like(field[..., :1])], 2).astype(np.float32))[..., :2]
 
 
 def plate_error(frames: np.ndarray, background: np.ndarray, rendered: np.ndarray) -> float:
