@@ -424,6 +424,68 @@ def test_plate_alignment_follows_a_background_the_homographies_miss():
     assert under1 < 0.8 * under0
 
 
+def test_alignment_flow_counts_only_where_the_moved_plate_matches_the_frame():
+    """A frame 2 px off its homography, and a sprite the warm-up lost half of (its lower half labelled
+    background: the girl's shirt in the Violet cut's last frames). The flow from the frame to its
+    plate there matches sprite to street and is noise; pushed into the offsets it bends the plate's
+    windows under the sprite. With a gate, a background pixel counts only where the plate moved by
+    the flow matches it, and the offsets there are filled from the background around."""
+    import cv2
+    from celgraph.models.decompose.sprites import plate_offsets
+    from celgraph.synth.plate import paint_detailed_plate
+    plate, _ = paint_detailed_plate(np.random.default_rng(4), 128, 96)
+    other, _ = paint_detailed_plate(np.random.default_rng(9), 128, 96)
+    h, w = 96, 128
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    frame = cv2.remap(plate, xs + 2.0, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    sprite = np.zeros((h, w), bool)
+    sprite[24:72, 40:88] = True
+    frame[sprite] = np.clip(other[::-1, ::-1][sprite] * 0.7 + 0.3, 0, 1)
+    background = ~sprite
+    background[48:72, 40:88] = True                          # the warm-up lost the lower half
+    error = {}
+    for gate in (0.0, 16 / 256):
+        off = plate_offsets(frame[None], background[None], plate[None], None, 2.0, gate=gate)[0]
+        assert np.abs(off[4:20, 4:30] - (2.0, 0.0)).mean() < 0.05          # the street itself: 2 px either way
+        error[gate] = np.abs(off[52:68, 48:80] - (2.0, 0.0)).mean()        # under the lost half
+    assert error[0.0] > 0.2
+    assert error[16 / 256] < 0.05
+
+
+def test_texels_few_frames_see_as_background_next_to_a_sprite_are_filled_not_learnt():
+    """A bright sprite stands still over a dark plate that pans by 1 px a frame; in one frame the warm-up
+    labels a hole in the sprite as background (a hair strand's pixels, too few to trip the carry). Those
+    texels have one vote: the plate takes the sprite's colour from it, unless texels fewer than
+    `plate_min_votes` frames see, all next to a sprite, are filled from their neighbours and the pixels
+    on them do not teach the plate. A stripe only the last frames see at the leading edge of the pan,
+    far from the sprite, keeps its colour."""
+    from dataclasses import replace
+    import torch
+    T, h, w = 6, 32, 40
+    plate = np.full((h, w + T, 3), 0.2, np.float32)
+    plate[:, w + 3:w + 5] = 0.5                                # seen by frames 4 and 5 only
+    labels = np.zeros((T, h, w), np.int64)
+    labels[:, 8:22, 12:26] = 1                                 # 14×14 = 196 pixels
+    frames = np.stack([plate[:, t:t + w] for t in range(T)])
+    frames[labels == 1] = 0.9
+    labels[2, 13:17, 17:21] = 0                                # frame 2 keeps 180 of them (> 0.9 · 196)
+    tr = np.tile(np.eye(3), (T, 2, 1, 1))
+    for t in range(T):
+        tr[t, 0] = np.diag([1 / 48, 1 / 48, 1.0]) @ np.array([[1, 0, t], [0, 1, 0], [0, 0, 1.0]])
+    cfg = replace(decompose_cfg(), plate="texture", plate_align=0)
+
+    def plate_at(learner, t, x, y):                            # the plate at frame t's pixel, and whether it teaches
+        uv = learner._uv(torch.tensor([t]), torch.tensor([x]), torch.tensor([y]))[:, 0]
+        return float(learner._plate(uv, torch.zeros(1)).mean()), bool(learner.teach[t, y, x])
+
+    plain = SpriteLearner(cfg, frames, labels, tr)
+    assert plate_at(plain, 2, 19, 15) == pytest.approx((0.9, True), abs=0.01)
+    filled = SpriteLearner(replace(cfg, plate_min_votes=3), frames, labels, tr)
+    colour, taught = plate_at(filled, 2, 19, 15)
+    assert colour == pytest.approx(0.2, abs=0.05) and not taught
+    assert plate_at(filled, 5, w - 1, 4) == pytest.approx((0.5, True), abs=0.05)
+
+
 def test_the_learner_keeps_plate_alignment_only_where_it_fits_the_background_better():
     """SpriteLearner's alignment pass is kept for frames a homography cannot hold (a swaying street)
     and dropped for frames it holds exactly, where the flow on the plate is only noise."""

@@ -61,16 +61,19 @@ class SpriteConfig:
     plate_align_sigma: float = 2.0          # texture: smoothing of the alignment offsets (pixels at 256 high)
     label_band: float = 0.0                 # s2: no label loss within this many pixels (at 256 high) of a label edge
     plate_carry: float = 0.9                # carry a sprite into frames where the warm-up kept less than this share of it
+    plate_align_gate: float = 0.0           # alignment: flow counts only where the plate it moves matches the frame
+    plate_min_votes: int = 0                # texture: texels fewer frames see as background, all of them near a
+    plate_near: float = 8.0                 # sprite (within plate_near px at 256 high), are filled, not learnt
 
 
 PRESETS: dict[str, SpriteConfig] = {
     "full": SpriteConfig(checkpoint_every=10000),
     "cpu": SpriteConfig(s1_iters=1500, s2_iters=2500, batch=2048, hidden=64, pixel_layers=6, content_layers=8,
                         content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture", plate_align=1,
-                        label_band=3.0),
+                        plate_align_gate=16.0 / 256.0, label_band=3.0),
     "preview": SpriteConfig(s1_iters=500, s2_iters=800, batch=1024, hidden=64, pixel_layers=4, content_layers=6,
                             content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0, plate="texture", plate_align=1,
-                            label_band=3.0),
+                            plate_align_gate=16.0 / 256.0, label_band=3.0),
 }
 
 
@@ -123,19 +126,26 @@ class SpriteLearner:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
             background = (labels == 0) & ~held    # (not all labelled pixels: a sprite the warm-up lost
             votes = background if cfg.plate_median == "labels" else np.ones_like(labels, bool)   # pulls the plate)
-            tex = median_texture(frames, votes, Hn[:, 0], side)
+            near = near_sprites(labels, cfg.plate_near * H / 256.0)
+            doubt = lambda off: doubtful_texels(votes, near, Hn[:, 0], side, off, cfg.plate_min_votes)
+            tex = median_texture(frames, votes, Hn[:, 0], side, drop=doubt(None))
             offsets = None
             err = plate_error(frames, background, render_texture(tex, Hn[:, 0], (H, W)))
-            for _ in range(cfg.plate_align):          # a pass is kept only if the plate fits the background better
+            for _ in range(cfg.plate_align):          # a pass is kept only if the plate fits the background clearly
+                                                      # better (by 2 %: on clips whose plate the homographies hold,
+                                                      # the flow is noise and moves the error by ±1.5 %)
                 off = plate_offsets(frames, background, render_texture(tex, Hn[:, 0], (H, W), offsets), offsets,
-                                    cfg.plate_align_sigma * H / 256.0)
-                tex_a = median_texture(frames, votes, Hn[:, 0], side, off)
+                                    cfg.plate_align_sigma * H / 256.0, cfg.plate_align_gate)
+                tex_a = median_texture(frames, votes, Hn[:, 0], side, off, drop=doubt(off))
                 err_a = plate_error(frames, background, render_texture(tex_a, Hn[:, 0], (H, W), off))
-                if err_a >= err:
+                if err_a >= 0.98 * err:
                     break
                 tex, offsets, err = tex_a, off, err_a
             if offsets is not None:
                 self.offsets = torch.from_numpy(offsets).to(dev)                           # T×H×W×2
+            if cfg.plate_min_votes > 0:                 # doubtful texels: filled from their neighbours, not learnt
+                d = doubt(offsets).astype(np.float32)[..., None]
+                self.teach &= torch.from_numpy(render_texture(d, Hn[:, 0], (H, W), offsets, nearest=True)[..., 0] < 0.5).to(dev)
             self.texture = torch.nn.Parameter(torch.from_numpy(tex).permute(2, 0, 1)[None].contiguous().to(dev),
                                               requires_grad=cfg.plate_lr > 0)
         C = cfg.canvas
@@ -428,16 +438,16 @@ def label_trust(labels: np.ndarray, band: float) -> np.ndarray:
 
 
 def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, side: int,
-                   offsets: np.ndarray | None = None, budget: int = 1 << 26, fill: bool = True) -> np.ndarray:
+                   offsets: np.ndarray | None = None, budget: int = 1 << 26, fill: bool = True,
+                   drop: np.ndarray | None = None) -> np.ndarray:
     """side×side×3 float32 plate texture: per texel, the median over frames of the pixels labelled
     background (`background`, T×H×W bool, eroded by one pixel so edges of sprites stay out) that land
     on it through H0 (T×3×3, frame pixel → unit canvas; texel i sits at u = i/(side−1)), each frame
     pixel p moved first by its alignment offset (`offsets`, T×H×W×2: p lands at H0·(p + offset));
-    texels no frame saw are filled from their neighbours (push-pull; left NaN if not `fill`). Done in bands of texel rows so
-    the stack of warped frames stays under `budget` bytes."""
+    texels no frame saw — and those `drop` marks (side×side bool) — are filled from their neighbours (push-pull; left NaN if not `fill`). Done in bands of texel rows so the stack of
+    warped frames stays under `budget` bytes."""
     T, h, w = background.shape
-    kernel = np.ones((3, 3), np.uint8)
-    keep = [cv2.erode(b.astype(np.uint8), kernel).astype(np.float32) for b in background]
+    keep = _vote_masks(background)
     rows = max(1, min(side, budget // max(1, T * side * 3 * 4)))
     out = np.full((side, side, 3), np.nan, np.float32)
     for r0 in range(0, side, rows):
@@ -449,8 +459,47 @@ def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, s
                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
             ok = cv2.remap(keep[t], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
             stack[t][ok] = got[ok]
-        out[r0:r0 + n] = _nanmedian0(stack)
+        med = _nanmedian0(stack)
+        if drop is not None:
+            med[drop[r0:r0 + n]] = np.nan
+        out[r0:r0 + n] = med
     return fill_holes(out) if fill else out
+
+
+def _vote_masks(background: np.ndarray) -> list[np.ndarray]:
+    """The pixels that vote for the plate texture: the background (T×H×W bool) eroded by one pixel, so
+    the edges of sprites stay out (float32 0/1 per frame, for cv2.remap)."""
+    kernel = np.ones((3, 3), np.uint8)
+    return [cv2.erode(b.astype(np.uint8), kernel).astype(np.float32) for b in background]
+
+
+def near_sprites(labels: np.ndarray, r: float) -> np.ndarray:
+    """T×H×W bool: the pixels within r pixels of a sprite (labels > 0; T×H×W)."""
+    k = max(1, int(round(r)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+    return np.stack([cv2.dilate((x > 0).astype(np.uint8), kernel) > 0 for x in labels])
+
+
+def doubtful_texels(votes: np.ndarray, near: np.ndarray, H0: np.ndarray, side: int, offsets: np.ndarray | None,
+                    k: int) -> np.ndarray | None:
+    """side×side bool, or None if k is 0: the plate texels fewer than k frames see as background (`votes`,
+    T×H×W) and only next to a sprite (`near`, T×H×W): pixels in the holes and along the edges of the warm-up
+    labels, where they let part of the sprite through (hair strands, a sleeve). The texels at the leading edge
+    of a pan, also seen by few frames, but away from the sprites, keep their votes."""
+    if k <= 0:
+        return None
+    return (vote_counts(votes, H0, side, offsets) < k) & (vote_counts(votes & ~near, H0, side, offsets) == 0)
+
+
+def vote_counts(background: np.ndarray, H0: np.ndarray, side: int, offsets: np.ndarray | None = None) -> np.ndarray:
+    """side×side float32: per texel of the plate texture, how many frames see it as background — the
+    votes median_texture takes its median of (same arguments)."""
+    keep = _vote_masks(background)
+    out = np.zeros((side, side), np.float32)
+    for t in range(len(keep)):
+        mx, my = texel_sources(H0[t], side, 0, side, None if offsets is None else offsets[t])
+        out += cv2.remap(keep[t], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+    return out
 
 
 def texel_sources(H0: np.ndarray, side: int, r0: int, n: int, offsets: np.ndarray | None = None):
@@ -472,30 +521,35 @@ def texel_sources(H0: np.ndarray, side: int, r0: int, n: int, offsets: np.ndarra
 
 
 def render_texture(texture: np.ndarray, H0: np.ndarray, hw: tuple[int, int],
-                   offsets: np.ndarray | None = None) -> np.ndarray:
-    """T×h×w×3: the plate texture (side×side×3) seen in each frame through H0 (T×3×3, frame pixel →
-    unit canvas) and the frames' alignment offsets (T×h×w×2 or None), as SpriteLearner._plate reads it."""
+                   offsets: np.ndarray | None = None, nearest: bool = False) -> np.ndarray:
+    """T×h×w×C: the plate texture (side×side×C) seen in each frame through H0 (T×3×3, frame pixel →
+    unit canvas) and the frames' alignment offsets (T×h×w×2 or None), as SpriteLearner._plate reads it
+    (bilinearly; `nearest`: the nearest texel)."""
     h, w = hw
     side = texture.shape[0]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    out = np.empty((len(H0), h, w, 3), np.float32)
+    out = np.empty((len(H0), h, w, texture.shape[2]), np.float32)
     for t, H in enumerate(H0):
         px, py = (xs, ys) if offsets is None else (xs + offsets[t, ..., 0], ys + offsets[t, ..., 1])
         q = np.tensordot(H, np.stack([px, py, np.ones_like(px)]), 1)
         mx = (q[0] / q[2] * (side - 1)).astype(np.float32)
         my = (q[1] / q[2] * (side - 1)).astype(np.float32)
-        out[t] = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[t] = cv2.remap(texture, mx, my, cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE).reshape(h, w, -1)
     return out
 
 
 def plate_offsets(frames: np.ndarray, background: np.ndarray, rendered: np.ndarray, offsets: np.ndarray | None,
-                  sigma: float) -> np.ndarray:
+                  sigma: float, gate: float = 0.0) -> np.ndarray:
     """T×H×W×2 float32 alignment offsets of the plate, per frame: a homography per frame cannot follow a
     background with depth (facades at different distances slide against each other as the camera
     pans), and the median texture of misregistered frames is blurred while every frame's plate is off
     by a pixel or two along each edge. The optical flow (OpenCV DIS) from each frame to its rendered
     plate (`rendered`, T×H×W×3, already through `offsets`), kept on the background pixels (`background`)
-    away from the sprites (eroded by 3·σ: DIS's patches straddling a sprite's edge follow the sprite),
+    where the rendered plate moved by the flow matches the frame (within `gate`, a colour distance, if > 0:
+    where the warm-up lost part of a sprite, its pixels are in `background`, and the flow that matches them
+    to the street is noise that bends the plate under the sprite) away from the sprites (eroded by 3·σ:
+    DIS's patches straddling a sprite's edge follow the sprite),
     smoothed by a normalised Gaussian of σ = `sigma` pixels and filled by push-pull where no background
     is seen (under the sprites), is added to `offsets`. A frame with no background (no votes: the
     warm-up lost a sprite there) takes the added offsets of the nearest frame that has some (the
@@ -507,7 +561,13 @@ def plate_offsets(frames: np.ndarray, background: np.ndarray, rendered: np.ndarr
     added: list[np.ndarray | None] = []
     for t in range(T):
         flow = dis.calc(_grey8(frames[t]), _grey8(rendered[t]), None)
-        m = cv2.erode(background[t].astype(np.uint8), kernel).astype(np.float32)
+        seen_bg = background[t]
+        if gate > 0:                              # only where the plate, moved by the flow, matches the frame
+            ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+            moved = cv2.remap(np.ascontiguousarray(rendered[t], np.float32), xs + flow[..., 0], ys + flow[..., 1],
+                              cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            seen_bg = seen_bg & (np.linalg.norm(moved - frames[t], axis=-1) <= gate)
+        m = cv2.erode(seen_bg.astype(np.uint8), kernel).astype(np.float32)
         num = cv2.GaussianBlur(flow * m[..., None], (0, 0), sigma)
         den = cv2.GaussianBlur(m, (0, 0), sigma)
         if not (den > 0.05).any():
