@@ -27,7 +27,7 @@ in ``docs/sketch_real_contact_sheet.png`` with the model (v4 and v3) and XDoG;
 objects (:func:`dark_sheet`), ``docs/sketch_dark_outline.png`` zooms into the ribbon before and after
 the dark outline (:func:`ribbon_sheet`). The negatives of the dark outline: the share of pixels it
 adds on the Violet frames (their plates are painted without lines), on ``saber.png`` (a dark night
-plate) and on the pair inputs (:func:`outline_added`), and the ink on the out-of-focus window post
+plate) and on the pair inputs, and the ink on the out-of-focus window post
 beside the ribbon (:func:`ribbon_outline`); both, over a sweep of ``dark_threshold`` (the ladder's
 lightest level, :data:`SWEEP`; :func:`threshold_sweep`): a wide plateau, not a narrow window, is
 what says the default is not tuned to one picture. On the Violet frames the suite prints
@@ -110,11 +110,6 @@ class Method:
     def binary(self, img: np.ndarray, threshold: float | None = None) -> np.ndarray:
         ink = binarize(self.soft(img), self.threshold if threshold is None else threshold, self.weak)
         return ink | dark_outlines(img, ink, DARK_THRESHOLD) if self.outline else ink
-
-    def added(self, img: np.ndarray) -> np.ndarray:
-        """The ink the dark-fill outline adds (bool H×W; none when the method has no outline)."""
-        ink = binarize(self.soft(img), self.threshold, self.weak)
-        return dark_outlines(img, ink, DARK_THRESHOLD) & ~ink if self.outline else np.zeros(ink.shape, bool)
 
     @property
     def label(self) -> str:
@@ -208,29 +203,12 @@ def ribbon_outline(data: Path, methods) -> dict[str, dict]:
                      "edge_px": int(edge.sum())} for m in methods}
 
 
-def outline_added(data: Path, methods, quick: bool = False) -> dict[str, dict]:
-    """{method: {"violet", "violet_max", "saber", "inputs"}} for the methods with the dark-fill
-    outline: the share of pixels the outline adds to their lines — mean and largest over the Violet
-    frames, on ``anime2sketch/inputs/saber.png`` (a dark night plate behind the character: a
-    negative) and mean over the Anime2Sketch pair inputs."""
-    frames = [load(p)[..., :3] for p in violet_frames(data, quick)]
-    pairs = [split_pair(load(p))[0] for p in sorted((data / "anime2sketch" / "pairs").glob("*_in_out.png"))]
-    saber = data / "anime2sketch" / "inputs" / "saber.png"
-    out = {}
-    for m in methods:
-        if not m.outline:
-            continue
-        v = [m.added(f).mean() for f in frames]
-        out[m.name] = {"violet": float(np.mean(v)), "violet_max": float(np.max(v)),
-                       "saber": float(m.added(load(saber)[..., :3]).mean()) if saber.is_file() else float("nan"),
-                       "inputs": float(np.mean([m.added(p).mean() for p in pairs]))}
-    return out
-
-
 def threshold_sweep(data: Path, model: Method, quick: bool = False, levels=SWEEP) -> dict[float, dict]:
-    """{dark_threshold: {"ribbon", "violet", "violet_max", "saber", "inputs"}}: the ribbon's outline
-    share (:func:`ribbon_outline`'s measure, frame 040) and the ink the dark-fill outline adds
-    (:func:`outline_added`'s shares) with the ladder's lightest level at each of ``levels``."""
+    """{dark_threshold: {"ribbon", "violet", "violet_max", "saber", "inputs"}} with the ladder's
+    lightest level at each of ``levels`` and at the node's default: the ribbon's outline share
+    (:func:`ribbon_outline`'s measure, frame 040) and the share of pixels the dark-fill outline adds
+    to the lines — mean and largest over the Violet frames, on ``anime2sketch/inputs/saber.png`` (a
+    dark night plate behind the character: a negative) and mean over the Anime2Sketch pair inputs."""
     ribbon = load(data / "violet" / "1280x720" / "040.png")[..., :3]
     edge = dark_outline(ribbon, RIBBON_EDGE)
     frames = [load(p)[..., :3] for p in violet_frames(data, quick)]
@@ -243,7 +221,7 @@ def threshold_sweep(data: Path, model: Method, quick: bool = False, levels=SWEEP
         return dark_outlines(img, ink, t) & ~ink, ink
 
     out = {}
-    for t in levels:
+    for t in sorted(set(levels) | {DARK_THRESHOLD}):
         a, ink = added(ribbon, t)
         v = [added(f, t)[0].mean() for f in frames]
         out[t] = {"ribbon": outline_recall(ink | a, edge), "violet": float(np.mean(v)), "violet_max": float(np.max(v)),
@@ -335,9 +313,9 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
     scores = pair_scores(data, methods, quick)
     violet = violet_lines(data, methods, quick)
     ribbon = ribbon_outline(data, methods)
-    added = outline_added(data, methods, quick)
     model, model_v3 = methods[0], methods[1]
     sweep = threshold_sweep(data, model, quick)
+    added = {model.name: sweep[DARK_THRESHOLD]}          # the node's default: the dark outline's negatives
     sheet = contact_sheet(data, docs / SHEET, [m for m in methods if "threshold alone" not in m.name], quick)
     dark = dark_sheet(data, docs / DARK_SHEET, methods)
     zoom = ribbon_sheet(data, docs / RIBBON_SHEET, model, model_v3)

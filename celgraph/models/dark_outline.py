@@ -137,7 +137,8 @@ def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = DEFAULT
     # dark paint apart from the ink (a thick line joins a shadow band, a blurred tree behind, the
     # dark hair beside into one region)
     ink_zone = cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    far = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5) > 3 * s + 1     # + the px around the ink
+    to_ink = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5)
+    far = to_ink > 3 * s + 1                                                    # + the px around the ink
     found = _best_supported(luma, ink_zone, far, _levels(threshold), H, W, s)
     outline = np.zeros((H, W), bool)
     for level in sorted({lv for lv, _ in found}):
@@ -151,7 +152,7 @@ def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = DEFAULT
 
     # 5. not beside the ink already found (the line is there, 1-2 px off: two would make it thick),
     # but up to it: the pieces away from the ink grow back along the outline for a few px
-    beside = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5) <= BESIDE
+    beside = to_ink <= BESIDE
     grown = (outline & ~beside).astype(np.uint8)
     square = np.ones((3, 3), np.uint8)
     for _ in range(int(np.ceil(BESIDE)) + 1):

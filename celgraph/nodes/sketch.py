@@ -16,7 +16,7 @@ from .. import colorspace as cs
 from ..core import (Bool, Choice, CheckContext, Context, Float, Image, In, Issue, LineArt, NodeType, Out,
                       PathParam)
 from ..core.hashing import file_digest
-from ..models.dark_outline import dark_outlines
+from ..models.dark_outline import DEFAULT_THRESHOLD as DARK_THRESHOLD, dark_outlines
 from .modelfiles import RUNTIME_PARAM, accelerated, bundled_file, load_model, runtime_issues, weights_issues
 
 BUNDLED = "sketch_unet.safetensors"
@@ -83,7 +83,7 @@ class Sketch(NodeType):
         Bool("dark_outline", True,
              help="model: add the outline of large dark fills (hair, ribbons, coats) that the lines partly "
                   "outline, at the middle of their dark-to-light edge"),
-        Float("dark_threshold", 0.4, min=0.05, max=0.7,
+        Float("dark_threshold", DARK_THRESHOLD, min=0.05, max=0.7,
               help="dark_outline: the lightest luminance (0..1) of the ladder of levels (0.1 up, step 0.05) "
                    "below which paint is tried as a dark fill"),
         PathParam("weights", "", help="Sketch U-Net .safetensors; empty: the bundled weights", hashed=False),

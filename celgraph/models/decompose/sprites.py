@@ -126,7 +126,7 @@ class SpriteLearner:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
             background = (labels == 0) & ~held    # (not all labelled pixels: a sprite the warm-up lost
             votes = background if cfg.plate_median == "labels" else np.ones_like(labels, bool)   # pulls the plate)
-            near = near_sprites(labels, cfg.plate_near * H / 256.0)
+            near = near_sprites(labels, cfg.plate_near * H / 256.0) if cfg.plate_min_votes > 0 else None
             doubt = lambda off: doubtful_texels(votes, near, Hn[:, 0], side, off, cfg.plate_min_votes)
             tex = median_texture(frames, votes, Hn[:, 0], side, drop=doubt(None))
             offsets = None
@@ -480,7 +480,7 @@ def near_sprites(labels: np.ndarray, r: float) -> np.ndarray:
     return np.stack([cv2.dilate((x > 0).astype(np.uint8), kernel) > 0 for x in labels])
 
 
-def doubtful_texels(votes: np.ndarray, near: np.ndarray, H0: np.ndarray, side: int, offsets: np.ndarray | None,
+def doubtful_texels(votes: np.ndarray, near: np.ndarray | None, H0: np.ndarray, side: int, offsets: np.ndarray | None,
                     k: int) -> np.ndarray | None:
     """side×side bool, or None if k is 0: the plate texels fewer than k frames see as background (`votes`,
     T×H×W) and only next to a sprite (`near`, T×H×W): pixels in the holes and along the edges of the warm-up
@@ -559,11 +559,11 @@ def plate_offsets(frames: np.ndarray, background: np.ndarray, rendered: np.ndarr
     r = max(1, int(round(3 * sigma)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     added: list[np.ndarray | None] = []
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     for t in range(T):
         flow = dis.calc(_grey8(frames[t]), _grey8(rendered[t]), None)
         seen_bg = background[t]
         if gate > 0:                              # only where the plate, moved by the flow, matches the frame
-            ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
             moved = cv2.remap(np.ascontiguousarray(rendered[t], np.float32), xs + flow[..., 0], ys + flow[..., 1],
                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             seen_bg = seen_bg & (np.linalg.norm(moved - frames[t], axis=-1) <= gate)
