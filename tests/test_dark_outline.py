@@ -278,7 +278,7 @@ def test_a_dark_disc_joined_to_a_dark_stripe_of_the_plate_is_still_outlined():
     stripe's long unlined edge took the union's support under 30 % and the ribbon got nothing. The
     stripe, an arm, is judged on its own: the disc is outlined, the stripe is not."""
     img = with_blurred_patch(disc(), slice(0, CENTER[0] - RADIUS + 10), slice(170, 190), sigma=2.0)
-    ink = arc_ink(0.45)
+    ink = arc_ink(0.5)                                           # the disc alone: half its edge drawn
     out = dark_outlines(img, ink)
     right = out & (np.mgrid[:SIZE, :SIZE][1] > CENTER[1] + 10)
     assert right.sum() > 0.6 * np.pi * RADIUS                   # the soft half is outlined
