@@ -243,3 +243,45 @@ def test_xdog_is_left_as_it_is(tmp_path):
     on, _ = _run_sketch(tmp_path, drawn_disc(), method="xdog")
     off, _ = _run_sketch(tmp_path, drawn_disc(), method="xdog", dark_outline=False)
     assert (on == off).all()
+
+
+# ---- arms: dark plate paint joined to a dark object ---------------------------------------------
+
+def with_blurred_patch(img, rows, cols, fill=0.08, sigma=4.0):
+    """``img`` with a blurred dark patch of the plate (luminance ``fill`` in ``rows`` × ``cols``,
+    Gaussian σ ``sigma``: out of focus) painted under it — as dark as the object it touches, so
+    no level of the ladder tells them apart."""
+    patch = np.full((SIZE, SIZE), 0.9, np.float32)
+    patch[rows, cols] = fill
+    patch = cv2.GaussianBlur(patch, (0, 0), sigma)
+    return np.minimum(img, patch[..., None])
+
+
+def test_a_blurred_dark_patch_beside_a_dark_disc_gets_no_outline():
+    """Violet 070: an out-of-focus dark patch of the plate joins the ribbon, and the outline of the
+    union bulged 40 px into the plate. The patch is an arm thinner than the disc with no drawn line
+    along it: cut off, it gets no outline; the disc's own undrawn edge beside it still does."""
+    img = with_blurred_patch(disc(soft_side=None, ramp=1), slice(168, 192), slice(240, 330))
+    ink = arc_ink(0.8)                                           # all but the right 36° of the edge drawn
+    out = dark_outlines(img, ink)
+    patch_zone = np.zeros((SIZE, SIZE), bool)
+    patch_zone[150:210, CENTER[1] + RADIUS + 6:] = True          # beyond the disc's edge, round the patch
+    assert not out[patch_zone].any()
+    right = out & (np.mgrid[:SIZE, :SIZE][1] > CENTER[1] + 40)
+    assert right.sum() > 20                                      # the disc's undrawn edge above and below it
+    assert np.abs(_radius()[right] - RADIUS).max() <= 3.0
+    assert dark_outlines(img, ink, neck=0)[patch_zone].sum() > 40    # without the rule (v5): round the patch
+
+
+def test_a_dark_disc_joined_to_a_dark_stripe_of_the_plate_is_still_outlined():
+    """Violet 050: the ribbon touches the dark stripe of an out-of-focus building behind it; the
+    stripe's long unlined edge took the union's support under 30 % and the ribbon got nothing. The
+    stripe, an arm, is judged on its own: the disc is outlined, the stripe is not."""
+    img = with_blurred_patch(disc(), slice(0, CENTER[0] - RADIUS + 10), slice(170, 190), sigma=2.0)
+    ink = arc_ink(0.5)                                           # the disc alone: half its edge drawn
+    out = dark_outlines(img, ink)
+    right = out & (np.mgrid[:SIZE, :SIZE][1] > CENTER[1] + 10)
+    assert right.sum() > 0.6 * np.pi * RADIUS                   # the soft half is outlined
+    assert np.abs(_radius()[out] - RADIUS).max() <= 3.0          # at its ramp's middle, and nowhere else
+    assert not out[:CENTER[0] - RADIUS - 8].any()                # nothing along the stripe
+    assert not dark_outlines(img, ink, neck=0).any()            # without the rule (v5): nothing

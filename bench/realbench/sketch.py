@@ -13,23 +13,27 @@ thin lines in grey, 0.3-0.5 ink; at 0.5 they break into dashes). Each method is 
 the threshold stored with the weights, 0.5 for XDoG) and at the one threshold that maximises its
 mean F1 over the pairs (searched over :data:`THRESHOLDS`; an upper bound, chosen on the test data).
 
-The model is scored as the node outputs it (version 5: hysteresis — its threshold, extended along
+The model is scored as the node outputs it (version 6: hysteresis — its threshold, extended along
 connected pixels down to the weak threshold stored with the weights,
 :func:`celgraph.nodes.sketch.binarize` — and the outline of dark fills over the
-ladder of levels up to ``dark_threshold``, :func:`celgraph.models.dark_outline.dark_outlines`),
+ladder of levels up to ``dark_threshold``, their unlined arms cut off,
+:func:`celgraph.models.dark_outline.dark_outlines`),
 without the dark outline (version 3) and at its
 threshold alone (version 2); the best-threshold search moves the strong threshold and keeps the weak
 one (the dark outline follows the ink it gets).
 
 Violet (``violet/1280x720``, no truth) and the two Anime2Sketch inputs without a drawing are shown
-in ``docs/sketch_real_contact_sheet.png`` with the model (v4 and v3) and XDoG;
+in ``docs/sketch_real_contact_sheet.png`` with the model (v6 and v3) and XDoG;
 ``docs/sketch_dark_objects.png`` puts Violet's black ribbon beside the training generator's dark
-objects (:func:`dark_sheet`), ``docs/sketch_dark_outline.png`` zooms into the ribbon before and after
-the dark outline (:func:`ribbon_sheet`). The negatives of the dark outline: the share of pixels it
-adds on the Violet frames (their plates are painted without lines), on ``saber.png`` (a dark night
-plate) and on the pair inputs, and the ink on the out-of-focus window post
-beside the ribbon (:func:`ribbon_outline`); both, over a sweep of ``dark_threshold`` (the ladder's
-lightest level, :data:`SWEEP`; :func:`threshold_sweep`): a wide plateau, not a narrow window, is
+objects (:func:`dark_sheet`), ``docs/sketch_dark_outline.png`` zooms into the ribbon on frames 040, 050
+and 070 before and after the dark outline, without arms (v5) and with them (:func:`ribbon_sheet`).
+The negatives of the dark outline: the share of pixels it adds on the Violet frames (their plates
+are painted without lines), on ``saber.png`` (a dark night plate) and on the pair inputs, the ink on
+the out-of-focus window post beside the ribbon (:func:`ribbon_outline`), and the px it adds off the
+ribbon on three frames where the ribbon is marked by hand (:data:`RIBBONS`, :func:`ribbon_scores`,
+which also gives the share of each marked ribbon's outline drawn); all over a sweep of
+``dark_threshold`` (the ladder's lightest level, :data:`SWEEP`; :func:`threshold_sweep`) and of
+the arms' ``neck`` (:data:`NECK_SWEEP`; :func:`neck_sweep`): a wide plateau, not a narrow window, is
 what says the default is not tuned to one picture. On the Violet frames the suite prints
 the share of pixels each method inks (the backgrounds there are painted, without drawn lines: ink
 there is wrong) and how whole its lines are, :func:`celgraph.synth.metrics.line_continuity` over
@@ -46,7 +50,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from celgraph.models.dark_outline import dark_outlines
+from celgraph.models.dark_outline import NECK, dark_outlines
 from celgraph.models.xdog import luminance, xdog
 from celgraph.nodes.sketch import Sketch, binarize
 from celgraph.synth import metrics
@@ -67,6 +71,15 @@ DARK_SEEDS = (2_000_001, 2_000_004, 2_000_009)
 MIN_STROKE = 3
 DARK_THRESHOLD = next(p.default for p in Sketch.params if p.name == "dark_threshold")   # the node's default
 SWEEP = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+NECK_SWEEP = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)      # dark_outlines' ``neck`` (0: no arms, node v5)
+# Violet's black ribbon, marked by hand on three frames (polygons, x, y at 1280×720): what is ribbon
+# and what is the out-of-focus plate beside it, which the dark outline must leave empty
+RIBBONS = {"040": [(788, 266), (806, 272), (815, 300), (835, 335), (860, 350), (885, 348), (880, 372),
+                   (840, 378), (800, 372), (770, 345), (748, 305), (770, 288)],
+           "050": [(495, 470), (545, 452), (585, 450), (600, 478), (640, 478), (638, 560), (612, 602),
+                   (560, 618), (505, 612), (490, 560)],
+           "070": [(962, 247), (1005, 290), (1052, 360), (1092, 472), (1072, 480), (1025, 400), (985, 330),
+                   (958, 280)]}
 
 
 def split_pair(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,31 +216,72 @@ def ribbon_outline(data: Path, methods) -> dict[str, dict]:
                      "edge_px": int(edge.sum())} for m in methods}
 
 
-def threshold_sweep(data: Path, model: Method, quick: bool = False, levels=SWEEP) -> dict[float, dict]:
-    """{dark_threshold: {"ribbon", "violet", "violet_max", "saber", "inputs"}} with the ladder's
-    lightest level at each of ``levels`` and at the node's default: the ribbon's outline share
-    (:func:`ribbon_outline`'s measure, frame 040) and the share of pixels the dark-fill outline adds
-    to the lines — mean and largest over the Violet frames, on ``anime2sketch/inputs/saber.png`` (a
-    dark night plate behind the character: a negative) and mean over the Anime2Sketch pair inputs."""
-    ribbon = load(data / "violet" / "1280x720" / "040.png")[..., :3]
+def ribbon_mask(name: str, shape: tuple[int, int], grow: int) -> np.ndarray:
+    """The hand-marked polygon of Violet's ribbon on frame ``name`` (:data:`RIBBONS`), grown by
+    ``grow`` px (bool, ``shape``)."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.array(RIBBONS[name], np.int32)], 1)
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
+
+
+def ribbon_scores(img: np.ndarray, name: str, ink: np.ndarray, added: np.ndarray) -> tuple[float, int]:
+    """(share of the ribbon's outline within 3 px of ``ink | added``, ``added`` px off the ribbon)
+    on Violet frame ``name``: the outline is :func:`dark_outline`'s (dark paint next to light)
+    inside the ribbon's polygon grown by 4 px; off the ribbon = more than 6 px outside it (the
+    plate: nothing is drawn there)."""
+    edge = dark_outline(img, (0, img.shape[0], 0, img.shape[1])) & ribbon_mask(name, img.shape[:2], 4)
+    return outline_recall(ink | added, edge), int((added & ~ribbon_mask(name, img.shape[:2], 6)).sum())
+
+
+def outline_sweep(data: Path, model: Method, settings, quick: bool = False) -> dict[tuple[float, float], dict]:
+    """{(dark_threshold, neck): {"ribbon", "ribbons", "off_ribbon", "violet", "violet_max", "saber",
+    "inputs"}} for each of ``settings``: the ribbon's outline share on frame 040 (:func:`ribbon_outline`'s
+    measure), the share on each hand-marked ribbon (:data:`RIBBONS`, {frame: share}) and the added
+    px off them (summed over the three frames, :func:`ribbon_scores`), and the share of pixels the
+    dark-fill outline adds to the lines — mean and largest over the Violet frames, on
+    ``anime2sketch/inputs/saber.png`` (a dark night plate behind the character: a negative) and mean
+    over the Anime2Sketch pair inputs."""
+    violet = data / "violet" / "1280x720"
+    ribbon = load(violet / "040.png")[..., :3]
     edge = dark_outline(ribbon, RIBBON_EDGE)
+    marked = {name: load(violet / f"{name}.png")[..., :3] for name in RIBBONS}
     frames = [load(p)[..., :3] for p in violet_frames(data, quick)]
     pairs = [split_pair(load(p))[0] for p in sorted((data / "anime2sketch" / "pairs").glob("*_in_out.png"))]
     saber = data / "anime2sketch" / "inputs" / "saber.png"
     saber_img = load(saber)[..., :3] if saber.is_file() else None
 
-    def added(img, t):
+    def added(img, t, neck):
         ink = binarize(model.soft(img), model.threshold, model.weak)
-        return dark_outlines(img, ink, t) & ~ink, ink
+        return dark_outlines(img, ink, t, neck) & ~ink, ink
 
     out = {}
-    for t in sorted(set(levels) | {DARK_THRESHOLD}):
-        a, ink = added(ribbon, t)
-        v = [added(f, t)[0].mean() for f in frames]
-        out[t] = {"ribbon": outline_recall(ink | a, edge), "violet": float(np.mean(v)), "violet_max": float(np.max(v)),
-                  "saber": float(added(saber_img, t)[0].mean()) if saber_img is not None else float("nan"),
-                  "inputs": float(np.mean([added(p, t)[0].mean() for p in pairs]))}
+    for t, neck in settings:
+        a, ink = added(ribbon, t, neck)
+        v = [added(f, t, neck)[0].mean() for f in frames]
+        shares, off = {}, 0
+        for name, img in marked.items():
+            ra, rink = added(img, t, neck)
+            shares[name], o = ribbon_scores(img, name, rink, ra)
+            off += o
+        out[(t, neck)] = {"ribbon": outline_recall(ink | a, edge), "ribbons": shares, "off_ribbon": off,
+                          "violet": float(np.mean(v)), "violet_max": float(np.max(v)),
+                          "saber": float(added(saber_img, t, neck)[0].mean()) if saber_img is not None else float("nan"),
+                          "inputs": float(np.mean([added(p, t, neck)[0].mean() for p in pairs]))}
     return out
+
+
+def threshold_sweep(data: Path, model: Method, quick: bool = False, levels=SWEEP) -> dict[float, dict]:
+    """:func:`outline_sweep` over the ladder's lightest level (``levels`` and the node's default), at
+    the default ``neck``: {dark_threshold: scores}."""
+    ts = sorted(set(levels) | {DARK_THRESHOLD})
+    return {t: r for (t, _), r in outline_sweep(data, model, [(t, NECK) for t in ts], quick).items()}
+
+
+def neck_sweep(data: Path, model: Method, quick: bool = False, necks=NECK_SWEEP) -> dict[float, dict]:
+    """:func:`outline_sweep` over ``neck`` (``necks`` and the default; 0: no arms, node v5), at the
+    default ``dark_threshold``: {neck: scores}."""
+    ns = sorted(set(necks) | {NECK})
+    return {n: r for (_, n), r in outline_sweep(data, model, [(DARK_THRESHOLD, n) for n in ns], quick).items()}
 
 
 # ---------------------------------------------------------------- contact sheet
@@ -258,29 +312,34 @@ def contact_sheet(data: Path, path: Path, methods, quick: bool = False, width: i
     return write_sheet(sheet, path)
 
 
-def ribbon_sheet(data: Path, path: Path, with_outline: Method, without: Method, scale: int = 2) -> Path:
-    """Violet's ribbon before and after the dark-fill outline: for frames 040 and 070, the input,
-    the lines without the outline, with it (the added ink in red), and those over the frame;
-    ``scale``× zoomed crops."""
-    boxes = {"040": (230, 430, 690, 930), "070": (250, 450, 930, 1170)}      # y0, y1, x0, x1
+def ribbon_sheet(data: Path, path: Path, without: Method, scale: int = 2) -> Path:
+    """Violet's ribbon before and after the dark-fill outline: for frames 040, 050 and 070, the
+    input, the lines without the outline (node v3), and the lines over the frame with the outline
+    without arms (node v5, ``neck`` 0) and with them (the node's default; added ink in red, the
+    hand-marked ribbon of :data:`RIBBONS` as a thin blue line); ``scale``× zoomed crops."""
+    boxes = {"040": (230, 430, 690, 930), "050": (420, 640, 430, 670), "070": (230, 500, 920, 1160)}   # y0, y1, x0, x1: 240 px wide
     rows = []
     for name, (y0, y1, x0, x1) in boxes.items():
         img = load(data / "violet" / "1280x720" / f"{name}.png")[..., :3]
-        before, after = without.binary(img), with_outline.binary(img)
+        before = without.binary(img)
         crop = np.s_[y0:y1, x0:x1]
+        marked = ribbon_mask(name, img.shape[:2], 0)
+        border = (marked & ~cv2.erode(marked.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool))[crop]
         b = np.repeat(1.0 - before[crop][..., None].astype(np.float32), 3, 2)
-        a = b.copy()
-        added = after[crop] & ~before[crop]
-        a[added] = (1.0, 0.0, 0.0)
-        over = 0.5 + 0.5 * img[crop]                  # the lines over the frame, to see where they sit
-        over[before[crop]] = 0.0
-        over[added] = (1.0, 0.0, 0.0)
+        overs = []
+        for neck in (0.0, NECK):
+            added = (dark_outlines(img, before, DARK_THRESHOLD, neck) & ~before)[crop]
+            over = 0.5 + 0.5 * img[crop]              # the lines over the frame, to see where they sit
+            over[border] = (0.3, 0.5, 1.0)
+            over[before[crop]] = 0.0
+            over[added] = (1.0, 0.0, 0.0)
+            overs.append(over)
         w = (x1 - x0) * scale
-        zoom = [cv2.resize(c, (w, (y1 - y0) * scale), interpolation=cv2.INTER_NEAREST) for c in (img[crop], b, a, over)]
+        zoom = [cv2.resize(c, (w, (y1 - y0) * scale), interpolation=cv2.INTER_NEAREST) for c in (img[crop], b, *overs)]
         rows.append(np.hstack([cell(zoom[0], f"violet {name} (x{scale})", w),
                                cell(zoom[1], "without the dark outline (node v3)", w),
-                               cell(zoom[2], "with it (node v5; added ink red)", w),
-                               cell(zoom[3], "v5 over the frame", w)]))
+                               cell(zoom[2], "v5: no arms (added ink red)", w),
+                               cell(zoom[3], f"v6: arms cut, neck {NECK:g} (added ink red)", w)]))
     sheet = np.vstack(rows)
     return write_sheet(sheet, path)
 
@@ -315,10 +374,11 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
     ribbon = ribbon_outline(data, methods)
     model, model_v3 = methods[0], methods[1]
     sweep = threshold_sweep(data, model, quick)
+    necks = neck_sweep(data, model, quick)
     added = {model.name: sweep[DARK_THRESHOLD]}          # the node's default: the dark outline's negatives
     sheet = contact_sheet(data, docs / SHEET, [m for m in methods if "threshold alone" not in m.name], quick)
     dark = dark_sheet(data, docs / DARK_SHEET, methods)
-    zoom = ribbon_sheet(data, docs / RIBBON_SHEET, model, model_v3)
+    zoom = ribbon_sheet(data, docs / RIBBON_SHEET, model_v3)
     rows = []
     for m in methods:
         t, p, r, f = scores[m.name]["default"]
@@ -349,16 +409,27 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
                 f"saber.png (dark night plate) {100 * a['saber']:.3f} %, Anime2Sketch pair inputs {100 * a['inputs']:.3f} %"
                 for name, a in added.items())
             + f". Violet's ribbon before and after, zoomed: `docs/{zoom.name}`"
-            + f".\n\nOver `dark_threshold` (the lightest level of the ladder; default {DARK_THRESHOLD:g}), the model "
-            "(`threshold_sweep`):\n\n" + table(
-                ["dark_threshold", "ribbon outline share (040)", "added ink, Violet mean", "Violet max", "saber.png",
-                 "pair inputs"],
-                [[f"{t:g}" + (" (default)" if abs(t - DARK_THRESHOLD) < 1e-9 else ""), f"{r['ribbon']:.2f}",
-                  f"{100 * r['violet']:.3f} %", f"{100 * r['violet_max']:.3f} %", f"{100 * r['saber']:.3f} %",
-                  f"{100 * r['inputs']:.3f} %"] for t, r in sweep.items()]) + "\n"
+            + ".\n\nThe ribbon marked by hand on frames " + ", ".join(RIBBONS) + " (`RIBBONS`, `ribbon_scores`): "
+            "share of its outline within 3 px of ink, and the px the dark outline adds more than 6 px off it "
+            "(on the out-of-focus plate; summed over the three frames). "
+            + f"Over `dark_threshold` (the lightest level of the ladder; default {DARK_THRESHOLD:g}), at neck {NECK:g} "
+            "(`threshold_sweep`):\n\n" + _sweep_table("dark_threshold", sweep, DARK_THRESHOLD)
+            + f"\n\nOver `neck` (arms thinner than neck × a region's body are judged on their own; 0 = none, node "
+            f"v5; default {NECK:g}), at `dark_threshold` {DARK_THRESHOLD:g} (`neck_sweep`):\n\n"
+            + _sweep_table("neck", necks, NECK) + "\n"
             + f"\nContact sheet: `docs/{sheet.name}` (Violet frames, a 1:1 crop of the face profile and "
             f"ribbon, the Anime2Sketch inputs; binary lines at each row's default binarisation). "
             f"The training generator's dark objects beside Violet's ribbon: `docs/{dark.name}`.\n")
+
+
+def _sweep_table(name: str, sweep: dict, default: float) -> str:
+    first = next(iter(sweep.values()))
+    return table([name, "ribbon outline share (040 box)"] + [f"ribbon {f} (marked)" for f in first["ribbons"]]
+                 + ["added px off the marked ribbons", "added ink, Violet mean", "Violet max", "saber.png", "pair inputs"],
+                 [[f"{k:g}" + (" (default)" if abs(k - default) < 1e-9 else ""), f"{r['ribbon']:.2f}"]
+                  + [f"{v:.2f}" for v in r["ribbons"].values()]
+                  + [str(r["off_ribbon"]), f"{100 * r['violet']:.3f} %", f"{100 * r['violet_max']:.3f} %",
+                     f"{100 * r['saber']:.3f} %", f"{100 * r['inputs']:.3f} %"] for k, r in sweep.items()])
 
 
 def run(data: Path, docs: Path, quick: bool) -> str:

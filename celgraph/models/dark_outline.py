@@ -25,22 +25,30 @@ edge as a 1-px line at the middle of the dark-to-light ramp:
    with a post or a shadow band beside it, and either loses to the level that fits. No single
    luminance has to suit every object (the v4 threshold 0.35 held Violet's ribbon only between
    0.33 and 0.38).
+   **Arms** (v6): a region's parts thinner than :data:`NECK` × its body (what an opening by a disc
+   of that fraction of its largest inscribed radius takes off, reaching further out than that
+   radius) whose own edge the ink lines for less than :data:`MIN_SUPPORT` are cut off, and what
+   they held together is judged piece by piece, the cut counting as unlined edge. Out-of-focus
+   plate paint can be as dark as the object it touches (Violet 070: a blurred patch beside the
+   ribbon at the ribbon's very luminance, 0.31-0.33; 050: the dark stripe of a building behind
+   it), so no level parts them; the union's outline bulged into the plate (070), or the stripe's
+   long unlined edge sank the union under :data:`MIN_SUPPORT` and the ribbon got nothing (050).
 4. The line: per pixel, the local fill level D and the local light level L′ (Gaussian-weighted
    means, σ = 12·s px, of the region's core pixels and of the pixels more than 12·s px from any
    paint below the region's level — beyond the ramp, whose lighter half would pull L′ down);
    where ``L′ − D ≥`` :data:`MIN_CONTRAST` and ``L′ ≥`` :data:`MIN_RATIO` ``· D`` (a fill darker than
    its surroundings, not a cel shadow ×0.67-0.85 of its colour), the iso-contour ``luma = (D + L′) / 2`` — its dark
    side, 1 px wide — around the pieces of ``luma < (D + L′) / 2`` that hold the region's core,
-   their holes filled (light paint inside a fill is a highlight, not an outline). A soft ramp of
-   any width gives one line at its middle; where the fill meets other dark paint (no light side)
-   no line is drawn.
+   their holes filled (light paint inside a fill is a highlight, not an outline), less the cut
+   arms and the ramp nearer them than the region. A soft ramp of any width gives one line at its
+   middle; where the fill meets other dark paint (no light side) no line is drawn.
 5. What it returns is the ink to add: the outline where it runs within :data:`BESIDE` px of the
    ink is that ink's line already (1-2 px off, it would thicken it) and is left out, but for the
    few px by which each added piece reaches the ink, so it joins it.
 
 Pure numpy + OpenCV: a few connected-component and distance passes, and the wide Gaussian means
 run on a frame σ/3 times smaller (≈ 0.45 s at 1280×720 with the 7-level default ladder on one core
-of the shared machine at load 5; v4's single level: ≈ 0.1 s).
+of the shared machine at load 5; v4's single level: ≈ 0.1 s; the arms add ≈ 0.03 s).
 """
 from __future__ import annotations
 
@@ -49,7 +57,7 @@ import numpy as np
 
 from .xdog import luminance
 
-__all__ = ["dark_outlines", "MIN_AREA", "MAX_AREA", "MIN_SUPPORT", "MIN_CONTRAST", "MIN_RATIO"]
+__all__ = ["dark_outlines", "MIN_AREA", "MAX_AREA", "MIN_SUPPORT", "MIN_CONTRAST", "MIN_RATIO", "NECK"]
 
 MIN_AREA = 1500          # px at 720 lines (×s²): ≈ 0.16 % of a 1280×720 frame
 MAX_AREA = 0.2           # share of the frame: larger dark areas are background
@@ -61,6 +69,7 @@ STEP = 0.05              # the ladder of dark levels: its step
 LOWEST = 0.1             # and its lowest level
 DEFAULT_THRESHOLD = 0.4  # its lightest level (the node's default)
 BESIDE = 3.0             # px: outline this close to the ink is the ink's line
+NECK = 0.7               # arms thinner than this × a region's body are judged on their own (0: off)
 
 
 def _levels(threshold: float) -> np.ndarray:
@@ -71,10 +80,11 @@ def _levels(threshold: float) -> np.ndarray:
     return np.round(np.arange(threshold, LOWEST - 1e-6, -STEP)[::-1], 4)
 
 
-def _regions(luma, ink_zone, far, level, H, W, s):
-    """The dark regions at one ``level``: (labels, [(label, support)] of those that qualify as
-    character paint, the mask of the dark background: pieces over :data:`MAX_AREA` of the frame).
-    See steps 2-3 of the module doc."""
+def _regions(luma, ink_zone, far, level, H, W, s, neck):
+    """The dark regions at one ``level``: (labels, [(label, support, mask, cut)] of those that
+    qualify as character paint — ``mask`` the region, or one piece of it once its unlined arms are
+    cut off (:func:`_arms`), ``cut`` the rest of the region — and the mask of the dark background:
+    pieces over :data:`MAX_AREA` of the frame). See steps 2-3 of the module doc."""
     weak = luma < level
     core = luma < level - HYSTERESIS
     _, whole, wstats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
@@ -91,42 +101,98 @@ def _regions(luma, ink_zone, far, level, H, W, s):
         x, y, w, h = stats[i, :4]
         box = np.s_[max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1]        # the frame's border is no edge
         region = labels[box] == i
-        edge = region & (cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8),
-                                   borderType=cv2.BORDER_REPLICATE) == 0)
-        support = 1.0 - far[box][edge].mean() if edge.any() else 0.0
-        if support >= MIN_SUPPORT:
-            kept.append((i, support))
+        arms = _arms(region, far[box], neck)
+        if arms.any():                                   # what the arms held together is judged apart
+            n_pieces, pieces = cv2.connectedComponents((region & ~arms).astype(np.uint8), connectivity=8)
+            parts = [pieces == j for j in range(1, n_pieces)]
+        else:
+            parts = [region]
+        for part in parts:
+            if part.sum() < MIN_AREA * s * s:
+                continue
+            edge = _edge(part)                           # where it was cut off too: no line outlines a cut
+            support = 1.0 - far[box][edge].mean() if edge.any() else 0.0
+            if support >= MIN_SUPPORT:
+                mask, cut = np.zeros((H, W), bool), np.zeros((H, W), bool)
+                mask[box], cut[box] = part, region & ~part
+                kept.append((i, support, mask, cut))
     return labels, kept, weak & huge[whole]
 
 
-def _best_supported(luma, ink_zone, far, levels, H, W, s) -> list[tuple[float, np.ndarray]]:
-    """[(level, dark mask)]: the dark regions over the ladder, each at the level where the ink
+_SQUARE = np.ones((3, 3), np.uint8)
+
+
+def _edge(region: np.ndarray) -> np.ndarray:
+    """The pixels of ``region`` (bool) with a pixel outside it among their 8 neighbours (the box's
+    border is no edge)."""
+    return region & (cv2.erode(region.astype(np.uint8), _SQUARE, borderType=cv2.BORDER_REPLICATE) == 0)
+
+
+def _arms(region: np.ndarray, far: np.ndarray, neck: float) -> np.ndarray:
+    """The arms of a dark ``region`` (bool) that the ink does not outline: the parts an opening by a
+    disc of ``neck`` × the region's largest inscribed radius (its holes filled) takes off — thinner
+    than the body —, that reach more than that radius beyond what stays (not a corner the disc
+    rounds off), and whose own edge the ink (``far``: pixels away from it) lines for less than
+    :data:`MIN_SUPPORT` (``neck``: :data:`NECK` by default; 0: no arms).
+    A ribbon joined to a blurred dark patch of the plate, or to the dark stripe of an out-of-focus
+    building behind it, loses the patch or the stripe; a bow's thin tail, outlined on both sides,
+    stays."""
+    nh, holes = cv2.connectedComponents((~region).astype(np.uint8), connectivity=4)
+    outside = np.zeros(nh, bool)
+    outside[np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]])] = True
+    solid = region | ~outside[holes]                  # a highlight or a line inside the fill makes it no thinner
+    dist = cv2.distanceTransform(solid.astype(np.uint8), cv2.DIST_L2, 5)
+    radius = neck * float(dist.max())
+    none = np.zeros_like(region)
+    if neck <= 0 or radius < 2.0:
+        return none
+    body = (cv2.distanceTransform((dist <= radius).astype(np.uint8), cv2.DIST_L2, 5) <= radius) & solid
+    n, pieces = cv2.connectedComponents((solid & ~body).astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return none
+    reach = cv2.distanceTransform((~body).astype(np.uint8), cv2.DIST_L2, 5)
+    longest = np.zeros(n, np.float32)
+    np.maximum.at(longest, pieces.ravel(), reach.ravel())
+    edge = _edge(region)
+    edge_px = np.bincount(pieces[edge], minlength=n)
+    unlined = np.bincount(pieces[edge & far], minlength=n)
+    support = 1.0 - unlined / np.maximum(edge_px, 1)
+    drop = (longest > radius) & (support < MIN_SUPPORT)
+    drop[0] = False
+    return drop[pieces] & region
+
+
+def _best_supported(luma, ink_zone, far, levels, H, W, s, neck) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """The dark regions over the ladder, each at the level where the ink
     outlines the largest share of its edge. Regions nest (a region at one level holds those of
     the levels below); walking up, a region replaces the ones it holds when its support is at
     least their best, else they stand (a lighter level that merges the fill with a shadow band or
-    a post beside it is outlined less and loses). A region whose piece one level up is dark
-    background is dropped."""
-    chosen: list[tuple[float, float, np.ndarray]] = []          # (level, support, mask) standing so far
+    a post beside it is outlined less and loses); those in an arm cut off it stand too. A region
+    whose piece one level up is dark background is dropped. Returns [(level, mask, the arms cut
+    off it)]."""
+    chosen: list[tuple[float, float, np.ndarray, np.ndarray]] = []   # (level, support, mask, cut) standing so far
     for level in levels:
-        labels, kept, background = _regions(luma, ink_zone, far, level, H, W, s)
+        labels, kept, background = _regions(luma, ink_zone, far, level, H, W, s, neck)
         standing = []
-        for lv, sup, mask in chosen:
+        for lv, sup, mask, cut in chosen:
             if level - lv <= STEP + 1e-6 and background[mask].any():
                 continue                                         # the darker patches of a night plate
-            standing.append((lv, sup, mask, labels[mask][0]))   # the region at this level that holds it
-        for i, sup in kept:
-            inside = [c for c in standing if c[3] == i]
+            standing.append((lv, sup, mask, cut, labels[mask][0]))   # the region at this level that holds it
+        for i, sup, mask, cut in kept:
+            inside = [c for c in standing if c[4] == i and mask[c[2]].any()]    # not those in a cut arm
             if all(sup >= c[1] for c in inside):
-                standing = [c for c in standing if c[3] != i] + [(level, sup, labels == i, i)]
-        chosen = [(lv, sup, mask) for lv, sup, mask, _ in standing]
-    return [(lv, mask) for lv, _, mask in chosen]
+                standing = [c for c in standing if not (c[4] == i and mask[c[2]].any())] + [(level, sup, mask, cut, i)]
+        chosen = [(lv, sup, mask, cut) for lv, sup, mask, cut, _ in standing]
+    return [(lv, mask, cut) for lv, _, mask, cut in chosen]
 
 
-def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
+                  neck: float = NECK) -> np.ndarray:
     """The outline (H×W bool, 1 px) of the dark fills of ``image`` (H×W×C float 0..1, RGB or RGBA
     premultiplied over white) that ``ink`` (H×W bool: the lines already found) partly outlines,
     where ``ink`` lacks it: OR it with ``ink``. ``threshold``: the lightest level of the ladder of
-    luminance levels below which paint is tried as dark (:func:`_levels`)."""
+    luminance levels below which paint is tried as dark (:func:`_levels`); ``neck``: arms thinner
+    than this × a region's body are judged on their own (:func:`_arms`; 0: none, version 5)."""
     img = np.asarray(image, np.float32)
     ink = np.asarray(ink, bool)
     H, W = img.shape[:2]
@@ -139,14 +205,15 @@ def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = DEFAULT
     ink_zone = cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     to_ink = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5)
     far = to_ink > 3 * s + 1                                                    # + the px around the ink
-    found = _best_supported(luma, ink_zone, far, _levels(threshold), H, W, s)
+    found = _best_supported(luma, ink_zone, far, _levels(threshold), H, W, s, neck)
     outline = np.zeros((H, W), bool)
-    for level in sorted({lv for lv, _ in found}):
-        dark = np.zeros((H, W), bool)
-        for lv, mask in found:
+    for level in sorted({lv for lv, _, _ in found}):
+        dark, cut = np.zeros((H, W), bool), np.zeros((H, W), bool)
+        for lv, mask, arms in found:
             if lv == level:
                 dark |= mask
-        outline |= _edge_line(luma, dark, luma < level, luma < level - HYSTERESIS, s)
+                cut |= arms
+        outline |= _edge_line(luma, dark, luma < level, luma < level - HYSTERESIS, s, cut & ~dark)
     if not outline.any():
         return outline
 
@@ -160,9 +227,10 @@ def dark_outlines(image: np.ndarray, ink: np.ndarray, threshold: float = DEFAULT
     return grown.astype(bool)
 
 
-def _edge_line(luma, dark, weak, core, s) -> np.ndarray:
+def _edge_line(luma, dark, weak, core, s, cut=None) -> np.ndarray:
     """Step 4: the 1-px iso-contour halfway between the local fill level and the local light level
-    around the ``dark`` regions (taken at one level: ``weak``/``core`` its masks)."""
+    around the ``dark`` regions (taken at one level: ``weak``/``core`` its masks), not around the
+    arms ``cut`` off them nor the ramp nearer those arms than the regions."""
     H, W = luma.shape
     sigma = 12 * s
     f = max(1, int(sigma // 3))                       # a blur this wide runs as well on a frame f× smaller
@@ -182,6 +250,10 @@ def _edge_line(luma, dark, weak, core, s) -> np.ndarray:
     valid = (w_fill > 0.02) & (w_light > 0.02) & (light - fill >= MIN_CONTRAST) & (light >= MIN_RATIO * fill)
     mid = (fill + light) / 2
     below = ((luma < mid) & valid) | dark
+    if cut is not None and cut.any():                 # the cut arms and their own ramp: nearer them than the regions
+        to_dark = cv2.distanceTransform((~dark).astype(np.uint8), cv2.DIST_L2, 5)
+        to_cut = cv2.distanceTransform((~cut).astype(np.uint8), cv2.DIST_L2, 5)
+        below &= ~(to_cut < to_dark)
     nb, blabels = cv2.connectedComponents(below.astype(np.uint8), connectivity=8)
     held = np.zeros(nb, bool)
     held[blabels[dark & core]] = True

@@ -65,9 +65,13 @@ class Sketch(NodeType):
     where the network's lines outline most of its edge (≥ 30 %: a dark plate, sky or out-of-focus
     post has no drawn line along it and gets none), of at least ≈ 0.16 % of the frame, not in a
     dark area over 20 % of it; the line is drawn where the fill is ≥ 1.5× darker than the paint
-    around it. The line is ink (1) in both outputs. Version 5: the ladder (v4: one level, 0.35). XDoG, which inks every edge, is left as it is (the classical baseline).
+    around it. A dark region's unlined arms — parts thinner than 0.7× its body, as where a ribbon
+    touches a blurred dark patch or the dark stripe of an out-of-focus building behind it — are cut
+    off and each remaining piece judged on its own. The line is ink (1) in both outputs. Version 5:
+    the ladder (v4: one level, 0.35); version 6: the arms. XDoG, which inks every edge, is left as
+    it is (the classical baseline).
     """
-    id, version, category = "celgraph.Sketch", 5, "Lines"
+    id, version, category = "celgraph.Sketch", 6, "Lines"
     color_space = cs.DISPLAY                         # trained on sRGB frames
     inputs = [In("image", Image, help="colour frame (RGB, or RGBA over white paper)")]
     outputs = [Out("lines", LineArt, "soft ink coverage, 0 paper .. 1 ink"),
