@@ -571,6 +571,31 @@ def test_frames_where_the_warm_up_lost_a_sprite_do_not_teach_the_plate():
     assert held[3:].all() and not held[:3].any()
 
 
+def test_the_plate_revote_takes_its_votes_from_the_learnt_alphas():
+    """The warm-up labels a sprite's arm background in every frame (no frame or carry rule sees a loss),
+    so the median texture there is the arm; rebuilt with the learnt alphas (which cover it) as the votes,
+    the plate there is the background around it."""
+    from celgraph.models.decompose.sprites import SpriteConfig, render_texture
+    labels, H = _moving_square(step=1)
+    T, h, w = labels.shape
+    arm = np.zeros(labels.shape, bool)
+    for t in range(T):
+        arm[t, 16:20, 4 + t:12 + t] = True             # under the square, moving with it, never labelled
+    frames = np.full((T, h, w, 3), 0.2, np.float32)
+    frames[(labels == 1) | arm] = 0.9
+    cfg = SpriteConfig(s1_iters=2, s2_iters=2, batch=8, hidden=4, pixel_layers=2, content_layers=2, content_pe=2,
+                       canvas=8, plate="texture", plate_revote=True)
+    learner = SpriteLearner(cfg, frames, labels, H)
+    plate = lambda: render_texture(learner.texture[0].permute(1, 2, 0).detach().numpy(), H[:, 0], (h, w))
+    ghost = (slice(17, 19), slice(9, 12))                            # frame 0 pixels every frame's arm covers
+    assert (plate()[0][ghost] > 0.8).all()                           # the labels' median: the arm
+    learnt = np.stack([np.stack([~(labels[t] == 1) & ~arm[t], (labels[t] == 1) | arm[t]]) for t in range(T)])
+    learner._frame = lambda t: (None, learnt[t].astype(np.float32))
+    learner._revote()
+    assert (np.abs(plate()[0][ghost] - 0.2) < 0.05).all()            # the background around it
+    assert [s.stage for s in learner.segments()][-1] == "s3"
+
+
 def test_stage_s2_trusts_the_warm_up_labels_only_away_from_their_edges():
     from celgraph.models.decompose.sprites import label_trust
     labels = np.zeros((2, 12, 12), np.int64)

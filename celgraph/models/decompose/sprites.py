@@ -62,8 +62,12 @@ class SpriteConfig:
     label_band: float = 0.0                 # s2: no label loss within this many pixels (at 256 high) of a label edge
     plate_carry: float = 0.9                # carry a sprite into frames where the warm-up kept less than this share of it
     plate_align_gate: float = 0.0           # alignment: flow counts only where the plate it moves matches the frame
+    plate_align_keep: float = 0.98          # alignment: a pass is kept if it brings the plate error below this share
     plate_min_votes: int = 0                # texture: texels fewer frames see as background, all of them near a
     plate_near: float = 8.0                 # sprite (within plate_near px at 256 high), are filled, not learnt
+    plate_revote: bool = False              # texture: after s2, the median texture again, with the learnt alphas as the
+    s3_iters: int = 0                       # votes (see _revote), then s3_iters more s2 iterations
+    revote_below: float = 0.5               # revote: a pixel votes where the sprites' alpha sum is below this
 
 
 PRESETS: dict[str, SpriteConfig] = {
@@ -122,6 +126,7 @@ class SpriteLearner:
                     self.content0.net[-1].weight.zero_()
                     self.content0.net[-1].bias.zero_()
         self.texture = self.offsets = None
+        self._held, self._H0 = held, Hn[:, 0]
         if "texture" in cfg.plate:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
             background = (labels == 0) & ~held    # (not all labelled pixels: a sprite the warm-up lost
@@ -132,13 +137,13 @@ class SpriteLearner:
             offsets = None
             err = plate_error(frames, background, render_texture(tex, Hn[:, 0], (H, W)))
             for _ in range(cfg.plate_align):          # a pass is kept only if the plate fits the background clearly
-                                                      # better (by 2 %: on clips whose plate the homographies hold,
-                                                      # the flow is noise and moves the error by ±1.5 %)
+                                                      # better (plate_align_keep, by 2 %: on clips whose plate the
+                                                      # homographies hold, the flow is noise and moves the error by ±1.5 %)
                 off = plate_offsets(frames, background, render_texture(tex, Hn[:, 0], (H, W), offsets), offsets,
                                     cfg.plate_align_sigma * H / 256.0, cfg.plate_align_gate)
                 tex_a = median_texture(frames, votes, Hn[:, 0], side, off, drop=doubt(off))
                 err_a = plate_error(frames, background, render_texture(tex_a, Hn[:, 0], (H, W), off))
-                if err_a >= 0.98 * err:
+                if err_a >= cfg.plate_align_keep * err:
                     break
                 tex, offsets, err = tex_a, off, err_a
             if offsets is not None:
@@ -159,7 +164,9 @@ class SpriteLearner:
         if self.texture is not None and cfg.plate_lr > 0:
             self.texture_opt = torch.optim.SGD([self.texture], lr=cfg.plate_lr)
         self.stage_iters = {"s1": cfg.s1_iters, "s2": cfg.s2_iters}
-        self._done = {"s1": 0, "s2": 0}
+        if cfg.plate_revote and self.texture is not None:
+            self.stage_iters["s3"] = cfg.s3_iters
+        self._done = {k: 0 for k in self.stage_iters}
 
     # ---- sampling and the model -----------------------------------------------------------------
     def _uv(self, t: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -253,7 +260,9 @@ class SpriteLearner:
         R.load_generator_state(self.gen, state["generator"])
 
     def run_segment(self, seg: R.Segment) -> None:
-        cfg, opt, n = self.cfg, self.opts[seg.stage], self.stage_iters[seg.stage]
+        cfg, opt, n = self.cfg, self.opts["s1" if seg.stage == "s1" else "s2"], self.stage_iters[seg.stage]
+        if seg.stage == "s3" and seg.start == 0:
+            self._revote()
         for i in range(seg.start, seg.stop):
             loss = self._step(seg.stage, i, n)
             opt.zero_grad(set_to_none=True)
@@ -271,6 +280,8 @@ class SpriteLearner:
 
     def _step(self, stage: str, i: int, n: int) -> torch.Tensor:
         cfg, N = self.cfg, self.N
+        if stage == "s3":                       # s2 as it ends: the memory loss on, canvases overwritten
+            stage, i, n = "s2", self.stage_iters["s2"], self.stage_iters["s2"]
         pick = torch.randint(self.T * self.H * self.W, (cfg.batch,), generator=self.gen, device=self.device)
         t, r = pick // (self.H * self.W), pick % (self.H * self.W)
         y, x = r // self.W, r % self.W
@@ -307,28 +318,51 @@ class SpriteLearner:
 
     # ---- export ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def export(self, chunk: int = 1 << 15) -> Export:
-        T, H, W, N = self.T, self.H, self.W, self.N
-        plate = np.zeros((T, H, W, 3), np.float32)
-        alpha = np.zeros((T, N, H, W), np.float32)
+    def _frame(self, ti: int, chunk: int = 1 << 15) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ti as the model sees it: (the rendered plate H×W×3, the alphas N×H×W, unclipped)."""
+        H, W, N = self.H, self.W, self.N
         ys, xs = torch.meshgrid(torch.arange(H, device=self.device), torch.arange(W, device=self.device),
                                 indexing="ij")
         ys, xs = ys.reshape(-1), xs.reshape(-1)
+        t = torch.full_like(xs, ti)
+        pl, al = [], []
+        for a0 in range(0, H * W, chunk):
+            sl = slice(a0, a0 + chunk)
+            tt, yy, xx = t[sl], ys[sl], xs[sl]
+            colour = self.frames[tt, yy, xx]
+            uv = self._uv(tt, xx, yy)
+            p = self._plate(uv[:, 0], tt.float() / self.T)
+            contents = torch.stack([p] + [self._canvas(k, self._cells(tt, uv[:, k])) for k in range(1, N)], 1)
+            _, a = self._pixels(tt, yy, xx, colour, contents)
+            pl.append(p)
+            al.append(a)
+        return (torch.cat(pl).view(H, W, 3).cpu().numpy(), torch.cat(al).T.reshape(N, H, W).cpu().numpy())
+
+    @torch.no_grad()
+    def _revote(self) -> None:
+        """The plate texture rebuilt as the median of the pixels the learnt alphas give the background
+        (the sprites' alpha sum below cfg.revote_below; never the pixels held_out holds) instead of the
+        warm-up labels. Where the warm-up lost part of a sprite in many frames (the Violet girl's arm in
+        the first frames) those frames' "background" votes made the median the sprite itself: a ghost
+        in the plate that no per-frame rule catches. The learnt alphas cover the sprite there. Then
+        stage s3 refines the model on the new plate."""
+        votes = np.zeros((self.T, self.H, self.W), bool)
+        for ti in range(self.T):
+            _, a = self._frame(ti)
+            votes[ti] = np.clip(a[1:], 0.0, 1.0).sum(0) < self.cfg.revote_below
+            self._progress(sum(self._done.values()) / max(sum(self.stage_iters.values()), 1),
+                           f"plate re-vote: frame {ti + 1}/{self.T}")
+        votes &= ~self._held
+        offsets = None if self.offsets is None else self.offsets.cpu().numpy()
+        tex = median_texture(self.frames.cpu().numpy(), votes, self._H0, self.texture.shape[-1], offsets)
+        self.texture.copy_(torch.from_numpy(tex).permute(2, 0, 1)[None].to(self.device))
+
+    def export(self) -> Export:
+        T, H, W, N = self.T, self.H, self.W, self.N
+        plate = np.zeros((T, H, W, 3), np.float32)
+        alpha = np.zeros((T, N, H, W), np.float32)
         for ti in range(T):
-            t = torch.full_like(xs, ti)
-            pl, al = [], []
-            for a0 in range(0, H * W, chunk):
-                sl = slice(a0, a0 + chunk)
-                tt, yy, xx = t[sl], ys[sl], xs[sl]
-                colour = self.frames[tt, yy, xx]
-                uv = self._uv(tt, xx, yy)
-                p = self._plate(uv[:, 0], tt.float() / T)
-                contents = torch.stack([p] + [self._canvas(k, self._cells(tt, uv[:, k])) for k in range(1, N)], 1)
-                _, a = self._pixels(tt, yy, xx, colour, contents)
-                pl.append(p)
-                al.append(a)
-            plate[ti] = torch.cat(pl).view(H, W, 3).cpu().numpy()
-            alpha[ti] = torch.cat(al).T.reshape(N, H, W).cpu().numpy()
+            plate[ti], alpha[ti] = self._frame(ti)
             self._progress(1.0, f"export frame {ti + 1}/{T}")
         alpha = np.clip(alpha, 0.0, 1.0)
         return Export(plate=np.clip(plate, 0.0, 1.0), alpha=alpha, labels=alpha.argmax(1).astype(np.int32))
