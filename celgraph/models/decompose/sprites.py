@@ -19,6 +19,7 @@ Stage s2 (self-supervision): d_k = ‖content_k − I‖, the background's d_0 s
 are overwritten without jitter. The colour heads get no loss in s2 (upstream drops L_blend there).
 The plate learns from no pixel `held_out` returns (its median start and both memory losses): where the
 warm-up lost (part of) a sprite — whole frames (plate_frames) and bounded carried masks (carried_sprites).
+Optionally (plate_revote > 0) the texture plate is rebuilt after s2 from the learnt alphas (SpriteLearner._revote).
 Export: the rendered plate C0(u0, v0, t); per object the alpha a_k; foreground layers are the frame
 times a_k (the cut-out of the original pixels, not the canvas texture); the transforms.
 """
@@ -65,9 +66,8 @@ class SpriteConfig:
     plate_align_keep: float = 0.98          # alignment: a pass is kept if it brings the plate error below this share
     plate_min_votes: int = 0                # texture: texels fewer frames see as background, all of them near a
     plate_near: float = 8.0                 # sprite (within plate_near px at 256 high), are filled, not learnt
-    plate_revote: bool = False              # texture: after s2, the median texture again, with the learnt alphas as the
-    s3_iters: int = 0                       # votes (see _revote), then s3_iters more s2 iterations
-    revote_below: float = 0.5               # revote: a pixel votes where the sprites' alpha sum is below this
+    plate_revote: float = 0.0               # texture, > 0: after s2 the plate is rebuilt from the learnt alphas' background,
+                                            # this many px (at 256 high) away from the sprites (see _revote); 0 = off
 
 
 PRESETS: dict[str, SpriteConfig] = {
@@ -164,8 +164,8 @@ class SpriteLearner:
         if self.texture is not None and cfg.plate_lr > 0:
             self.texture_opt = torch.optim.SGD([self.texture], lr=cfg.plate_lr)
         self.stage_iters = {"s1": cfg.s1_iters, "s2": cfg.s2_iters}
-        if cfg.plate_revote and self.texture is not None:
-            self.stage_iters["s3"] = cfg.s3_iters
+        if cfg.plate_revote > 0 and self.texture is not None:
+            self.stage_iters["revote"] = 0          # no iterations: one segment, so it is checkpointed like the others
         self._done = {k: 0 for k in self.stage_iters}
 
     # ---- sampling and the model -----------------------------------------------------------------
@@ -260,9 +260,10 @@ class SpriteLearner:
         R.load_generator_state(self.gen, state["generator"])
 
     def run_segment(self, seg: R.Segment) -> None:
-        cfg, opt, n = self.cfg, self.opts["s1" if seg.stage == "s1" else "s2"], self.stage_iters[seg.stage]
-        if seg.stage == "s3" and seg.start == 0:
+        if seg.stage == "revote":
             self._revote()
+            return
+        cfg, opt, n = self.cfg, self.opts[seg.stage], self.stage_iters[seg.stage]
         for i in range(seg.start, seg.stop):
             loss = self._step(seg.stage, i, n)
             opt.zero_grad(set_to_none=True)
@@ -280,8 +281,6 @@ class SpriteLearner:
 
     def _step(self, stage: str, i: int, n: int) -> torch.Tensor:
         cfg, N = self.cfg, self.N
-        if stage == "s3":                       # s2 as it ends: the memory loss on, canvases overwritten
-            stage, i, n = "s2", self.stage_iters["s2"], self.stage_iters["s2"]
         pick = torch.randint(self.T * self.H * self.W, (cfg.batch,), generator=self.gen, device=self.device)
         t, r = pick // (self.H * self.W), pick % (self.H * self.W)
         y, x = r // self.W, r % self.W
@@ -340,21 +339,27 @@ class SpriteLearner:
 
     @torch.no_grad()
     def _revote(self) -> None:
-        """The plate texture rebuilt as the median of the pixels the learnt alphas give the background
-        (the sprites' alpha sum below cfg.revote_below; never the pixels held_out holds) instead of the
-        warm-up labels. Where the warm-up lost part of a sprite in many frames (the Violet girl's arm in
-        the first frames) those frames' "background" votes made the median the sprite itself: a ghost
-        in the plate that no per-frame rule catches. The learnt alphas cover the sprite there. Then
-        stage s3 refines the model on the new plate."""
+        """The plate texture rebuilt as the median of the pixels the learnt alphas give the background —
+        the sprites' alpha sum below ½, dilated by cfg.plate_revote px (at 256 high); never the pixels
+        held_out holds — instead of the warm-up labels'. Where the warm-up lost part of a sprite in many
+        frames (the Violet girl's arm in the first frames), the labels' median there is the sprite
+        itself; where the learnt alpha has a hole inside a sprite (the plate, holding the sprite's
+        colour, claims those pixels in s2), the pixels next to it still vote for the sprite: the margin
+        keeps them out. Texels no vote is left for are filled from their neighbours (push-pull). The
+        alphas are not relearnt: the export renders the new plate under them."""
+        frames = self.frames.cpu().numpy()
+        r = max(1, int(round(self.cfg.plate_revote * self.H / 256.0)))
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         votes = np.zeros((self.T, self.H, self.W), bool)
         for ti in range(self.T):
             _, a = self._frame(ti)
-            votes[ti] = np.clip(a[1:], 0.0, 1.0).sum(0) < self.cfg.revote_below
+            sprite = (np.clip(a[1:], 0.0, 1.0).sum(0) >= 0.5).astype(np.uint8)
+            votes[ti] = cv2.dilate(sprite, disc) == 0
             self._progress(sum(self._done.values()) / max(sum(self.stage_iters.values()), 1),
                            f"plate re-vote: frame {ti + 1}/{self.T}")
         votes &= ~self._held
         offsets = None if self.offsets is None else self.offsets.cpu().numpy()
-        tex = median_texture(self.frames.cpu().numpy(), votes, self._H0, self.texture.shape[-1], offsets)
+        tex = median_texture(frames, votes, self._H0, self.texture.shape[-1], offsets)
         self.texture.copy_(torch.from_numpy(tex).permute(2, 0, 1)[None].to(self.device))
 
     def export(self) -> Export:
