@@ -509,6 +509,8 @@ def test_the_learner_keeps_plate_alignment_only_where_it_fits_the_background_bet
                                     borderMode=cv2.BORDER_REFLECT))
         learner = SpriteLearner(cfg, np.stack(frames), labels, tr)
         assert (learner.offsets is not None) == kept
+        if kept:                                   # a pass must cut the plate error to plate_align_keep of it
+            assert SpriteLearner(replace(cfg, plate_align_keep=0.05), np.stack(frames), labels, tr).offsets is None
 
 
 def _moving_square(T=6, h=24, w=40, side=8, step=3):

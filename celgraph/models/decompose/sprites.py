@@ -63,7 +63,7 @@ class SpriteConfig:
     label_band: float = 0.0                 # s2: no label loss within this many pixels (at 256 high) of a label edge
     plate_carry: float = 0.9                # carry a sprite into frames where the warm-up kept less than this share of it
     plate_align_gate: float = 0.0           # alignment: flow counts only where the plate it moves matches the frame
-    plate_align_keep: float = 0.98          # alignment: a pass is kept if it brings the plate error below this share
+    plate_align_keep: float = 0.97          # alignment: a pass is kept if it brings the plate error below this share
     plate_min_votes: int = 0                # texture: texels fewer frames see as background, all of them near a
     plate_near: float = 8.0                 # sprite (within plate_near px at 256 high), are filled, not learnt
     plate_revote: float = 0.0               # texture, > 0: after s2 the plate is rebuilt from the learnt alphas' background,
@@ -74,10 +74,10 @@ PRESETS: dict[str, SpriteConfig] = {
     "full": SpriteConfig(checkpoint_every=10000),
     "cpu": SpriteConfig(s1_iters=1500, s2_iters=2500, batch=2048, hidden=64, pixel_layers=6, content_layers=8,
                         content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture", plate_align=1,
-                        plate_align_gate=16.0 / 256.0, label_band=3.0),
+                        plate_align_gate=32.0 / 256.0, label_band=3.0),
     "preview": SpriteConfig(s1_iters=500, s2_iters=800, batch=1024, hidden=64, pixel_layers=4, content_layers=6,
                             content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0, plate="texture", plate_align=1,
-                            plate_align_gate=16.0 / 256.0, label_band=3.0),
+                            plate_align_gate=32.0 / 256.0, label_band=3.0),
 }
 
 
@@ -137,8 +137,9 @@ class SpriteLearner:
             offsets = None
             err = plate_error(frames, background, render_texture(tex, Hn[:, 0], (H, W)))
             for _ in range(cfg.plate_align):          # a pass is kept only if the plate fits the background clearly
-                                                      # better (plate_align_keep, by 2 %: on clips whose plate the
-                                                      # homographies hold, the flow is noise and moves the error by ±1.5 %)
+                                                      # better (plate_align_keep, by 3 %: on clips whose plate the
+                                                      # homographies hold, the flow is noise and moves the error by
+                                                      # ±1.5 %, ±2.8 % with the v11 gate on the seed 1 bench clip)
                 off = plate_offsets(frames, background, render_texture(tex, Hn[:, 0], (H, W), offsets), offsets,
                                     cfg.plate_align_sigma * H / 256.0, cfg.plate_align_gate)
                 tex_a = median_texture(frames, votes, Hn[:, 0], side, off, drop=doubt(off))
