@@ -602,6 +602,8 @@ def test_the_plate_revote_takes_its_votes_from_the_learnt_alphas():
     assert np.allclose(after[:, 30:], before[:, 30:]) and np.allclose(after[:4], before[:4])
     assert [s.stage for s in learner.segments()][-1] == "revote"
     assert [s.stage for s in SpriteLearner(replace(cfg, plate_revote=0.0), frames, labels, H).segments()][-1] == "s2"
+    with pytest.raises(ValueError, match="plate_revote 4.0: .* texture plate"):
+        SpriteLearner(replace(cfg, plate="mlp"), frames, labels, H)
 
 
 def test_stage_s2_trusts_the_warm_up_labels_only_away_from_their_edges():

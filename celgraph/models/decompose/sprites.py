@@ -165,7 +165,10 @@ class SpriteLearner:
         if self.texture is not None and cfg.plate_lr > 0:
             self.texture_opt = torch.optim.SGD([self.texture], lr=cfg.plate_lr)
         self.stage_iters = {"s1": cfg.s1_iters, "s2": cfg.s2_iters}
-        if cfg.plate_revote > 0 and self.texture is not None:
+        if cfg.plate_revote > 0:
+            if self.texture is None:
+                raise ValueError(f"plate_revote {cfg.plate_revote}: the re-vote rebuilds a texture plate, and plate is "
+                                 f"{cfg.plate!r}: use plate = texture or texture+mlp")
             self.stage_iters["revote"] = 0          # no iterations: one segment, so it is checkpointed like the others
         self._done = {k: 0 for k in self.stage_iters}
 
