@@ -509,6 +509,8 @@ def test_the_learner_keeps_plate_alignment_only_where_it_fits_the_background_bet
                                     borderMode=cv2.BORDER_REFLECT))
         learner = SpriteLearner(cfg, np.stack(frames), labels, tr)
         assert (learner.offsets is not None) == kept
+        if kept:                                   # a pass must cut the plate error to plate_align_keep of it
+            assert SpriteLearner(replace(cfg, plate_align_keep=0.05), np.stack(frames), labels, tr).offsets is None
 
 
 def _moving_square(T=6, h=24, w=40, side=8, step=3):
@@ -571,6 +573,39 @@ def test_frames_where_the_warm_up_lost_a_sprite_do_not_teach_the_plate():
     assert held[3:].all() and not held[:3].any()
 
 
+def test_the_plate_revote_takes_its_votes_from_the_learnt_alphas():
+    """The warm-up labels a sprite's arm background in every frame (no frame or carry rule sees a loss),
+    so the median texture there is the arm; rebuilt with the learnt alphas (which cover it) as the votes,
+    the plate there is the background around it, and the texels away from the sprite keep their colour."""
+    from celgraph.models.decompose.sprites import SpriteConfig, render_texture
+    from dataclasses import replace
+    labels, H = _moving_square(step=1)
+    T, h, w = labels.shape
+    arm = np.zeros(labels.shape, bool)
+    for t in range(T):
+        arm[t, 16:20, 4 + t:12 + t] = True             # under the square, moving with it, never labelled
+    frames = np.full((T, h, w, 3), 0.2, np.float32)
+    frames[..., 14:, 1] = 0.5                           # the plate's right part is another colour
+    frames[(labels == 1) | arm] = 0.9
+    cfg = SpriteConfig(s1_iters=2, s2_iters=2, batch=8, hidden=4, pixel_layers=2, content_layers=2, content_pe=2,
+                       canvas=8, plate="texture", plate_revote=4.0)
+    learner = SpriteLearner(cfg, frames, labels, H)
+    plate = lambda: render_texture(learner.texture[0].permute(1, 2, 0).detach().numpy(), H[:, 0], (h, w))
+    ghost = (slice(17, 19), slice(9, 12))                            # frame 0 pixels every frame's arm covers
+    assert (plate()[0][ghost] > 0.8).all()                           # the labels' median: the arm
+    learnt = np.stack([np.stack([~(labels[t] == 1) & ~arm[t], (labels[t] == 1) | arm[t]]) for t in range(T)])
+    learner._frame = lambda t: (None, learnt[t].astype(np.float32))
+    before = plate()[0]
+    learner._revote()
+    after = plate()[0]
+    assert (after[ghost] < 0.6).all() and (np.abs(after[ghost] - 0.2).min() < 0.05)   # the background around it
+    assert np.allclose(after[:, 30:], before[:, 30:]) and np.allclose(after[:4], before[:4])
+    assert [s.stage for s in learner.segments()][-1] == "revote"
+    assert [s.stage for s in SpriteLearner(replace(cfg, plate_revote=0.0), frames, labels, H).segments()][-1] == "s2"
+    with pytest.raises(ValueError, match="plate_revote 4.0: .* texture plate"):
+        SpriteLearner(replace(cfg, plate="mlp"), frames, labels, H)
+
+
 def test_stage_s2_trusts_the_warm_up_labels_only_away_from_their_edges():
     from celgraph.models.decompose.sprites import label_trust
     labels = np.zeros((2, 12, 12), np.int64)
@@ -620,13 +655,14 @@ def test_checkpoint_spacing_does_not_change_the_result(shared):
     assert np.array_equal(a.value("sprites", "plate", 2), b.value("sprites", "plate", 2))
 
 
-@pytest.mark.parametrize("node, trainer, full", [("alpha", Peeler, 1), ("sprites", SpriteLearner, 1),
-                                                 ("sprites", SpriteLearner, 2)])
-def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, node, trainer, full):
+@pytest.mark.parametrize("node, trainer, full, revote", [("alpha", Peeler, 1, 0.0), ("sprites", SpriteLearner, 1, 0.0),
+                                                         ("sprites", SpriteLearner, 2, 0.0),
+                                                         ("sprites", SpriteLearner, 1, 4.0)])
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, node, trainer, full, revote):
     ran = []
     real = trainer.run_segment
     monkeypatch.setattr(trainer, "run_segment", lambda self, seg: ran.append(seg.name) or real(self, seg))
-    g = scene(alpha={"checkpoint_every": 8}, learn={"checkpoint_every": 8}, full=full)
+    g = scene(alpha={"checkpoint_every": 8}, learn={"checkpoint_every": 8, "plate_revote": revote}, full=full)
     cancel = CancelToken()
 
     def stop_halfway(ev):

@@ -229,7 +229,7 @@ class SpriteLearn(NodeType):
     apart with SpriteLayer), labels, the transforms, the layers re-composited over the plate, and a
     contact-sheet preview per frame.
     """
-    id, version, category = "celgraph.SpriteLearn", 10, "Decompose"
+    id, version, category = "celgraph.SpriteLearn", 11, "Decompose"
     color_space = cs.DISPLAY                         # learns in sRGB; its Sprites hold sRGB (SpriteLayer converts)
     scope = "clip"
     device = "any"
@@ -272,11 +272,17 @@ class SpriteLearn(NodeType):
                  "image to learn at its size"),
         Float("overwrite_switch", 0.5, min=0.0, max=1.0,
               help="s2: canvases overwritten (no jitter) from this fraction"),
+        Float("plate_revote", 0.0, min=0.0, max=64.0,
+              help="texture plate, > 0: after stage s2 rebuild the plate from the pixels the learnt alphas give the "
+                   "background, at least this many px (at 256 high) from the sprites, instead of the warm-up labels' "
+                   "(removes sprite ghosts the warm-up put in the plate, blurs what only frames next to a sprite "
+                   "see; docs/decompose.md); 0 = off (every preset)"),
         *_RUNTIME,
     ]
     _FIELDS = {"s1_iters": "s1_iters", "s2_iters": "s2_iters", "batch": "batch", "hidden": "hidden",
                "pixel_layers": "pixel_layers", "content_layers": "content_layers", "content_pe": "content_pe",
-               "canvas": "canvas", "lr": "lr", "seed": "seed", "checkpoint_every": "checkpoint_every", "plate": "plate"}
+               "canvas": "canvas", "lr": "lr", "seed": "seed", "checkpoint_every": "checkpoint_every", "plate": "plate",
+               "plate_revote": "plate_revote"}
 
     def compute(self, ctx: Context, image, labels, transforms):
         from dataclasses import replace
