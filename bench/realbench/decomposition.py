@@ -17,6 +17,10 @@ the scores are:
 * a contact sheet per N, ``docs/decompose_violet_n<N>.png``: frames 0, 25, 50, 77 (quick: 0, 5, 10,
   15), each row the frame, the plate, and each sprite on grey. Look for the girl in the plate.
 
+``$CELGRAPH_REAL_REVOTE`` (margins in px, comma-separated; default none) adds, per N, a run with
+SpriteLearn's opt-in ``plate_revote`` at each margin (the plate rebuilt from the learnt alphas; its
+sheet ``docs/decompose_violet_n<N>_revote.png``), beside the preset's rows.
+
 The engine's disk cache is ``$CELGRAPH_REAL_CACHE`` when set (a killed run resumes from its
 checkpoints and cached stages there), else a temporary folder.
 """
@@ -89,10 +93,12 @@ def _timings(cache: Path | None) -> dict:
     return json.loads(f.read_text()) if f is not None and f.is_file() else {}
 
 
-def measure(data: Path, docs: Path, n: int, frames: list[int], engine: cg.Engine, cache: Path | None = None) -> dict:
+def measure(data: Path, docs: Path, n: int, frames: list[int], engine: cg.Engine, cache: Path | None = None,
+            revote: float = 0.0) -> dict:
     """One decomposition of the cut with N = n objects; prints its numbers as soon as they are known.
     A stage found in a kept cache (``$CELGRAPH_REAL_CACHE``) reports the time recorded when this suite
-    computed it there, or None."""
+    computed it there, or None. ``revote`` > 0: SpriteLearn's opt-in ``plate_revote`` (the suite's
+    table uses the preset, 0; the sheet is then ``decompose_violet_n{n}_revote.png``)."""
     g = cg.Graph(frames=f"{frames[0]}-{frames[-1]}")
     r_ = g.add("Read", name="read", path=str(data / "violet" / "456x256" / "###.png"))
     fl = g.add("FlowRAFT", name="flow", image=r_["image"])
@@ -101,13 +107,14 @@ def measure(data: Path, docs: Path, n: int, frames: list[int], engine: cg.Engine
     hm = g.add("WarmupHomography", name="homo", image=r_["image"], labels=a["labels"], bundle=fl["bundle"],
                objects=n)
     g.add("SpriteLearn", name="sprites", image=r_["image"], labels=a["labels"], transforms=hm["transforms"],
-          preset="cpu", threads=THREADS)
+          preset="cpu", threads=THREADS, plate_revote=revote)
     seconds = {}
+    variant = f" revote {revote:g}" if revote else ""
     for node in ("flow", "alpha", "homo", "sprites"):
         t0 = time.perf_counter()                       # each stage once; the ones before it are cached
         res = engine.run(g, targets=[node])
-        key = f"{node} N={n} frames {frames[0]}-{frames[-1]}" if node not in ("flow",) else \
-            f"{node} frames {frames[0]}-{frames[-1]}"
+        key = f"{node}{'' if node == 'flow' else f' N={n}'}{variant if node == 'sprites' else ''} " \
+              f"frames {frames[0]}-{frames[-1]}"
         times = _timings(cache)
         if res.computed and cache is not None:
             times[key] = time.perf_counter() - t0
@@ -126,7 +133,7 @@ def measure(data: Path, docs: Path, n: int, frames: list[int], engine: cg.Engine
     labels = np.stack([r.value("alpha", "labels", f) for f in frames])
     per_frame = [metrics.psnr(comp[i], img[i]) for i in range(len(frames))]
     onehot = np.stack([labels == k for k in range(n)], 1).astype(np.float32)
-    out = {"n": n, "psnr": per_frame, "seconds": seconds, "stability": stability(alpha, tr),
+    out = {"n": n, "revote": revote, "psnr": per_frame, "seconds": seconds, "stability": stability(alpha, tr),
            "stability_labels": stability(onehot, tr),
            "plate_share": float(alpha[:, 0].mean())}
     # full-size delivery on the frames that exist at 1280×720
@@ -148,7 +155,7 @@ def measure(data: Path, docs: Path, n: int, frames: list[int], engine: cg.Engine
     for f in picks:
         i = frames.index(f)
         rows.append([img[i], plate[i]] + [_on_grey(img[i], alpha[i, k]) for k in range(1, n)])
-    out["sheet"] = contact_sheet(docs / f"decompose_violet_n{n}.png", rows)
+    out["sheet"] = contact_sheet(docs / f"decompose_violet_n{n}{'_revote' if revote else ''}.png", rows)
     out["sheet_frames"] = picks
     print(f"decomposition N={n}: {summary(out)}", file=sys.stderr, flush=True)
     return out
@@ -174,28 +181,32 @@ def run(data: Path, out_dir: Path, quick: bool) -> str:
     tmp = None if cache else tempfile.mkdtemp(prefix="celgraph-real-decomp-")
     try:
         engine = cg.Engine(Path(cache or tmp))
-        results = [measure(data, out_dir, n, frames, engine, Path(cache) if cache else None) for n in objects]
+        revotes = [float(x) for x in os.environ.get("CELGRAPH_REAL_REVOTE", "").split(",") if x.strip()]
+        results = [measure(data, out_dir, n, frames, engine, Path(cache) if cache else None, revote=r)
+                   for n in objects for r in [0.0, *revotes]]
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     rows = []
     for m in results:
-        method = f"N = {m['n']}, `cpu` preset"
+        method = f"N = {m['n']}, `cpu` preset" + (f" + plate_revote {m['revote']:g}" if m["revote"] else "")
         rows += [[method, "composite PSNR (dB), mean / min over frames",
                   f"{np.mean(m['psnr']):.2f} / {np.min(m['psnr']):.2f}"],
                  [method, "alpha stability t→t+1 (sprites): mean abs Δα / IoU",
                   f"{m['stability'][0]:.4f} / {m['stability'][1]:.3f}"],
-                 [f"N = {m['n']}, warm-up labels as alpha (baseline)", "label stability t→t+1: mean abs Δ / IoU",
-                  f"{m['stability_labels'][0]:.4f} / {m['stability_labels'][1]:.3f}"],
+                 *([] if m["revote"] else [[f"N = {m['n']}, warm-up labels as alpha (baseline)",
+                                            "label stability t→t+1: mean abs Δ / IoU",
+                                            f"{m['stability_labels'][0]:.4f} / {m['stability_labels'][1]:.3f}"]]),
                  [method, "wall time (s): flow / warm-up alpha / transforms / sprites",
                   " / ".join(_s(m['seconds'][k]) for k in ("flow", "alpha", "homo", "sprites"))]]
         if "full_psnr" in m:
             rows += [[f"{method}, delivered at {m['full_size']}",
                       f"composite PSNR (dB) on the {len(m['full_psnr'])} full-size frames, mean / min",
                       f"{np.mean(m['full_psnr']):.2f} / {np.min(m['full_psnr']):.2f}"],
-                     [f"{method}, working-size composite upscaled (bicubic; baseline)",
-                      "composite PSNR (dB) on the same frames, mean / min",
-                      f"{np.mean(m['full_upscaled_psnr']):.2f} / {np.min(m['full_upscaled_psnr']):.2f}"],
+                     *([] if m["revote"] else [[f"{method}, working-size composite upscaled (bicubic; baseline)",
+                                                "composite PSNR (dB) on the same frames, mean / min",
+                                                f"{np.mean(m['full_upscaled_psnr']):.2f} / "
+                                                f"{np.min(m['full_upscaled_psnr']):.2f}"]]),
                      [f"{method}, at the working size", "composite PSNR (dB) on the same frames (456×256)",
                       f"{np.mean(m['work_psnr_same_frames']):.2f}"],
                      [f"{method}, delivered at {m['full_size']}", "delivery time (s)", f"{m['full_seconds']:.0f}"]]
@@ -209,7 +220,8 @@ def run(data: Path, out_dir: Path, quick: bool) -> str:
              "measures how the layers line up with the frames, not how good the decomposition is (that is the "
              "working-size PSNR)."]
     for m in results:
-        notes.append(f"N = {m['n']}: contact sheet `docs/{m['sheet'].name}` (frames {', '.join(map(str, m['sheet_frames']))}:"
+        variant = f", plate_revote {m['revote']:g}" if m["revote"] else ""
+        notes.append(f"N = {m['n']}{variant}: contact sheet `docs/{m['sheet'].name}` (frames {', '.join(map(str, m['sheet_frames']))}:"
                      " frame | plate | sprites on grey). Per-frame composite PSNR: "
                      + " ".join(f"{p:.1f}" for p in m["psnr"]) + ".")
     return table(["method", "metric", "value"], rows) + "\n\n" + "\n\n".join(notes) + "\n"
