@@ -32,8 +32,8 @@ are painted without lines), on ``saber.png`` (a dark night plate) and on the pai
 the out-of-focus window post beside the ribbon (:func:`ribbon_outline`), and the px it adds off the
 ribbon on three frames where the ribbon is marked by hand (:data:`RIBBONS`, :func:`ribbon_scores`,
 which also gives the share of each marked ribbon's outline drawn); all over a sweep of
-``dark_threshold`` (the ladder's lightest level, :data:`SWEEP`; :func:`threshold_sweep`) and of
-the arms' ``neck`` (:data:`NECK_SWEEP`; :func:`neck_sweep`): a wide plateau, not a narrow window, is
+``dark_threshold`` (the ladder's lightest level, :data:`SWEEP`) and of
+the arms' ``neck`` (:data:`NECK_SWEEP`; both :func:`sweeps`): a wide plateau, not a narrow window, is
 what says the default is not tuned to one picture. On the Violet frames the suite prints
 the share of pixels each method inks (the backgrounds there are painted, without drawn lines: ink
 there is wrong) and how whole its lines are, :func:`celgraph.synth.metrics.line_continuity` over
@@ -250,38 +250,38 @@ def outline_sweep(data: Path, model: Method, settings, quick: bool = False) -> d
     saber = data / "anime2sketch" / "inputs" / "saber.png"
     saber_img = load(saber)[..., :3] if saber.is_file() else None
 
-    def added(img, t, neck):
-        ink = binarize(model.soft(img), model.threshold, model.weak)
-        return dark_outlines(img, ink, t, neck) & ~ink, ink
+    def lined(img):                                   # the network's lines: the same for every setting
+        return img, binarize(model.soft(img), model.threshold, model.weak)
+
+    ribbon, marked = lined(ribbon), {name: lined(img) for name, img in marked.items()}
+    frames, pairs = [lined(f) for f in frames], [lined(p) for p in pairs]
+    saber_img = lined(saber_img) if saber_img is not None else None
+
+    def added(lines, t, neck):
+        img, ink = lines
+        return dark_outlines(img, ink, t, neck) & ~ink
 
     out = {}
     for t, neck in settings:
-        a, ink = added(ribbon, t, neck)
-        v = [added(f, t, neck)[0].mean() for f in frames]
+        v = [added(f, t, neck).mean() for f in frames]
         shares, off = {}, 0
-        for name, img in marked.items():
-            ra, rink = added(img, t, neck)
-            shares[name], o = ribbon_scores(img, name, rink, ra)
+        for name, lines in marked.items():
+            shares[name], o = ribbon_scores(lines[0], name, lines[1], added(lines, t, neck))
             off += o
-        out[(t, neck)] = {"ribbon": outline_recall(ink | a, edge), "ribbons": shares, "off_ribbon": off,
-                          "violet": float(np.mean(v)), "violet_max": float(np.max(v)),
-                          "saber": float(added(saber_img, t, neck)[0].mean()) if saber_img is not None else float("nan"),
-                          "inputs": float(np.mean([added(p, t, neck)[0].mean() for p in pairs]))}
+        out[(t, neck)] = {"ribbon": outline_recall(ribbon[1] | added(ribbon, t, neck), edge), "ribbons": shares,
+                          "off_ribbon": off, "violet": float(np.mean(v)), "violet_max": float(np.max(v)),
+                          "saber": float(added(saber_img, t, neck).mean()) if saber_img is not None else float("nan"),
+                          "inputs": float(np.mean([added(p, t, neck).mean() for p in pairs]))}
     return out
 
 
-def threshold_sweep(data: Path, model: Method, quick: bool = False, levels=SWEEP) -> dict[float, dict]:
-    """:func:`outline_sweep` over the ladder's lightest level (``levels`` and the node's default), at
-    the default ``neck``: {dark_threshold: scores}."""
-    ts = sorted(set(levels) | {DARK_THRESHOLD})
-    return {t: r for (t, _), r in outline_sweep(data, model, [(t, NECK) for t in ts], quick).items()}
-
-
-def neck_sweep(data: Path, model: Method, quick: bool = False, necks=NECK_SWEEP) -> dict[float, dict]:
-    """:func:`outline_sweep` over ``neck`` (``necks`` and the default; 0: no arms, node v5), at the
-    default ``dark_threshold``: {neck: scores}."""
-    ns = sorted(set(necks) | {NECK})
-    return {n: r for (_, n), r in outline_sweep(data, model, [(DARK_THRESHOLD, n) for n in ns], quick).items()}
+def sweeps(data: Path, model: Method, quick: bool = False, levels=SWEEP, necks=NECK_SWEEP) -> tuple[dict, dict]:
+    """:func:`outline_sweep` over the ladder's lightest level (``levels`` and the node's default) at the
+    default ``neck``, and over ``neck`` (``necks`` and the default; 0: no arms, node v5) at the default
+    ``dark_threshold``, in one pass: ({dark_threshold: scores}, {neck: scores})."""
+    ts, ns = sorted(set(levels) | {DARK_THRESHOLD}), sorted(set(necks) | {NECK})
+    both = outline_sweep(data, model, sorted({(t, NECK) for t in ts} | {(DARK_THRESHOLD, n) for n in ns}), quick)
+    return {t: both[(t, NECK)] for t in ts}, {n: both[(DARK_THRESHOLD, n)] for n in ns}
 
 
 # ---------------------------------------------------------------- contact sheet
@@ -373,8 +373,7 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
     violet = violet_lines(data, methods, quick)
     ribbon = ribbon_outline(data, methods)
     model, model_v3 = methods[0], methods[1]
-    sweep = threshold_sweep(data, model, quick)
-    necks = neck_sweep(data, model, quick)
+    sweep, necks = sweeps(data, model, quick)
     added = {model.name: sweep[DARK_THRESHOLD]}          # the node's default: the dark outline's negatives
     sheet = contact_sheet(data, docs / SHEET, [m for m in methods if "threshold alone" not in m.name], quick)
     dark = dark_sheet(data, docs / DARK_SHEET, methods)
@@ -413,9 +412,9 @@ def report(data: Path, docs: Path, quick: bool, weights: Path | None = None) -> 
             "share of its outline within 3 px of ink, and the px the dark outline adds more than 6 px off it "
             "(on the out-of-focus plate; summed over the three frames). "
             + f"Over `dark_threshold` (the lightest level of the ladder; default {DARK_THRESHOLD:g}), at neck {NECK:g} "
-            "(`threshold_sweep`):\n\n" + _sweep_table("dark_threshold", sweep, DARK_THRESHOLD)
+            "(`sweeps`):\n\n" + _sweep_table("dark_threshold", sweep, DARK_THRESHOLD)
             + f"\n\nOver `neck` (arms thinner than neck × a region's body are judged on their own; 0 = none, node "
-            f"v5; default {NECK:g}), at `dark_threshold` {DARK_THRESHOLD:g} (`neck_sweep`):\n\n"
+            f"v5; default {NECK:g}), at `dark_threshold` {DARK_THRESHOLD:g} (`sweeps`):\n\n"
             + _sweep_table("neck", necks, NECK) + "\n"
             + f"\nContact sheet: `docs/{sheet.name}` (Violet frames, a 1:1 crop of the face profile and "
             f"ribbon, the Anime2Sketch inputs; binary lines at each row's default binarisation). "

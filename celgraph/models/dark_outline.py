@@ -179,9 +179,9 @@ def _best_supported(luma, ink_zone, far, levels, H, W, s, neck) -> list[tuple[fl
                 continue                                         # the darker patches of a night plate
             standing.append((lv, sup, mask, cut, labels[mask][0]))   # the region at this level that holds it
         for i, sup, mask, cut in kept:
-            inside = [c for c in standing if c[4] == i and mask[c[2]].any()]    # not those in a cut arm
-            if all(sup >= c[1] for c in inside):
-                standing = [c for c in standing if not (c[4] == i and mask[c[2]].any())] + [(level, sup, mask, cut, i)]
+            inside = [c[4] == i and mask[c[2]].any() for c in standing]         # not those in a cut arm
+            if all(sup >= c[1] for c, held in zip(standing, inside) if held):
+                standing = [c for c, held in zip(standing, inside) if not held] + [(level, sup, mask, cut, i)]
         chosen = [(lv, sup, mask, cut) for lv, sup, mask, cut, _ in standing]
     return [(lv, mask, cut) for lv, _, mask, cut in chosen]
 
