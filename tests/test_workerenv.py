@@ -129,12 +129,20 @@ def _torch_faults(how: str, **env) -> int:
                               check=True).stdout)
 
 
+def _env_after_import(name: str, **env) -> str:
+    code = f"import os, celgraph; print(os.environ.get({name!r}))"
+    return subprocess.run([sys.executable, "-c", code], env={"PATH": "/usr/bin:/bin", **env},
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_importing_celgraph_asks_torch_for_huge_pages_unless_the_variable_is_set():
-    code = "import os, celgraph; print(os.environ.get('THP_MEM_ALLOC_ENABLE'))"
-    run = lambda **env: subprocess.run([sys.executable, "-c", code], env={"PATH": "/usr/bin:/bin", **env},
-                                       capture_output=True, text=True, check=True).stdout.strip()
-    assert run() == "1"
-    assert run(THP_MEM_ALLOC_ENABLE="0") == "0"                  # the user's choice stands
+    assert _env_after_import("THP_MEM_ALLOC_ENABLE") == "1"
+    assert _env_after_import("THP_MEM_ALLOC_ENABLE", THP_MEM_ALLOC_ENABLE="0") == "0"     # the user's choice stands
+
+
+def test_importing_celgraph_lets_idle_openmp_threads_sleep_unless_the_variable_is_set():
+    assert _env_after_import("OMP_WAIT_POLICY") == "passive"
+    assert _env_after_import("OMP_WAIT_POLICY", OMP_WAIT_POLICY="active") == "active"
 
 
 def test_torch_arrays_on_huge_pages_fault_far_less():
