@@ -24,13 +24,16 @@ counts in a process that imports celgraph before it allocates a tensor (`graph`,
 Dask workers, the benchmarks); elsewhere it changes nothing. Results are unchanged (the same
 arithmetic on memory aligned to 2 MB instead of 64 bytes); where the kernel has THP off, so is this.
 
-Waiting threads sleep. torch's OpenMP threads spin between parallel regions by default
-(``OMP_WAIT_POLICY`` unset: active). On a machine shared with other jobs (ours: 2 cores, ≈ 5 jobs),
-a thread spinning for a partner the kernel has descheduled burns the core the partner needs: the
-Sketch U-Net at 1920×1080 took 1.3-1.5 s on torch's 2 threads at load 5, against 0.77-0.93 s with
-``OMP_WAIT_POLICY=passive`` (and 0.66-0.81 s on 1 thread). Importing this module sets it to
-``passive`` unless it is set (OpenMP reads it when torch loads it, so this too counts where
-celgraph is imported before torch). Results are unchanged: the threads split the work the same way.
+Waiting threads sleep. torch's OpenMP threads (GNU libgomp) spin ≈ 3 ms for work between parallel
+regions by default. On a machine shared with other jobs (ours: 2 cores, ≈ 5 jobs), a thread
+spinning for a partner the kernel has descheduled burns the core the partner needs. The Sketch
+U-Net at 1920×1080 on torch's 2 threads, at load 3-3.5, 5 rounds taking turns (median of the
+rounds' means): 1.41 s as torch starts, 0.65 s with ``OMP_WAIT_POLICY=passive``, 0.76 s with
+``GOMP_SPINCOUNT=10000``, 0.63 s on 1 thread. Importing this module sets ``OMP_WAIT_POLICY=passive``
+unless it is set (OpenMP reads it when torch loads it, so this too counts where celgraph is
+imported before torch). Results are unchanged: the threads split the work the same way. On an idle
+machine a sleeping thread wakes a little later than a spinning one (not measured here: this
+machine is never idle); ``OMP_WAIT_POLICY=active`` gives torch's default back.
 """
 from __future__ import annotations
 
