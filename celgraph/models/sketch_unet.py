@@ -10,7 +10,7 @@ pads), output ``B×1×H×W`` ink **logits** (sigmoid → probability of ink).
 
 Architecture (:func:`sketch_unet`, the shipped variant): 5 stride-2 levels, ``widths``
 8-16-32-48-64-96. Full resolution holds only a 3×3 stem and the last 3×3 decoder conv
-(8 channels), which keeps a 1920×1080 frame at ≈ 15 GMAC (≈ 1.05 CPU-seconds); every lower
+(8 channels), which keeps a 1920×1080 frame at ≈ 15 GMAC (≈ 0.5-0.6 CPU-seconds); every lower
 encoder level has two 3×3 convs + BatchNorm + ReLU (the first with stride 2). Each decoder level
 projects the coarse features to the skip's width with a 1×1 conv (cheap, at the coarse
 resolution), upsamples bilinearly (fewer checkerboard artifacts than transposed convs, as in
@@ -144,7 +144,8 @@ def predict(model: SketchUNet, image: np.ndarray, tile: int | None = None, overl
     """Ink probability (H×W float32 0..1) of an image (H×W×C float, RGB or RGBA premultiplied).
 
     ``tile``: None (default) runs the frame whole — on our 2-core CPU that was the fastest
-    (≈ 1.05 CPU-seconds for 1920×1080, ≈ 3× less than 512² tiles, whose varying edge shapes also
+    (1920×1080: ≈ 0.5-0.6 CPU-seconds on one thread with torch's allocations on huge pages, as
+    :mod:`celgraph.engine.workerenv` asks, ≈ 0.85 without; ≈ 3× less than 512² tiles, whose varying edge shapes also
     make oneDNN rebuild its kernels); a size (a multiple of the network stride) runs tiles that
     overlap by ``overlap`` px of discarded context on each side, for frames too big for memory.
     With BatchNorm at its running statistics, tiles differ from a whole-frame pass only near tile
