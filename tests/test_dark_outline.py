@@ -285,3 +285,146 @@ def test_a_dark_disc_joined_to_a_dark_stripe_of_the_plate_is_still_outlined():
     assert np.abs(_radius()[out] - RADIUS).max() <= 3.0          # at its ramp's middle, and nowhere else
     assert not out[:CENTER[0] - RADIUS - 8].any()                # nothing along the stripe
     assert not dark_outlines(img, ink, neck=0).any()            # without the rule (v5): nothing
+
+
+# ---- the fast path is the v6 computation ------------------------------------------------------
+# dark_outlines labels each level's paint on its bounding box, skips levels without a core pixel,
+# labels the whole dark area only when it can hold a piece over MAX_AREA and keeps regions on their
+# boxes. The v6 code, full-frame masks throughout, is kept here as the reference it must equal.
+
+def _v6_regions(luma, ink_zone, far, level, H, W, s, neck):
+    from celgraph.models import dark_outline as do
+    weak = luma < level
+    core = luma < level - do.HYSTERESIS
+    _, whole, wstats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
+    huge = wstats[:, cv2.CC_STAT_AREA] > do.MAX_AREA * H * W
+    huge[0] = False
+    paint = weak & ~huge[whole] & ~ink_zone
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(paint.astype(np.uint8), connectivity=8)
+    has_core = np.zeros(n, bool)
+    has_core[labels[core]] = True
+    candidate = has_core & (stats[:, cv2.CC_STAT_AREA] >= do.MIN_AREA * s * s)
+    candidate[0] = False
+    kept = []
+    for i in np.flatnonzero(candidate):
+        x, y, w, h = stats[i, :4]
+        box = np.s_[max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1]
+        region = labels[box] == i
+        arms = do._arms(region, far[box], neck)
+        if arms.any():
+            n_pieces, pieces = cv2.connectedComponents((region & ~arms).astype(np.uint8), connectivity=8)
+            parts = [pieces == j for j in range(1, n_pieces)]
+        else:
+            parts = [region]
+        for part in parts:
+            if part.sum() < do.MIN_AREA * s * s:
+                continue
+            edge = do._edge(part)
+            support = 1.0 - far[box][edge].mean() if edge.any() else 0.0
+            if support >= do.MIN_SUPPORT:
+                mask, cut = np.zeros((H, W), bool), np.zeros((H, W), bool)
+                mask[box], cut[box] = part, region & ~part
+                kept.append((i, support, mask, cut))
+    return labels, kept, weak & huge[whole]
+
+
+def _v6_dark_outlines(image, ink, threshold=0.4, neck=0.7):
+    from celgraph.models import dark_outline as do
+    from celgraph.models.xdog import luminance
+    img, ink = np.asarray(image, np.float32), np.asarray(ink, bool)
+    H, W = img.shape[:2]
+    s = min(H, W) / 720.0
+    luma = cv2.GaussianBlur(luminance(img), (0, 0), 1.5 * s)
+    ink_zone = cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    to_ink = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5)
+    far = to_ink > 3 * s + 1
+    chosen = []
+    for level in do._levels(threshold):
+        labels, kept, background = _v6_regions(luma, ink_zone, far, level, H, W, s, neck)
+        standing = []
+        for lv, sup, mask, cut in chosen:
+            if level - lv <= do.STEP + 1e-6 and background[mask].any():
+                continue
+            standing.append((lv, sup, mask, cut, labels[mask][0]))
+        for i, sup, mask, cut in kept:
+            inside = [c[4] == i and mask[c[2]].any() for c in standing]
+            if all(sup >= c[1] for c, held in zip(standing, inside) if held):
+                standing = [c for c, held in zip(standing, inside) if not held] + [(level, sup, mask, cut, i)]
+        chosen = [(lv, sup, mask, cut) for lv, sup, mask, cut, _ in standing]
+    outline = np.zeros((H, W), bool)
+    for level in sorted({c[0] for c in chosen}):
+        dark, cut = np.zeros((H, W), bool), np.zeros((H, W), bool)
+        for lv, _, mask, arms in chosen:
+            if lv == level:
+                dark |= mask
+                cut |= arms
+        outline |= do._edge_line(luma, dark, luma < level, luma < level - do.HYSTERESIS, s, cut & ~dark)
+    if not outline.any():
+        return outline
+    beside = to_ink <= do.BESIDE
+    grown = (outline & ~beside).astype(np.uint8)
+    for _ in range(int(np.ceil(do.BESIDE)) + 1):
+        grown = cv2.dilate(grown, np.ones((3, 3), np.uint8)) & outline
+    return grown.astype(bool)
+
+
+def busy_frame():
+    """A 360×480 frame with most of what dark_outlines handles: a soft-edged dark disc half drawn,
+    a blurred dark patch joined to it (an arm), a second disc at 0.3 cut by the frame's right edge,
+    a dark band over 20 % of the frame at 0.3 (background at the levels above it), and a mid-grey
+    blob (no core at the low levels)."""
+    img = np.full((SIZE, 480, 3), 0.9, np.float32)
+    img[:, :SIZE] = with_blurred_patch(disc(), slice(168, 192), slice(240, 330))
+    yy, xx = np.mgrid[:SIZE, :480]
+    second = np.hypot(yy - 90, xx - 470) < 60
+    img[second] = 0.3
+    img[SIZE - 80:, :] = np.minimum(img[SIZE - 80:, :], 0.3)    # 80 × 480 px: 22 % of the frame
+    img[(yy - 60) ** 2 + (xx - 60) ** 2 < 30 ** 2] = 0.5
+    ink = np.zeros((SIZE, 480), bool)
+    ink[:, :SIZE] = arc_ink(0.5)
+    ring = cv2.circle(np.zeros((SIZE, 480), np.uint8), (470, 90), 60, 1, 1) > 0
+    ink |= ring & (xx < 440)                                     # the second disc: its left side drawn
+    return img, ink
+
+
+def night_plate_frame():
+    """A 360×480 frame: a dark plate at 0.3 over 26 % of it (150 × 300 px, its edge drawn), a
+    darker patch at 0.1 inside it with the left half of its edge drawn, and a disc at 0.2 that
+    touches the plate at the levels above 0.3 (then one piece with it), its left half drawn."""
+    img = np.full((SIZE, 480, 3), 0.9, np.float32)
+    yy, xx = np.mgrid[:SIZE, :480]
+    img[100:250, 40:340] = 0.3
+    patch = np.hypot(yy - 175, xx - 190) < 40
+    img[patch] = 0.1
+    blob = np.hypot(yy - 175, xx - 400) < 60
+    img[blob] = 0.2
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    ink = np.zeros((SIZE, 480), np.uint8)
+    cv2.rectangle(ink, (38, 98), (341, 251), 1, 1)
+    cv2.ellipse(ink, (190, 175), (40, 40), 180, -90, 90, 1, 1)
+    cv2.ellipse(ink, (400, 175), (61, 61), 180, -90, 90, 1, 1)
+    return img, ink > 0
+
+
+@pytest.mark.parametrize("frame", [busy_frame, night_plate_frame])
+@pytest.mark.parametrize("threshold,neck", [(0.4, 0.7), (0.6, 0.7), (0.4, 0.0), (0.35, 0.9), (0.1, 0.7)])
+def test_the_outline_is_bitwise_the_v6_computation(frame, threshold, neck):
+    img, ink = frame()
+    ref = _v6_dark_outlines(img, ink, threshold, neck)
+    assert np.array_equal(dark_outlines(img, ink, threshold, neck), ref)
+    if threshold >= 0.35:
+        assert ref.any()                                         # something to compare
+
+
+def test_a_region_on_its_box_tells_where_it_is_and_what_it_meets():
+    from celgraph.models.dark_outline import _Labels, _Region
+    a = _Region(2, 3, np.array([[0, 1], [1, 1]], bool), np.zeros((2, 2), bool))     # px (2,4) (3,3) (3,4)
+    b = _Region(3, 4, np.array([[1, 0], [0, 0]], bool), np.zeros((2, 2), bool))     # px (3,4)
+    c = _Region(3, 5, np.ones((1, 1), bool), np.zeros((1, 1), bool))               # px (3,5): beside a
+    assert a.first() == (2, 4)
+    assert a.meets(b) and b.meets(a) and not a.meets(c) and not c.meets(b)
+    frame = np.zeros((8, 8), bool)
+    frame[3, 3] = True
+    assert a.any_in(frame) and not b.any_in(frame) and not a.any_in(None)
+    labels = _Labels(np.array([[0, 7], [7, 7]], np.int32), 2, 3)
+    assert labels.at(2, 4) == 7 and labels.at(2, 3) == 0 and labels.at(0, 0) == 0 and labels.at(9, 9) == 0

@@ -64,6 +64,34 @@ def test_tiled_prediction_matches_the_whole_frame_away_from_seams():
     assert np.abs(whole - tiled).max() < 0.05
 
 
+def _old_input(rgb: np.ndarray, stride: int) -> torch.Tensor:
+    """How predict built the network's input before it built it from the HWC array directly (node
+    v6 as first shipped): NCHW, padded by replication, then made channels_last."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+    h, w = x.shape[-2:]
+    x = torch.nn.functional.pad(x, (0, (-w) % stride, 0, (-h) % stride), mode="replicate")
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def test_the_networks_input_is_the_padded_frame_in_channels_last_as_before():
+    from celgraph.models.sketch_unet import _padded
+    rgb = np.arange(5 * 7 * 3, dtype=np.float32).reshape(5, 7, 3) / 105         # 5×7: both sides padded
+    for stride in (1, 4, 8):
+        x, ref = _padded(rgb, stride), _old_input(rgb, stride)
+        assert x.shape == ref.shape and x.stride() == ref.stride() and torch.equal(x, ref)
+    assert tuple(_padded(rgb, 4)[0, :, 7, 7]) == tuple(rgb[4, 6])                   # the corner, replicated
+
+
+def test_prediction_is_bitwise_what_the_nchw_input_gave():
+    from celgraph.models.sketch_unet import build, predict
+    torch.manual_seed(0)
+    model = build("sketch_unet_tiny").eval().to(memory_format=torch.channels_last)
+    img = np.random.default_rng(1).random((45, 70, 3), np.float32)
+    with torch.inference_mode():
+        ref = torch.sigmoid(model(_old_input(img, model.stride)))[0, 0, :45, :70].numpy()
+    assert np.array_equal(predict(model, img), ref)
+
+
 def test_fused_batchnorm_gives_the_same_output():
     import copy
     from celgraph.models.sketch_unet import build, fuse_batchnorm, predict

@@ -1,4 +1,5 @@
 """The settings of a computing process (engine/workerenv.py): thread budget and allocator."""
+import os
 import subprocess
 import sys
 
@@ -107,3 +108,49 @@ def test_freed_arrays_are_reused_under_dasks_malloc_setting():
                                       text=True, check=True).stdout) for how in ("as-is", "keep")}
     assert faults["as-is"] > 100 * 100
     assert faults["keep"] < faults["as-is"] / 4
+
+
+TORCH_FAULTS = """
+import resource, sys
+if sys.argv[1] == "celgraph first":
+    import celgraph                                  # sets torch's huge-page variable unless it is set
+import torch
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    a = torch.ones(16 << 20)                         # 64 MB: a fresh mmap each round, touched whole
+    del a
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _torch_faults(how: str, **env) -> int:
+    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", **env}
+    return int(subprocess.run([sys.executable, "-c", TORCH_FAULTS, how], env=env, capture_output=True, text=True,
+                              check=True).stdout)
+
+
+def _env_after_import(name: str, **env) -> str:
+    code = f"import os, celgraph; print(os.environ.get({name!r}))"
+    return subprocess.run([sys.executable, "-c", code], env={"PATH": "/usr/bin:/bin", **env},
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_importing_celgraph_asks_torch_for_huge_pages_unless_the_variable_is_set():
+    assert _env_after_import("THP_MEM_ALLOC_ENABLE") == "1"
+    assert _env_after_import("THP_MEM_ALLOC_ENABLE", THP_MEM_ALLOC_ENABLE="0") == "0"     # the user's choice stands
+
+
+def test_importing_celgraph_lets_idle_openmp_threads_sleep_unless_the_variable_is_set():
+    assert _env_after_import("OMP_WAIT_POLICY") == "passive"
+    assert _env_after_import("OMP_WAIT_POLICY", OMP_WAIT_POLICY="active") == "active"
+
+
+def test_torch_arrays_on_huge_pages_fault_far_less():
+    thp = open("/sys/kernel/mm/transparent_hugepage/enabled").read() \
+        if sys.platform == "linux" and os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled") else ""
+    if "[never]" in thp or not thp:
+        pytest.skip("this kernel has transparent huge pages off: nothing to measure")
+    plain = _torch_faults("celgraph first", THP_MEM_ALLOC_ENABLE="0")
+    huge = _torch_faults("celgraph first")
+    assert plain > 10 * 16000 * 0.9                               # 4 kB pages: ≈ 16 000 faults per 64 MB
+    assert huge < plain / 10

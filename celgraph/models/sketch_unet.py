@@ -10,7 +10,7 @@ pads), output ``B×1×H×W`` ink **logits** (sigmoid → probability of ink).
 
 Architecture (:func:`sketch_unet`, the shipped variant): 5 stride-2 levels, ``widths``
 8-16-32-48-64-96. Full resolution holds only a 3×3 stem and the last 3×3 decoder conv
-(8 channels), which keeps a 1920×1080 frame at ≈ 15 GMAC (≈ 1.05 CPU-seconds); every lower
+(8 channels), which keeps a 1920×1080 frame at ≈ 15 GMAC (≈ 0.5-0.6 CPU-seconds); every lower
 encoder level has two 3×3 convs + BatchNorm + ReLU (the first with stride 2). Each decoder level
 projects the coarse features to the skip's width with a 1×1 conv (cheap, at the coarse
 resolution), upsamples bilinearly (fewer checkerboard artifacts than transposed convs, as in
@@ -126,13 +126,26 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return np.clip(img[:, :, :3], 0.0, 1.0)
 
 
+def _padded(rgb: np.ndarray, stride: int) -> torch.Tensor:
+    """``1×3×H′×W′`` float32, channels_last, of an H×W×3 image, its bottom and right edges
+    replicated up to multiples of ``stride`` (as ``F.pad(..., mode="replicate")``): the image's own
+    memory where no padding is needed, one copy where it is (the HWC array is already the
+    channels_last layout; going through NCHW cost two more full-frame copies, ≈ 35 ms at 1080p)."""
+    h, w = rgb.shape[:2]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph or pw:
+        rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return torch.from_numpy(np.ascontiguousarray(rgb, np.float32))[None].permute(0, 3, 1, 2)
+
+
 def predict(model: SketchUNet, image: np.ndarray, tile: int | None = None, overlap: int = 32,
             device: str = "cpu", progress: Callable[[int, int], None] | None = None,
             net: Callable | None = None) -> np.ndarray:
     """Ink probability (H×W float32 0..1) of an image (H×W×C float, RGB or RGBA premultiplied).
 
     ``tile``: None (default) runs the frame whole — on our 2-core CPU that was the fastest
-    (≈ 1.05 CPU-seconds for 1920×1080, ≈ 3× less than 512² tiles, whose varying edge shapes also
+    (1920×1080: ≈ 0.5-0.6 CPU-seconds on one thread with torch's allocations on huge pages, as
+    :mod:`celgraph.engine.workerenv` asks, ≈ 0.85 without; ≈ 3× less than 512² tiles, whose varying edge shapes also
     make oneDNN rebuild its kernels); a size (a multiple of the network stride) runs tiles that
     overlap by ``overlap`` px of discarded context on each side, for frames too big for memory.
     With BatchNorm at its running statistics, tiles differ from a whole-frame pass only near tile
@@ -142,21 +155,18 @@ def predict(model: SketchUNet, image: np.ndarray, tile: int | None = None, overl
     H, W = rgb.shape[:2]
     s = model.stride
     model.eval()
-    x_all = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % s, (-w) % s
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    def run(part: np.ndarray) -> torch.Tensor:
+        h, w = part.shape[:2]
+        x = _padded(part, s)
         if net is not None:
-            return torch.sigmoid(net(x.to(device)).float())[..., :h, :w].cpu()
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
+            return torch.sigmoid(net(x.contiguous().to(device)).float())[..., :h, :w].cpu()
+        x = x.to(device).contiguous(memory_format=torch.channels_last)      # a view already on the CPU
         return torch.sigmoid(model(x))[..., :h, :w].float().cpu()
 
     with torch.inference_mode():
         if tile is None or (H <= tile and W <= tile):
-            return run(x_all)[0, 0].numpy()
+            return run(rgb)[0, 0].numpy()
         core = tile - 2 * overlap
         if core <= 0 or tile % s:
             raise ValueError(f"tile {tile} must be a multiple of {s} and larger than 2×overlap")
@@ -168,7 +178,7 @@ def predict(model: SketchUNet, image: np.ndarray, tile: int | None = None, overl
                 y1, x1 = min(y0 + core, H), min(x0 + core, W)
                 ty0, tx0 = max(0, y0 - overlap), max(0, x0 - overlap)
                 ty1, tx1 = min(H, y1 + overlap), min(W, x1 + overlap)
-                p = run(x_all[..., ty0:ty1, tx0:tx1])[0, 0].numpy()
+                p = run(rgb[ty0:ty1, tx0:tx1])[0, 0].numpy()
                 out[y0:y1, x0:x1] = p[y0 - ty0:y1 - ty0, x0 - tx0:x1 - tx0]
                 i += 1
                 if progress is not None:
