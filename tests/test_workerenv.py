@@ -145,12 +145,20 @@ def test_importing_celgraph_lets_idle_openmp_threads_sleep_unless_the_variable_i
     assert _env_after_import("OMP_WAIT_POLICY", OMP_WAIT_POLICY="active") == "active"
 
 
+def _thp_setting(name: str) -> str:
+    """The kernel's transparent-huge-page setting in force ("always", "madvise", "never"; "" off Linux)."""
+    path = f"/sys/kernel/mm/transparent_hugepage/{name}"
+    if not os.path.exists(path):
+        return ""
+    text = open(path).read()
+    return text[text.index("[") + 1:text.index("]")] if "[" in text else ""
+
+
 def test_torch_arrays_on_huge_pages_fault_far_less():
-    thp = open("/sys/kernel/mm/transparent_hugepage/enabled").read() \
-        if sys.platform == "linux" and os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled") else ""
-    if "[never]" in thp or not thp:
-        pytest.skip("this kernel has transparent huge pages off: nothing to measure")
     plain = _torch_faults("celgraph first", THP_MEM_ALLOC_ENABLE="0")
     huge = _torch_faults("celgraph first")
-    assert plain > 10 * 16000 * 0.9                               # 4 kB pages: ≈ 16 000 faults per 64 MB
-    assert huge < plain / 10
+    assert huge <= plain * 1.1 + 1000                             # never worse, whatever the kernel does
+    if _thp_setting("enabled") == "madvise" and _thp_setting("defrag") in ("always", "defer+madvise", "madvise"):
+        # the kernel gives huge pages to the regions torch asks for, at once: the variable is what counts
+        assert plain > 10 * 16000 * 0.9                           # 4 kB pages: ≈ 16 000 faults per 64 MB
+        assert huge < plain / 10
