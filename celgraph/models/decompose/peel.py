@@ -21,7 +21,7 @@ onehot = one-hot(argmin d_k), a gate where the objects clearly disagree (std_k d
     L = Σ|target − seg(f, x, y, colour)|·gate + Σ‖Σ_k onehot_k·flow_k − gt‖
 so the segmentation MLP learns who owns which pixel while the winners keep refining their flows.
 target = onehot, except where the background's motion misses the flow by more than `background_px`
-(8 px; not upstream): there the target is the nearest *sprite* and the gate is on. The background is
+(16 px; not upstream): there the target is the nearest *sprite* and the gate is on. The background is
 one robustly fitted global motion, so flow it misses belongs to a sprite even when that sprite's own
 fitted motion misses it too (a body that moves unlike the head its affine locked onto); upstream's
 argmin hands such pixels to whichever motion is nearer, often the slowly panning background.
@@ -59,7 +59,7 @@ class PeelConfig:
     trim_px: tuple = (32.0, 16.0, 8.0)  # object 0: thresholds from 1/4, 2/4, 3/4 of its schedule
     inlier_px: float = 2.0
     gate_px: float = 4.0
-    background_px: float = 8.0          # phase B: flow that object 0 misses by more than this is a sprite's; 0 = off
+    background_px: float = 16.0         # phase B: flow that object 0 misses by more than this is a sprite's; 0 = off
     background: str = "mlp"             # "mlp" (upstream) or "lsq" (per-pair trimmed least squares)
     foreground: str = "mlp"             # "mlp" (upstream) or "ransac" (per-pair RANSAC affine)
     work_scale: float = 1.0             # resolution of the flow samples relative to the frames
