@@ -60,10 +60,12 @@ class WarmupAlpha(NodeType):
     a smooth coordinate-MLP flow fitted to what is still unexplained; every pixel an object explains
     within 2 px is labelled with it (later objects overwrite earlier ones). A joint winner-take-all
     phase then trains a segmentation MLP over (frame, x, y, colour) where the objects clearly
-    disagree (std > 4 px); its argmax gives the labels of every frame. Pixel thresholds are at a
-    256-px frame height and scale with the frame.
+    disagree (std > 4 px), and wherever the background's motion misses the flow by more than 16 px
+    (there the nearest sprite's label: a sprite's parts need not all follow its one fitted motion);
+    its argmax gives the labels of every frame. Pixel thresholds are at a 256-px frame height and
+    scale with the frame.
     """
-    id, version, category = "celgraph.WarmupAlpha", 2, "Decompose"
+    id, version, category = "celgraph.WarmupAlpha", 3, "Decompose"
     color_space = cs.DISPLAY                         # tuned on sRGB frames
     scope = "clip"
     device = "any"
@@ -94,6 +96,10 @@ class WarmupAlpha(NodeType):
                 help="object 0's trimming thresholds over the 2nd, 3rd and 4th quarter of its schedule"),
         Float("inlier_px", 2.0, min=0.01, max=100.0, help="an object claims pixels it explains within this"),
         Float("gate_px", 4.0, min=0.0, max=100.0, help="phase B learns labels where std of errors exceeds this"),
+        Float("background_px", 16.0, min=0.0, max=1000.0,
+              help="phase B: a pixel whose flow the background's motion misses by more than this (px) learns the "
+                   "nearest sprite's label even where no sprite's motion fits it (a body that moves unlike its head); "
+                   "0 = off (upstream: the nearest motion wins)"),
         Int("reference_height", 256, min=16, max=8192, help="pixel thresholds are at this frame height"),
         *_RUNTIME,
     ]
@@ -101,6 +107,7 @@ class WarmupAlpha(NodeType):
                "layers_bg": "layers_bg", "layers_fg": "layers_fg", "layers_seg": "layers_seg",
                "hidden_seg": "hidden_seg", "lr": "lr", "work_scale": "work_scale", "background": "background",
                "foreground": "foreground", "trim_px": "trim_px", "inlier_px": "inlier_px", "gate_px": "gate_px",
+               "background_px": "background_px",
                "reference_height": "reference_height", "seed": "seed", "objects": "objects",
                "checkpoint_every": "checkpoint_every"}
 

@@ -17,9 +17,14 @@ no object has claimed yet (labels < 0):
   * afterwards every entry the object explains within 2 px is labelled k — overwriting earlier
     labels, so a later object can take pixels from an earlier one (upstream behaviour).
 Phase B, joint blending over all entries: every object's flow, d_k = ‖flow_k − gt‖, winner-take-all
-target one-hot(argmin d_k), a gate where the objects clearly disagree (std_k d_k > 4 px), and
-    L = Σ|onehot − seg(f, x, y, colour)|·gate + Σ‖Σ_k onehot_k·flow_k − gt‖
+onehot = one-hot(argmin d_k), a gate where the objects clearly disagree (std_k d_k > 4 px), and
+    L = Σ|target − seg(f, x, y, colour)|·gate + Σ‖Σ_k onehot_k·flow_k − gt‖
 so the segmentation MLP learns who owns which pixel while the winners keep refining their flows.
+target = onehot, except where the background's motion misses the flow by more than `background_px`
+(16 px; not upstream): there the target is the nearest *sprite* and the gate is on. The background is
+one robustly fitted global motion, so flow it misses belongs to a sprite even when that sprite's own
+fitted motion misses it too (a body that moves unlike the head its affine locked onto); upstream's
+argmin hands such pixels to whichever motion is nearer, often the slowly panning background.
 Labels: argmax of seg(f, x, y, colour) for every pixel of every frame (seg never sees flow).
 
 All pixel thresholds are in pixels of a 256-px-high frame (upstream's working height) and scale
@@ -54,6 +59,7 @@ class PeelConfig:
     trim_px: tuple = (32.0, 16.0, 8.0)  # object 0: thresholds from 1/4, 2/4, 3/4 of its schedule
     inlier_px: float = 2.0
     gate_px: float = 4.0
+    background_px: float = 16.0         # phase B: flow that object 0 misses by more than this is a sprite's; 0 = off
     background: str = "mlp"             # "mlp" (upstream) or "lsq" (per-pair trimmed least squares)
     foreground: str = "mlp"             # "mlp" (upstream) or "ransac" (per-pair RANSAC affine)
     work_scale: float = 1.0             # resolution of the flow samples relative to the frames
@@ -349,10 +355,16 @@ class Peeler:
             d = torch.linalg.vector_norm(flows - gt[:, None], dim=2)                         # S×N
             with torch.no_grad():
                 onehot = torch.nn.functional.one_hot(d.argmin(1), cfg.objects).float()
-                gate = (d.std(1) > cfg.gate_px * self.px).float()
+                gate = d.std(1) > cfg.gate_px * self.px
+                target = onehot
+                if cfg.background_px > 0:        # not the background's motion: some sprite's, fitted or not
+                    missed = d[:, 0] > cfg.background_px * self.px
+                    nearest_sprite = torch.nn.functional.one_hot(1 + d[:, 1:].argmin(1), cfg.objects).float()
+                    target = torch.where(missed[:, None], nearest_sprite, onehot)
+                    gate = gate | missed
             f = self.src[p].float() / self.FN
             m = self.seg(torch.cat([f[:, None], x[:, None], y[:, None], self.frames_full[self.src[p], Y, X]], 1))
-            loss = ((onehot - m).abs() * gate[:, None]).sum() + \
+            loss = ((target - m).abs() * gate.float()[:, None]).sum() + \
                 torch.linalg.vector_norm((onehot[:, :, None] * flows).sum(1) - gt, dim=1).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
