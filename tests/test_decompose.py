@@ -505,7 +505,7 @@ def test_texels_few_frames_see_as_background_next_to_a_sprite_are_filled_not_lea
 
     def plate_at(learner, t, x, y):                            # the plate at frame t's pixel, and whether it teaches
         uv = learner._uv(torch.tensor([t]), torch.tensor([x]), torch.tensor([y]))[:, 0]
-        return float(learner._plate(uv, torch.zeros(1)).mean()), bool(learner.teach[t, y, x])
+        return float(learner._plate(uv, torch.zeros(1)).detach().mean()), bool(learner.teach[t, y, x])
 
     plain = SpriteLearner(cfg, frames, labels, tr)
     assert plate_at(plain, 2, 19, 15) == pytest.approx((0.9, True), abs=0.01)
