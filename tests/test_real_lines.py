@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from celgraph.models.autoclose import autoclose
-from celgraph.synth.gaps import cut_gaps, free_ends_joined, regions_split, score_closing, stroke_width
+from celgraph.synth.gaps import (cut_gaps, free_end_context, free_ends_joined, regions_split, score_closing,
+                                 stroke_width)
 from celgraph.synth.genga import STYLES, make_genga
 
 
@@ -73,6 +74,22 @@ def test_a_free_end_joined_to_its_neighbour_counts_and_splits_a_region():
     assert free_ends_joined(ink, ink, ends) == 0
     assert regions_split(joined, ink) == 1
     assert regions_split(ink, ink) == 0
+
+
+def test_free_end_context_tells_facing_short_and_open_ends_apart():
+    ink = np.zeros((96, 96), bool)
+    ink[10:86, 80] = True                           # a long vertical stroke on the right
+    ink[20, 10:74] = True                           # ends 5 px short of it: "short"
+    ink[50, 10:40] = True                           # two strokes facing across 6 px: "facing" both
+    ink[50, 46:60] = True                           # (its right end points into 19 px of paper: "open")
+    ink[80, 10:40] = True                           # ends in the open: "open"
+    by_tip = {(e_y, e_x): k for (e_x, e_y, _), k in zip(cut_gaps(ink, n_cuts=0)["free_ends"], free_end_context(ink))}
+    assert by_tip[(20, 73)] == "short"
+    assert by_tip[(50, 39)] == by_tip[(50, 46)] == "facing"
+    assert by_tip[(50, 59)] == "open" and by_tip[(80, 39)] == "open"
+    far = ink.copy()
+    far[20, 60:74] = False                          # now 19 px short: beyond 12 px, "open"
+    assert dict(zip([(y, x) for x, y, _ in cut_gaps(far, n_cuts=0)["free_ends"]], free_end_context(far)))[(20, 59)] == "open"
 
 
 def test_cut_gaps_truth_matches_the_pixels_and_keeps_free_ends_whole():

@@ -66,7 +66,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["autoclose", "skeletonize", "endpoints", "endpoint_map", "Endpoint", "find_endpoints", "keep_separating"]
+__all__ = ["autoclose", "skeletonize", "endpoints", "endpoint_map", "Endpoint", "find_endpoints", "gap_ahead",
+           "keep_separating"]
 
 # 8-neighbour code weights (correlation kernel): bit0 E, bit1 NE, bit2 N, bit3 NW, bit4 W,
 # bit5 SW, bit6 S, bit7 SE.
@@ -383,6 +384,22 @@ def _steps_along_ink(ink: np.ndarray, y: int, x: int, radius: int, limit: int) -
         steps[new] = n
         reached = grown
     return steps, (y0, x0)
+
+
+def gap_ahead(ink: np.ndarray, e: Endpoint, reach: float, angle: float = 60.0, angle_step: float = 2.0) -> float | None:
+    """Clear distance (px, from the tip's centre) to the nearest ink of another stroke along rays
+    within ±``angle``/2 of the end's direction, or None within ``reach``: what the end stops short
+    of. Its own stroke bending back does not count (BEND_FACTOR)."""
+    ink = np.asarray(ink, bool)
+    along, (oy, ox) = _steps_along_ink(ink, e.y, e.x, int(math.ceil(reach + e.width)) + 1,
+                                       int(math.ceil(BEND_FACTOR * reach + BEND_SLACK)))
+    win = ink[oy:oy + along.shape[0], ox:ox + along.shape[1]]
+    base = math.atan2(e.dy, e.dx)
+    n = max(int(round(angle / 2 / angle_step)), 0)
+    hits = [_ray_hit(win, along, e.y - oy, e.x - ox, math.sin(a), math.cos(a), reach)
+            for a in (base + math.radians(k * angle_step) for k in range(-n, n + 1))]
+    hits = [t for t in hits if t is not None]
+    return min(hits) if hits else None
 
 
 def _fill_specks(ink: np.ndarray, max_area: int = 4) -> np.ndarray:

@@ -20,10 +20,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..models.autoclose import find_endpoints, skeletonize
+from ..models.autoclose import find_endpoints, gap_ahead, skeletonize
 from . import metrics
 
-__all__ = ["cut_gaps", "score_closing", "stroke_width", "free_ends_joined", "regions_split"]
+__all__ = ["cut_gaps", "score_closing", "stroke_width", "free_ends_joined", "free_end_context", "regions_split"]
 
 
 def _neighbours(sk: np.ndarray) -> np.ndarray:
@@ -143,6 +143,42 @@ def free_ends_joined(result_ink, cut_ink, free_ends, margin: float = 2.0) -> int
         return 0
     d = cv2.distanceTransform((~added).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     return int(sum(d[y, x] <= w / 2.0 + margin for x, y, w in free_ends))
+
+
+FREE_END_KINDS = ("facing", "short", "open")
+
+
+def free_end_context(ink, max_gap: float = 12.0, angle: float = 60.0) -> list[str]:
+    """What lies ahead of each free stroke end of a drawing (the ends, in ``cut_gaps``' order):
+    ``facing`` — another free end within ``max_gap`` px (clear distance between the strokes), each
+    inside the other's cone of ``angle`` degrees (OpenToonz's pair rule at its default 60°);
+    ``short`` — the end stops within ``max_gap`` px of another stroke; ``open`` — neither.
+    A gap closer cannot tell the first two from a gap by their shape: they are what one looks like."""
+    ink = np.asarray(ink)
+    ink = ink if ink.dtype == bool else ink >= 0.5
+    ends = find_endpoints(ink, skeleton=skeletonize(ink))
+    cos_cone = np.cos(np.radians(angle / 2))
+    kinds = []
+    for i, e in enumerate(ends):
+        facing = False
+        for j, f in enumerate(ends):
+            if j == i:
+                continue
+            v = np.array([f.y - e.y, f.x - e.x], np.float64)
+            d = float(np.hypot(*v))
+            if d == 0 or d - e.width / 2 - f.width / 2 > max_gap:
+                continue
+            u = v / d
+            if u @ (e.dy, e.dx) >= cos_cone and -u @ (f.dy, f.dx) >= cos_cone:
+                facing = True
+                break
+        if facing:
+            kinds.append("facing")
+        elif gap_ahead(ink, e, max_gap + e.width / 2 + 1.5, angle) is not None:
+            kinds.append("short")
+        else:
+            kinds.append("open")
+    return kinds
 
 
 def _width_ratios(result_ink, sample: dict) -> list[float]:
