@@ -366,6 +366,25 @@ def test_training_runs_and_the_loss_decreases(tmp_path):
     assert (tmp_path / "run" / "last.pt").exists() and (tmp_path / "run" / "gapfill_gap_unet.safetensors").exists()
 
 
+def test_the_outside_weight_penalises_paper_beside_the_erased_stroke_only():
+    from celgraph.train.gapfill import PATCH, batch_tensors
+    gt = np.zeros((1, PATCH, PATCH), np.uint8)
+    gt[0, 128, 100:160] = 255                       # a 1-px stroke with an antialiased fringe above it
+    gt[0, 127, 100:160] = 100
+    deg = gt.copy()
+    deg[0, 127:129, 125:135] = 0                    # a 10-px gap
+    data = {"deg": deg, "gt": gt, "flags": np.zeros_like(gt)}
+    o = (PATCH - 64) // 2                           # the centre crop's origin
+    _, t, w0 = batch_tensors(data, np.array([0]), 64, None, 2)
+    _, _, w1 = batch_tensors(data, np.array([0]), 64, None, 2, outside=3.0)
+    t, w0, w1 = t[0, 0].numpy(), w0[0, 0].numpy(), w1[0, 0].numpy()
+    assert t[128 - o, 125 - o:135 - o].all() and t.sum() == 10
+    assert w0[129 - o, 130 - o] == 0 and w1[129 - o, 130 - o] == 3.0       # paper below the gap
+    assert w0[127 - o, 130 - o] == w1[127 - o, 130 - o] == 0               # the fringe (coverage 0.39): ignored
+    assert w0[140 - o, 130 - o] == w1[140 - o, 130 - o] == 1.0             # paper away from the gap
+    assert w1[128 - o, 125 - o] == w0[128 - o, 125 - o] == 1.0             # the gap itself
+
+
 def test_training_resumes_where_it_stopped(tmp_path):
     from celgraph.train.gapfill import TrainConfig, train
     data = tiny_data(4)

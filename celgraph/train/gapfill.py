@@ -238,9 +238,13 @@ def make_inputs(deg: np.ndarray, endpoints: np.ndarray | None, channels: int) ->
     return np.stack(x)
 
 
-def batch_tensors(data: dict, idx: np.ndarray, crop: int, rng: np.random.Generator | None, channels: int):
+def batch_tensors(data: dict, idx: np.ndarray, crop: int, rng: np.random.Generator | None, channels: int,
+                  outside: float = 0.0):
     """(x B×C×crop×crop, target B×1×…, weight B×1×…) for pool patches ``idx``; random crop and
-    D4 augmentation when ``rng`` is given, else the centre crop."""
+    D4 augmentation when ``rng`` is given, else the centre crop. The 1-px band around the ink to
+    add is ignored (its antialiased fringe is neither ink nor paper), except its paper clearly
+    outside the true stroke (clean coverage < 0.25), weighted ``outside``: ink painted beside the
+    erased stroke, which widens the closure (0 = ignored, the recipe of the bundled weights)."""
     xs, ts, ws = [], [], []
     for i in idx:
         o = (PATCH - crop) // 2
@@ -253,6 +257,8 @@ def batch_tensors(data: dict, idx: np.ndarray, crop: int, rng: np.random.Generat
         target = ((gt >= 0.5) & (deg < 0.5)).astype(np.uint8)
         band = cv2.dilate(target, np.ones((3, 3), np.uint8)) > target
         weight = ((deg < 0.5) & ~band).astype(np.float32)
+        if outside:
+            weight += np.float32(outside) * ((deg < 0.5) & band & (gt < 0.25))
         stack = np.concatenate([make_inputs(deg, ep, channels), target[None].astype(np.float32), weight[None]])
         if rng is not None:
             k = int(rng.integers(4))
@@ -290,6 +296,7 @@ class TrainConfig(RunConfig):
     wdecay: float = 1e-4
     pos_weight: float = 10.0
     dice: float = 0.5
+    outside: float = 0.0                # loss weight of paper beside the erased stroke (batch_tensors)
     seed: int = 0
     init: str | None = None             # start from these weights (a GapFill safetensors file), e.g. a fine-tune
     genga_share: float = GENGA_SHARE    # data recipe: share of studio-style frames (pool and validation); 0 = 7e02ecf's
@@ -305,8 +312,8 @@ class TrainConfig(RunConfig):
     export: str | None = None
 
 
-TRAJECTORY_FIELDS = ("variant", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "seed", "init",
-                     "genga_share", "endpoints")
+TRAJECTORY_FIELDS = ("variant", "steps", "batch", "crop", "lr", "wdecay", "pos_weight", "dice", "outside", "seed",
+                     "init", "genga_share", "endpoints")
 
 
 def train(cfg: TrainConfig, resume: bool = False, echo=print, data: dict | None = None,
@@ -351,7 +358,7 @@ def _train(cfg: TrainConfig, resume: bool, echo, data: dict | None, val: dict | 
     n_shards = _pool.count_shards(cfg.pool) if growing else 0
 
     def train_step(rng):
-        x, t, w = batch_tensors(data, rng.integers(0, n, cfg.batch), cfg.crop, rng, ch)
+        x, t, w = batch_tensors(data, rng.integers(0, n, cfg.batch), cfg.crop, rng, ch, cfg.outside)
         return {"loss": descend(opt, gap_loss(model(x), t, w, cfg.pos_weight, cfg.dice), clip=model.parameters())}
 
     def validate() -> dict:
@@ -360,7 +367,7 @@ def _train(cfg: TrainConfig, resume: bool, echo, data: dict | None, val: dict | 
         with torch.no_grad():
             for k in range(0, len(val["deg"]), 16):
                 x, t, w = batch_tensors(val, np.arange(k, min(k + 16, len(val["deg"]))), min(cfg.crop * 4 // 3 // 8 * 8, PATCH),
-                                        None, ch)
+                                        None, ch, cfg.outside)
                 losses.append(float(gap_loss(model(x), t, w, cfg.pos_weight, cfg.dice)))
         model.train()
         v = float(np.mean(losses))
@@ -419,6 +426,9 @@ def add_gapfill_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
                    help=f"gap_unet (ours) or lite (FillLineGaps LightUNet); default {d.variant}")
     add_batch_arguments(g, d, crop_help=f"training crop side in px, ≤ {PATCH}, a multiple of 8", lr_help="peak learning rate")
     g.add_argument("--seed", type=int, default=None, help=f"seed of the weights and the batch stream (default {d.seed})")
+    g.add_argument("--outside", type=float, default=None,
+                   help=f"loss weight of the paper beside an erased stroke (ink there widens the closure; default "
+                        f"{d.outside}: ignored, as a 1-px antialiasing band)")
     g.add_argument("--init", default=None, metavar="WEIGHTS",
                    help="start from these weights (a GapFill .safetensors, e.g. the bundled ones) instead of random ones")
     g.add_argument("--genga-share", type=float, default=None,
