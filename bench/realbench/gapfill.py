@@ -108,7 +108,8 @@ def run(data: Path, docs: Path, quick: bool) -> str:
             f"{n_kind['open']} end in the open. The first two look like a cut gap; the column *facing / short / "
             "open* counts the joined ones of each.\n\n")
     body = head + table(["method", "recall (1 px)", "spurious ink (% of line px)", "leaks closed",
-                         "regions split", "free ends joined", "of which facing / short / open", "added width ÷ stroke width (median)", "s / frame"],
+                         "regions split", "free ends joined", "of which facing / short / open",
+                         "added width ÷ stroke width (median)", "s / frame"],
                         rows)
     if not quick:
         sheet = docs / "real_gapfill.png"

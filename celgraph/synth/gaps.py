@@ -157,22 +157,18 @@ def free_end_context(ink, max_gap: float = 12.0, angle: float = 60.0) -> list[st
     ink = np.asarray(ink)
     ink = ink if ink.dtype == bool else ink >= 0.5
     ends = find_endpoints(ink, skeleton=skeletonize(ink))
-    cos_cone = np.cos(np.radians(angle / 2))
+    cos_cone = float(np.cos(np.radians(angle / 2)))
+
+    def faces(e, f) -> bool:
+        v = np.array([f.y - e.y, f.x - e.x], np.float64)
+        d = float(np.hypot(*v))
+        if d == 0 or d - e.width / 2 - f.width / 2 > max_gap:
+            return False
+        return v @ (e.dy, e.dx) >= cos_cone * d and -v @ (f.dy, f.dx) >= cos_cone * d
+
     kinds = []
     for i, e in enumerate(ends):
-        facing = False
-        for j, f in enumerate(ends):
-            if j == i:
-                continue
-            v = np.array([f.y - e.y, f.x - e.x], np.float64)
-            d = float(np.hypot(*v))
-            if d == 0 or d - e.width / 2 - f.width / 2 > max_gap:
-                continue
-            u = v / d
-            if u @ (e.dy, e.dx) >= cos_cone and -u @ (f.dy, f.dx) >= cos_cone:
-                facing = True
-                break
-        if facing:
+        if any(faces(e, f) for j, f in enumerate(ends) if j != i):
             kinds.append("facing")
         elif gap_ahead(ink, e, max_gap + e.width / 2 + 1.5, angle) is not None:
             kinds.append("short")
