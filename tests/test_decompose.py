@@ -672,7 +672,7 @@ def test_texels_the_learnt_alphas_show_only_beside_a_sprite_take_the_fill_in_the
         if c.plate_evidence > 0:
             learner._fill_unseen()
         tex = learner.texture if learner.delivered is None else learner.delivered
-        at = lambda t, x, y: float(learner._plate(uv(t, x, y), torch.zeros(1), tex).mean())
+        at = lambda t, x, y: float(learner._plate(uv(t, x, y), torch.zeros(1), tex).detach().mean())
         return at(2, 26, 15), at(5, w - 1, 20), learner
 
     ghost, edge, learner = delivered(replace(cfg, plate_evidence=0.0))
