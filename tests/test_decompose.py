@@ -635,6 +635,55 @@ def test_the_plate_revote_takes_its_votes_from_the_learnt_alphas():
         SpriteLearner(replace(cfg, plate="mlp"), frames, labels, H)
 
 
+def test_texels_the_learnt_alphas_show_only_beside_a_sprite_take_the_fill_in_the_delivered_plate():
+    """A still square sprite over a plate that pans by 1 px a frame. In frame 2 its learnt alpha misses a
+    strand beside it (alpha 0 on the sprite's colour, one pixel wide): that strand's texels are seen by
+    that frame only, beside the sprite. With plate_evidence they take the fill (the plate around), not
+    the strand; a stripe the last frame alone sees at the pan's leading edge, clear of the sprite,
+    keeps its colour; the alphas are the same with and without the rule."""
+    from celgraph.models.decompose.sprites import SpriteConfig
+    from dataclasses import replace
+    T, h, w = 6, 32, 40
+    plate = np.full((h, w + T, 3), 0.2, np.float32)
+    plate[:, w + 4:w + 6] = 0.5                                # seen by frame 5 only, 14+ px from the sprite
+    sprite = np.zeros((T, h, w), bool)
+    sprite[:, 8:22, 12:26] = True
+    strand = np.zeros((T, h, w), bool)
+    strand[2, 10:20, 26] = True                                # beside the sprite, in frame 2 only
+    frames = np.stack([plate[:, t:t + w] for t in range(T)])
+    frames[sprite | strand] = 0.9
+    labels = (sprite | strand).astype(np.int64)                # the warm-up keeps the strand out of the plate
+    tr = np.tile(np.eye(3), (T, 2, 1, 1))
+    for t in range(T):
+        tr[t, 0] = np.diag([1 / 48, 1 / 48, 1.0]) @ np.array([[1, 0, t], [0, 1, 0], [0, 0, 1.0]])
+    cfg = SpriteConfig(s1_iters=2, s2_iters=2, batch=8, hidden=4, pixel_layers=2, content_layers=2, content_pe=2,
+                       canvas=8, plate="texture", plate_align=0, plate_evidence=4.0, plate_clear=6.0 * 256 / h)
+    learnt = np.stack([np.stack([~sprite[t], sprite[t]]) for t in range(T)]).astype(np.float32)   # misses the strand
+
+    def delivered(c):
+        learner = SpriteLearner(c, frames, labels, tr)
+        uv = lambda t, x, y: learner._uv(torch.tensor([t]), torch.tensor([x]), torch.tensor([y]))[:, 0]
+        side = learner.texture.shape[-1]
+        for y in range(10, 20):                                # the strand in the learnt plate (as s1/s2's SGD puts it):
+            u, v = (uv(2, 26, y)[0] * (side - 1)).tolist()     # the texels frame 2's pixels sample
+            with torch.no_grad():
+                learner.texture[0, :, int(v):int(v) + 2, int(u):int(u) + 2] = 0.9
+        learner._frame = lambda t: (None, learnt[t])
+        if c.plate_evidence > 0:
+            learner._fill_unseen()
+        tex = learner.texture if learner.delivered is None else learner.delivered
+        at = lambda t, x, y: float(learner._plate(uv(t, x, y), torch.zeros(1), tex).detach().mean())
+        return at(2, 26, 15), at(5, w - 1, 20), learner
+
+    ghost, edge, learner = delivered(replace(cfg, plate_evidence=0.0))
+    assert ghost == pytest.approx(0.9, abs=0.01) and edge == pytest.approx(0.5, abs=0.05)
+    assert [s.stage for s in learner.segments()][-1] == "s2"
+    ghost, edge, learner = delivered(cfg)
+    assert ghost == pytest.approx(0.2, abs=0.05) and edge == pytest.approx(0.5, abs=0.05)
+    assert [s.stage for s in learner.segments()][-1] == "fill"
+    assert learner.delivered is not None and not torch.equal(learner.delivered, learner.texture)
+
+
 def test_stage_s2_trusts_the_warm_up_labels_only_away_from_their_edges():
     from celgraph.models.decompose.sprites import label_trust
     labels = np.zeros((2, 12, 12), np.int64)

@@ -231,12 +231,14 @@ class SpriteLearn(NodeType):
     street with depth) or a coordinate MLP (`full`, upstream); every other object is a
     per-frame canvas filled by splats; per-object "pixel MLPs", each conditioned on the other
     objects' contents, give the alphas. Stage s1 reconstructs the frames under the warm-up labels;
-    stage s2 hands each pixel to the content that explains its colour best. Outputs: the rendered
+    stage s2 hands each pixel to the content that explains its colour best. The texture plate that is
+    delivered has its texels that the learnt alphas show only beside a sprite, in few frames, filled from
+    their neighbours like the ones never seen (`cpu`, `preview`). Outputs: the rendered
     plate, per-object alphas and RGBA layers (the frame cut out by each alpha) in `sprites` (take them
     apart with SpriteLayer), labels, the transforms, the layers re-composited over the plate, and a
     contact-sheet preview per frame.
     """
-    id, version, category = "celgraph.SpriteLearn", 11, "Decompose"
+    id, version, category = "celgraph.SpriteLearn", 12, "Decompose"
     color_space = cs.DISPLAY                         # learns in sRGB; its Sprites hold sRGB (SpriteLayer converts)
     scope = "clip"
     device = "any"

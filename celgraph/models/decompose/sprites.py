@@ -20,8 +20,12 @@ are overwritten without jitter. The colour heads get no loss in s2 (upstream dro
 The plate learns from no pixel `held_out` returns (its median start and both memory losses): where the
 warm-up lost (part of) a sprite — whole frames (plate_frames) and bounded carried masks (carried_sprites).
 Optionally (plate_revote > 0) the texture plate is rebuilt after s2 from the learnt alphas (SpriteLearner._revote).
-Export: the rendered plate C0(u0, v0, t); per object the alpha a_k; foreground layers are the frame
-times a_k (the cut-out of the original pixels, not the canvas texture); the transforms.
+With plate_evidence > 0 (`cpu`, `preview`), the texels the learnt alphas show as background for too few frames, and
+never clear of a sprite, are filled from their neighbours in the plate that is delivered (SpriteLearner._fill_unseen);
+the pixel MLPs keep the plate they learnt with, so the alphas do not change.
+Export: the rendered plate C0(u0, v0, t) (the delivered texture where there is one); per object the alpha a_k;
+foreground layers are the frame times a_k (the cut-out of the original pixels, not the canvas texture); the
+transforms.
 """
 from __future__ import annotations
 
@@ -68,16 +72,19 @@ class SpriteConfig:
     plate_near: float = 8.0                 # sprite (within plate_near px at 256 high), are filled, not learnt
     plate_revote: float = 0.0               # texture, > 0: after s2 the plate is rebuilt from the learnt alphas' background,
                                             # this many px (at 256 high) away from the sprites (see _revote); 0 = off
+    plate_evidence: float = 0.0             # texture, > 0: after s2, texels the learnt alphas show as background for fewer
+    plate_clear: float = 4.0                # than this many frames' worth, and never plate_clear px (at 256 high) or more
+                                            # from a sprite, are filled in the delivered plate (see _fill_unseen); 0 = off
 
 
 PRESETS: dict[str, SpriteConfig] = {
     "full": SpriteConfig(checkpoint_every=10000),
     "cpu": SpriteConfig(s1_iters=1500, s2_iters=2500, batch=2048, hidden=64, pixel_layers=6, content_layers=8,
                         content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture", plate_align=1,
-                        plate_align_gate=32.0 / 256.0, label_band=3.0),
+                        plate_align_gate=32.0 / 256.0, label_band=3.0, plate_evidence=8.0),
     "preview": SpriteConfig(s1_iters=500, s2_iters=800, batch=1024, hidden=64, pixel_layers=4, content_layers=6,
                             content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0, plate="texture", plate_align=1,
-                            plate_align_gate=32.0 / 256.0, label_band=3.0),
+                            plate_align_gate=32.0 / 256.0, label_band=3.0, plate_evidence=8.0),
 }
 
 
@@ -125,7 +132,7 @@ class SpriteLearner:
                 with torch.no_grad():
                     self.content0.net[-1].weight.zero_()
                     self.content0.net[-1].bias.zero_()
-        self.texture = self.offsets = None
+        self.texture = self.offsets = self.delivered = None    # delivered: the texture the export renders (_fill_unseen)
         self._held, self._H0 = held, Hn[:, 0]
         if "texture" in cfg.plate:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
@@ -170,6 +177,8 @@ class SpriteLearner:
                 raise ValueError(f"plate_revote {cfg.plate_revote}: the re-vote rebuilds a texture plate, and plate is "
                                  f"{cfg.plate!r}: use plate = texture or texture+mlp")
             self.stage_iters["revote"] = 0          # no iterations: one segment, so it is checkpointed like the others
+        if cfg.plate_evidence > 0 and self.texture is not None:
+            self.stage_iters["fill"] = 0            # the same: one checkpointed segment after s2 (and the re-vote)
         self._done = {k: 0 for k in self.stage_iters}
 
     # ---- sampling and the model -----------------------------------------------------------------
@@ -183,13 +192,15 @@ class SpriteLearner:
         q = (Hs @ p[..., None])[..., 0]                                   # S×N×3
         return q[..., :2] / q[..., 2:3]
 
-    def _plate(self, uv0: torch.Tensor, tn: torch.Tensor) -> torch.Tensor:
+    def _plate(self, uv0: torch.Tensor, tn: torch.Tensor, texture: torch.Tensor | None = None) -> torch.Tensor:
         """S×3 plate colour at canvas points uv0 (S×2) and times tn (S): the texture sampled bilinearly
-        (time-invariant), the PE-MLP over (u, v, t), or the texture plus the MLP as a residual."""
+        (time-invariant), the PE-MLP over (u, v, t), or the texture plus the MLP as a residual. `texture`:
+        another texture of the same size in place of the learnt one (the delivered plate)."""
         out = 0.0
         if self.texture is not None:
             grid = (uv0 * 2.0 - 1.0)[None, None]                                 # 1×1×S×2, align_corners
-            out = torch.nn.functional.grid_sample(self.texture, grid, mode="bilinear", padding_mode="border",
+            tex = self.texture if texture is None else texture
+            out = torch.nn.functional.grid_sample(tex, grid, mode="bilinear", padding_mode="border",
                                                   align_corners=True)[0, :, 0].T
         if self.content0 is not None:
             out = out + self.content0(positional_encoding(torch.cat([uv0, tn[:, None]], 1), self.cfg.content_pe))
@@ -249,6 +260,8 @@ class SpriteLearner:
             state["content0"] = R.module_state(self.content0)
         if self.texture is not None:
             state["texture"] = R.to_numpy(self.texture)
+        if self.delivered is not None:
+            state["delivered"] = R.to_numpy(self.delivered)
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -258,6 +271,7 @@ class SpriteLearner:
         if self.texture is not None:
             with torch.no_grad():                   # in place: the optimisers hold this parameter
                 self.texture.copy_(R.from_numpy(state["texture"], self.device))
+        self.delivered = R.from_numpy(state["delivered"], self.device) if "delivered" in state else None
         self.cubes = R.from_numpy(state["cubes"], self.device)
         for k, o in self.opts.items():
             R.load_optimizer_state(o, state["opts"][k])
@@ -266,6 +280,9 @@ class SpriteLearner:
     def run_segment(self, seg: R.Segment) -> None:
         if seg.stage == "revote":
             self._revote()
+            return
+        if seg.stage == "fill":
+            self._fill_unseen()
             return
         cfg, opt, n = self.cfg, self.opts[seg.stage], self.stage_iters[seg.stage]
         for i in range(seg.start, seg.stop):
@@ -322,7 +339,8 @@ class SpriteLearner:
     # ---- export ------------------------------------------------------------------------------------
     @torch.no_grad()
     def _frame(self, ti: int, chunk: int = 1 << 15) -> tuple[np.ndarray, np.ndarray]:
-        """Frame ti as the model sees it: (the rendered plate H×W×3, the alphas N×H×W, unclipped)."""
+        """Frame ti as the model sees it: (the rendered plate H×W×3, the alphas N×H×W, unclipped). The
+        plate is the delivered texture's where there is one; the pixel MLPs always see the learnt one."""
         H, W, N = self.H, self.W, self.N
         ys, xs = torch.meshgrid(torch.arange(H, device=self.device), torch.arange(W, device=self.device),
                                 indexing="ij")
@@ -337,7 +355,7 @@ class SpriteLearner:
             p = self._plate(uv[:, 0], tt.float() / self.T)
             contents = torch.stack([p] + [self._canvas(k, self._cells(tt, uv[:, k])) for k in range(1, N)], 1)
             _, a = self._pixels(tt, yy, xx, colour, contents)
-            pl.append(p)
+            pl.append(p if self.delivered is None else self._plate(uv[:, 0], tt.float() / self.T, self.delivered))
             al.append(a)
         return (torch.cat(pl).view(H, W, 3).cpu().numpy(), torch.cat(al).T.reshape(N, H, W).cpu().numpy())
 
@@ -365,6 +383,39 @@ class SpriteLearner:
         offsets = None if self.offsets is None else self.offsets.cpu().numpy()
         tex = median_texture(frames, votes, self._H0, self.texture.shape[-1], offsets)
         self.texture.copy_(torch.from_numpy(tex).permute(2, 0, 1)[None].to(self.device))
+
+    @torch.no_grad()
+    def _fill_unseen(self) -> None:
+        """The delivered plate: the learnt texture with its texels that no frame shows clearly filled from
+        their neighbours (push-pull), as the texels no frame sees at all are. A texel's evidence is the sum
+        over frames of the learnt background weight, 1 − (the sprites' alpha sum, clipped), of the pixel
+        that lands on it (0 on the pixels held_out holds); its clear evidence the same over pixels at
+        least cfg.plate_clear px (at 256 high) from the sprites (alpha sum ≥ ½). Texels with evidence
+        below cfg.plate_evidence (frames' worth) and clear evidence below ½ are filled. Those are the
+        plate's few votes from beside a sprite: where the alphas miss part of it (hair strands, a
+        sleeve at the frame's edge: the Violet cut's first frames), its colours. The texels at the
+        leading edge of a pan, also seen by few frames but clear of the sprites, keep theirs. The pixel
+        MLPs keep the learnt texture as their input, so the alphas are the same with or without it."""
+        T, H, W = self.T, self.H, self.W
+        r = self.cfg.plate_clear * H / 256.0
+        seen = np.zeros((T, H, W), np.float32)
+        clear = np.zeros((T, H, W), np.float32)
+        teach = self.teach.cpu().numpy()
+        for ti in range(T):
+            _, a = self._frame(ti)
+            cover = np.clip(np.clip(a[1:], 0.0, 1.0).sum(0), 0.0, 1.0)
+            seen[ti] = (1.0 - cover) * teach[ti]
+            far = cv2.distanceTransform((cover < 0.5).astype(np.uint8), cv2.DIST_L2, 5) >= r
+            clear[ti] = seen[ti] * far
+            self._progress(sum(self._done.values()) / max(sum(self.stage_iters.values()), 1),
+                           f"plate evidence: frame {ti + 1}/{T}")
+        side = self.texture.shape[-1]
+        offsets = None if self.offsets is None else self.offsets.cpu().numpy()
+        doubt = (texel_evidence(seen, self._H0, side, offsets) < self.cfg.plate_evidence) & \
+                (texel_evidence(clear, self._H0, side, offsets) < 0.5)
+        tex = self.texture[0].permute(1, 2, 0).cpu().numpy().copy()
+        tex[doubt] = np.nan
+        self.delivered = torch.from_numpy(fill_holes(tex)).permute(2, 0, 1)[None].contiguous().to(self.device)
 
     def export(self) -> Export:
         T, H, W, N = self.T, self.H, self.W, self.N
@@ -542,6 +593,18 @@ def vote_counts(background: np.ndarray, H0: np.ndarray, side: int, offsets: np.n
     for t in range(len(keep)):
         mx, my = texel_sources(H0[t], side, 0, side, None if offsets is None else offsets[t])
         out += cv2.remap(keep[t], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+    return out
+
+
+def texel_evidence(weights: np.ndarray, H0: np.ndarray, side: int, offsets: np.ndarray | None = None) -> np.ndarray:
+    """side×side float32: per texel of the plate texture, the sum over frames of `weights` (T×H×W) at the
+    frame pixel that lands on it (bilinear; 0 where it falls outside the frame). Same arguments as
+    vote_counts, whose masks it generalises to weights."""
+    out = np.zeros((side, side), np.float32)
+    for t in range(len(weights)):
+        mx, my = texel_sources(H0[t], side, 0, side, None if offsets is None else offsets[t])
+        out += cv2.remap(np.ascontiguousarray(weights[t], np.float32), mx, my, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return out
 
 
