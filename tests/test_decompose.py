@@ -640,7 +640,8 @@ def test_texels_the_learnt_alphas_show_only_beside_a_sprite_take_the_fill_in_the
     strand beside it (alpha 0 on the sprite's colour, one pixel wide): that strand's texels are seen by
     that frame only, beside the sprite. With plate_evidence they take the fill (the plate around), not
     the strand; a stripe the last frame alone sees at the pan's leading edge, clear of the sprite,
-    keeps its colour; the alphas are the same with and without the rule."""
+    keeps its colour. (The learnt alphas stand in for the model's here: the rule reads them, it does
+    not change them.)"""
     from celgraph.models.decompose.sprites import SpriteConfig
     from dataclasses import replace
     T, h, w = 6, 32, 40
@@ -682,6 +683,31 @@ def test_texels_the_learnt_alphas_show_only_beside_a_sprite_take_the_fill_in_the
     assert ghost == pytest.approx(0.2, abs=0.05) and edge == pytest.approx(0.5, abs=0.05)
     assert [s.stage for s in learner.segments()][-1] == "fill"
     assert learner.delivered is not None and not torch.equal(learner.delivered, learner.texture)
+
+
+def test_the_plate_fill_changes_the_delivered_plate_and_not_the_alphas():
+    """plate_evidence fills texels of the plate that is delivered only: the pixel MLPs keep the plate they
+    learnt with, so a whole run with and without it exports the same alphas and labels."""
+    from celgraph.models.decompose.sprites import SpriteConfig
+    from dataclasses import replace
+    labels, H = _moving_square(step=2)
+    frames = np.full(labels.shape + (3,), 0.2, np.float32)
+    frames[..., :, 20:, 0] = 0.6
+    frames[labels == 1] = 0.9
+    cfg = SpriteConfig(s1_iters=80, s2_iters=80, batch=256, hidden=16, pixel_layers=2, content_layers=2,
+                       content_pe=2, canvas=8, plate="texture", plate_align=0, plate_evidence=3.0, plate_clear=40.0)
+
+    def run(c):
+        torch.manual_seed(0)
+        learner = SpriteLearner(c, frames, labels, H)
+        for seg in learner.segments():
+            learner.run_segment(seg)
+        return learner, learner.export()
+
+    (off, off_x), (on, on_x) = run(replace(cfg, plate_evidence=0.0)), run(cfg)
+    assert off.delivered is None and torch.equal(off.texture, on.texture)     # the same learnt plate ...
+    assert (on.delivered - on.texture).abs().max() > 1e-3                     # ... delivered with texels filled
+    assert np.array_equal(off_x.alpha, on_x.alpha) and np.array_equal(off_x.labels, on_x.labels)
 
 
 def test_stage_s2_trusts_the_warm_up_labels_only_away_from_their_edges():
