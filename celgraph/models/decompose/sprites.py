@@ -133,6 +133,7 @@ class SpriteLearner:
                     self.content0.net[-1].weight.zero_()
                     self.content0.net[-1].bias.zero_()
         self.texture = self.offsets = self.delivered = None    # delivered: the texture the export renders (_fill_unseen)
+        self._alphas: dict[int, np.ndarray] = {}                # per frame, from _fill_unseen's pass, for the export
         self._held, self._H0 = held, Hn[:, 0]
         if "texture" in cfg.plate:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
@@ -272,6 +273,7 @@ class SpriteLearner:
             with torch.no_grad():                   # in place: the optimisers hold this parameter
                 self.texture.copy_(R.from_numpy(state["texture"], self.device))
         self.delivered = R.from_numpy(state["delivered"], self.device) if "delivered" in state else None
+        self._alphas = {}
         self.cubes = R.from_numpy(state["cubes"], self.device)
         for k, o in self.opts.items():
             R.load_optimizer_state(o, state["opts"][k])
@@ -338,9 +340,10 @@ class SpriteLearner:
 
     # ---- export ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def _frame(self, ti: int, chunk: int = 1 << 15) -> tuple[np.ndarray, np.ndarray]:
+    def _frame(self, ti: int, chunk: int = 1 << 15, alphas: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Frame ti as the model sees it: (the rendered plate H×W×3, the alphas N×H×W, unclipped). The
-        plate is the delivered texture's where there is one; the pixel MLPs always see the learnt one."""
+        plate is the delivered texture's where there is one; the pixel MLPs always see the learnt one.
+        ``alphas`` False: the plate alone (None for the alphas), without running the pixel MLPs."""
         H, W, N = self.H, self.W, self.N
         ys, xs = torch.meshgrid(torch.arange(H, device=self.device), torch.arange(W, device=self.device),
                                 indexing="ij")
@@ -352,12 +355,17 @@ class SpriteLearner:
             tt, yy, xx = t[sl], ys[sl], xs[sl]
             colour = self.frames[tt, yy, xx]
             uv = self._uv(tt, xx, yy)
-            p = self._plate(uv[:, 0], tt.float() / self.T)
-            contents = torch.stack([p] + [self._canvas(k, self._cells(tt, uv[:, k])) for k in range(1, N)], 1)
-            _, a = self._pixels(tt, yy, xx, colour, contents)
-            pl.append(p if self.delivered is None else self._plate(uv[:, 0], tt.float() / self.T, self.delivered))
-            al.append(a)
-        return (torch.cat(pl).view(H, W, 3).cpu().numpy(), torch.cat(al).T.reshape(N, H, W).cpu().numpy())
+            p = None if alphas and self.delivered is None else \
+                self._plate(uv[:, 0], tt.float() / self.T, self.delivered)         # the delivered plate
+            if alphas:
+                learnt = self._plate(uv[:, 0], tt.float() / self.T)
+                contents = torch.stack([learnt] + [self._canvas(k, self._cells(tt, uv[:, k])) for k in range(1, N)], 1)
+                _, a = self._pixels(tt, yy, xx, colour, contents)
+                al.append(a)
+                p = learnt if p is None else p
+            pl.append(p)
+        plate = torch.cat(pl).view(H, W, 3).cpu().numpy()
+        return plate, (torch.cat(al).T.reshape(N, H, W).cpu().numpy() if alphas else None)
 
     @torch.no_grad()
     def _revote(self) -> None:
@@ -401,8 +409,10 @@ class SpriteLearner:
         seen = np.zeros((T, H, W), np.float32)
         clear = np.zeros((T, H, W), np.float32)
         teach = self.teach.cpu().numpy()
+        self._alphas = {}
         for ti in range(T):
             _, a = self._frame(ti)
+            self._alphas[ti] = a            # the export's: the delivered plate does not change them
             cover = np.clip(np.clip(a[1:], 0.0, 1.0).sum(0), 0.0, 1.0)
             seen[ti] = (1.0 - cover) * teach[ti]
             far = cv2.distanceTransform((cover < 0.5).astype(np.uint8), cv2.DIST_L2, 5) >= r
@@ -422,7 +432,9 @@ class SpriteLearner:
         plate = np.zeros((T, H, W, 3), np.float32)
         alpha = np.zeros((T, N, H, W), np.float32)
         for ti in range(T):
-            plate[ti], alpha[ti] = self._frame(ti)
+            kept = self._alphas.pop(ti, None)           # the fill's pass ran the pixel MLPs already
+            plate[ti], a = self._frame(ti, alphas=kept is None)
+            alpha[ti] = a if kept is None else kept
             self._progress(1.0, f"export frame {ti + 1}/{T}")
         alpha = np.clip(alpha, 0.0, 1.0)
         return Export(plate=np.clip(plate, 0.0, 1.0), alpha=alpha, labels=alpha.argmax(1).astype(np.int32))
