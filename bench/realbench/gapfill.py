@@ -17,7 +17,7 @@ import numpy as np
 
 import celgraph as cg
 from celgraph.nodes.io import frame_path, write_image
-from celgraph.synth.gaps import FREE_END_KINDS, cut_gaps, free_end_context, free_ends_joined, score_closing
+from celgraph.synth.gaps import FREE_END_KINDS, cut_gaps, free_end_context, score_closing
 
 from .common import load, table
 
@@ -79,9 +79,9 @@ def run(data: Path, docs: Path, quick: bool) -> str:
                 for f, i in enumerate(idx, start=1):
                     outs[i] = np.asarray(r.value("fill", "lines", f)) >= 0.5
             results[label] = [score_closing(o, s) for o, s in zip(outs, samples)]
-            for sc, o, s, ctx in zip(results[label], outs, samples, contexts):
-                sc["free_joined_by_kind"] = {k: free_ends_joined(o, s["lines"] >= 0.5, [fe for fe, c in
-                                             zip(s["free_ends"], ctx) if c == k]) for k in FREE_END_KINDS}
+            for sc, ctx in zip(results[label], contexts):
+                sc["free_joined_by_kind"] = {k: sum(j for j, c in zip(sc["joined_free_ends"], ctx) if c == k)
+                                             for k in FREE_END_KINDS}
             seconds[label] = t_total / len(samples) if params is not None else float("nan")
             outputs[label] = outs
     rows = []

@@ -23,7 +23,8 @@ import numpy as np
 from ..models.autoclose import find_endpoints, gap_ahead, skeletonize
 from . import metrics
 
-__all__ = ["cut_gaps", "score_closing", "stroke_width", "free_ends_joined", "free_end_context", "regions_split"]
+__all__ = ["cut_gaps", "score_closing", "stroke_width", "free_ends_joined", "joined_free_ends", "free_end_context",
+           "regions_split"]
 
 
 def _neighbours(sk: np.ndarray) -> np.ndarray:
@@ -135,14 +136,19 @@ def regions_split(result_ink, drawing_ink, min_pixels: int = 12) -> int:
     return int((parts > 1).sum())
 
 
-def free_ends_joined(result_ink, cut_ink, free_ends, margin: float = 2.0) -> int:
-    """Free stroke ends (x, y, width) of the drawing that got ink added within ``margin`` px of
-    their tip: strokes the drawing leaves open, extended or joined to something."""
+def joined_free_ends(result_ink, cut_ink, free_ends, margin: float = 2.0) -> list[bool]:
+    """Per free stroke end (x, y, width) of the drawing: did ink get added within ``margin`` px of
+    its tip (a stroke the drawing leaves open, extended or joined to something)?"""
     added = np.asarray(result_ink, bool) & ~np.asarray(cut_ink, bool)
     if not added.any():
-        return 0
+        return [False] * len(free_ends)
     d = cv2.distanceTransform((~added).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return int(sum(d[y, x] <= w / 2.0 + margin for x, y, w in free_ends))
+    return [bool(d[y, x] <= w / 2.0 + margin) for x, y, w in free_ends]
+
+
+def free_ends_joined(result_ink, cut_ink, free_ends, margin: float = 2.0) -> int:
+    """How many free stroke ends got ink added at their tip (:func:`joined_free_ends`)."""
+    return sum(joined_free_ends(result_ink, cut_ink, free_ends, margin))
 
 
 FREE_END_KINDS = ("facing", "short", "open")
@@ -205,8 +211,9 @@ def score_closing(result_ink, sample: dict) -> dict:
     Returns ``recall`` (erased ink with result ink within 1 px), ``spurious_pct`` (result ink
     farther than 1 px from the drawing's ink, % of the drawing's line pixels), ``leaks_cut`` and
     ``leaks_left`` (paper regions of the drawing merged by the cuts, and still merged in the result;
-    regions of ≥ 12 px), ``restored`` (1 − left ÷ cut), ``regions_split``, ``free_ends_joined``,
-    ``width_ratios`` (list, one per cut with added ink) and ``width_ratio`` (their median)."""
+    regions of ≥ 12 px), ``restored`` (1 − left ÷ cut), ``regions_split``, ``free_ends_joined`` (and
+    ``joined_free_ends``, per end), ``width_ratios`` (list, one per cut with added ink) and
+    ``width_ratio`` (their median)."""
     result_ink = np.asarray(result_ink, bool)
     gt = sample["gt"] >= 0.5
     cut_ink = sample["lines"] >= 0.5
@@ -214,6 +221,7 @@ def score_closing(result_ink, sample: dict) -> dict:
     leaks_cut = metrics.fill_leaks(cut_ink, regions, ignore=0)
     leaks_left = metrics.fill_leaks(result_ink, regions, ignore=0)
     ratios = _width_ratios(result_ink, sample)
+    joined = joined_free_ends(result_ink, cut_ink, sample["free_ends"])
     spurious = int((result_ink & (metrics._dist_to(gt) > 1.0 + 1e-6)).sum())
     return {
         "recall": metrics.gap_recall(result_ink, sample["gap_mask"]),
@@ -221,7 +229,7 @@ def score_closing(result_ink, sample: dict) -> dict:
         "leaks_cut": int(leaks_cut), "leaks_left": int(leaks_left),
         "restored": 1.0 - leaks_left / leaks_cut if leaks_cut else 1.0,
         "regions_split": regions_split(result_ink, gt),
-        "free_ends_joined": free_ends_joined(result_ink, cut_ink, sample["free_ends"]),
+        "free_ends_joined": sum(joined), "joined_free_ends": joined,
         "width_ratios": ratios,
         "width_ratio": float(np.median(ratios)) if ratios else float("nan"),
     }
