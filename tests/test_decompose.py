@@ -685,6 +685,73 @@ def test_texels_the_learnt_alphas_show_only_beside_a_sprite_take_the_fill_in_the
     assert learner.delivered is not None and not torch.equal(learner.delivered, learner.texture)
 
 
+def test_votes_from_holes_in_the_learnt_alphas_are_taken_back_from_the_delivered_plate():
+    """A 20 px sprite crosses a still plate (0.2) by 6 px a frame. Its learnt alphas leave holes inside it
+    (the plate's colour there is the sprite's, 0.9): in frames 1 and 2 at x 26-29, which frame 0 alone sees
+    as plate, and in frame 1 at x 17-22, which no frame sees as plate. SGD has put the sprite's colour
+    into those texels. With plate_holes the first take back what the holes' votes did to their median
+    (the plate again), the second, which only holes vote for, take the fill; without, both keep 0.9."""
+    from celgraph.models.decompose.sprites import SpriteConfig
+    from dataclasses import replace
+    T, h, w = 3, 32, 40
+    sprite = np.zeros((T, h, w), bool)
+    for t in range(T):
+        sprite[t, 8:24, 4 + 6 * t:24 + 6 * t] = True
+    frames = np.full((T, h, w, 3), 0.2, np.float32)
+    frames[sprite] = 0.9
+    hole = np.zeros((T, h, w), bool)
+    hole[1:3, 12:18, 26:30] = True                          # frame 0 sees these texels as plate
+    hole[1, 12:18, 17:23] = True                            # no frame sees these as plate
+    tr = np.tile(np.diag([1 / 48, 1 / 48, 1.0]), (T, 2, 1, 1))
+    cfg = SpriteConfig(s1_iters=2, s2_iters=2, batch=8, hidden=4, pixel_layers=2, content_layers=2, content_pe=2,
+                       canvas=8, plate="texture", plate_align=0, plate_evidence=0.0, plate_holes=3.0 * 256 / h)
+    learnt = np.stack([np.stack([~(sprite[t] & ~hole[t]), sprite[t] & ~hole[t]]) for t in range(T)]).astype(np.float32)
+
+    def delivered(c):
+        learner = SpriteLearner(c, frames, sprite.astype(np.int64), tr)
+        side = learner.texture.shape[-1]
+        texel = lambda x, y: (int(round(x / 48 * (side - 1))), int(round(y / 48 * (side - 1))))
+        with torch.no_grad():                               # the holes' colour in the learnt plate
+            for x in range(17, 30):
+                for y in range(12, 18):
+                    if hole[1, y, x]:
+                        u, v = texel(x, y)
+                        learner.texture[0, :, v, u] = 0.9
+        learner._frame = lambda t: (None, learnt[t])
+        if c.plate_holes > 0:
+            learner._fill_unseen()
+        tex = learner.texture if learner.delivered is None else learner.delivered
+        at = lambda x, y: float(tex[0, :, texel(x, y)[1], texel(x, y)[0]].detach().mean())
+        return at(27, 14), at(20, 14), learner
+
+    seen, unseen, learner = delivered(replace(cfg, plate_holes=0.0))
+    assert seen == pytest.approx(0.9) and unseen == pytest.approx(0.9)
+    assert [s.stage for s in learner.segments()][-1] == "s2"
+    seen, unseen, learner = delivered(cfg)
+    assert seen == pytest.approx(0.2, abs=0.02) and unseen == pytest.approx(0.2, abs=0.1)
+    assert [s.stage for s in learner.segments()][-1] == "fill"
+
+
+def test_hole_correction_shifts_only_the_texels_holes_vote_for():
+    from celgraph.models.decompose.sprites import hole_correction
+    T, h, w = 5, 16, 16
+    frames = np.full((T, h, w, 3), 0.3, np.float32)
+    frames[:, :, 8:] = 0.6
+    frames[3:, 4:12, 2:6] = 0.9                             # a sprite's colour where frames 3 and 4 hold holes
+    visible = np.ones((T, h, w), bool)
+    holes = np.zeros((T, h, w), bool)
+    holes[3:, 4:12, 2:6] = True
+    H0 = np.tile(np.diag([1 / 15, 1 / 15, 1.0]), (T, 1, 1))
+    delta, lost = hole_correction(frames, visible, holes, H0, 16)
+    assert not lost.any()
+    assert np.abs(delta[:, 9:]).max() == 0                  # no hole lands there
+    assert np.abs(delta[6:10, 3:5]).max() == 0              # 3 plate votes of 5: the median is the plate already
+    delta, lost = hole_correction(frames, visible & (np.arange(T) >= 2)[:, None, None], holes, H0, 16)
+    assert delta[6:10, 3:5] == pytest.approx(0.3 - 0.9)     # 2 hole votes of 3: their median moved by the sprite
+    delta, lost = hole_correction(frames, holes, holes, H0, 16)
+    assert lost[6:10, 3:5].all() and not lost[:, 9:].any()  # holes alone vote there
+
+
 def test_the_plate_fill_changes_the_delivered_plate_and_not_the_alphas():
     """plate_evidence fills texels of the plate that is delivered only: the pixel MLPs keep the plate they
     learnt with, so a whole run with and without it exports the same alphas and labels."""

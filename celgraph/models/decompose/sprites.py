@@ -22,7 +22,8 @@ warm-up lost (part of) a sprite — whole frames (plate_frames) and bounded carr
 Optionally (plate_revote > 0) the texture plate is rebuilt after s2 from the learnt alphas (SpriteLearner._revote).
 With plate_evidence > 0 (`cpu`, `preview`), the texels the learnt alphas show as background for too few frames, and
 never clear of a sprite, are filled from their neighbours in the plate that is delivered (SpriteLearner._fill_unseen);
-the pixel MLPs keep the plate they learnt with, so the alphas do not change.
+with plate_holes > 0 (`cpu`, `preview`) the delivered plate also takes back the votes of the holes the learnt alphas
+leave inside the sprites (hole_correction). The pixel MLPs keep the plate they learnt with, so the alphas do not change.
 Export: the rendered plate C0(u0, v0, t) (the delivered texture where there is one); per object the alpha a_k;
 foreground layers are the frame times a_k (the cut-out of the original pixels, not the canvas texture); the
 transforms.
@@ -75,16 +76,19 @@ class SpriteConfig:
     plate_evidence: float = 0.0             # texture, > 0: after s2, texels the learnt alphas show as background for fewer
     plate_clear: float = 4.0                # than this many frames' worth, and never plate_clear px (at 256 high) or more
                                             # from a sprite, are filled in the delivered plate (see _fill_unseen); 0 = off
+    plate_holes: float = 0.0                # texture, > 0: after s2, the delivered plate drops the votes of the holes the
+                                            # learnt alphas leave in a closing of radius plate_holes px (at 256 high) of
+                                            # the sprites (see _fill_unseen); 0 = off
 
 
 PRESETS: dict[str, SpriteConfig] = {
     "full": SpriteConfig(checkpoint_every=10000),
     "cpu": SpriteConfig(s1_iters=1500, s2_iters=2500, batch=2048, hidden=64, pixel_layers=6, content_layers=8,
                         content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture", plate_align=1,
-                        plate_align_gate=32.0 / 256.0, label_band=3.0, plate_evidence=8.0),
+                        plate_align_gate=32.0 / 256.0, label_band=3.0, plate_evidence=8.0, plate_holes=3.0),
     "preview": SpriteConfig(s1_iters=500, s2_iters=800, batch=1024, hidden=64, pixel_layers=4, content_layers=6,
                             content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0, plate="texture", plate_align=1,
-                            plate_align_gate=32.0 / 256.0, label_band=3.0, plate_evidence=8.0),
+                            plate_align_gate=32.0 / 256.0, label_band=3.0, plate_evidence=8.0, plate_holes=3.0),
 }
 
 
@@ -178,7 +182,7 @@ class SpriteLearner:
                 raise ValueError(f"plate_revote {cfg.plate_revote}: the re-vote rebuilds a texture plate, and plate is "
                                  f"{cfg.plate!r}: use plate = texture or texture+mlp")
             self.stage_iters["revote"] = 0          # no iterations: one segment, so it is checkpointed like the others
-        if cfg.plate_evidence > 0 and self.texture is not None:
+        if (cfg.plate_evidence > 0 or cfg.plate_holes > 0) and self.texture is not None:
             self.stage_iters["fill"] = 0            # the same: one checkpointed segment after s2 (and the re-vote)
         self._done = {k: 0 for k in self.stage_iters}
 
@@ -402,12 +406,26 @@ class SpriteLearner:
         below cfg.plate_evidence (frames' worth) and clear evidence below ½ are filled. Those are the
         plate's few votes from beside a sprite: where the alphas miss part of it (hair strands, a
         sleeve at the frame's edge: the Violet cut's first frames), its colours. The texels at the
-        leading edge of a pan, also seen by few frames but clear of the sprites, keep theirs. The pixel
-        MLPs keep the learnt texture as their input, so the alphas are the same with or without it."""
-        T, H, W = self.T, self.H, self.W
-        r = self.cfg.plate_clear * H / 256.0
+        leading edge of a pan, also seen by few frames but clear of the sprites, keep theirs.
+
+        With cfg.plate_holes, the votes from holes in the learnt alphas — background pixels inside a
+        closing of the sprites (alpha sum ≥ ½) by a disc of that radius (px at 256 high) — are taken
+        back: each texel they land on moves by what they moved its median (hole_correction), and the
+        texels only they vote for are filled. Those are a sprite's own pixels where the alpha let the
+        plate claim them (the Violet girl's sleeve in frames 32-38): the plate, taught the sleeve by
+        them, matched it, and s2 kept the holes open. A median shift, not a re-vote: the texels keep
+        what SGD fitted (a median re-vote of the whole plate costs Violet 1.4 dB).
+
+        The pixel MLPs keep the learnt texture as their input, so the alphas are the same with or
+        without either rule."""
+        T, H, W, cfg = self.T, self.H, self.W, self.cfg
+        r = cfg.plate_clear * H / 256.0
         seen = np.zeros((T, H, W), np.float32)
         clear = np.zeros((T, H, W), np.float32)
+        visible = np.zeros((T, H, W), bool)
+        holes = np.zeros((T, H, W), bool)
+        rh = int(round(cfg.plate_holes * H / 256.0))
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rh + 1, 2 * rh + 1)) if rh > 0 else None
         teach = self.teach.cpu().numpy()
         self._alphas = {}
         for ti in range(T):
@@ -415,15 +433,25 @@ class SpriteLearner:
             self._alphas[ti] = a            # the export's: the delivered plate does not change them
             cover = np.clip(np.clip(a[1:], 0.0, 1.0).sum(0), 0.0, 1.0)
             seen[ti] = (1.0 - cover) * teach[ti]
-            far = cv2.distanceTransform((cover < 0.5).astype(np.uint8), cv2.DIST_L2, 5) >= r
+            sprite = (cover >= 0.5).astype(np.uint8)
+            far = cv2.distanceTransform(1 - sprite, cv2.DIST_L2, 5) >= r
             clear[ti] = seen[ti] * far
+            visible[ti] = (sprite == 0) & teach[ti]
+            if disc is not None:
+                holes[ti] = visible[ti] & (cv2.morphologyEx(sprite, cv2.MORPH_CLOSE, disc) > 0)
             self._progress(sum(self._done.values()) / max(sum(self.stage_iters.values()), 1),
                            f"plate evidence: frame {ti + 1}/{T}")
         side = self.texture.shape[-1]
         offsets = None if self.offsets is None else self.offsets.cpu().numpy()
-        doubt = (texel_evidence(seen, self._H0, side, offsets) < self.cfg.plate_evidence) & \
-                (texel_evidence(clear, self._H0, side, offsets) < 0.5)
         tex = self.texture[0].permute(1, 2, 0).cpu().numpy().copy()
+        doubt = np.zeros((side, side), bool)
+        if cfg.plate_evidence > 0:
+            doubt = (texel_evidence(seen, self._H0, side, offsets) < cfg.plate_evidence) & \
+                    (texel_evidence(clear, self._H0, side, offsets) < 0.5)
+        if disc is not None:
+            delta, lost = hole_correction(self.frames.cpu().numpy(), visible, holes, self._H0, side, offsets)
+            tex = np.clip(tex + delta, 0.0, 1.0)
+            doubt |= lost
         tex[doubt] = np.nan
         self.delivered = torch.from_numpy(fill_holes(tex)).permute(2, 0, 1)[None].contiguous().to(self.device)
 
@@ -552,24 +580,62 @@ def median_texture(frames: np.ndarray, background: np.ndarray, H0: np.ndarray, s
     pixel p moved first by its alignment offset (`offsets`, T×H×W×2: p lands at H0·(p + offset));
     texels no frame saw — and those `drop` marks (side×side bool) — are filled from their neighbours (push-pull; left NaN if not `fill`). Done in bands of texel rows so the stack of
     warped frames stays under `budget` bytes."""
-    T, h, w = background.shape
-    keep = _vote_masks(background)
-    rows = max(1, min(side, budget // max(1, T * side * 3 * 4)))
     out = np.full((side, side, 3), np.nan, np.float32)
-    for r0 in range(0, side, rows):
-        n = min(rows, side - r0)
-        stack = np.full((T, n, side, 3), np.nan, np.float32)
-        for t in range(T):
-            mx, my = texel_sources(H0[t], side, r0, n, None if offsets is None else offsets[t])
-            got = cv2.remap(np.ascontiguousarray(frames[t], np.float32), mx, my, cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-            ok = cv2.remap(keep[t], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
-            stack[t][ok] = got[ok]
+    for r0, n, (stack,) in _texel_stacks(frames, [background], H0, side, offsets, budget):
         med = _nanmedian0(stack)
         if drop is not None:
             med[drop[r0:r0 + n]] = np.nan
         out[r0:r0 + n] = med
     return fill_holes(out) if fill else out
+
+
+def hole_correction(frames: np.ndarray, visible: np.ndarray, holes: np.ndarray, H0: np.ndarray, side: int,
+                    offsets: np.ndarray | None = None, budget: int = 1 << 26) -> tuple[np.ndarray, np.ndarray]:
+    """What the votes from holes in the sprites' alphas did to the plate: (delta, lost). `visible`
+    (T×H×W bool): the pixels the learnt alphas give the background; `holes` (a subset): those inside a
+    closing of the sprites. delta (side×side×3): per texel a hole pixel lands on, the median of its
+    votes but those from holes and beside them minus the median of all its votes (0 elsewhere); lost
+    (side×side bool): the texels that at least half a frame of holes lands on and no other vote. The
+    votes are median_texture's (its arguments); only the bands of texel rows a hole lands on are stacked."""
+    delta = np.zeros((side, side, 3), np.float32)
+    lost = np.zeros((side, side), bool)
+    from_holes = texel_evidence(holes.astype(np.float32), H0, side, offsets)
+    hit = from_holes > 0
+    rows = np.flatnonzero(hit.any(1))
+    if len(rows) == 0:
+        return delta, lost
+    lo, hi = rows[0], rows[-1] + 1
+    for r0, n, (every, others) in _texel_stacks(frames, [visible, visible & ~holes], H0, side, offsets, budget,
+                                                 rows=(lo, hi)):
+        m_all, m_ok = _nanmedian0(every), _nanmedian0(others)
+        h = hit[r0:r0 + n]
+        d = np.where(np.isnan(m_ok) | np.isnan(m_all), 0.0, m_ok - m_all)
+        delta[r0:r0 + n] = np.where(h[..., None], d, 0.0)
+        lost[r0:r0 + n] = (from_holes[r0:r0 + n] >= 0.5) & np.isnan(m_ok[..., 0])
+    return delta, lost
+
+
+def _texel_stacks(frames: np.ndarray, masks: list[np.ndarray], H0: np.ndarray, side: int,
+                  offsets: np.ndarray | None, budget: int, rows: tuple[int, int] | None = None):
+    """Per band of texel rows (r0, n, stacks): for each vote mask (T×H×W bool, eroded as _vote_masks
+    does), the T×n×side×3 stack of the frame pixels that land on the band's texels, NaN where the mask
+    does not vote. The frames are warped once per band for all masks (median_texture's loop). `rows`:
+    (first, stop) texel rows, all by default."""
+    T = len(frames)
+    keeps = [_vote_masks(m) for m in masks]
+    first, stop = rows or (0, side)
+    band = max(1, min(side, budget // max(1, len(masks) * T * side * 3 * 4)))
+    for r0 in range(first, stop, band):
+        n = min(band, stop - r0)
+        stacks = [np.full((T, n, side, 3), np.nan, np.float32) for _ in masks]
+        for t in range(T):
+            mx, my = texel_sources(H0[t], side, r0, n, None if offsets is None else offsets[t])
+            got = cv2.remap(np.ascontiguousarray(frames[t], np.float32), mx, my, cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+            for keep, stack in zip(keeps, stacks):
+                ok = cv2.remap(keep[t], mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+                stack[t][ok] = got[ok]
+        yield r0, n, stacks
 
 
 def _vote_masks(background: np.ndarray) -> list[np.ndarray]:
