@@ -596,7 +596,8 @@ def hole_correction(frames: np.ndarray, visible: np.ndarray, holes: np.ndarray, 
     closing of the sprites. delta (side×side×3): per texel a hole pixel lands on, the median of its
     votes but those from holes and beside them minus the median of all its votes (0 elsewhere); lost
     (side×side bool): the texels that at least half a frame of holes lands on and no other vote. The
-    votes are median_texture's (its arguments); only the bands of texel rows a hole lands on are stacked."""
+    votes are median_texture's (its arguments); only the texel rows from the first to the last a hole
+    lands on are stacked."""
     delta = np.zeros((side, side, 3), np.float32)
     lost = np.zeros((side, side), bool)
     from_holes = texel_evidence(holes.astype(np.float32), H0, side, offsets)
