@@ -690,7 +690,8 @@ def test_votes_from_holes_in_the_learnt_alphas_are_taken_back_from_the_delivered
     (the plate's colour there is the sprite's, 0.9): in frames 1 and 2 at x 26-29, which frame 0 alone sees
     as plate, and in frame 1 at x 17-22, which no frame sees as plate. SGD has put the sprite's colour
     into those texels. With plate_holes the first take back what the holes' votes did to their median
-    (the plate again), the second, which only holes vote for, take the fill; without, both keep 0.9."""
+    (the plate again), the second, which only holes vote for, take the fill; without, both keep 0.9. The
+    same is done to the learnt plate between s1 and s2 (stage "holes")."""
     from celgraph.models.decompose.sprites import SpriteConfig
     from dataclasses import replace
     T, h, w = 3, 32, 40
@@ -729,7 +730,12 @@ def test_votes_from_holes_in_the_learnt_alphas_are_taken_back_from_the_delivered
     assert [s.stage for s in learner.segments()][-1] == "s2"
     seen, unseen, learner = delivered(cfg)
     assert seen == pytest.approx(0.2, abs=0.02) and unseen == pytest.approx(0.2, abs=0.1)
-    assert [s.stage for s in learner.segments()][-1] == "fill"
+    stages = [s.stage for s in learner.segments()]
+    assert stages == ["s1", "holes", "s2", "fill"]             # taken back from the learnt plate before s2 too
+    learner.delivered = None
+    learner._take_back_holes()                                # the learnt texture itself (the MLPs' input)
+    u, v = (round(27 / 48 * (learner.texture.shape[-1] - 1)), round(14 / 48 * (learner.texture.shape[-1] - 1)))
+    assert float(learner.texture[0, :, v, u].detach().mean()) == pytest.approx(0.2, abs=0.02)
 
 
 def test_hole_correction_shifts_only_the_texels_holes_vote_for():

@@ -238,7 +238,7 @@ class SpriteLearn(NodeType):
     apart with SpriteLayer), labels, the transforms, the layers re-composited over the plate, and a
     contact-sheet preview per frame.
     """
-    id, version, category = "celgraph.SpriteLearn", 13, "Decompose"
+    id, version, category = "celgraph.SpriteLearn", 14, "Decompose"
     color_space = cs.DISPLAY                         # learns in sRGB; its Sprites hold sRGB (SpriteLayer converts)
     scope = "clip"
     device = "any"

@@ -22,8 +22,10 @@ warm-up lost (part of) a sprite — whole frames (plate_frames) and bounded carr
 Optionally (plate_revote > 0) the texture plate is rebuilt after s2 from the learnt alphas (SpriteLearner._revote).
 With plate_evidence > 0 (`cpu`, `preview`), the texels the learnt alphas show as background for too few frames, and
 never clear of a sprite, are filled from their neighbours in the plate that is delivered (SpriteLearner._fill_unseen);
-with plate_holes > 0 (`cpu`, `preview`) the delivered plate also takes back the votes of the holes the learnt alphas
-leave inside the sprites (hole_correction). The pixel MLPs keep the plate they learnt with, so the alphas do not change.
+with plate_holes > 0 (`cpu`, `preview`) the votes of the holes the alphas leave inside the sprites are taken back from
+the learnt plate between s1 and s2 (SpriteLearner._take_back_holes: s2 then gives those pixels to the sprite) and from
+the delivered plate after s2 (hole_correction). The fill's pixel MLPs keep the plate they learnt with, so it does not
+change the alphas.
 Export: the rendered plate C0(u0, v0, t) (the delivered texture where there is one); per object the alpha a_k;
 foreground layers are the frame times a_k (the cut-out of the original pixels, not the canvas texture); the
 transforms.
@@ -76,9 +78,9 @@ class SpriteConfig:
     plate_evidence: float = 0.0             # texture, > 0: after s2, texels the learnt alphas show as background for fewer
     plate_clear: float = 4.0                # than this many frames' worth, and never plate_clear px (at 256 high) or more
                                             # from a sprite, are filled in the delivered plate (see _fill_unseen); 0 = off
-    plate_holes: float = 0.0                # texture, > 0: after s2, the delivered plate drops the votes of the holes the
-                                            # learnt alphas leave in a closing of radius plate_holes px (at 256 high) of
-                                            # the sprites (see _fill_unseen); 0 = off
+    plate_holes: float = 0.0                # texture, > 0: before s2 the learnt plate, after s2 the delivered one, drop the
+                                            # votes of the holes the alphas leave in a closing of radius plate_holes px
+                                            # (at 256 high) of the sprites (_take_back_holes, _fill_unseen); 0 = off
 
 
 PRESETS: dict[str, SpriteConfig] = {
@@ -176,7 +178,10 @@ class SpriteLearner:
         self.texture_opt = None
         if self.texture is not None and cfg.plate_lr > 0:
             self.texture_opt = torch.optim.SGD([self.texture], lr=cfg.plate_lr)
-        self.stage_iters = {"s1": cfg.s1_iters, "s2": cfg.s2_iters}
+        self.stage_iters = {"s1": cfg.s1_iters}
+        if cfg.plate_holes > 0 and self.texture is not None:
+            self.stage_iters["holes"] = 0           # no iterations: one checkpointed segment between s1 and s2
+        self.stage_iters["s2"] = cfg.s2_iters
         if cfg.plate_revote > 0:
             if self.texture is None:
                 raise ValueError(f"plate_revote {cfg.plate_revote}: the re-vote rebuilds a texture plate, and plate is "
@@ -290,6 +295,9 @@ class SpriteLearner:
         if seg.stage == "fill":
             self._fill_unseen()
             return
+        if seg.stage == "holes":
+            self._take_back_holes()
+            return
         cfg, opt, n = self.cfg, self.opts[seg.stage], self.stage_iters[seg.stage]
         for i in range(seg.start, seg.stop):
             loss = self._step(seg.stage, i, n)
@@ -397,27 +405,13 @@ class SpriteLearner:
         self.texture.copy_(torch.from_numpy(tex).permute(2, 0, 1)[None].to(self.device))
 
     @torch.no_grad()
-    def _fill_unseen(self) -> None:
-        """The delivered plate: the learnt texture with its texels that no frame shows clearly filled from
-        their neighbours (push-pull), as the texels no frame sees at all are. A texel's evidence is the sum
-        over frames of the learnt background weight, 1 − (the sprites' alpha sum, clipped), of the pixel
-        that lands on it (0 on the pixels held_out holds); its clear evidence the same over pixels at
-        least cfg.plate_clear px (at 256 high) from the sprites (alpha sum ≥ ½). Texels with evidence
-        below cfg.plate_evidence (frames' worth) and clear evidence below ½ are filled. Those are the
-        plate's few votes from beside a sprite: where the alphas miss part of it (hair strands, a
-        sleeve at the frame's edge: the Violet cut's first frames), its colours. The texels at the
-        leading edge of a pan, also seen by few frames but clear of the sprites, keep theirs.
-
-        With cfg.plate_holes, the votes from holes in the learnt alphas — background pixels inside a
-        closing of the sprites (alpha sum ≥ ½) by a disc of that radius (px at 256 high) — are taken
-        back: each texel they land on moves by what they moved its median (hole_correction), and the
-        texels only they vote for are filled. Those are a sprite's own pixels where the alpha let the
-        plate claim them (the Violet girl's sleeve in frames 32-38): the plate, taught the sleeve by
-        them, matched it, and s2 kept the holes open. A median shift, not a re-vote: the texels keep
-        what SGD fitted (a median re-vote of the whole plate costs Violet 1.4 dB).
-
-        The pixel MLPs keep the learnt texture as their input, so the alphas are the same with or
-        without either rule."""
+    def _alpha_pass(self, what: str, keep: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One pass of the pixel MLPs over the clip: per frame (T×H×W each) the learnt background weight
+        1 − (the sprites' alpha sum, clipped), 0 on the pixels held_out holds (seen); the same at least
+        cfg.plate_clear px (at 256 high) from the sprites, alpha sum ≥ ½ (clear); the background pixels,
+        alpha sum < ½, held_out's excepted (visible); and those of them inside a closing of the sprites by
+        a disc of cfg.plate_holes px (holes: where the alpha let the plate claim a sprite's own pixels).
+        ``keep``: the alphas are kept for the export."""
         T, H, W, cfg = self.T, self.H, self.W, self.cfg
         r = cfg.plate_clear * H / 256.0
         seen = np.zeros((T, H, W), np.float32)
@@ -427,32 +421,71 @@ class SpriteLearner:
         rh = int(round(cfg.plate_holes * H / 256.0))
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rh + 1, 2 * rh + 1)) if rh > 0 else None
         teach = self.teach.cpu().numpy()
-        self._alphas = {}
         for ti in range(T):
             _, a = self._frame(ti)
-            self._alphas[ti] = a            # the export's: the delivered plate does not change them
+            if keep:
+                self._alphas[ti] = a        # the export's: the delivered plate does not change them
             cover = np.clip(np.clip(a[1:], 0.0, 1.0).sum(0), 0.0, 1.0)
             seen[ti] = (1.0 - cover) * teach[ti]
             sprite = (cover >= 0.5).astype(np.uint8)
-            far = cv2.distanceTransform(1 - sprite, cv2.DIST_L2, 5) >= r
-            clear[ti] = seen[ti] * far
+            clear[ti] = seen[ti] * (cv2.distanceTransform(1 - sprite, cv2.DIST_L2, 5) >= r)
             visible[ti] = (sprite == 0) & teach[ti]
             if disc is not None:
                 holes[ti] = visible[ti] & (cv2.morphologyEx(sprite, cv2.MORPH_CLOSE, disc) > 0)
             self._progress(sum(self._done.values()) / max(sum(self.stage_iters.values()), 1),
-                           f"plate evidence: frame {ti + 1}/{T}")
+                           f"{what}: frame {ti + 1}/{T}")
+        return seen, clear, visible, holes
+
+    def _without_holes(self, tex: np.ndarray, visible: np.ndarray, holes: np.ndarray) -> np.ndarray:
+        """The texture (side×side×3) with what the holes' votes did to it taken back (hole_correction):
+        texels they land on shifted, those only they vote for NaN (to fill)."""
+        offsets = None if self.offsets is None else self.offsets.cpu().numpy()
+        delta, lost = hole_correction(self.frames.cpu().numpy(), visible, holes, self._H0, tex.shape[0], offsets)
+        tex = np.clip(tex + delta, 0.0, 1.0)
+        tex[lost] = np.nan
+        return tex
+
+    @torch.no_grad()
+    def _take_back_holes(self) -> None:
+        """Between s1 and s2 (cfg.plate_holes): the learnt texture without its holes' votes. s1 taught the
+        plate from the warm-up labels and the alphas that follow them; where both leave holes in a
+        sprite (the Violet girl's sleeve at the frame's edge in frames 32-38), the plate learns the
+        sprite's colour, matches it there in s2, and s2's targets keep the holes open. Taken back
+        before s2, the plate there is the street's again, and s2 gives more of those pixels to the
+        sprite (the alphas change; _fill_unseen takes back what is left for the delivered plate)."""
+        _, _, visible, holes = self._alpha_pass("plate holes", keep=False)
+        tex = self._without_holes(self.texture[0].permute(1, 2, 0).cpu().numpy(), visible, holes)
+        self.texture.copy_(torch.from_numpy(fill_holes(tex)).permute(2, 0, 1)[None].to(self.device))
+
+    @torch.no_grad()
+    def _fill_unseen(self) -> None:
+        """The delivered plate: the learnt texture with its texels that no frame shows clearly filled from
+        their neighbours (push-pull), as the texels no frame sees at all are. A texel's evidence is the sum
+        over frames of the learnt background weight (_alpha_pass's seen) of the pixel that lands on it;
+        its clear evidence the same over pixels at least cfg.plate_clear px from the sprites. Texels with
+        evidence below cfg.plate_evidence (frames' worth) and clear evidence below ½ are filled. Those are
+        the plate's few votes from beside a sprite: where the alphas miss part of it (hair strands, a
+        sleeve at the frame's edge: the Violet cut's first frames), its colours. The texels at the
+        leading edge of a pan, also seen by few frames but clear of the sprites, keep theirs.
+
+        With cfg.plate_holes, the votes from holes in the learnt alphas are taken back as well: each
+        texel they land on moves by what they moved its median (hole_correction), and the texels only
+        they vote for are filled. A median shift, not a re-vote: the texels keep what SGD fitted (a
+        median re-vote of the whole plate costs Violet 1.4 dB).
+
+        The pixel MLPs keep the learnt texture as their input, so the alphas are the same with or
+        without either rule."""
+        cfg = self.cfg
+        self._alphas = {}
+        seen, clear, visible, holes = self._alpha_pass("plate evidence", keep=True)
         side = self.texture.shape[-1]
         offsets = None if self.offsets is None else self.offsets.cpu().numpy()
         tex = self.texture[0].permute(1, 2, 0).cpu().numpy().copy()
-        doubt = np.zeros((side, side), bool)
+        if cfg.plate_holes > 0:
+            tex = self._without_holes(tex, visible, holes)
         if cfg.plate_evidence > 0:
-            doubt = (texel_evidence(seen, self._H0, side, offsets) < cfg.plate_evidence) & \
-                    (texel_evidence(clear, self._H0, side, offsets) < 0.5)
-        if disc is not None:
-            delta, lost = hole_correction(self.frames.cpu().numpy(), visible, holes, self._H0, side, offsets)
-            tex = np.clip(tex + delta, 0.0, 1.0)
-            doubt |= lost
-        tex[doubt] = np.nan
+            tex[(texel_evidence(seen, self._H0, side, offsets) < cfg.plate_evidence)
+                & (texel_evidence(clear, self._H0, side, offsets) < 0.5)] = np.nan
         self.delivered = torch.from_numpy(fill_holes(tex)).permute(2, 0, 1)[None].contiguous().to(self.device)
 
     def export(self) -> Export:
