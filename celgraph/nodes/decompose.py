@@ -231,9 +231,11 @@ class SpriteLearn(NodeType):
     street with depth) or a coordinate MLP (`full`, upstream); every other object is a
     per-frame canvas filled by splats; per-object "pixel MLPs", each conditioned on the other
     objects' contents, give the alphas. Stage s1 reconstructs the frames under the warm-up labels;
-    stage s2 hands each pixel to the content that explains its colour best. The texture plate that is
-    delivered has its texels that the learnt alphas show only beside a sprite, in few frames, filled from
-    their neighbours like the ones never seen (`cpu`, `preview`). Outputs: the rendered
+    stage s2 hands each pixel to the content that explains its colour best. With the texture plate
+    (`cpu`, `preview`), the votes that holes in the alphas give the plate (a sprite's own pixels the
+    alpha let through) are taken back before s2 and again from the delivered plate, and the texels the
+    learnt alphas show only beside a sprite, in few frames, are filled from their neighbours like the
+    ones never seen. Outputs: the rendered
     plate, per-object alphas and RGBA layers (the frame cut out by each alpha) in `sprites` (take them
     apart with SpriteLayer), labels, the transforms, the layers re-composited over the plate, and a
     contact-sheet preview per frame.
