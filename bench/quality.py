@@ -39,8 +39,11 @@ def main(argv=None) -> int:
                     help="run only this suite (repeatable); its rows replace the same task's rows in --out")
     ap.add_argument("--clip", default="", help="decomposition: only the clips whose name contains this text, e.g. "
                                                 "'detailed' or 'deform off' (for iterating; the table is the full run)")
+    ap.add_argument("--plate-fill", default="shiftmap", choices=("shiftmap", "pushpull"),
+                    help="decomposition: SpriteLearn's plate_fill (pushpull: the fill before v15, for comparison; "
+                         "its rows are labelled with it)")
     args = ap.parse_args(argv)
-    cfg = replace(QUICK if args.quick else FULL, clip=args.clip)
+    cfg = replace(QUICK if args.quick else FULL, clip=args.clip, plate_fill=args.plate_fill)
     suites = [f for f in SUITES if not args.suite or f.__name__.removesuffix("_suite") in args.suite]
     tmp = Path(tempfile.mkdtemp(prefix="celgraph-quality-"))
     try:

@@ -42,6 +42,7 @@ class Config:
     gap_w: int
     gap_h: int
     clip: str = ""              # decomposition: run only the clips whose name contains this ("" = all)
+    plate_fill: str = "shiftmap"  # decomposition: SpriteLearn's plate_fill (another value labels its rows)
 
 
 FULL = Config(flow_seeds=[100, 101, 102, 103], frames=8, w=456, h=256, gap_seeds=list(range(200, 212)),
@@ -51,7 +52,7 @@ QUICK = Config(flow_seeds=[100], frames=3, w=256, h=144, gap_seeds=[200], gap_w=
 
 
 def is_quick(cfg) -> bool:
-    return replace(cfg, clip="") == QUICK
+    return replace(cfg, clip="", plate_fill="shiftmap") == QUICK
 
 
 def shown(image: np.ndarray) -> np.ndarray:

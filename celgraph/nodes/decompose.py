@@ -234,13 +234,14 @@ class SpriteLearn(NodeType):
     stage s2 hands each pixel to the content that explains its colour best. With the texture plate
     (`cpu`, `preview`), the votes that holes in the alphas give the plate (a sprite's own pixels the
     alpha let through) are taken back before s2 and again from the delivered plate, and the texels the
-    learnt alphas show only beside a sprite, in few frames, are filled from their neighbours like the
-    ones never seen. Outputs: the rendered
+    learnt alphas show only beside a sprite, in few frames, are inpainted like the ones never seen: by
+    shift-map completion (`plate_fill`), which continues the windows and walls around them instead of
+    averaging them into a smudge in the sprite's shape. Outputs: the rendered
     plate, per-object alphas and RGBA layers (the frame cut out by each alpha) in `sprites` (take them
     apart with SpriteLayer), labels, the transforms, the layers re-composited over the plate, and a
     contact-sheet preview per frame.
     """
-    id, version, category = "celgraph.SpriteLearn", 14, "Decompose"
+    id, version, category = "celgraph.SpriteLearn", 15, "Decompose"
     color_space = cs.DISPLAY                         # learns in sRGB; its Sprites hold sRGB (SpriteLayer converts)
     scope = "clip"
     device = "any"
@@ -288,6 +289,10 @@ class SpriteLearn(NodeType):
                    "background, at least this many px (at 256 high) from the sprites, instead of the warm-up labels' "
                    "(removes sprite ghosts the warm-up put in the plate, blurs what only frames next to a sprite "
                    "see; docs/decompose.md); 0 = off (every preset)"),
+        Choice("plate_fill", "shiftmap", choices=("shiftmap", "pushpull"),
+               help="texture plate: how the delivered plate fills what no frame shows clearly (behind a sprite all "
+                    "along, or only beside it in a few frames): shiftmap = continue the structure around it (shift-map "
+                    "completion, He & Sun 2012); pushpull = a smooth average of its surroundings"),
         *_RUNTIME,
     ]
     _FIELDS = {"s1_iters": "s1_iters", "s2_iters": "s2_iters", "batch": "batch", "hidden": "hidden",
@@ -305,7 +310,7 @@ class SpriteLearn(NodeType):
         frames = list(ctx.frames)
         p = ctx.params
         cfg = replace(_config(self, ctx, PRESETS, self._FIELDS), jitter=p.jitter, ema=p.ema, bg_gate=p.bg_gate,
-                      memory_switch=p.memory_switch, overwrite_switch=p.overwrite_switch)
+                      memory_switch=p.memory_switch, overwrite_switch=p.overwrite_switch, plate_fill=p.plate_fill)
         rgb = np.stack([as_rgb(image[f]) for f in frames])
         tr = _stack(transforms, frames)
         n = tr.shape[1]
