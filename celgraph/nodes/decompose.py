@@ -291,8 +291,9 @@ class SpriteLearn(NodeType):
                    "see; docs/decompose.md); 0 = off (every preset)"),
         Choice("plate_fill", "shiftmap", choices=("shiftmap", "pushpull"),
                help="texture plate: how the delivered plate fills what no frame shows clearly (behind a sprite all "
-                    "along, or only beside it in a few frames): shiftmap = continue the structure around it (shift-map "
-                    "completion, He & Sun 2012); pushpull = a smooth average of its surroundings"),
+                    "along, or only beside it in a few frames): shiftmap = continue the structure around what no frame "
+                    "shows (shift-map completion, He & Sun 2012) and smooth what a few frames show into it; pushpull = "
+                    "a smooth average of the surroundings"),
         *_RUNTIME,
     ]
     _FIELDS = {"s1_iters": "s1_iters", "s2_iters": "s2_iters", "batch": "batch", "hidden": "hidden",

@@ -21,8 +21,9 @@ The plate learns from no pixel `held_out` returns (its median start and both mem
 warm-up lost (part of) a sprite — whole frames (plate_frames) and bounded carried masks (carried_sprites).
 Optionally (plate_revote > 0) the texture plate is rebuilt after s2 from the learnt alphas (SpriteLearner._revote).
 With plate_evidence > 0 (`cpu`, `preview`), the texels the learnt alphas show as background for too few frames, and
-never clear of a sprite, are filled in the plate that is delivered (SpriteLearner._fill_unseen: shift-map completion,
-which continues the façade around them, see inpaint_texture);
+never clear of a sprite, are filled in the plate that is delivered (SpriteLearner._fill_unseen: shift-map completion
+where no frame shows the plate, which continues the façade around it, see inpaint_texture; the texels some frame
+shows are then smoothed into it);
 with plate_holes > 0 (`cpu`, `preview`) the votes of the holes the alphas leave inside the sprites are taken back from
 the learnt plate between s1 and s2 (SpriteLearner._take_back_holes: s2 then gives those pixels to the sprite) and from
 the delivered plate after s2 (hole_correction). The fill's pixel MLPs keep the plate they learnt with, so it does not
