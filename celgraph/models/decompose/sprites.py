@@ -869,7 +869,8 @@ def fill_holes(img: np.ndarray) -> np.ndarray:
 
 
 INPAINT_TEXELS = 250_000     # shift-map completion works on at most this many texels (its time grows faster than
-                             # linearly: 14 s for the Violet cut's 300×815 at this budget, 50 s at twice the side)
+                             # linearly: on the Violet plate 301×815 at this budget takes 8 s near idle, 14 s at
+                             # load 2; twice the side took 50 s at load 2)
 
 
 def inpaint_texture(img: np.ndarray, budget: int = INPAINT_TEXELS) -> np.ndarray:
