@@ -217,14 +217,11 @@ def true_plate(seed: int, sprites: int, deform: bool, background: str, w: int, h
     import cv2
 
     from celgraph.synth import make_clip
+    from celgraph.synth.clip import _affine_maps       # the maps the clip's frames were rendered with
     clip = make_clip(seed, width=w, height=h, n_frames=n_frames, n_sprites=sprites, deform=deform,
                      background=background, flow=False)
     ph, pw = clip.plate.shape[:2]
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    maps = []
-    for fr in clip.frames:
-        M = fr["plate_transform"].astype(np.float32)
-        maps.append((M[0, 0] * xs + M[0, 1] * ys + M[0, 2], M[1, 0] * xs + M[1, 1] * ys + M[1, 2]))
+    maps = [_affine_maps(fr["plate_transform"].astype(np.float32), 0, 0, w, h, np.float32) for fr in clip.frames]
     seen = np.zeros((ph, pw), bool)
     for (mx, my), obj in zip(maps, objects):
         vis = obj == 0
