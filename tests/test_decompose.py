@@ -352,6 +352,36 @@ def test_guided_upsampling_puts_alpha_edges_on_the_frame_edges():
     assert np.abs(up - (big[..., 0] > 0.5)).mean() < np.abs(plain - (big[..., 0] > 0.5)).mean()
 
 
+def test_the_full_size_plate_takes_no_sprite_pixel_the_alpha_missed():
+    """Three frames of a plate panning by 4 px under a still sprite (0.9) whose learnt alpha misses a strip
+    of it (the plate's alpha there is 1, as where a sleeve leaves the frame). The working-size plate
+    (what the fill delivered) is the plate there; the full-size plate must be too: a frame pixel stands
+    for the plate only away from the sprites or where it matches the working-size plate, so neither the
+    missed strip nor the sprite is averaged into the plate of the frames it hides."""
+    from celgraph.models.decompose.fullsize import deliver
+    T, h, w = 3, 64, 96
+    ramp = np.linspace(0.1, 0.5, w + 4 * T, dtype=np.float32)
+    plate = np.stack([np.broadcast_to(ramp[4 * t:4 * t + w], (h, w)) for t in range(T)])[..., None].repeat(3, -1)
+    sprite = np.zeros((T, h, w), bool)
+    sprite[:, 16:48, 32:64] = True
+    missed = np.zeros((T, h, w), bool)
+    missed[:, 16:48, 64:66] = True                          # the sprite's too, outside its learnt alpha
+    frames = plate.copy()
+    frames[sprite | missed] = 0.9
+    alpha = np.stack([~sprite, sprite], 1).astype(np.float32)
+    tr = np.tile(np.eye(3), (T, 2, 1, 1))
+    for t in range(T):
+        tr[t, 0] = np.diag([1 / 120, 1 / 120, 1.0]) @ np.array([[1, 0, 4 * t], [0, 1, 0], [0, 0, 1.0]])
+    big = [cv2_resize_linear(f, 2 * w, 2 * h) for f in frames]
+    out = deliver(big, alpha, np.ascontiguousarray(plate), tr)
+    truth = np.stack([cv2_resize_linear(p, 2 * w, 2 * h) for p in plate])
+    region = lambda y0, y1, x0, x1: (slice(None), slice(y0, y1), slice(x0, x1))
+    strip, behind, clear = region(34, 94, 129, 131), region(34, 94, 70, 126), region(0, 128, 0, 40)
+    assert np.abs(out["plate"][strip] - truth[strip]).max() < 0.05
+    assert np.abs(out["plate"][behind] - truth[behind]).max() < 0.05
+    assert np.abs(out["plate"][clear] - np.stack(big)[clear]).max() < 1e-5     # clear of the sprite: the frame
+
+
 def cv2_resize_linear(a, w, h):
     import cv2
     return cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -736,6 +766,93 @@ def test_votes_from_holes_in_the_learnt_alphas_are_taken_back_from_the_delivered
     learner._take_back_holes()                                # the learnt texture itself (the MLPs' input)
     u, v = (round(27 / 48 * (learner.texture.shape[-1] - 1)), round(14 / 48 * (learner.texture.shape[-1] - 1)))
     assert float(learner.texture[0, :, v, u].detach().mean()) == pytest.approx(0.2, abs=0.02)
+
+
+def test_a_pocket_the_alpha_leaves_where_a_sprite_leaves_the_frame_is_filled_and_given_to_the_sprite():
+    """A still sprite (0.9) reaches the frame's right edge over a plate panning by 2 px a frame. Its learnt
+    alphas miss a 10×16 px pocket of it between itself and the edge (the Violet girl's sleeve where it
+    leaves the frame), and have a true hole elsewhere, where the frame shows the plate. The pocket's
+    texels no frame shows otherwise, and SGD has put the sprite's colour into them. With plate_pockets
+    the delivered plate there is the plate around it, not the sprite, and the export gives the pocket's
+    pixels to the sprite (the composite keeps the frame); the true hole, which has the plate's colour,
+    keeps its alpha. Without, the pocket's texels keep the sprite's colour (a 3 px closing does not
+    reach them)."""
+    from celgraph.models.decompose.sprites import SpriteConfig
+    from dataclasses import replace
+    T, h, w = 4, 128, 160
+    ramp = np.linspace(0.1, 0.5, w + 2 * T, dtype=np.float32)
+    plate = np.stack([np.broadcast_to(ramp[2 * t:2 * t + w], (h, w)) for t in range(T)])[..., None].repeat(3, -1)
+    sprite = np.zeros((T, h, w), bool)
+    sprite[:, 40:88, 100:] = True
+    pocket = np.zeros((T, h, w), bool)
+    pocket[:, 56:72, 150:] = True                               # the sprite's, missed by its alpha
+    hole = np.zeros((T, h, w), bool)
+    hole[:, 58:70, 116:128] = True                              # the plate, seen through the sprite
+    frames = plate.copy()
+    frames[sprite & ~hole] = 0.9
+    labels = (sprite & ~hole).astype(np.int64)
+    tr = np.tile(np.eye(3), (T, 2, 1, 1))
+    for t in range(T):
+        tr[t, 0] = np.diag([1 / 200, 1 / 200, 1.0]) @ np.array([[1, 0, 2 * t], [0, 1, 0], [0, 0, 1.0]])
+    cfg = SpriteConfig(s1_iters=2, s2_iters=2, batch=8, hidden=4, pixel_layers=2, content_layers=2, content_pe=2,
+                       canvas=8, plate="texture", plate_align=0, plate_evidence=0.0, plate_holes=3.0 * 256 / h,
+                       plate_pockets=0.1)
+    missed = sprite & ~hole & ~pocket
+    learnt = np.stack([np.stack([~missed[t], missed[t]]) for t in range(T)]).astype(np.float32)
+
+    def run(c):
+        learner = SpriteLearner(c, frames, labels, tr)
+        side = learner.texture.shape[-1]
+        texel = lambda t, x, y: (int(round((x + 2 * t) / 200 * (side - 1))), int(round(y / 200 * (side - 1))))
+        with torch.no_grad():                                   # the sprite's colour in the pocket's texels
+            for t in range(T):
+                for y in range(56, 72):
+                    for x in range(150, w):
+                        u, v = texel(t, x, y)
+                        learner.texture[0, :, v - 1:v + 2, u - 1:u + 2] = 0.9
+        frame = learner._frame
+        learner._frame = lambda t, chunk=1 << 15, alphas=True: (frame(t, alphas=False)[0], learnt[t] if alphas else None)
+        learner._fill_unseen()
+        ex = learner.export()
+        u, v = texel(1, 155, 64)
+        return float(learner.delivered[0, :, v, u].mean()), ex
+
+    at_pocket, ex = run(cfg)
+    assert at_pocket < 0.6                                      # the plate around (0.1-0.5), not the sprite
+    assert (ex.alpha[:, 1, 58:70, 152:158] > 0.9).all()         # given to the sprite
+    assert (ex.alpha[:, 0, 58:70, 152:158] < 0.1).all()
+    assert (ex.alpha[:, 1, 60:68, 118:126] == 0).all()          # the true hole (but the corners a 3 px closing
+    assert (ex.alpha[:, 1][:, :, :90] == 0).all()               # takes, as since v13), and the rest, as learnt
+    composite = frames * ex.alpha[:, 1, ..., None] + (1 - ex.alpha[:, 1, ..., None]) * ex.plate
+    assert np.abs(composite - frames)[pocket].mean() < 0.02
+    at_pocket, ex = run(replace(cfg, plate_pockets=0.0))
+    assert at_pocket == pytest.approx(0.9, abs=0.01)
+    assert (ex.alpha[:, 1][pocket] == 0).all()
+
+
+def test_pockets_are_the_background_cut_off_from_its_main_body_and_the_frame_edge_bounds_them():
+    from celgraph.models.decompose.sprites import pocket_pixels, sprite_coloured
+    visible = np.ones((60, 80), bool)
+    visible[10:50, 30:80] = False                               # a sprite reaching the right edge
+    visible[20:30, 70:80] = True                                # a pocket between it and the edge
+    visible[35:45, 40:50] = True                                # a pocket inside it ...
+    visible[39:41, 30:40] = True                                # ... linked to the main body by a 2 px strip
+    assert not pocket_pixels(visible, 0, 0.1).any() and not pocket_pixels(visible, 2, 0.0).any()
+    p = pocket_pixels(visible, 2, 0.1)
+    assert p[20:30, 70:80].all() and p[35:45, 40:50].all()
+    assert not p[:10].any() and not p[:, :28].any()             # the main body (and the strip's root)
+    two = np.ones((60, 80), bool)
+    two[:, 38:42] = False                                       # a sprite splitting the frame in two halves
+    assert not pocket_pixels(two, 2, 0.1).any()                 # both large: neither is a pocket
+    frame = np.zeros((60, 80, 3), np.float32)
+    frame[~visible] = 0.9
+    frame[20:30, 70:80] = 0.88                                  # the sprite's colour: its own, missed
+    frame[35:45, 40:50] = 0.3                                   # another colour: background seen through it
+    sc = sprite_coloured(frame, p, ~visible, 6, 0.125)
+    assert sc[20:30, 70:80].all() and not sc[35:45, 40:50].any() and not sc[~p].any()
+    far = np.zeros((60, 80), bool)
+    far[5, 5] = True
+    assert not sprite_coloured(np.full((60, 80, 3), 0.9, np.float32), far, ~visible, 4, 0.125).any()
 
 
 def test_hole_correction_shifts_only_the_texels_holes_vote_for():

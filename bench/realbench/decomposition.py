@@ -53,6 +53,7 @@ def shown(image: np.ndarray) -> np.ndarray:
 OBJECTS = (2, 3)
 SHEET_FRAMES = (0, 25, 50, 77)
 FULL_FRAMES = tuple(range(0, 78, 10))
+FULL_SHEET_FRAMES = (0, 30, 50)
 GREY = 48.0 / 255.0
 THREADS = int(os.environ.get("CELGRAPH_REAL_THREADS", "1"))      # torch threads per optimising node
 
@@ -150,6 +151,11 @@ def measure(data: Path, docs: Path, n: int, frames: list[int], engine: cg.Engine
                                      for j, i in enumerate(idx)]
         out["work_psnr_same_frames"] = [per_frame[i] for i in idx]
         out["full_size"] = f"{big[0].shape[1]}×{big[0].shape[0]}"
+        # the full-size plate beside its frame, half size: frames 0, 30, 50 (the first three delivered in quick)
+        shown_full = [j for j, i in enumerate(idx) if frames[i] in FULL_SHEET_FRAMES] or list(range(min(3, len(idx))))
+        half = lambda x: cv2.resize(np.ascontiguousarray(x, np.float32), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        out["full_sheet"] = contact_sheet(docs / f"decompose_violet_n{n}_{big[0].shape[1]}{'_revote' if revote else ''}.png",
+                                          [[half(big[j]), half(d["plate"][j])] for j in shown_full])
     picks = [f for f in SHEET_FRAMES if f in frames] if len(frames) >= 78 else frames[::5][:4]
     rows = []
     for f in picks:
@@ -216,12 +222,16 @@ def run(data: Path, out_dir: Path, quick: bool) -> str:
              f"{os.getloadavg()[0]:.0f} when this table was written, our processes at nice 10), {THREADS} torch thread(s) "
              "per optimising node. A stage found in the kept "
              "cache ($CELGRAPH_REAL_CACHE) shows the time recorded when this suite computed it. The full-size "
-             "composite takes the plate from the full-size frame wherever alpha 0 shows the background, so it "
-             "measures how the layers line up with the frames, not how good the decomposition is (that is the "
-             "working-size PSNR)."]
+             "plate is the full-size frame only where its pixels can stand for the plate (the sprites leave them to "
+             "the background, and they lie clear of the sprites or match the working-size plate: "
+             "fullsize.plate_trust), elsewhere the other delivered frames' such pixels or the working-size plate, "
+             "upsampled; so the full-size composite measures how the layers line up with the frames and, like the "
+             "working-size one, where the decomposition errs."]
     for m in results:
         variant = f", plate_revote {m['revote']:g}" if m["revote"] else ""
+        full_sheet = f"; the full-size plate beside its frame, half size: `docs/{m['full_sheet'].name}`" \
+            if "full_sheet" in m else ""
         notes.append(f"N = {m['n']}{variant}: contact sheet `docs/{m['sheet'].name}` (frames {', '.join(map(str, m['sheet_frames']))}:"
-                     " frame | plate | sprites on grey). Per-frame composite PSNR: "
+                     f" frame | plate | sprites on grey){full_sheet}. Per-frame composite PSNR: "
                      + " ".join(f"{p:.1f}" for p in m["psnr"]) + ".")
     return table(["method", "metric", "value"], rows) + "\n\n" + "\n\n".join(notes) + "\n"

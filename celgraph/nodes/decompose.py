@@ -236,12 +236,15 @@ class SpriteLearn(NodeType):
     alpha let through) are taken back before s2 and again from the delivered plate, and the texels the
     learnt alphas show only beside a sprite, in few frames, are inpainted like the ones never seen: by
     shift-map completion (`plate_fill`), which continues the windows and walls around them instead of
-    averaging them into a smudge in the sprite's shape. Outputs: the rendered
+    averaging them into a smudge in the sprite's shape. Pockets of a sprite its alpha misses (cut off
+    from the rest of the background by it and the frame's edge, in its colours: a sleeve leaving the
+    frame) are taken back from the plate too, and the export gives them to the sprite. Delivered at full
+    size, the plate takes a frame's own pixels only where they are plate. Outputs: the rendered
     plate, per-object alphas and RGBA layers (the frame cut out by each alpha) in `sprites` (take them
     apart with SpriteLayer), labels, the transforms, the layers re-composited over the plate, and a
     contact-sheet preview per frame.
     """
-    id, version, category = "celgraph.SpriteLearn", 15, "Decompose"
+    id, version, category = "celgraph.SpriteLearn", 16, "Decompose"
     color_space = cs.DISPLAY                         # learns in sRGB; its Sprites hold sRGB (SpriteLayer converts)
     scope = "clip"
     device = "any"

@@ -8,11 +8,12 @@ needs the layers at the size of the frames they came from (1280×720, 1920×1080
 * alphas are upsampled edge-aware, by joint bilateral upsampling with the full-size frame as the guide,
   so mattes follow the frame's real edges;
 * colours come from the full-size frames, never from upsampled working-size colours: a sprite layer
-  is the full-size frame times its alpha; the plate is the full-size frame where the background is
-  visible (weighted by its alpha) and, where a sprite hides it, the background pixels of the other
-  full-size frames resampled through the learnt plate transforms onto the plate canvas (a weighted
-  mean per texel) and back into this frame; texels no frame saw fall back to the learnt plate,
-  upsampled.
+  is the full-size frame times its alpha; the plate is the full-size frame where its pixels can stand
+  for the plate (plate_trust: the sprites leave them to the background, and they lie clear of the
+  sprites or match the working-size plate, so a sprite's pixels its alpha missed stay out) and,
+  elsewhere, those pixels of the other full-size frames resampled through the learnt plate transforms
+  onto the plate canvas (a weighted mean per texel) and back into this frame where that agrees with
+  the working-size plate; elsewhere, and where no frame gives a texel, the working-size plate, upsampled.
 
 Plain numpy + OpenCV; nothing here knows the engine.
 """
@@ -68,11 +69,25 @@ def upsample_alpha(alpha: np.ndarray, guide: np.ndarray, sigma_s: float = 1.0, s
     return np.clip(acc / wsum[None], 0.0, 1.0).astype(np.float32)
 
 
+def plate_trust(frame: np.ndarray, plate: np.ndarray, alpha: np.ndarray, gate: float = 32.0 / 256.0,
+                near: float = 8.0) -> np.ndarray:
+    """h×w float32 at the working size: 1 where a pixel of the (area-resized) frame may stand for the
+    plate, 0 where it lies within `near` px (at 256 high; SpriteConfig.plate_near's) of a sprite (alpha
+    N×h×w, 0 = the plate: the sprites' sum ≥ ½) and differs from the working-size plate (h×w×3) by more
+    than `gate` (colour distance). There the alpha missed part of a sprite (a sleeve at the frame's edge,
+    a strand of hair, a soft outline) and the working-size plate, whose fill took those votes back, shows
+    what is behind it. deliver weighs a full-size pixel by this, upsampled, times 1 − its sprites' alpha."""
+    cover = np.clip(np.clip(alpha[1:], 0.0, 1.0).sum(0), 0.0, 1.0)
+    close = cv2.distanceTransform((cover < 0.5).astype(np.uint8), cv2.DIST_L2, 5) <= near * alpha.shape[1] / 256.0
+    differs = np.linalg.norm(np.asarray(frame, np.float32) - plate, axis=-1) > gate
+    return (~(close & differs)).astype(np.float32)
+
+
 def plate_canvas(frames: list[np.ndarray], weights: list[np.ndarray], H0: np.ndarray,
                  power: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
     """The plate at full size on its canvas: every frame's pixels warped through H0[t] (full-size pixel →
     unit canvas) onto a texel grid of about one texel per full-size pixel, averaged with weights
-    alpha_0^power (confident background only). Returns (canvas h×w×3 with NaN where no frame saw the
+    weight^power (confident background only; deliver's trust). Returns (canvas h×w×3 with NaN where no frame saw the
     background, C: unit canvas → canvas texel, 3×3). The grid covers the frames' footprint only."""
     Hf, Wf = frames[0].shape[:2]
     step = np.sqrt(np.abs(np.linalg.det(H0[:, :2, :2]))).min()
@@ -93,17 +108,22 @@ def plate_canvas(frames: list[np.ndarray], weights: list[np.ndarray], H0: np.nda
     return canvas.astype(np.float32), C
 
 
-def render_plate(frame: np.ndarray, alpha0: np.ndarray, canvas: np.ndarray, C: np.ndarray, H0: np.ndarray,
-                 fallback: np.ndarray) -> np.ndarray:
-    """One frame's full-size plate: the frame where its background shows (weight alpha_0), the canvas
-    rendered back through H0 (full-size pixel → unit canvas) where a sprite hides it, and `fallback`
-    (the learnt plate, upsampled) where the canvas has no texel."""
+def render_plate(frame: np.ndarray, trust: np.ndarray, canvas: np.ndarray, C: np.ndarray, H0: np.ndarray,
+                 fallback: np.ndarray, gate: float = 32.0 / 256.0) -> np.ndarray:
+    """One frame's full-size plate: the frame where its pixels stand for the plate (weight `trust`,
+    plate_trust's upsampled), elsewhere the canvas rendered back through H0 (full-size pixel → unit
+    canvas) where it agrees with `fallback` (the working-size plate, upsampled) within `gate`, and the
+    fallback where it does not or the canvas has no texel. The canvas follows the plate through its
+    homography alone, without the working size's per-frame alignment: where the street's depth moves
+    one part against another (a roof against the sky), its texels misregister, and the working-size
+    plate, aligned per frame, is the better guess."""
     Hf, Wf = frame.shape[:2]
     M = C @ H0
     back = cv2.warpPerspective(canvas, M, (Wf, Hf), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=(np.nan,) * 3)
-    hidden = np.where(np.isnan(back), fallback, back)
-    a = np.clip(alpha0, 0.0, 1.0)[..., None]
+    off = np.isnan(back[..., 0]) | (np.linalg.norm(np.nan_to_num(back) - fallback, axis=-1) > gate)
+    hidden = np.where(off[..., None], fallback, back)
+    a = np.clip(trust, 0.0, 1.0)[..., None]
     return np.clip(a * frame + (1.0 - a) * hidden, 0.0, 1.0).astype(np.float32)
 
 
@@ -117,11 +137,15 @@ def deliver(frames_full: list[np.ndarray], alpha: np.ndarray, plate: np.ndarray,
     Hf, Wf = frames_full[0].shape[:2]
     tr = rescale_transforms(transforms, (w, h), (Wf, Hf))
     a_full = np.stack([upsample_alpha(alpha[t], frames_full[t]) for t in range(T)])
-    canvas, C = plate_canvas(frames_full, [a_full[t, 0] for t in range(T)], tr[:, 0])
+    trust = [np.clip(cv2.resize(plate_trust(cv2.resize(np.ascontiguousarray(frames_full[t], np.float32), (w, h),
+                                                       interpolation=cv2.INTER_AREA), plate[t], alpha[t]),
+                                (Wf, Hf), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+             * (1.0 - np.clip(a_full[t, 1:].sum(0), 0.0, 1.0)) for t in range(T)]
+    canvas, C = plate_canvas(frames_full, trust, tr[:, 0])
     plates, layers = [], []
     for t in range(T):
         fallback = cv2.resize(plate[t], (Wf, Hf), interpolation=cv2.INTER_CUBIC)
-        pl = render_plate(frames_full[t], a_full[t, 0], canvas, C, tr[t, 0], fallback)
+        pl = render_plate(frames_full[t], trust[t], canvas, C, tr[t, 0], fallback)
         lay = np.concatenate([frames_full[t][None] * a_full[t, 1:, :, :, None], a_full[t, 1:, :, :, None]], 3)
         lay = np.concatenate([np.concatenate([pl, np.ones_like(pl[:, :, :1])], 2)[None], lay], 0)
         plates.append(pl)

@@ -26,8 +26,10 @@ where no frame shows the plate, which continues the façade around it, see inpai
 shows are then smoothed into it);
 with plate_holes > 0 (`cpu`, `preview`) the votes of the holes the alphas leave inside the sprites are taken back from
 the learnt plate between s1 and s2 (SpriteLearner._take_back_holes: s2 then gives those pixels to the sprite) and from
-the delivered plate after s2 (hole_correction). The fill's pixel MLPs keep the plate they learnt with, so it does not
-change the alphas.
+the delivered plate after s2 (hole_correction); with plate_pockets > 0 (`cpu`, `preview`) the delivered plate's holes
+also take the pockets in the sprites' colours the alphas leave where a sprite leaves the frame (pocket_pixels,
+sprite_coloured), and the export gives their pixels whose plate the fill made up to the sprite (SpriteLearner._give).
+The fill's pixel MLPs keep the plate they learnt with, so it changes the alphas only through _give.
 Export: the rendered plate C0(u0, v0, t) (the delivered texture where there is one); per object the alpha a_k;
 foreground layers are the frame times a_k (the cut-out of the original pixels, not the canvas texture); the
 transforms.
@@ -85,16 +87,23 @@ class SpriteConfig:
                                             # (at 256 high) of the sprites (_take_back_holes, _fill_unseen); 0 = off
     plate_fill: str = "shiftmap"            # the delivered plate's emptied texels: "shiftmap" continues the structure around
                                             # those no frame shows (inpaint_texture), "pushpull" averages it (fill_holes)
+    plate_pockets: float = 0.0              # texture, with plate_holes > 0: for the delivered plate, the background regions of
+                                            # a frame below this share of its largest count as holes too (pockets the alphas
+                                            # leave in a sprite or between it and the frame's edge, see pocket_pixels); those
+                                            # in the sprite's colours (POCKET_*) are taken back, and go to the sprite where the
+                                            # plate is filled (_give); 0 = off
 
 
 PRESETS: dict[str, SpriteConfig] = {
     "full": SpriteConfig(checkpoint_every=10000),
     "cpu": SpriteConfig(s1_iters=1500, s2_iters=2500, batch=2048, hidden=64, pixel_layers=6, content_layers=8,
                         content_pe=10, canvas=256, lr=1e-3, checkpoint_every=500, plate="texture", plate_align=1,
-                        plate_align_gate=32.0 / 256.0, label_band=3.0, plate_evidence=8.0, plate_holes=3.0),
+                        plate_align_gate=32.0 / 256.0, label_band=3.0, plate_evidence=8.0, plate_holes=3.0,
+                        plate_pockets=0.1),
     "preview": SpriteConfig(s1_iters=500, s2_iters=800, batch=1024, hidden=64, pixel_layers=4, content_layers=6,
                             content_pe=8, canvas=128, lr=2e-3, checkpoint_every=0, plate="texture", plate_align=1,
-                            plate_align_gate=32.0 / 256.0, label_band=3.0, plate_evidence=8.0, plate_holes=3.0),
+                            plate_align_gate=32.0 / 256.0, label_band=3.0, plate_evidence=8.0, plate_holes=3.0,
+                            plate_pockets=0.1),
 }
 
 
@@ -145,6 +154,7 @@ class SpriteLearner:
                     self.content0.net[-1].weight.zero_()
                     self.content0.net[-1].bias.zero_()
         self.texture = self.offsets = self.delivered = None    # delivered: the texture the export renders (_fill_unseen)
+        self.invented: np.ndarray | None = None                 # side×side bool: its texels the fill made up (_give)
         self._alphas: dict[int, np.ndarray] = {}                # per frame, from _fill_unseen's pass, for the export
         self._held, self._H0 = held, Hn[:, 0]
         if "texture" in cfg.plate:
@@ -196,6 +206,7 @@ class SpriteLearner:
         if (cfg.plate_evidence > 0 or cfg.plate_holes > 0) and self.texture is not None:
             self.stage_iters["fill"] = 0            # the same: one checkpointed segment after s2 (and the re-vote)
         self._done = {k: 0 for k in self.stage_iters}
+        self._teach = self.teach.cpu().numpy()          # T×H×W bool, for the alpha passes
 
     # ---- sampling and the model -----------------------------------------------------------------
     def _uv(self, t: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -278,6 +289,8 @@ class SpriteLearner:
             state["texture"] = R.to_numpy(self.texture)
         if self.delivered is not None:
             state["delivered"] = R.to_numpy(self.delivered)
+        if self.invented is not None:
+            state["invented"] = self.invented.astype(np.uint8)
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -288,6 +301,7 @@ class SpriteLearner:
             with torch.no_grad():                   # in place: the optimisers hold this parameter
                 self.texture.copy_(R.from_numpy(state["texture"], self.device))
         self.delivered = R.from_numpy(state["delivered"], self.device) if "delivered" in state else None
+        self.invented = np.asarray(state["invented"]) > 0 if "invented" in state else None
         self._alphas = {}
         self.cubes = R.from_numpy(state["cubes"], self.device)
         for k, o in self.opts.items():
@@ -406,50 +420,66 @@ class SpriteLearner:
             self._progress(sum(self._done.values()) / max(sum(self.stage_iters.values()), 1),
                            f"plate re-vote: frame {ti + 1}/{self.T}")
         votes &= ~self._held
-        offsets = None if self.offsets is None else self.offsets.cpu().numpy()
-        tex = median_texture(frames, votes, self._H0, self.texture.shape[-1], offsets)
+        tex = median_texture(frames, votes, self._H0, self.texture.shape[-1], self._offsets_np())
         self.texture.copy_(torch.from_numpy(tex).permute(2, 0, 1)[None].to(self.device))
 
     @torch.no_grad()
-    def _alpha_pass(self, what: str, keep: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _alpha_pass(self, what: str, keep: bool, pockets: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One pass of the pixel MLPs over the clip: per frame (T×H×W each) the learnt background weight
         1 − (the sprites' alpha sum, clipped), 0 on the pixels held_out holds (seen); the same at least
-        cfg.plate_clear px (at 256 high) from the sprites, alpha sum ≥ ½ (clear); the background pixels,
-        alpha sum < ½, held_out's excepted (visible); and those of them inside a closing of the sprites by
-        a disc of cfg.plate_holes px (holes: where the alpha let the plate claim a sprite's own pixels).
-        ``keep``: the alphas are kept for the export."""
+        cfg.plate_clear px (at 256 high) from the sprites, alpha sum ≥ ½ (clear); and _background's visible
+        and holes (``pockets``: with the pockets). ``keep``: the alphas are kept for the export."""
         T, H, W, cfg = self.T, self.H, self.W, self.cfg
         r = cfg.plate_clear * H / 256.0
         seen = np.zeros((T, H, W), np.float32)
         clear = np.zeros((T, H, W), np.float32)
         visible = np.zeros((T, H, W), bool)
         holes = np.zeros((T, H, W), bool)
-        rh = int(round(cfg.plate_holes * H / 256.0))
-        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rh + 1, 2 * rh + 1)) if rh > 0 else None
-        teach = self.teach.cpu().numpy()
         for ti in range(T):
             _, a = self._frame(ti)
             if keep:
                 self._alphas[ti] = a        # the export's: the delivered plate does not change them
-            cover = np.clip(np.clip(a[1:], 0.0, 1.0).sum(0), 0.0, 1.0)
-            seen[ti] = (1.0 - cover) * teach[ti]
-            sprite = (cover >= 0.5).astype(np.uint8)
-            clear[ti] = seen[ti] * (cv2.distanceTransform(1 - sprite, cv2.DIST_L2, 5) >= r)
-            visible[ti] = (sprite == 0) & teach[ti]
-            if disc is not None:
-                holes[ti] = visible[ti] & (cv2.morphologyEx(sprite, cv2.MORPH_CLOSE, disc) > 0)
+            cover, visible[ti], holes[ti] = self._background(ti, a, pockets)
+            seen[ti] = (1.0 - cover) * self._teach[ti]
+            clear[ti] = seen[ti] * (cv2.distanceTransform((cover < 0.5).astype(np.uint8), cv2.DIST_L2, 5) >= r)
             self._progress(sum(self._done.values()) / max(sum(self.stage_iters.values()), 1),
                            f"{what}: frame {ti + 1}/{T}")
         return seen, clear, visible, holes
 
+    def _background(self, ti: int, a: np.ndarray, pockets: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frame ti's background under its alphas a (N×H×W): (cover, the sprites' alpha sum clipped to
+        0..1; visible, the pixels it leaves to the background, alpha sum < ½, held_out's excepted; holes,
+        those of them inside a closing of the sprites by a disc of cfg.plate_holes px, where the alpha let
+        the plate claim a sprite's own pixels, and with ``pockets`` (cfg.plate_pockets) those in pockets
+        whose colour a sprite pixel within POCKET_REACH px (at 256 high) has too, within POCKET_GATE: a
+        sprite's the alpha missed, where true background enclosed by sprites and the frame's edge has its
+        own colours)."""
+        cover = np.clip(np.clip(a[1:], 0.0, 1.0).sum(0), 0.0, 1.0)
+        sprite = (cover >= 0.5).astype(np.uint8)
+        visible = (sprite == 0) & self._teach[ti]
+        holes = np.zeros_like(visible)
+        rh = int(round(self.cfg.plate_holes * self.H / 256.0))
+        if rh > 0:
+            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rh + 1, 2 * rh + 1))
+            holes = visible & (cv2.morphologyEx(sprite, cv2.MORPH_CLOSE, disc) > 0)
+            if pockets and self.cfg.plate_pockets > 0:
+                pocket = pocket_pixels(visible, rh, self.cfg.plate_pockets)
+                holes |= sprite_coloured(self.frames[ti].cpu().numpy(), pocket, sprite > 0,
+                                         int(round(POCKET_REACH * self.H / 256.0)), POCKET_GATE)
+        return cover, visible, holes
+
     def _without_holes(self, tex: np.ndarray, visible: np.ndarray, holes: np.ndarray) -> np.ndarray:
         """The texture (side×side×3) with what the holes' votes did to it taken back (hole_correction):
         texels they land on shifted, those only they vote for NaN (to fill)."""
-        offsets = None if self.offsets is None else self.offsets.cpu().numpy()
-        delta, lost = hole_correction(self.frames.cpu().numpy(), visible, holes, self._H0, tex.shape[0], offsets)
+        delta, lost = hole_correction(self.frames.cpu().numpy(), visible, holes, self._H0, tex.shape[0],
+                                      self._offsets_np())
         tex = np.clip(tex + delta, 0.0, 1.0)
         tex[lost] = np.nan
         return tex
+
+    def _offsets_np(self) -> np.ndarray | None:
+        return None if self.offsets is None else self.offsets.cpu().numpy()
 
     @torch.no_grad()
     def _take_back_holes(self) -> None:
@@ -487,25 +517,57 @@ class SpriteLearner:
         everywhere costs Violet 0.5 dB and seed 1 1.6 dB; push-pull from the plate without the completion
         draws the sprite's traces around them into light streaks).
 
+        With cfg.plate_pockets, the holes include the pockets (pocket_pixels): background regions cut off
+        from the rest, which the alphas leave inside a sprite or between it and the frame's edge (the Violet
+        girl's sleeve where it leaves the frame, frames 32-38, the ghost behind her in frames 0 and 25).
+
         The pixel MLPs keep the learnt texture as their input, so the alphas are the same with or
-        without either rule."""
+        without either rule; only _give, at the export, hands the sprites the pockets whose plate is made up."""
         cfg = self.cfg
         self._alphas = {}
-        seen, clear, visible, holes = self._alpha_pass("plate evidence", keep=True)
+        seen, clear, visible, holes = self._alpha_pass("plate evidence", keep=True, pockets=True)
         side = self.texture.shape[-1]
-        offsets = None if self.offsets is None else self.offsets.cpu().numpy()
+        offsets = self._offsets_np()
         tex = self.texture[0].permute(1, 2, 0).cpu().numpy().copy()
         if cfg.plate_holes > 0:
             tex = self._without_holes(tex, visible, holes)
         evidence = texel_evidence(seen, self._H0, side, offsets)
         if cfg.plate_evidence > 0:
             tex[(evidence < cfg.plate_evidence) & (texel_evidence(clear, self._H0, side, offsets) < 0.5)] = np.nan
+        empty = np.isnan(tex[..., 0])
         if cfg.plate_fill == "shiftmap":
-            empty = np.isnan(tex[..., 0])
             tex = inpaint_texture(tex)
             tex[empty & (evidence >= 0.5)] = np.nan     # shown by some frame: smoothed into the completed plate
         tex = fill_holes(tex)
         self.delivered = torch.from_numpy(tex).permute(2, 0, 1)[None].contiguous().to(self.device)
+        self.invented = empty if cfg.plate_pockets > 0 else None
+
+    def _give(self, ti: int, a: np.ndarray) -> np.ndarray:
+        """Frame ti's alphas (N×H×W) with its holes (pockets included) over texels the fill made up
+        (self.invented) handed to the sprite around them: its alpha raised, the plate's lowered, by the
+        share of made-up plate there. Such a pixel is a sprite's the alpha missed (its plate came from
+        the pocket's own votes alone); the plate there is now the fill, so left to the plate the
+        composite would show the fill instead of the frame. The sprite around a pixel: the largest
+        alpha after a blur over POCKET_REACH px (at 256 high)."""
+        _, _, holes = self._background(ti, a, pockets=True)
+        if not holes.any():
+            return a
+        offsets = self._offsets_np()
+        made_up = render_texture(self.invented.astype(np.float32)[..., None], self._H0[ti:ti + 1], (self.H, self.W),
+                                 None if offsets is None else offsets[ti:ti + 1])[0, ..., 0]
+        give = holes * np.clip(made_up, 0.0, 1.0)
+        a = a.copy()
+        k = 1
+        if self.N > 2:
+            s = POCKET_REACH * self.H / 256.0
+            k = 1 + np.stack([cv2.GaussianBlur(np.clip(x, 0.0, 1.0), (0, 0), s) for x in a[1:]]).argmax(0)
+            k = np.where(give > 0, k, 0)
+            for j in range(1, self.N):
+                a[j] = np.where(k == j, np.maximum(a[j], give), a[j])
+        else:
+            a[1] = np.maximum(a[1], give)
+        a[0] = np.minimum(a[0], 1.0 - give)
+        return a
 
     def export(self) -> Export:
         T, H, W, N = self.T, self.H, self.W, self.N
@@ -515,6 +577,8 @@ class SpriteLearner:
             kept = self._alphas.pop(ti, None)           # the fill's pass ran the pixel MLPs already
             plate[ti], a = self._frame(ti, alphas=kept is None)
             alpha[ti] = a if kept is None else kept
+            if self.invented is not None:
+                alpha[ti] = self._give(ti, alpha[ti])
             self._progress(1.0, f"export frame {ti + 1}/{T}")
         alpha = np.clip(alpha, 0.0, 1.0)
         return Export(plate=np.clip(plate, 0.0, 1.0), alpha=alpha, labels=alpha.argmax(1).astype(np.int32))
@@ -522,6 +586,8 @@ class SpriteLearner:
 
 PLATES = ("mlp", "texture", "texture+mlp")
 FILLS = ("shiftmap", "pushpull")
+POCKET_REACH = 16.0             # px at 256 high: a pocket pixel is the sprite's if a sprite pixel this near has its colour,
+POCKET_GATE = 32.0 / 256.0      # within this colour distance (plate_align_gate's: the plate matches the frame)
 
 
 def texture_side(H0: np.ndarray, largest: int, density: float = 1.0) -> int:
@@ -697,6 +763,48 @@ def _vote_masks(background: np.ndarray) -> list[np.ndarray]:
     the edges of sprites stay out (float32 0/1 per frame, for cv2.remap)."""
     kernel = np.ones((3, 3), np.uint8)
     return [cv2.erode(b.astype(np.uint8), kernel).astype(np.float32) for b in background]
+
+
+def pocket_pixels(visible: np.ndarray, r: int, share: float) -> np.ndarray:
+    """H×W bool: the background pixels (`visible`, H×W bool) in pockets, the regions of the background cut
+    off from its main body: holes the alphas leave inside a sprite, or between a sprite and the frame's
+    edge (outside the frame counts as a sprite). An opening by a disc of radius r cuts the thin links
+    between regions (gaps between hair strands, a strip along the frame's edge); the opened regions of at
+    least `share` of the largest, grown back by r, are the open background, and every other background
+    pixel is in a pocket (all of them if no region outlives the opening)."""
+    if share <= 0 or r <= 0 or not visible.any():
+        return np.zeros_like(visible)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    core = cv2.morphologyEx(visible.astype(np.uint8), cv2.MORPH_OPEN, disc, borderType=cv2.BORDER_CONSTANT,
+                            borderValue=0)
+    n, regions, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=4)
+    area = stats[1:, cv2.CC_STAT_AREA]
+    if n <= 1:
+        return visible.copy()
+    open_ = np.concatenate([[False], area >= share * area.max()])[regions].astype(np.uint8)
+    return visible & (cv2.dilate(open_, disc) == 0)
+
+
+def sprite_coloured(frame: np.ndarray, pixels: np.ndarray, sprite: np.ndarray, r: int, gate: float) -> np.ndarray:
+    """H×W bool: those of `pixels` (H×W bool) whose colour (frame H×W×3) a `sprite` pixel (H×W bool)
+    within r px has too, within `gate` (colour distance)."""
+    out = np.zeros_like(pixels)
+    ys, xs = np.nonzero(pixels)
+    if len(ys) == 0:
+        return out
+    H, W = pixels.shape
+    colour = frame[ys, xs]
+    best = np.full(len(ys), np.inf, np.float32)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if dy * dy + dx * dx > r * r:
+                continue
+            y2, x2 = np.clip(ys + dy, 0, H - 1), np.clip(xs + dx, 0, W - 1)
+            ok = sprite[y2, x2] & (y2 == ys + dy) & (x2 == xs + dx)
+            d = np.linalg.norm(colour - frame[y2, x2], axis=-1)
+            best = np.where(ok, np.minimum(best, d), best)
+    out[ys, xs] = best <= gate
+    return out
 
 
 def near_sprites(labels: np.ndarray, r: float) -> np.ndarray:
