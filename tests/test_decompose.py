@@ -830,6 +830,30 @@ def test_a_pocket_the_alpha_leaves_where_a_sprite_leaves_the_frame_is_filled_and
     assert (ex.alpha[:, 1][pocket] == 0).all()
 
 
+def test_the_export_gives_a_pocket_to_the_sprite_around_it():
+    """N = 3: a pocket in sprite 2's colour between it and the frame's edge, over made-up plate, goes to
+    sprite 2 (alpha 1, the plate's 0); sprite 1, elsewhere, keeps its alpha."""
+    from celgraph.models.decompose.sprites import SpriteConfig
+    T, h, w = 2, 128, 160
+    one, two, pocket = (np.zeros((h, w), bool) for _ in range(3))
+    one[40:88, 10:50] = True
+    two[40:88, 100:] = True
+    pocket[56:72, 150:] = True
+    frames = np.full((T, h, w, 3), 0.6, np.float32)
+    frames[:, one] = 0.3
+    frames[:, two] = 0.9
+    labels = np.tile((one + 2 * two).astype(np.int64), (T, 1, 1))
+    cfg = SpriteConfig(s1_iters=2, s2_iters=2, batch=8, hidden=4, pixel_layers=2, content_layers=2, content_pe=2,
+                       canvas=8, plate="texture", plate_align=0, plate_evidence=0.0, plate_holes=3.0 * 256 / h,
+                       plate_pockets=0.1)
+    learner = SpriteLearner(cfg, frames, labels, np.tile(np.diag([1 / 200, 1 / 200, 1.0]), (T, 3, 1, 1)))
+    learner.invented = np.ones((learner.texture.shape[-1],) * 2, bool)
+    learnt = np.stack([~(one | two & ~pocket), one, two & ~pocket]).astype(np.float32)
+    given = learner._give(0, learnt)
+    assert (given[2][pocket] == 1).all() and (given[0][pocket] == 0).all()
+    assert np.array_equal(given[1], learnt[1]) and np.array_equal(given[2][~pocket], learnt[2][~pocket])
+
+
 def test_pockets_are_the_background_cut_off_from_its_main_body_and_the_frame_edge_bounds_them():
     from celgraph.models.decompose.sprites import pocket_pixels, sprite_coloured
     visible = np.ones((60, 80), bool)
