@@ -16,6 +16,8 @@ the scores are:
   frames, beside the working-size composite upsampled bicubically (what scaling the layers gives);
 * a contact sheet per N, ``docs/decompose_violet_n<N>.png``: frames 0, 25, 50, 77 (quick: 0, 5, 10,
   15), each row the frame, the plate, and each sprite on grey. Look for the girl in the plate.
+  Beside it, ``docs/decompose_violet_n<N>_1280.png``: the full-size plate beside its frame, at half
+  size (frames 0, 30, 50): look for her there too.
 
 ``$CELGRAPH_REAL_REVOTE`` (margins in px, comma-separated; default none) adds, per N, a run with
 SpriteLearn's opt-in ``plate_revote`` at each margin (the plate rebuilt from the learnt alphas; its
@@ -151,7 +153,7 @@ def measure(data: Path, docs: Path, n: int, frames: list[int], engine: cg.Engine
                                      for j, i in enumerate(idx)]
         out["work_psnr_same_frames"] = [per_frame[i] for i in idx]
         out["full_size"] = f"{big[0].shape[1]}×{big[0].shape[0]}"
-        # the full-size plate beside its frame, half size: frames 0, 30, 50 (the first three delivered in quick)
+        # the full-size plate beside its frame, half size: frames 0, 30, 50 (the first three delivered if none is)
         shown_full = [j for j, i in enumerate(idx) if frames[i] in FULL_SHEET_FRAMES] or list(range(min(3, len(idx))))
         half = lambda x: cv2.resize(np.ascontiguousarray(x, np.float32), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
         out["full_sheet"] = contact_sheet(docs / f"decompose_violet_n{n}_{big[0].shape[1]}{'_revote' if revote else ''}.png",
