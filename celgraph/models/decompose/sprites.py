@@ -156,6 +156,7 @@ class SpriteLearner:
         self.texture = self.offsets = self.delivered = None    # delivered: the texture the export renders (_fill_unseen)
         self.invented: np.ndarray | None = None                 # side×side bool: its texels the fill made up (_give)
         self._alphas: dict[int, np.ndarray] = {}                # per frame, from _fill_unseen's pass, for the export
+        self._holes: np.ndarray | None = None                   # T×H×W, the same pass's holes (pockets in), for _give
         self._held, self._H0 = held, Hn[:, 0]
         if "texture" in cfg.plate:
             side = texture_side(Hn[:, 0], cfg.plate_texels, cfg.plate_density)
@@ -302,7 +303,7 @@ class SpriteLearner:
                 self.texture.copy_(R.from_numpy(state["texture"], self.device))
         self.delivered = R.from_numpy(state["delivered"], self.device) if "delivered" in state else None
         self.invented = np.asarray(state["invented"]) > 0 if "invented" in state else None
-        self._alphas = {}
+        self._alphas, self._holes = {}, None
         self.cubes = R.from_numpy(state["cubes"], self.device)
         for k, o in self.opts.items():
             R.load_optimizer_state(o, state["opts"][k])
@@ -526,6 +527,7 @@ class SpriteLearner:
         cfg = self.cfg
         self._alphas = {}
         seen, clear, visible, holes = self._alpha_pass("plate evidence", keep=True, pockets=True)
+        self._holes = holes                             # what _give needs with the kept alphas
         side = self.texture.shape[-1]
         offsets = self._offsets_np()
         tex = self.texture[0].permute(1, 2, 0).cpu().numpy().copy()
@@ -542,14 +544,16 @@ class SpriteLearner:
         self.delivered = torch.from_numpy(tex).permute(2, 0, 1)[None].contiguous().to(self.device)
         self.invented = empty if cfg.plate_pockets > 0 else None
 
-    def _give(self, ti: int, a: np.ndarray) -> np.ndarray:
-        """Frame ti's alphas (N×H×W) with its holes (pockets included) over texels the fill made up
+    def _give(self, ti: int, a: np.ndarray, holes: np.ndarray | None = None) -> np.ndarray:
+        """Frame ti's alphas (N×H×W) with its holes (pockets included; `holes`, H×W, when the fill's pass
+        computed them for these alphas, else from _background) over texels the fill made up
         (self.invented) handed to the sprite around them: its alpha raised, the plate's lowered, by the
         share of made-up plate there. Such a pixel is a sprite's the alpha missed (its plate came from
         the pocket's own votes alone); the plate there is now the fill, so left to the plate the
         composite would show the fill instead of the frame. The sprite around a pixel: the largest
         alpha after a blur over POCKET_REACH px (at 256 high)."""
-        _, _, holes = self._background(ti, a, pockets=True)
+        if holes is None:
+            _, _, holes = self._background(ti, a, pockets=True)
         if not holes.any():
             return a
         offsets = self._offsets_np()
@@ -557,15 +561,10 @@ class SpriteLearner:
                                  None if offsets is None else offsets[ti:ti + 1])[0, ..., 0]
         give = holes * np.clip(made_up, 0.0, 1.0)
         a = a.copy()
-        k = 1
-        if self.N > 2:
-            s = POCKET_REACH * self.H / 256.0
-            k = 1 + np.stack([cv2.GaussianBlur(np.clip(x, 0.0, 1.0), (0, 0), s) for x in a[1:]]).argmax(0)
-            k = np.where(give > 0, k, 0)
-            for j in range(1, self.N):
-                a[j] = np.where(k == j, np.maximum(a[j], give), a[j])
-        else:
-            a[1] = np.maximum(a[1], give)
+        s = POCKET_REACH * self.H / 256.0
+        k = 1 + np.stack([cv2.GaussianBlur(np.clip(x, 0.0, 1.0), (0, 0), s) for x in a[1:]]).argmax(0)
+        for j in range(1, self.N):
+            a[j] = np.where((k == j) & (give > 0), np.maximum(a[j], give), a[j])
         a[0] = np.minimum(a[0], 1.0 - give)
         return a
 
@@ -578,8 +577,9 @@ class SpriteLearner:
             plate[ti], a = self._frame(ti, alphas=kept is None)
             alpha[ti] = a if kept is None else kept
             if self.invented is not None:
-                alpha[ti] = self._give(ti, alpha[ti])
+                alpha[ti] = self._give(ti, alpha[ti], None if kept is None or self._holes is None else self._holes[ti])
             self._progress(1.0, f"export frame {ti + 1}/{T}")
+        self._holes = None                              # (like the kept alphas: used once)
         alpha = np.clip(alpha, 0.0, 1.0)
         return Export(plate=np.clip(plate, 0.0, 1.0), alpha=alpha, labels=alpha.argmax(1).astype(np.int32))
 
